@@ -1,0 +1,34 @@
+"""`calltracking calls list`: the call-record contract, as table, JSON or CSV."""
+import click
+
+from .. import callrecord, services as svc
+from . import cli, pass_ctx
+from .entities import _Errors
+
+
+@cli.group()
+def calls():
+    """Recorded calls."""
+
+
+@calls.command("list")
+@click.option("--from", "start", default=None, help="YYYY-MM-DD or ISO date-time (inclusive).")
+@click.option("--to", "end", default=None, help="YYYY-MM-DD (inclusive day) or ISO date-time (exclusive).")
+@click.option("--project", default=None)
+@click.option("--tz", default=None, help="Time zone of --from/--to (default: the project's or [general] timezone).")
+@click.option("--limit", type=int, default=None)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@pass_ctx
+def calls_list(app, start, end, project, tz, limit, fmt):
+    """List calls with the fields of the call-record contract (times in UTC)."""
+    with _Errors(), app.session() as s:
+        pid = None
+        zone = tz or app.config.general.timezone
+        if project:
+            p = svc.get_project(s, project)
+            pid, zone = p.id, tz or p.timezone
+        a = svc.parse_when(start, zone) if start else None
+        b = svc.parse_when(end, zone, end=True) if end else None
+        rows = [callrecord.call_to_dict(c, with_legs=fmt == "json")
+                for c in callrecord.query_calls(s, a, b, pid, limit)]
+    click.echo(callrecord.render(rows, fmt))

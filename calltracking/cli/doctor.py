@@ -1,0 +1,22 @@
+"""`calltracking doctor`."""
+import click
+
+from .. import doctor as doc
+from . import cli, pass_ctx
+
+MARK = {doc.OK: click.style("OK  ", fg="green"), doc.WARN: click.style("WARN", fg="yellow"),
+        doc.FAIL: click.style("FAIL", fg="red")}
+
+
+@cli.command()
+@pass_ctx
+def doctor(app):
+    """Check configuration, database and services; print a fix for each problem."""
+    results = doc.run_checks(app)
+    for r in results:
+        click.echo(f"{MARK[r.status]} {r.name}: {r.detail}")
+        if r.fix and r.status != doc.OK:
+            click.echo(f"     fix: {r.fix}")
+    failed = sum(r.status == doc.FAIL for r in results)
+    click.echo(f"{len(results)} checks, {failed} failed")
+    raise SystemExit(1 if failed else 0)
