@@ -199,6 +199,12 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class AsteriskConfig:
+    config_dir: str = opt("/etc/asterisk", _str, "Asterisk's configuration directory")
+    agi_bin_dir: str = opt("/var/lib/asterisk/agi-bin", _str, "Asterisk's AGI script directory")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = opt("info", _choice("debug", "info", "warning", "error"))
     format: str = opt("text", _choice("text", "json"))
@@ -212,6 +218,7 @@ SECTIONS: dict[str, type] = {
     "web": WebConfig,
     "recordings": RecordingsConfig,
     "notify": NotifyConfig,
+    "asterisk": AsteriskConfig,
     "log": LogConfig,
 }
 
@@ -225,6 +232,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     log: LogConfig = field(default_factory=LogConfig)
     #: where values came from, e.g. {"database.url": "/etc/calltracking/config.ini"}
     origins: dict = field(default_factory=dict, compare=False)
