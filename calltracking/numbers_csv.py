@@ -123,11 +123,11 @@ def import_numbers(session: Session, text: str, region: str = "RU", default_proj
         if key not in projects:
             errors.append(RowError(line, f"project {key!r} does not exist"))
             continue
-        if not row.get("source") and not row.get("pool"):
-            errors.append(RowError(line, f"number {e164}: give a 'source' (static) or a 'pool' (dynamic)"))
-            continue
         if row.get("campaign") and not row.get("source"):
             errors.append(RowError(line, f"number {e164}: a campaign needs a source"))
+            continue
+        if not row.get("source") and not row.get("pool"):
+            errors.append(RowError(line, f"number {e164}: give a 'source' (static) or a 'pool' (dynamic)"))
             continue
         try:
             row["callerid_prefix"] = _yesno(row.get("callerid_prefix", ""), True)

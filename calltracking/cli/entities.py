@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import click
 from sqlalchemy import select
@@ -254,7 +255,7 @@ def numbers_import(app, file, project):
     total = text.count("\n")
     bar = None
     if total > 1000:
-        bar = click.progressbar(length=total, label="checking and importing", file=click.get_text_stream("stderr"))
+        bar = click.progressbar(length=total, label="checking and importing", file=sys.stderr)
         bar.__enter__()
     try:
         with app.session() as s:

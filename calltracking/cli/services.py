@@ -1,13 +1,27 @@
-"""Long-running services: `run`, `agi`, `ami`, `web`, `scheduler`."""
+"""`calltracking run`: all services in one process."""
+import asyncio
+
 import click
 
+from ..logsetup import setup_logging
+from ..runner import COMPONENTS, Supervisor, check_startup, enabled_components
 from . import cli, pass_ctx
 
 
 @cli.command()
+@click.option("--only", multiple=True, type=click.Choice(COMPONENTS),
+              help="Run only these components (repeatable).")
+@click.option("--without", "skip", multiple=True, type=click.Choice(COMPONENTS),
+              help="Do not run these components (repeatable).")
 @pass_ctx
-def run(app):
-    """Run every service in one process (FastAGI, AMI listener, scheduler, web UI)."""
-    app.config  # validate configuration before anything else
-    raise click.ClickException("`run` is not implemented yet in this version: the FastAGI server, "
-                               "AMI listener and web UI arrive in the next releases")
+def run(app, only, skip):
+    """Run FastAGI server, AMI listener, scheduler and web UI in one process.
+
+    Stops cleanly on SIGTERM/SIGINT. This is what the systemd unit starts.
+    """
+    cfg = app.config
+    setup_logging(cfg)
+    enabled = enabled_components(cfg, tuple(only), tuple(skip))
+    check_startup(cfg, enabled)
+    sup = Supervisor(cfg, app.sessionmaker, enabled)
+    asyncio.run(sup.run())

@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# Install, upgrade or remove calltracking on a Debian/Ubuntu Asterisk server.
+# Idempotent: running it again upgrades code and database and keeps config and data.
+#
+#   sudo ./install.sh [--start] [--timestampevents]     install or upgrade
+#   sudo ./install.sh --uninstall [--purge]             remove (--purge: also config and data)
+#   ./install.sh --root DIR --no-systemd                into a temporary root (tests, packaging)
+set -euo pipefail
+
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT=""
+SYSTEMD=auto
+ASTERISK=yes
+START=no
+UNINSTALL=no
+PURGE=no
+TSE=ask
+PYTHON="${PYTHON:-python3}"
+
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+say() { echo "calltracking: $*"; }
+die() { echo "calltracking: error: $*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) ROOT="${2:?--root needs a directory}"; shift ;;
+        --root=*) ROOT="${1#--root=}" ;;
+        --no-systemd) SYSTEMD=no ;;
+        --no-asterisk) ASTERISK=no ;;
+        --start) START=yes ;;
+        --uninstall) UNINSTALL=yes ;;
+        --purge) PURGE=yes ;;
+        --timestampevents) TSE=yes ;;
+        --no-timestampevents) TSE=no ;;
+        -h|--help) usage 0 ;;
+        *) echo "unknown option: $1" >&2; usage 2 ;;
+    esac
+    shift
+done
+
+if [ -n "$ROOT" ]; then
+    mkdir -p "$ROOT"
+    ROOT="$(cd "$ROOT" && pwd)"
+elif [ "$(id -u)" -ne 0 ]; then
+    die "run as root (sudo $0), or use --root DIR"
+fi
+if [ "$SYSTEMD" = auto ]; then
+    if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then SYSTEMD=yes; else SYSTEMD=no; fi
+fi
+
+USER_NAME=calltracking
+OPT="$ROOT/opt/calltracking"
+ETC="$ROOT/etc/calltracking"
+CONF="$ETC/config.ini"
+VARLIB="$ROOT/var/lib/calltracking"
+LOGDIR="$ROOT/var/log/calltracking"
+UNIT="$ROOT/etc/systemd/system/calltracking.service"
+BINLINK="$ROOT/usr/local/bin/calltracking"
+AST_ETC="$ROOT/etc/asterisk"
+AGI_BIN="$ROOT/var/lib/asterisk/agi-bin"
+INC_EXT="#include extensions_calltracking.conf"
+INC_MGR="#include manager_calltracking.conf"
+
+# Real root: manage the user and run services; --root: files only.
+REAL=yes; [ -n "$ROOT" ] && REAL=no
+
+asterisk_running() { [ "$REAL" = yes ] && command -v asterisk >/dev/null 2>&1 && asterisk -rx "core show version" >/dev/null 2>&1; }
+
+asterisk_reload() {
+    if asterisk_running; then
+        asterisk -rx "dialplan reload" >/dev/null && asterisk -rx "manager reload" >/dev/null \
+            && say "reloaded Asterisk dialplan and manager" || say "warning: Asterisk reload failed"
+    fi
+}
+
+remove_line() {  # remove_line FILE LINE
+    [ -f "$1" ] || return 0
+    if grep -qxF "$2" "$1"; then
+        grep -vxF "$2" "$1" > "$1.ct-tmp" || true
+        cat "$1.ct-tmp" > "$1" && rm -f "$1.ct-tmp"
+        say "removed '$2' from ${1#$ROOT}"
+    fi
+}
+
+ini_get() {  # ini_get FILE SECTION KEY
+    awk -F'=' -v s="[$2]" -v k="$3" '
+        /^[ \t]*\[/ { in_s = ($0 ~ "^[ \t]*\\[" substr(s,2,length(s)-2) "\\]") }
+        in_s && $1 ~ "^[ \t]*" k "[ \t]*$" { v=$0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t]*([;#].*)?$/, "", v); print v; exit }
+    ' "$1"
+}
+
+stop_service() {
+    if [ "$SYSTEMD" = yes ] && systemctl list-unit-files calltracking.service >/dev/null 2>&1; then
+        systemctl stop calltracking.service 2>/dev/null || true
+    fi
+    if [ -f "$ROOT/run/calltracking.pid" ]; then
+        kill "$(cat "$ROOT/run/calltracking.pid")" 2>/dev/null || true
+        rm -f "$ROOT/run/calltracking.pid"
+    fi
+}
+
+# ------------------------------------------------------------------ uninstall
+if [ "$UNINSTALL" = yes ]; then
+    stop_service
+    if [ "$SYSTEMD" = yes ]; then
+        systemctl disable calltracking.service >/dev/null 2>&1 || true
+    fi
+    rm -f "$UNIT"
+    [ "$SYSTEMD" = yes ] && systemctl daemon-reload || true
+    rm -rf "$OPT"
+    rm -f "$BINLINK" "$AGI_BIN/calltracking-agi"
+    remove_line "$AST_ETC/extensions.conf" "$INC_EXT"
+    remove_line "$AST_ETC/manager.conf" "$INC_MGR"
+    rm -f "$AST_ETC/extensions_calltracking.conf" "$AST_ETC/manager_calltracking.conf"
+    asterisk_reload
+    if [ "$PURGE" = yes ]; then
+        rm -rf "$ETC" "$VARLIB" "$LOGDIR"
+        if [ "$REAL" = yes ] && id "$USER_NAME" >/dev/null 2>&1; then
+            userdel "$USER_NAME" >/dev/null 2>&1 || true
+        fi
+        say "uninstalled; configuration and data deleted (--purge)"
+    else
+        say "uninstalled; kept $ETC and $VARLIB (use --purge to delete them)"
+    fi
+    exit 0
+fi
+
+# -------------------------------------------------------------------- install
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "Python 3.11 or newer is required ($PYTHON is $("$PYTHON" -V 2>&1))"
+"$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || {
+    if [ "$REAL" = yes ] && command -v apt-get >/dev/null; then
+        say "installing python3-venv"; apt-get install -y -qq python3-venv >/dev/null
+    else die "python venv/ensurepip missing: apt-get install python3-venv"; fi
+}
+
+# 1. system user
+OWNER=root
+if [ "$REAL" = yes ]; then
+    if ! id "$USER_NAME" >/dev/null 2>&1; then
+        useradd --system --home-dir /var/lib/calltracking --no-create-home \
+                --shell /usr/sbin/nologin "$USER_NAME"
+        say "created system user $USER_NAME"
+    fi
+    if getent group asterisk >/dev/null 2>&1; then
+        usermod -a -G asterisk "$USER_NAME"
+    fi
+    OWNER=$USER_NAME
+fi
+
+mkdir -p "$ETC" "$VARLIB" "$LOGDIR" "$(dirname "$BINLINK")"
+
+# 2. virtualenv + package (upgrade in place when present)
+if [ ! -x "$OPT/bin/python" ]; then
+    "$PYTHON" -m venv "$OPT"
+    say "created virtualenv $OPT"
+fi
+"$OPT/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+PIPLOG="$(mktemp)"
+"$OPT/bin/pip" install --disable-pip-version-check --upgrade "$SRC" >"$PIPLOG" 2>&1 \
+    || { tail -30 "$PIPLOG" >&2; rm -f "$PIPLOG"; die "pip install failed"; }
+rm -f "$PIPLOG"
+ln -sfn "${OPT#$ROOT}/bin/calltracking" "$BINLINK"
+say "installed $("$OPT/bin/calltracking" --version 2>/dev/null | tail -1)"
+
+# 3. configuration (never overwritten)
+if [ ! -f "$CONF" ]; then
+    gen() { "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+    WEB_SECRET="$(gen)"; AMI_SECRET="$(gen | tr -dc 'A-Za-z0-9' | cut -c1-24)"
+    DB_URL="sqlite:///${VARLIB}/calltracking.db"
+    sed -e "s|^secret_key = .*|secret_key = ${WEB_SECRET}|" \
+        -e "s|^secret =.*|secret = ${AMI_SECRET}|" \
+        -e "s|^url = sqlite:.*|url = ${DB_URL}|" \
+        -e "s|^config_dir = .*|config_dir = ${AST_ETC}|" \
+        -e "s|^agi_bin_dir = .*|agi_bin_dir = ${AGI_BIN}|" \
+        "$SRC/config.example.ini" > "$CONF.tmp"
+    chmod 640 "$CONF.tmp"
+    mv "$CONF.tmp" "$CONF"
+    say "wrote $CONF with generated secrets"
+else
+    say "kept existing $CONF"
+fi
+AMI_SECRET="$(ini_get "$CONF" ami secret)"
+
+# 4. database
+CT=("$OPT/bin/calltracking" --config "$CONF")
+if [ "$REAL" = yes ]; then
+    chown -R "$OWNER:$OWNER" "$VARLIB" "$LOGDIR"
+    chown "root:$OWNER" "$ETC" "$CONF"
+    chmod 750 "$ETC"
+    runuser -u "$OWNER" -- "${CT[@]}" db upgrade
+else
+    "${CT[@]}" db upgrade
+fi
+
+# 5. Asterisk: dialplan + AMI user includes, classic AGI wrapper
+if [ "$ASTERISK" = yes ] && [ -d "$AST_ETC" ]; then
+    install -m 644 "$SRC/dialplan/extensions_calltracking.conf" "$AST_ETC/extensions_calltracking.conf"
+    sed "s|@AMI_SECRET@|${AMI_SECRET}|" "$SRC/dialplan/manager_calltracking.conf" \
+        > "$AST_ETC/manager_calltracking.conf"
+    chmod 640 "$AST_ETC/manager_calltracking.conf"
+    if [ "$REAL" = yes ] && getent group asterisk >/dev/null 2>&1; then
+        chgrp asterisk "$AST_ETC/manager_calltracking.conf"
+    fi
+    for pair in "extensions.conf|$INC_EXT" "manager.conf|$INC_MGR"; do
+        f="$AST_ETC/${pair%%|*}"; line="${pair#*|}"
+        touch "$f"
+        if ! grep -qxF "$line" "$f"; then
+            printf '\n%s\n' "$line" >> "$f"
+            say "added '$line' to ${f#$ROOT}"
+        fi
+    done
+    # AMI event times: Asterisk sends a Timestamp header only with timestampevents = yes.
+    MGR="$AST_ETC/manager.conf"
+    if ! grep -Eq '^[[:space:]]*timestampevents[[:space:]]*=[[:space:]]*(yes|true|on|1)' "$MGR"; then
+        if [ "$TSE" = ask ] && [ -t 0 ]; then
+            read -r -p "Set 'timestampevents = yes' in manager.conf [general] (recommended)? [Y/n] " a
+            case "$a" in [nN]*) TSE=no ;; *) TSE=yes ;; esac
+        fi
+        if [ "$TSE" = yes ]; then
+            if grep -q '^\[general\]' "$MGR"; then
+                sed -i '/^\[general\]/a timestampevents = yes' "$MGR"
+            else
+                printf '[general]\ntimestampevents = yes\n\n%s\n' "$(cat "$MGR")" > "$MGR"
+            fi
+            say "set timestampevents = yes in ${MGR#$ROOT}"
+        else
+            say "notice: manager.conf has no 'timestampevents = yes'; call times will use the"
+            say "        receive time. Rerun with --timestampevents to set it."
+        fi
+    fi
+    if [ -d "$AGI_BIN" ]; then
+        cat > "$AGI_BIN/calltracking-agi" <<EOF
+#!/bin/sh
+# calltracking classic AGI script (for sites without the FastAGI daemon)
+exec ${OPT#$ROOT}/bin/python -m agi.classic "\$@"
+EOF
+        chmod 755 "$AGI_BIN/calltracking-agi"
+        say "installed ${AGI_BIN#$ROOT}/calltracking-agi"
+    fi
+    asterisk_reload
+elif [ "$ASTERISK" = yes ]; then
+    say "notice: ${AST_ETC#$ROOT} not found (Asterisk not installed?); copy dialplan/*.conf there later"
+fi
+
+# 6. systemd unit
+mkdir -p "$(dirname "$UNIT")"
+cat > "$UNIT" <<EOF
+[Unit]
+Description=calltracking: call tracking for Asterisk (FastAGI, AMI listener, scheduler, web UI)
+After=network.target asterisk.service postgresql.service
+Wants=asterisk.service
+
+[Service]
+Type=simple
+User=$USER_NAME
+Group=$USER_NAME
+Environment=CALLTRACKING_CONFIG=${CONF#$ROOT}
+ExecStart=${OPT#$ROOT}/bin/calltracking run
+Restart=on-failure
+RestartSec=3
+KillSignal=SIGTERM
+TimeoutStopSec=15
+NoNewPrivileges=yes
+ProtectSystem=full
+ReadWritePaths=/var/lib/calltracking /var/log/calltracking /var/spool/asterisk/monitor
+
+[Install]
+WantedBy=multi-user.target
+EOF
+if [ "$SYSTEMD" = yes ]; then
+    systemctl daemon-reload
+    systemctl enable calltracking.service >/dev/null 2>&1
+    if [ "$START" = yes ] || systemctl is-active --quiet calltracking.service; then
+        systemctl restart calltracking.service
+        say "service calltracking started (journalctl -u calltracking)"
+    fi
+elif [ "$START" = yes ] && [ "$REAL" = yes ]; then
+    stop_service
+    mkdir -p /run
+    runuser -u "$OWNER" -- env CALLTRACKING_CONFIG="$CONF" \
+        nohup "$OPT/bin/calltracking" run >>"$LOGDIR/calltracking.log" 2>&1 &
+    echo $! > /run/calltracking.pid
+    sleep 2
+    if kill -0 "$(cat /run/calltracking.pid)" 2>/dev/null; then
+        say "started calltracking run (pid $(cat /run/calltracking.pid), log $LOGDIR/calltracking.log)"
+    else
+        tail -5 "$LOGDIR/calltracking.log" >&2 || true
+        die "calltracking run exited; see $LOGDIR/calltracking.log"
+    fi
+fi
+
+WEB="$(ini_get "$CONF" web public_url)"
+say "done. Next: create a web user with"
+say "    sudo calltracking users add admin --role admin"
+say "then open ${WEB:-http://127.0.0.1:8080} ; check the setup with: sudo calltracking doctor"
