@@ -1,0 +1,102 @@
+"""Prometheus metrics (`/metrics` in the web UI).
+
+Process metrics are updated by the components running in this process
+(FastAGI latency, AMI events, reconnects); database-derived figures (calls by
+status, pool usage, exhaustion, job failures) are read at scrape time by
+:class:`DatabaseCollector`, so they are right whichever process wrote them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import func, select
+
+log = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+AGI_REQUESTS = Counter("calltracking_agi_requests", "FastAGI hook requests", ["hook", "result"],
+                       registry=REGISTRY)
+AGI_LATENCY = Histogram("calltracking_agi_latency_seconds", "Time to answer a FastAGI hook", ["hook"],
+                        buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
+                        registry=REGISTRY)
+AMI_EVENTS = Counter("calltracking_ami_events", "AMI events received", registry=REGISTRY)
+AMI_UNKNOWN_EVENTS = Counter("calltracking_ami_unknown_events", "AMI events skipped (unknown type)",
+                             registry=REGISTRY)
+AMI_LAG = Gauge("calltracking_ami_lag_seconds", "Event time to committed record, last batch",
+                registry=REGISTRY)
+AMI_QUEUE = Gauge("calltracking_ami_queue_depth", "Events waiting for the writer", registry=REGISTRY)
+AMI_RECONNECTS = Counter("calltracking_ami_reconnects", "AMI reconnections", registry=REGISTRY)
+AMI_CONNECTED = Gauge("calltracking_ami_connected", "1 while logged in to AMI", registry=REGISTRY)
+
+
+class DatabaseCollector:
+    """Figures read from the database at scrape time."""
+
+    def __init__(self, sessionmaker):
+        self.sessionmaker = sessionmaker
+
+    def collect(self):
+        from .models import Call, NumberPool, PoolReservation, TrackingNumber
+
+        calls = CounterMetricFamily("calltracking_calls", "Calls recorded, by status", labels=["status"])
+        today = GaugeMetricFamily("calltracking_calls_today", "Calls since 00:00 UTC, by status",
+                                  labels=["status"])
+        pool_size = GaugeMetricFamily("calltracking_pool_numbers", "Active numbers in a pool", labels=["pool"])
+        pool_used = GaugeMetricFamily("calltracking_pool_numbers_in_use", "Pool numbers held by a live session",
+                                      labels=["pool"])
+        exhausted = CounterMetricFamily("calltracking_pool_exhausted", "Times a pool had no free number",
+                                        labels=["pool"])
+        up = GaugeMetricFamily("calltracking_database_up", "1 when the database answered the scrape")
+        try:
+            with self.sessionmaker() as s:
+                for status, n in s.execute(select(Call.status, func.count()).group_by(Call.status)):
+                    calls.add_metric([status], n)
+                midnight = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+                for status, n in s.execute(select(Call.status, func.count()).where(Call.started_at >= midnight)
+                                           .group_by(Call.status)):
+                    today.add_metric([status], n)
+                for pool in s.scalars(select(NumberPool)):
+                    label = f"{pool.project_id}/{pool.name}"
+                    size = s.scalar(select(func.count()).select_from(TrackingNumber).where(
+                        TrackingNumber.pool_id == pool.id, TrackingNumber.active.is_(True)))
+                    used = s.scalar(select(func.count()).select_from(PoolReservation).where(
+                        PoolReservation.pool_id == pool.id, PoolReservation.released_at.is_(None)))
+                    pool_size.add_metric([label], size or 0)
+                    pool_used.add_metric([label], used or 0)
+                    exhausted.add_metric([label], pool.exhausted_count or 0)
+            up.add_metric([], 1)
+        except Exception as e:  # a scrape never fails because the DB is down
+            log.warning("metrics: database unavailable: %s", e)
+            up.add_metric([], 0)
+        yield from (calls, today, pool_size, pool_used, exhausted, up)
+        yield from self._jobs()
+
+    def _jobs(self):
+        try:
+            from .scheduler import job_metrics  # provided by the scheduler module when present
+        except Exception:
+            return
+        try:
+            yield from job_metrics(self.sessionmaker)
+        except Exception as e:
+            log.warning("metrics: job figures unavailable: %s", e)
+
+
+def render(sessionmaker) -> bytes:
+    """The text exposition of this process's metrics plus the database figures."""
+    reg = CollectorRegistry()
+    reg.register(_Wrapped(REGISTRY))
+    reg.register(DatabaseCollector(sessionmaker))
+    return generate_latest(reg)
+
+
+class _Wrapped:
+    def __init__(self, registry):
+        self.registry = registry
+
+    def collect(self):
+        return self.registry.collect()
