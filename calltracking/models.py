@@ -107,6 +107,8 @@ class NumberPool(Base):
     fallback_number: Mapped[Optional[str]] = mapped_column(String(20))
     exhausted_count: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # --- DNI (issue 6): when the snippet shows a promo code: off | exhausted | always
+    promo_mode: Mapped[str] = mapped_column(String(10), default="off", server_default="off")
 
 
 class TrackingNumber(Base):
@@ -139,6 +141,10 @@ class TrackingNumber(Base):
     description: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    # --- DNI (issue 6): assignment hints kept by calltracking.dni in the same transaction
+    # as the PoolReservation rows (whose partial unique index is the real guarantee).
+    pool_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    pool_released_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
     source: Mapped[Optional[Source]] = relationship()
     campaign: Mapped[Optional[Campaign]] = relationship()
     pool: Mapped[Optional[NumberPool]] = relationship()
@@ -417,3 +423,225 @@ class AuditLog(Base):
     entity: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[Optional[str]] = mapped_column(String(40))
     details: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- Reports (issue 5, reports helper): rollup tables kept up to date by
+# calltracking.reports_rollup.refresh_rollups(); see README "### Reports". ------
+
+Index("ix_calls_updated_at", Call.updated_at)
+Index("ix_calls_project_source_started", Call.project_id, Call.source_id, Call.started_at)
+
+SecondsSum = Numeric(18, 3, asdecimal=True)
+MoneySum = Numeric(18, 2, asdecimal=True)
+
+
+class ReportDaily(Base):
+    """Finished calls of one project and local day, split along one dimension.
+
+    ``dim`` is source | campaign | keyword | operator | device | os | browser |
+    ttc (time-to-call bucket) | all; ``key`` is the id (as text), the keyword,
+    the device name or the bucket label ("" when unknown). The same dimensions
+    with an ``@m`` suffix hold whole months (``day`` = the 1st), summed from
+    the daily rows, so long ranges read few rows.
+    """
+
+    __tablename__ = "report_daily"
+    __table_args__ = {"sqlite_with_rowid": False}   # rows clustered by the primary key
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    dim: Mapped[str] = mapped_column(String(12), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    missed: Mapped[int] = mapped_column(Integer, default=0)
+    first_calls: Mapped[int] = mapped_column(Integer, default=0)
+    repeat_calls: Mapped[int] = mapped_column(Integer, default=0)
+    wait_sum: Mapped[Decimal] = mapped_column(SecondsSum, default=0)
+    talk_sum: Mapped[Decimal] = mapped_column(SecondsSum, default=0)
+    deals: Mapped[int] = mapped_column(Integer, default=0)
+    value_sum: Mapped[Decimal] = mapped_column(MoneySum, default=0)
+    missed_rung: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportHourly(Base):
+    """Finished calls and peak concurrency of one project and local hour."""
+
+    __tablename__ = "report_hourly"
+    __table_args__ = {"sqlite_with_rowid": False}
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    weekday: Mapped[int] = mapped_column(Integer)  # ISO: 1 = Monday … 7 = Sunday
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    missed: Mapped[int] = mapped_column(Integer, default=0)
+    peak_concurrent: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportRollupState(Base):
+    """One row: calls updated after ``watermark`` are not yet in the rollups."""
+
+    __tablename__ = "report_rollup_state"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    watermark: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    refreshed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+
+# --- end of reports block ---------------------------------------------------------
+
+
+# --- DNI (issue 6, dynamic number insertion): free pool numbers in assignment order
+# (never released first, then least recently released); see calltracking/dni.py. ----
+Index("ix_tracking_numbers_pool_free", TrackingNumber.pool_id, TrackingNumber.pool_held,
+      TrackingNumber.pool_released_at, TrackingNumber.id)
+Index("ix_pool_reservations_live_seen", PoolReservation.pool_id, PoolReservation.released_at,
+      PoolReservation.last_seen_at)
+Index("ix_promo_codes_session", PromoCode.session_id)
+# --- end of DNI block ---------------------------------------------------------------
+
+
+# --- Jobs, recordings and integrations (issue 7): calltracking/scheduler.py,
+# recordings.py, notify.py, integrations.py. ----------------------------------------
+from sqlalchemy.orm import backref  # noqa: E402
+
+
+class JobStatus(Base):
+    """Last run and failure counters of one scheduler job (listed by `doctor`)."""
+
+    __tablename__ = "job_status"
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_started_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    last_finished_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    last_ok_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    last_error_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_result: Mapped[str] = mapped_column(String(200), default="")
+    last_duration_ms: Mapped[Optional[int]] = mapped_column(Integer)
+
+
+class SchedulerLease(Base):
+    """Held by the one process that runs the jobs; renewed by a heartbeat."""
+
+    __tablename__ = "scheduler_lease"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """One outgoing mail or HTTP request with retries; ``dead`` = the dead-letter list."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint("channel IN ('email', 'webhook', 'crm', 'ga4')", name="channel"),
+        CheckConstraint("status IN ('pending', 'sent', 'dead')", name="status"),
+        UniqueConstraint("dedup_key", name="uq_deliveries_dedup_key"),
+        Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[Optional[int]] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    rule_id: Mapped[Optional[int]] = mapped_column(ForeignKey("notification_rules.id", ondelete="SET NULL"))
+    call_id: Mapped[Optional[int]] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    event: Mapped[str] = mapped_column(String(20))
+    dedup_key: Mapped[Optional[str]] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String(1000), default="")
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_http_status: Mapped[Optional[int]] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+
+
+class RecordingInfo(Base):
+    """The processed recording of a call: playable file, duration, talk analysis, retention."""
+
+    __tablename__ = "recording_info"
+    __table_args__ = (
+        CheckConstraint("status IN ('ok', 'missing', 'error', 'purged')", name="status"),
+    )
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10))
+    file: Mapped[str] = mapped_column(String(500), default="")
+    format: Mapped[str] = mapped_column(String(5), default="")
+    source_files: Mapped[str] = mapped_column(Text, default="")
+    duration_seconds: Mapped[Optional[Decimal]] = mapped_column(Seconds)
+    channels: Mapped[Optional[int]] = mapped_column(Integer)
+    caller_talk_seconds: Mapped[Optional[Decimal]] = mapped_column(Seconds)
+    operator_talk_seconds: Mapped[Optional[Decimal]] = mapped_column(Seconds)
+    talk_ratio: Mapped[Optional[Decimal]] = mapped_column(Numeric(4, 3))
+    longest_silence_seconds: Mapped[Optional[Decimal]] = mapped_column(Seconds)
+    error: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    processed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    purged_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    call: Mapped[Call] = relationship(backref=backref("recording_info", uselist=False, passive_deletes=True))
+
+
+class RecordingPolicy(Base):
+    """Per-project override of ``[recordings] keep_days`` (0 = keep forever)."""
+
+    __tablename__ = "recording_policies"
+    __table_args__ = (CheckConstraint("keep_days >= 0", name="keep_days"),)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    keep_days: Mapped[int] = mapped_column(Integer)
+# --- end of jobs/integrations block ------------------------------------------------
+
+
+# --- AMI listener (issue 4): stored events of calls, live-call index, listener state.
+# Written by calltracking.calls_store; see README "## AMI listener". -----------------
+from sqlalchemy import BigInteger  # noqa: E402
+
+class AmiEvent(Base):
+    """An AMI event that changed a call, kept so a restart resumes and `ami rebuild` re-derives."""
+
+    __tablename__ = "ami_events"
+    __table_args__ = (
+        Index("ix_ami_events_pbx_linkedid", "pbx_id", "linkedid"),
+        Index("ix_ami_events_at", "at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    pbx_id: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    event: Mapped[str] = mapped_column(String(40))
+    data: Mapped[str] = mapped_column(Text)
+
+
+class AmiCall(Base):
+    """Every Linkedid the listener followed; ``live`` until all its channels hung up."""
+
+    __tablename__ = "ami_calls"
+    __table_args__ = (Index("ix_ami_calls_pbx_live", "pbx_id", "live"),)
+    pbx_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    linkedid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    live: Mapped[bool] = mapped_column(Boolean, default=True)
+    recorded: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_event_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+
+
+class AmiListenerState(Base):
+    """What the listener of one PBX saw: connection times, counters, event classes, clock skew."""
+
+    __tablename__ = "ami_listener_state"
+    pbx_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connected_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    disconnected_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    unknown_events: Mapped[int] = mapped_column(BigInteger, default=0)
+    malformed_frames: Mapped[int] = mapped_column(BigInteger, default=0)
+    without_timestamp: Mapped[int] = mapped_column(BigInteger, default=0)
+    clock_skew_ms: Mapped[Optional[int]] = mapped_column(Integer)
+    classes: Mapped[str] = mapped_column(Text, default="{}")
+    stats: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -86,4 +86,4 @@ def main(argv=None):
 
 
 # Sub-command modules register themselves on `cli` when imported.
-from . import calls, db, doctor, entities, services  # noqa: E402,F401
+from . import calls, db, demo, doctor, entities, services, jobs, web, agi, pools, ami  # noqa: E402,F401

@@ -2,6 +2,9 @@
 import click
 
 from .. import doctor as doc
+from .. import scheduler as _scheduler_checks  # noqa: F401  (registers job checks)
+from agi import doctor as _agi_checks  # noqa: F401,E402  (FastAGI port, dialplan include)
+from ami_listener import doctor as _ami_checks  # noqa: F401,E402  (AMI login, events, clock)
 from . import cli, pass_ctx
 
 MARK = {doc.OK: click.style("OK  ", fg="green"), doc.WARN: click.style("WARN", fg="yellow"),

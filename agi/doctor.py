@@ -1,0 +1,71 @@
+"""`calltracking doctor` checks of the AGI part: the FastAGI port answers, the dialplan is included."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+from calltracking.doctor import FAIL, OK, WARN, Result, check
+
+INCLUDE = "extensions_calltracking.conf"
+_INCLUDE_RE = re.compile(r'^\s*#include\s+"?([^"\s;]*extensions_calltracking\.conf)"?', re.M)
+
+PING_HEADER = ("agi_network: yes\nagi_network_script: ping\nagi_request: agi://doctor/ping\n"
+               "agi_channel: doctor\nagi_uniqueid: doctor\n\n")
+
+
+def fastagi_handshake(host: str, port: int, timeout: float = 2.0) -> str:
+    """Talk AGI to the server like Asterisk would; returns the first command it sent."""
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(PING_HEADER.encode())
+        f = s.makefile("rb")
+        line = f.readline(4096).decode("utf-8", "replace").strip()
+        if not line:
+            raise ConnectionError("the server closed the connection without a command")
+        s.sendall(b"200 result=1\n")
+        return line
+
+
+@check("fastagi")
+def _fastagi(ctx):
+    host, port = ctx.config.agi.listen
+    try:
+        first = fastagi_handshake(host, port)
+    except OSError as e:
+        return [Result(FAIL, "fastagi", f"no FastAGI server answers on {host}:{port}: {e}",
+                       "start it: `calltracking run` (or `calltracking agi`); check [agi] listen")]
+    if first != 'SET VARIABLE CT_STATUS "ok"':
+        return [Result(FAIL, "fastagi", f"{host}:{port} answered {first[:60]!r}, not calltracking's "
+                       "FastAGI server", "another program uses the port; change [agi] listen "
+                       "and the AGI() URLs in extensions_calltracking.conf")]
+    return [Result(OK, "fastagi", f"FastAGI server answers on {host}:{port}")]
+
+
+def include_status(config_dir: str) -> Result:
+    conf = os.path.join(config_dir, "extensions.conf")
+    ours = os.path.join(config_dir, INCLUDE)
+    fix = f"add the line `#include {INCLUDE}` to {conf} (install.sh does) and run " \
+          "`asterisk -rx 'dialplan reload'`"
+    try:
+        with open(conf, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return Result(WARN, "dialplan include", f"{conf} not found: is Asterisk installed here?",
+                      "set [asterisk] config_dir to Asterisk's configuration directory")
+    except OSError as e:
+        return Result(FAIL, "dialplan include", f"cannot read {conf}: {e.strerror}",
+                      "run doctor as a user that can read Asterisk's configuration")
+    if not _INCLUDE_RE.search(text):
+        return Result(FAIL, "dialplan include", f"{conf} does not include {INCLUDE}", fix)
+    if not os.path.exists(ours):
+        return Result(FAIL, "dialplan include", f"{conf} includes {INCLUDE} but {ours} is missing",
+                      "copy dialplan/extensions_calltracking.conf there (run install.sh again)")
+    return Result(OK, "dialplan include", f"{conf} includes {INCLUDE}")
+
+
+@check("dialplan include")
+def _dialplan(ctx):
+    return [include_status(ctx.config.asterisk.config_dir)]

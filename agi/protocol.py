@@ -1,0 +1,228 @@
+"""The AGI protocol, shared by the FastAGI server and the classic script (no I/O here).
+
+Asterisk opens with ``agi_name: value`` lines and a blank line; then the
+script sends commands (``SET VARIABLE CT_QUEUE "sales"``) and reads one reply
+each (``200 result=1``). A hook's conversation is a generator
+(:func:`dialog`) that yields :class:`Command` (send it, get the :class:`Reply`
+back) and :class:`Work` (run this database function within the time budget,
+get its result back, or its fallback when it failed or was too slow). Each
+adapter drives the same generator with its own I/O.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Generator
+
+from calltracking import hooks
+
+MAX_LINE = 4096            # bytes in one header line
+MAX_HEADER = 32 * 1024     # bytes in the whole header
+MAX_LINES = 300            # header lines (Asterisk sends ~25 plus the arguments)
+MAX_VALUE = 250            # characters of a value we send back
+
+_KEY = re.compile(r"agi_[a-z0-9_]{1,40}")
+_REPLY = re.compile(r"^(\d{3})(?:[ -](.*))?$")
+_RESULT = re.compile(r"result=(-?\d*)(?:\s+\((.*)\))?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class HeaderError(ValueError):
+    """The peer did not send a valid AGI header."""
+
+
+class Hangup(Exception):
+    """The channel is gone (HANGUP, 511, result=-1 or a closed connection)."""
+
+
+def parse_header_line(line: bytes, env: dict[str, str]) -> bool:
+    """Add one header line to ``env``; True when it was the closing blank line."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        text = line.decode("latin-1")
+    text = text.rstrip("\r\n")
+    if text == "":
+        if not env:
+            raise HeaderError("empty header")
+        return True
+    key, sep, value = text.partition(":")
+    key = key.strip()
+    if not sep or not _KEY.fullmatch(key):
+        raise HeaderError(f"not an AGI header line: {text[:60]!r}")
+    if len(env) >= MAX_LINES:
+        raise HeaderError("too many header lines")
+    env[key] = value.strip()
+    return False
+
+
+@dataclass
+class Request:
+    hook: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def arg(self, n: int) -> str:
+        """The n-th hook argument (1-based), '' when absent."""
+        return self.args[n - 1] if 0 < n <= len(self.args) else ""
+
+    @property
+    def caller(self) -> str:
+        return self.env.get("agi_callerid", "")
+
+    @property
+    def caller_name(self) -> str:
+        return self.env.get("agi_calleridname", "")
+
+
+def _args(env: dict[str, str]) -> list[str]:
+    out, n = [], 1
+    while f"agi_arg_{n}" in env:
+        out.append(env[f"agi_arg_{n}"])
+        n += 1
+    return out
+
+
+def parse_request(env: dict[str, str], classic: bool = False) -> Request:
+    """Hook name and arguments.
+
+    FastAGI: the hook is the path of ``agi://host:port/route`` (any ``?query``
+    dropped) and the arguments are ``agi_arg_N``. Classic script: the first
+    argument names the hook (``AGI(calltracking,route,...)``).
+    """
+    args = _args(env)
+    if classic:
+        hook = args.pop(0) if args else ""
+    else:
+        hook = env.get("agi_network_script") or env.get("agi_request", "").rsplit("/", 1)[-1]
+    hook = hook.split("?", 1)[0].strip().strip("/").lower()
+    return Request(hook=hook, args=args, env=env)
+
+
+def quote(value: object) -> str:
+    """A value inside double quotes, escaped the way res_agi's parser reads it.
+
+    Quotes and backslashes get a backslash; control characters (newlines end
+    an AGI command) become spaces. Caller-ID names are attacker-controlled.
+    """
+    s = _CONTROL.sub(" ", str(value))[:MAX_VALUE]
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def set_variable(name: str, value: object) -> str:
+    return f"SET VARIABLE {name} {quote(value)}"
+
+
+def verbose(message: str, level: int = 1) -> str:
+    return f"VERBOSE {quote('calltracking: ' + message)} {level}"
+
+
+@dataclass
+class Reply:
+    code: int
+    result: str = ""
+    data: str = ""
+    text: str = ""
+
+
+def parse_reply(line: str) -> Reply:
+    m = _REPLY.match(line.strip())
+    if not m:
+        raise Hangup(f"unexpected reply {line[:80]!r}")
+    code, rest = int(m.group(1)), m.group(2) or ""
+    if code == 511:
+        raise Hangup("channel is dead")
+    r = _RESULT.search(rest)
+    return Reply(code, r.group(1) if r else "", (r.group(2) or "") if r else "", rest)
+
+
+@dataclass
+class Command:
+    line: str
+
+
+@dataclass
+class Work:
+    """Database work ``fn(budget) -> dict``; ``fallback()`` answers when it fails or is late."""
+
+    fn: Callable[[hooks.Budget], dict]
+    fallback: Callable[[], dict]
+    what: str = ""
+
+
+Dialog = Generator[object, object, None]
+
+
+def set_all(variables: dict[str, str]) -> Dialog:
+    for name, value in variables.items():
+        reply = yield Command(set_variable(name, value))
+        if reply.code == 510 or reply.code == 520:
+            yield Command(verbose(f"Asterisk refused to set {name}"))
+
+
+def dialog(env: hooks.HookEnv, req: Request) -> Dialog:
+    """The whole conversation of one hook request."""
+    h = req.hook
+    if h == "route":
+        did, linkedid = req.arg(1) or req.env.get("agi_extension", ""), req.arg(2)
+        if not linkedid:
+            linkedid = req.env.get("agi_uniqueid", "")
+        caller = req.arg(3) or req.caller
+        result = yield Work(lambda b: hooks.route(env, did, linkedid, caller, req.caller_name, budget=b),
+                            lambda: hooks.defaults(env, "route", did, linkedid), "route")
+        yield from set_all(result)
+    elif h == "promo":
+        yield from promo_dialog(env, req)
+    elif h == "tag":
+        linkedid, name = req.arg(1), req.arg(2)
+        result = yield Work(lambda b: hooks.tag(env, linkedid, name, budget=b),
+                            lambda: hooks.defaults(env, "tag"), "tag")
+        yield from set_all(result)
+    elif h == "lookup":
+        linkedid, did = req.arg(1) or req.env.get("agi_uniqueid", ""), req.arg(2)
+        result = yield Work(lambda b: hooks.lookup(env, linkedid, did, budget=b),
+                            lambda: hooks.defaults(env, "route", did, linkedid), "lookup")
+        yield from set_all(result)
+    elif h == "ping":                       # `calltracking doctor`: a real handshake, no database
+        yield from set_all({"CT_STATUS": "ok"})
+    else:
+        yield Command(verbose(f"unknown hook {h[:40]!r}; known: {', '.join(hooks.HOOKS)}"))
+        yield from set_all({"CT_STATUS": "error"})
+
+
+def promo_dialog(env: hooks.HookEnv, req: Request) -> Dialog:
+    """``promo,LINKEDID[,CODE[,PROMPT[,MAXDIGITS[,TIMEOUT_MS]]]]``.
+
+    With CODE the hook checks it once. Without, it reads the code with
+    ``GET DATA PROMPT`` and allows ``[agi] promo_retries`` more attempts after
+    a wrong one, playing ``pbx-invalid`` in between.
+    """
+    linkedid, code = req.arg(1) or req.env.get("agi_uniqueid", ""), req.arg(2)
+    prompt = re.sub(r"[^\w/.-]", "", req.arg(3)) or "beep"
+    maxdigits = req.arg(4) if req.arg(4).isdigit() else "8"
+    timeout = req.arg(5) if req.arg(5).isdigit() else "6000"
+    attempts = 1 if code else 1 + env.config.agi.promo_retries
+    result: dict = {"CT_PROMO": "invalid", "CT_STATUS": "ok"}
+    for attempt in range(attempts):
+        if not code:
+            reply = yield Command(f"GET DATA {prompt} {timeout} {maxdigits}")
+            if reply.result == "-1":
+                raise Hangup("hangup during GET DATA")
+            typed = reply.result
+        else:
+            typed = code
+        result = yield Work(lambda b, c=typed: hooks.promo(env, linkedid, c, budget=b),
+                            lambda: hooks.defaults(env, "promo"), "promo")
+        if result.get("CT_PROMO") != "invalid":
+            break
+        if attempt + 1 < attempts:
+            yield Command('STREAM FILE pbx-invalid ""')
+    result = dict(result)
+    result["CT_PROMO_ATTEMPTS"] = str(attempt + 1)
+    yield from set_all(result)
+
+
+def budget_seconds(config) -> float:
+    """Time for the database work: the hook budget minus a reserve for sending the answer."""
+    total = config.agi.timeout_ms / 1000.0
+    return max(0.005, total * 0.85 - 0.005)

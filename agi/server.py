@@ -1,0 +1,254 @@
+"""FastAGI server on asyncio (its own reader: panoramisk's spins at EOF, see STYLE.md).
+
+Every connection: read the ``agi_*`` header (size-limited, with a timeout),
+run the hook's dialog (``agi/protocol.py``), close. Database work runs in a
+thread pool under ``asyncio.wait_for`` with the ``[agi] timeout_ms`` budget;
+when it fails or is late the channel gets the safe defaults and the late
+work is told not to write (``Budget.cancelled``). A bare connect/close, a
+half-sent header or garbage never blocks the other calls.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+from calltracking import hooks
+
+from . import protocol as p
+
+log = logging.getLogger("calltracking.agi")
+
+HEADER_TIMEOUT = 5.0       # seconds for the whole header
+DIALOG_TIMEOUT = 600       # seconds for a whole request (GET DATA waits for the caller)
+
+
+class _RateLimitedLog:
+    def __init__(self, interval: float = 10.0):
+        self.interval, self.last, self.suppressed = interval, 0.0, 0
+
+    def warning(self, msg, *args):
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            if self.suppressed:
+                msg += f" (and {self.suppressed} similar since the last message)"
+            log.warning(msg, *args)
+            self.last, self.suppressed = now, 0
+        else:
+            self.suppressed += 1
+
+
+class AgiServer:
+    """The FastAGI server. ``await start()``, then ``await close()``."""
+
+    def __init__(self, config, sessionmaker, clock=None, workers: int = 8,
+                 host: Optional[str] = None, port: Optional[int] = None,
+                 header_timeout: float = HEADER_TIMEOUT, cache: Optional[hooks.HookCache] = None):
+        self.config = config
+        self.env = hooks.HookEnv(config, sessionmaker, cache=cache or hooks.HookCache())
+        if clock is not None:
+            self.env.clock = clock
+        self.host = host if host is not None else config.agi.listen[0]
+        self.port = port if port is not None else config.agi.listen[1]
+        self.header_timeout = header_timeout
+        self.workers = workers
+        self.max_backlog = 1000                 # queued DB jobs before we answer defaults at once
+        self.inflight = 0
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agi-db")
+        self.server: Optional[asyncio.AbstractServer] = None
+        self.connections: set[asyncio.Task] = set()
+        self.stats = {"requests": 0, "fallbacks": 0, "bad_headers": 0, "dropped": 0}
+        self._warn = _RateLimitedLog()
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._accept, self.host, self.port,
+                                                 limit=p.MAX_LINE, reuse_address=True, backlog=1024)
+        self.port = self.server.sockets[0].getsockname()[1]
+        log.info("FastAGI listening on %s:%s", self.host, self.port)
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(self.pool, self._preload)
+
+    def _preload(self) -> None:
+        try:
+            n = hooks.preload_fallback_queues(self.env)
+            log.debug("remembered the default queue of %d numbers", n)
+        except Exception as e:  # noqa: BLE001 - only an optimisation for outages
+            log.warning("could not preload the numbers' default queues: %s", e)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.connections):
+            task.cancel()
+        if self.connections:
+            await asyncio.gather(*self.connections, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # ----------------------------------------------------------- connection
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self.connections.add(task)
+        try:
+            await self._handle(reader, writer)
+        finally:
+            self.connections.discard(task)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            env = await self._read_header(reader, writer)
+            if env is None:
+                return
+            self.stats["requests"] += 1
+            req = p.parse_request(env)
+            async with asyncio.timeout(DIALOG_TIMEOUT):
+                await self._drive(p.dialog(self.env, req), req, reader, writer)
+        except p.Hangup as e:
+            log.debug("channel gone: %s", e)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except TimeoutError:
+            log.warning("FastAGI: a request was still running after %d s; closed", DIALOG_TIMEOUT)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one request must never take the server down
+            log.exception("FastAGI request failed")
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    async def _read_header(self, reader, writer) -> Optional[dict]:
+        env: dict[str, str] = {}
+        total = 0
+        try:
+            async with asyncio.timeout(self.header_timeout):     # one timer for the whole header
+                while True:
+                    line = await reader.readuntil(b"\n")
+                    total += len(line)
+                    if total > p.MAX_HEADER:
+                        raise p.HeaderError("header too large")
+                    if p.parse_header_line(line, env):
+                        return env
+        except asyncio.IncompleteReadError as e:
+            if e.partial or env:
+                self._warn.warning("FastAGI: connection closed in the middle of the header")
+            return None                      # a bare connect/close (health check): nothing to say
+        except asyncio.TimeoutError:
+            self.stats["dropped"] += 1
+            self._warn.warning("FastAGI: no complete header within %.0f s; closing", self.header_timeout)
+            return None
+        except asyncio.LimitOverrunError:
+            err = "header line too long"
+        except p.HeaderError as e:
+            err = str(e)
+        self.stats["bad_headers"] += 1
+        self._warn.warning("FastAGI: rejected a request: %s", err)
+        writer.write((p.verbose(f"bad AGI request: {err}") + "\n").encode())
+        try:
+            await asyncio.wait_for(writer.drain(), 1.0)
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        return None
+
+    async def _command(self, line: str, reader, writer) -> p.Reply:
+        writer.write(line.encode("utf-8") + b"\n")
+        if writer.transport.get_write_buffer_size() > 65536:
+            await writer.drain()
+        while True:
+            raw = await reader.readline()       # the whole dialog runs under DIALOG_TIMEOUT
+            if not raw:
+                raise p.Hangup("connection closed")
+            text = raw.decode("utf-8", "replace").strip()
+            if text == "HANGUP" or text == "":
+                continue                      # Asterisk's hangup notice: the reply follows
+            reply = p.parse_reply(text)
+            if reply.code == 520 and text.startswith("520-"):
+                while not (await reader.readline()).startswith(b"520 "):
+                    pass
+            return reply
+
+    async def _work(self, step: p.Work, started: float) -> dict:
+        loop = asyncio.get_running_loop()
+        if self.inflight >= self.max_backlog:
+            self.stats["fallbacks"] += 1
+            self._warn.warning("FastAGI: %d database jobs waiting; answering %s with defaults",
+                               self.inflight, step.what)
+            return step.fallback()
+        budget = hooks.Budget(p.budget_seconds(self.config) - (time.monotonic() - started))
+        self.inflight += 1
+        fut = loop.run_in_executor(self.pool, _guarded, step.fn, budget)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), max(budget.remaining(), 0.001))
+        except asyncio.TimeoutError:
+            budget.cancelled = True
+            self.stats["fallbacks"] += 1
+            self._warn.warning("FastAGI: %s took longer than %d ms; answered with defaults",
+                               step.what, self.config.agi.timeout_ms)
+            return step.fallback()
+        except Exception as e:  # noqa: BLE001 - DB down, locked, bug: fail open
+            budget.cancelled = True
+            self.stats["fallbacks"] += 1
+            self._warn.warning("FastAGI: %s failed (%s: %s); answered with defaults", step.what,
+                               type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            return step.fallback()
+        finally:
+            fut.add_done_callback(self._done)
+
+    def _done(self, fut) -> None:
+        self.inflight -= 1
+        if not fut.cancelled():
+            fut.exception()                   # mark a late failure as retrieved
+
+    async def _drive(self, gen: p.Dialog, req: p.Request, reader, writer) -> None:
+        started = time.monotonic()
+        value = None
+        rescued = False
+        while True:
+            try:
+                step = gen.send(value)
+            except StopIteration:
+                return
+            except p.Hangup:
+                raise
+            except Exception:  # noqa: BLE001 - a bug in a hook: still answer the channel
+                log.exception("FastAGI %s: dialog failed; answering with defaults", req.hook)
+                if rescued:
+                    return
+                rescued = True
+                gen = p.set_all(hooks.defaults(self.env, req.hook if req.hook in ("promo", "tag")
+                                               else "route", req.arg(1), req.arg(2)))
+                value = None
+                continue
+            if isinstance(step, p.Work):
+                value = await self._work(step, started)
+                started = time.monotonic()
+            else:
+                value = await self._command(step.line, reader, writer)
+                if step.line.startswith("GET DATA"):
+                    started = time.monotonic()   # the budget restarts after the caller typed
+
+
+def _guarded(fn, budget: hooks.Budget):
+    budget.check()            # waited in the queue past the budget: the channel has its answer
+    return fn(budget)
+
+
+async def run_agi(config, sessionmaker, stop: asyncio.Event, ready: Optional[asyncio.Event] = None,
+                  **kwargs) -> None:
+    """Serve FastAGI on ``[agi] listen`` until ``stop`` is set; sets ``ready`` once listening."""
+    server = AgiServer(config, sessionmaker, **kwargs)
+    await server.start()
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+        log.info("FastAGI server stopped")

@@ -1,0 +1,137 @@
+"""The AMI listener: Asterisk's events -> call records (see README "## AMI listener").
+
+:func:`run_ami` connects (panoramisk), logs in, keeps the connection alive
+with pings, reconnects with back-off forever, and after every login
+reconciles with ``CoreShowChannels`` and ``QueueStatus``. The socket reader
+only parses and queues; :class:`~ami_listener.writer.Writer` interprets and
+persists in a worker thread. On ``stop`` the queue is drained and the
+coroutine returns.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import random
+import time
+from typing import Optional
+
+from calltracking.calls_store import CallStore
+
+from .connection import AmiConnection, LoginError
+from .writer import Processor, Writer
+
+log = logging.getLogger("calltracking.ami")
+
+__all__ = ["run_ami", "LoginError"]
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asyncio.Event] = None,
+                  *, processor: Optional[Processor] = None, stats: Optional[dict] = None) -> None:
+    """Run the listener until ``stop`` is set; then drain the queue and return.
+
+    ``ready`` is set once the stored state is loaded and the first login's
+    reconciliation has been applied. ``stats`` (optional dict) receives
+    counters for benchmarks and tests (connections, last resync seconds).
+    """
+    secret = config.require_ami_secret()
+    a = config.ami
+    proc = processor or Processor(CallStore(sessionmaker, config.general.pbx_id,
+                                            config.general.default_region,
+                                            config.general.first_call_window_days))
+    restored, wait = None, 1.0
+    while restored is None:
+        try:
+            restored = await asyncio.to_thread(proc.restore)
+        except Exception as e:  # database down at start: keep trying, the PBX does not care
+            log.error("cannot load the listener's stored state (%s: %s); retrying in %.0fs",
+                      type(e).__name__, str(e).splitlines()[0][:200], wait)
+            await _sleep_or_stop(stop, wait)
+            wait = min(wait * 2, 30.0)
+            if stop.is_set():
+                if ready is not None:
+                    ready.set()
+                return
+    if restored:
+        log.info("resumed %d live call(s) from %d stored events", len(proc.it.calls), restored)
+    # Long-lived objects (modules, caches, restored state) leave the collector's scans, so a
+    # full collection never pauses the socket reader for long.
+    gc.freeze()
+    writer = Writer(proc)
+    writer_task = asyncio.create_task(writer.run(), name="ami-writer")
+    if stats is not None:
+        stats["writer"], stats["processor"] = writer, proc
+    loop = asyncio.get_running_loop()
+    stats = stats if stats is not None else {}
+    stats.setdefault("connections", 0)
+    lost_at = proc.last_event_at
+    backoff = 1.0
+    try:
+        while not stop.is_set():
+            sync_started = time.monotonic()
+            synced = loop.create_future()
+
+            def on_sync(snapshot, _synced=synced, _started=sync_started):
+                now = time.time()
+
+                def done():
+                    def mark():
+                        stats["last_resync_seconds"] = time.monotonic() - _started
+                        if not _synced.done():
+                            _synced.set_result(True)
+                    loop.call_soon_threadsafe(mark)
+
+                writer.put(("reconcile", snapshot or [], lost_at or now, now, done)
+                           if snapshot is not None else ("state", {}))
+                if snapshot is None:
+                    done()
+
+            conn = AmiConnection(a.host, a.port, a.username, secret,
+                                 sink=lambda recv, frame: writer.put(("ev", recv, frame)), on_sync=on_sync)
+            try:
+                await conn.open()
+            except (OSError, asyncio.TimeoutError, LoginError) as e:
+                level = logging.ERROR if isinstance(e, LoginError) else logging.WARNING
+                log.log(level, "AMI %s:%s: %s; retrying in %.0fs", a.host, a.port, e, backoff)
+                await _sleep_or_stop(stop, backoff * (0.8 + 0.4 * random.random()))
+                backoff = min(backoff * 2, a.reconnect_max)
+                continue
+            backoff = 1.0
+            stats["connections"] += 1
+            connected_at = time.time()
+            log.info("AMI connected to %s:%s as %s", a.host, a.port, a.username)
+            writer.put(("state", {"connected_at": connected_at}))
+            conn.request_sync()
+            keep = asyncio.create_task(conn.keepalive(
+                a.ping_interval, lambda skew: writer.put(("state", {"clock_skew_ms": round(skew * 1000)}))))
+            waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(conn.lost.wait())]
+            if ready is not None and not ready.is_set():
+                sync_wait = asyncio.ensure_future(synced)
+                await asyncio.wait([sync_wait, *waiters], return_when=asyncio.FIRST_COMPLETED)
+                if synced.done():
+                    ready.set()
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for t in (keep, *waiters):
+                t.cancel()
+            lost_at = time.time()
+            writer.put(("malformed", conn.malformed + stats.get("malformed_before", 0)))
+            stats["malformed_before"] = stats.get("malformed_before", 0) + conn.malformed
+            conn.close()
+            writer.put(("state", {"disconnected_at": lost_at}))
+            if not stop.is_set():
+                log.warning("AMI connection to %s:%s lost; reconnecting", a.host, a.port)
+                await _sleep_or_stop(stop, 0.2)
+    finally:
+        writer.closing = True
+        writer.wake.set()
+        await writer_task
+        stats["max_backlog"] = writer.max_backlog
+        if ready is not None and not ready.is_set():
+            ready.set()

@@ -1,0 +1,182 @@
+"""One AMI connection on panoramisk: login, keep-alive pings, the state sync after login.
+
+panoramisk's :class:`~panoramisk.Manager` matches responses to actions
+(Login, Ping); its protocol is subclassed so that reading stays minimal:
+frames are parsed from bytes (:class:`calltracking.interpret.FrameParser`) and
+events go straight to the writer's queue (``sink``) without panoramisk's
+pattern dispatch. panoramisk's own reconnect is disabled: :func:`run_ami`
+reconnects with back-off.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable, Optional
+
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+
+from calltracking.interpret import IGNORED, FrameParser
+
+log = logging.getLogger("calltracking.ami")
+SYNC_ID = "ct-sync-"
+#: Event types dropped by the reader before decoding (known, not needed); counted.
+SKIP = frozenset(IGNORED - {"Shutdown", "FullyBooted"})
+KEEP_VARS = (b"\r\nVariable: CT_", b"\r\nVariable: MIXMONITOR_FILENAME", b"\r\nVariable: QUEUESTATUS")
+
+
+class LoginError(Exception):
+    """Asterisk refused the login (wrong user or secret, or not permitted from this host)."""
+
+
+class _Protocol(AMIProtocol):
+    sink: Callable = None          # (received_at, frame) for events
+    on_sync: Callable = None       # (snapshot) when CoreShowChannelsComplete arrives
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.parser = FrameParser(skip=SKIP, keep_vars=KEEP_VARS)
+        self.snapshot: list[dict] = []
+        self.frames = 0
+        self.reported_skips = 0
+
+    def data_received(self, data: bytes):
+        recv = time.time()
+        try:
+            frames = self.parser.feed(data)
+        except Exception:  # never let a parsing bug reach the transport
+            log.exception("AMI frame parsing failed; data dropped")
+            return
+        sink = self.sink
+        for frame in frames:
+            self.frames += 1
+            aid = frame.get("ActionID", "")
+            if aid.startswith(SYNC_ID):
+                self._sync_frame(recv, frame)
+            elif "Response" in frame or (aid and aid in self.responses):
+                try:
+                    self.handle_message(Message(frame))
+                except Exception:
+                    log.exception("bad AMI response frame")
+            elif "Event" in frame:
+                if frame["Event"] == "Shutdown":
+                    log.warning("Asterisk is shutting down")
+                sink(recv, frame)
+        p = self.parser
+        if p.skipped != self.reported_skips:
+            privs = {k.decode("ascii", "replace") for k in p.privileges}
+            p.privileges.clear()
+            sink(recv, {"_skipped": p.skipped - self.reported_skips, "_privileges": privs})
+            self.reported_skips = p.skipped
+
+    def _sync_frame(self, recv: float, frame: dict) -> None:
+        ev = frame.get("Event", "")
+        if ev == "CoreShowChannel":
+            self.snapshot.append(frame)
+        elif ev == "CoreShowChannelsComplete":
+            snap, self.snapshot = self.snapshot, []
+            self.on_sync(snap)
+        elif ev in ("QueueMember", "QueueEntry"):
+            self.sink(recv, frame)
+        elif frame.get("Response") == "Error":
+            log.warning("AMI action %s refused: %s", frame.get("ActionID"), frame.get("Message"))
+            if "CoreShowChannels" in frame.get("ActionID", ""):
+                self.on_sync(None)
+
+
+class _Manager(Manager):
+    """panoramisk's Manager without its fixed-delay reconnect (we back off ourselves)."""
+
+    def __init__(self, lost: asyncio.Event, **config):
+        super().__init__(**config)
+        self.lost = lost
+
+    def connection_lost(self, exc):
+        self._connected = False
+        if self.pinger:
+            self.pinger.cancel()
+            self.pinger = None
+        self.lost.set()
+
+
+class AmiConnection:
+    def __init__(self, host: str, port: int, username: str, secret: str,
+                 sink: Callable, on_sync: Callable, timeout: float = 10.0):
+        self.host, self.port, self.username, self.secret = host, port, username, secret
+        self.sink, self.on_sync, self.timeout = sink, on_sync, timeout
+        self.lost = asyncio.Event()
+        self.manager: Optional[_Manager] = None
+        self.protocol: Optional[_Protocol] = None
+        self._sync_n = 0
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.manager = _Manager(self.lost, loop=loop, host=self.host, port=self.port, ping_delay=3600)
+
+        def factory():
+            p = _Protocol()
+            p.sink, p.on_sync = self.sink, self.on_sync
+            return p
+
+        _, proto = await asyncio.wait_for(loop.create_connection(factory, self.host, self.port), self.timeout)
+        self.protocol = proto
+        m = self.manager
+        proto.factory, proto.log = m, log
+        proto.config = m.config
+        proto.encoding = m.encoding = "utf-8"
+        m.protocol, m.responses = proto, proto.responses
+        m._connected = True
+        fut = m.send_action({"Action": "Login", "Username": self.username, "Secret": self.secret,
+                             "Events": "on"})
+        try:
+            resp = await asyncio.wait_for(fut, self.timeout)
+        except asyncio.TimeoutError:
+            self.close()
+            raise LoginError(f"no answer to Login from {self.host}:{self.port} within {self.timeout:.0f}s") from None
+        if not resp.success:
+            self.close()
+            raise LoginError(f"Asterisk refused the login of AMI user {self.username!r}: "
+                             f"{resp.get('Message', resp.get('Response', '?'))}")
+        m.authenticated = True
+
+    def request_sync(self) -> None:
+        """Ask for live channels and queues; the answer arrives through ``on_sync``/``sink``."""
+        self._sync_n += 1
+        n = self._sync_n
+        data = (f"Action: CoreShowChannels\r\nActionID: {SYNC_ID}channels-{n}\r\n\r\n"
+                f"Action: QueueStatus\r\nActionID: {SYNC_ID}queues-{n}\r\n\r\n")
+        self.protocol.transport.write(data.encode())
+
+    async def ping(self, timeout: float) -> Optional[float]:
+        """Send Ping; returns Asterisk's clock minus ours (seconds) when the answer has a Timestamp."""
+        t0 = time.time()
+        resp = await asyncio.wait_for(self.manager.send_action({"Action": "Ping"}), timeout)
+        t1 = time.time()
+        ts = resp.get("Timestamp") if resp is not None else None
+        try:
+            return float(ts) - (t0 + t1) / 2 if ts else None
+        except ValueError:
+            return None
+
+    async def keepalive(self, interval: float, on_skew: Callable[[float], None]) -> None:
+        while not self.lost.is_set():
+            await asyncio.sleep(interval)
+            try:
+                skew = await self.ping(max(5.0, interval))
+            except asyncio.TimeoutError:
+                log.warning("no answer to Ping within %.0fs: reconnecting", max(5.0, interval))
+                self.close()
+                return
+            if skew is not None:
+                on_skew(skew)
+
+    @property
+    def malformed(self) -> int:
+        return self.protocol.parser.malformed if self.protocol is not None else 0
+
+    def close(self) -> None:
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.transport.close()
+        self.lost.set()

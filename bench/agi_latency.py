@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""FastAGI benchmark: answer time of the `route` hook as Asterisk sees it (prints figures).
+
+Not a test. Builds a realistic data set (10,000 tracking numbers of which 1,000
+are pool numbers held by live visitor sessions, 50 routing rules, 1,000,000
+past calls for the first/repeat check), starts the real `calltracking agi`
+server in its own process, and drives it with an Asterisk-like FastAGI client
+(the headers Asterisk 22 sends, every command answered `200 result=1`):
+
+- open loop: new calls at a fixed rate (default 200/s for 30 s): p50/p99/max;
+- closed loop: as many calls as the server answers (saturation, calls/s), until
+  the total reaches --total (default 100,000 calls, all of which must succeed);
+- the classic process-per-call script (``python -m agi.classic``) on the same data.
+
+    .venv/bin/python bench/agi_latency.py --db sqlite
+    .venv/bin/python bench/agi_latency.py --db postgresql        # throw-away cluster
+    .venv/bin/python bench/agi_latency.py --db sqlite --small    # a quick run
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import importlib.util
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert, select  # noqa: E402
+
+from calltracking import migrate  # noqa: E402
+from calltracking.db import make_engine  # noqa: E402
+from calltracking.models import (  # noqa: E402
+    Call, Campaign, NumberPool, PoolReservation, Project, RoutingRule, Source, TrackingNumber,
+    VisitorSession,
+)
+
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "asterisk-22" / "fastagi_route_session.json"
+UTC = dt.timezone.utc
+
+
+# ------------------------------------------------------------------ data set
+def _calls_columns():
+    """Every NOT NULL column of calls needs a value in bulk inserts (Python defaults do not run in COPY)."""
+    return [c for c in Call.__table__.c if not c.primary_key]
+
+
+def _default_for(col, now):
+    from sqlalchemy import Boolean, Integer, Numeric
+
+    if col.nullable:
+        return None
+    t = col.type
+    if isinstance(t, Boolean):
+        return False
+    if isinstance(t, (Integer, Numeric)):
+        return 0
+    if "DateTime" in type(t).__name__ or getattr(t, "impl", None) is not None and "DateTime" in str(t):
+        return now
+    return ""
+
+
+def generate(url: str, numbers: int, pool_numbers: int, rules: int, past_calls: int, seed: int = 1):
+    rnd = random.Random(seed)
+    engine = make_engine(url)
+    now = dt.datetime.now(UTC)
+    t0 = time.monotonic()
+    with engine.begin() as conn:
+        pid = conn.execute(insert(Project).values(key="bench", name="Bench", timezone="Europe/Moscow",
+                                                  default_queue="sales", first_call_window_days=0,
+                                                  allowed_origins="", currency="RUB", created_at=now)
+                           ).inserted_primary_key[0]
+        src_ids = []
+        for i in range(20):
+            src_ids.append(conn.execute(insert(Source).values(
+                project_id=pid, name=f"Source {i}", channel="ads", short_label=f"S{i}", active=True)
+            ).inserted_primary_key[0])
+        camp_ids = []
+        for i in range(50):
+            camp_ids.append((conn.execute(insert(Campaign).values(
+                project_id=pid, source_id=src_ids[i % 20], name=f"Campaign {i}", utm_campaign=f"c{i}",
+                active=True)).inserted_primary_key[0], src_ids[i % 20]))
+        pool_id = conn.execute(insert(NumberPool).values(project_id=pid, name="website", hold_seconds=900,
+                                                         source_id=src_ids[0], exhausted_count=0,
+                                                         active=True)).inserted_primary_key[0]
+        static_n = numbers - pool_numbers
+        static = [f"+7495{1000000 + i:07d}" for i in range(static_n)]
+        pooled = [f"+7495{3000000 + i:07d}" for i in range(pool_numbers)]
+        rows = []
+        for i, num in enumerate(static):
+            cid, sid = camp_ids[i % 50]
+            rows.append(dict(project_id=pid, number=num, kind="static", source_id=sid,
+                             campaign_id=cid if i % 2 else None, pool_id=None, active=True,
+                             callerid_prefix=True, record=bool(i % 3), description="", created_at=now))
+        for num in pooled:
+            rows.append(dict(project_id=pid, number=num, kind="pool", source_id=src_ids[0], campaign_id=None,
+                             pool_id=pool_id, active=True, callerid_prefix=True, record=True,
+                             description="", created_at=now))
+        conn.execute(insert(TrackingNumber), rows)
+        tn_ids = dict(conn.execute(select(TrackingNumber.number, TrackingNumber.id)).all())
+        sessions = [dict(project_id=pid, visitor_id=f"v{i}", keyword=rnd.choice(["buy", "cheap", "bulk", ""]),
+                         utm_term=rnd.choice(["retail", "wholesale", ""]), source_id=rnd.choice(src_ids),
+                         first_seen=now - dt.timedelta(minutes=10), last_seen=now)
+                    for i in range(pool_numbers)]
+        conn.execute(insert(VisitorSession), sessions)
+        vs_ids = conn.execute(select(VisitorSession.id).order_by(VisitorSession.id)).scalars().all()
+        conn.execute(insert(PoolReservation), [
+            dict(pool_id=pool_id, tracking_number_id=tn_ids[num], session_id=vs, released_at=None,
+                 assigned_at=now - dt.timedelta(minutes=10), last_seen_at=now)
+            for num, vs in zip(pooled, vs_ids)])
+        rule_rows = []
+        for i in range(rules):
+            kind = i % 5
+            r = dict(project_id=pid, name=f"rule {i}", priority=10 + i, weekdays="1234567", enabled=True,
+                     queue=f"q{i}", target="", keyword_regex="", utm_regex="", source_id=None,
+                     campaign_id=None, time_from=None, time_to=None, record=None)
+            if kind == 0:
+                r["source_id"] = src_ids[i % 20]
+            elif kind == 1:
+                r["campaign_id"] = camp_ids[i % 50][0]
+            elif kind == 2:
+                r.update(time_from=dt.time(22), time_to=dt.time(6), source_id=src_ids[(i + 3) % 20])
+            elif kind == 3:
+                r["keyword_regex"] = "bulk|wholesale"
+            else:
+                r.update(source_id=src_ids[(i + 7) % 20], weekdays="67")
+            rule_rows.append(r)
+        conn.execute(insert(RoutingRule), rule_rows)
+    print(f"  catalogue: {numbers} numbers ({pool_numbers} pool, live sessions), {rules} rules "
+          f"in {time.monotonic() - t0:.1f} s", flush=True)
+
+    # past calls: callers from a set of 200,000 numbers, spread over a year
+    t0 = time.monotonic()
+    cols = _calls_columns()
+    names = [c.name for c in cols]
+    base = {c.name: _default_for(c, now) for c in cols}
+    callers = [f"+7916{i:07d}" for i in range(200_000)]
+    dids = static + pooled
+    chunk = 50_000
+    pg = engine.dialect.name == "postgresql"
+    for start in range(0, past_calls, chunk):
+        batch = []
+        for i in range(start, min(start + chunk, past_calls)):
+            when = now - dt.timedelta(seconds=rnd.randint(3600, 365 * 86400))
+            row = dict(base, pbx_id="pbx1", linkedid=f"h{i}", project_id=pid, did=rnd.choice(dids),
+                       caller_number=rnd.choice(callers), attribution="static", status="answered",
+                       started_at=when, created_at=when, updated_at=when, source_id=rnd.choice(src_ids))
+            batch.append(row)
+        if pg:
+            raw = engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                with cur.copy(f"COPY calls ({', '.join(names)}) FROM STDIN") as cp:
+                    for row in batch:
+                        cp.write_row([(row[n].replace(tzinfo=None) if isinstance(row[n], dt.datetime)
+                                       else row[n]) for n in names])
+                raw.commit()
+            finally:
+                raw.close()
+        else:               # the DBAPI directly: SQLAlchemy's per-row processing is the slow part
+            raw = engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                cur.execute("BEGIN")
+                cur.executemany(f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                                [[(row[n].replace(tzinfo=None).isoformat(" ", "microseconds") if isinstance(row[n], dt.datetime)
+                                   else row[n]) for n in names] for row in batch])
+                cur.execute("COMMIT")
+            finally:
+                raw.close()
+    if pg:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+    else:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+    print(f"  {past_calls:,} past calls in {time.monotonic() - t0:.1f} s", flush=True)
+    return static, pooled, callers
+
+
+# --------------------------------------------------------------- the client
+class Headers:
+    def __init__(self):
+        self.template = json.loads(FIXTURE.read_text())[0]["asterisk_sent_headers"]
+
+    def build(self, did: str, linkedid: str, caller: str) -> bytes:
+        out = []
+        for line in self.template:
+            key = line.split(":", 1)[0]
+            if key == "agi_arg_1":
+                line = f"agi_arg_1: {did.lstrip('+')}"
+            elif key == "agi_arg_2":
+                line = f"agi_arg_2: {linkedid}"
+            elif key == "agi_callerid":
+                line = f"agi_callerid: {caller.lstrip('+')}"
+            elif key == "agi_extension":
+                line = f"agi_extension: {did.lstrip('+')}"
+            out.append(line)
+        return ("\n".join(out) + "\n\n").encode()
+
+
+async def fastagi_call(port: int, header: bytes) -> tuple[float, bool, str]:
+    t0 = time.perf_counter()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(header)
+        got = {}
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            if line.startswith(b"SET VARIABLE "):
+                name, _, value = line[13:].decode().rstrip("\n").partition(" ")
+                got[name] = value.strip('"')
+            writer.write(b"200 result=1\n")
+        writer.close()
+        elapsed = time.perf_counter() - t0
+        ok = got.get("CT_STATUS") == "ok" and bool(got.get("CT_QUEUE"))
+        return elapsed, ok, "" if ok else f"status={got.get('CT_STATUS')!r}"
+    except Exception as e:  # noqa: BLE001
+        return time.perf_counter() - t0, False, f"{type(e).__name__}: {e}"
+
+
+class Load:
+    def __init__(self, static, pooled, callers, seed=2):
+        self.rnd = random.Random(seed)
+        self.static, self.pooled, self.callers = static, pooled, callers
+        self.headers = Headers()
+        self.n = 0
+        self.prefix = f"b{int(time.time())}"
+
+    def next(self) -> bytes:
+        self.n += 1
+        did = self.rnd.choice(self.pooled) if self.rnd.random() < 0.3 else self.rnd.choice(self.static)
+        caller = self.rnd.choice(self.callers) if self.rnd.random() < 0.7 else f"+7926{self.rnd.randint(0, 9999999):07d}"
+        return self.headers.build(did, f"{self.prefix}.{self.n}", caller)
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
+    return values[k]
+
+
+async def open_loop(port, load: Load, rate: float, seconds: float):
+    n = int(rate * seconds)
+    tasks = []
+    start = time.perf_counter() + 0.1
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(fastagi_call(port, load.next())))
+    results = await asyncio.gather(*tasks)
+    lat = [r[0] * 1000 for r in results]
+    errors = [r[2] for r in results if not r[1]]
+    return dict(calls=n, rate=rate, p50=pct(lat, 50), p99=pct(lat, 99), max=max(lat),
+                failed=len(errors), errors=errors[:3])
+
+
+async def closed_loop(port, load: Load, concurrency: int, total: int, max_seconds: float):
+    done = 0
+    failed: list[str] = []
+    lat: list[float] = []
+    t0 = time.perf_counter()
+    deadline = t0 + max_seconds
+
+    async def worker():
+        nonlocal done
+        while done < total and time.perf_counter() < deadline:
+            done += 1
+            e, ok, err = await fastagi_call(port, load.next())
+            lat.append(e * 1000)
+            if not ok:
+                failed.append(err)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    return dict(calls=len(lat), seconds=elapsed, rate=len(lat) / elapsed, p50=pct(lat, 50),
+                p99=pct(lat, 99), failed=len(failed), errors=failed[:3], concurrency=concurrency)
+
+
+async def classic_loop(env, load: Load, calls: int, concurrency: int):
+    done, failed, lat = 0, [], []
+
+    async def one():
+        header = load.next()
+        lines = header.decode().splitlines()
+        args = ["route"] + [l.split(": ", 1)[1] for l in lines if l.startswith("agi_arg_")]
+        classic = "\n".join(l for l in lines if not l.startswith(("agi_arg_", "agi_network"))
+                            ) + "\n" + "\n".join(f"agi_arg_{i}: {a}" for i, a in enumerate(args, 1)) + "\n\n"
+        t0 = time.perf_counter()
+        p = await asyncio.create_subprocess_exec(sys.executable, "-m", "agi.classic", *args, cwd=str(ROOT),
+                                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.DEVNULL)
+        p.stdin.write(classic.encode())
+        got = {}
+        while True:
+            line = await p.stdout.readline()
+            if not line:
+                break
+            if line.startswith(b"SET VARIABLE "):
+                name, _, value = line[13:].decode().rstrip("\n").partition(" ")
+                got[name] = value.strip('"')
+            p.stdin.write(b"200 result=1\n")
+        await p.wait()
+        lat.append((time.perf_counter() - t0) * 1000)
+        if got.get("CT_STATUS") != "ok":
+            failed.append(str(got.get("CT_STATUS")))
+
+    async def worker():
+        nonlocal done
+        while done < calls:
+            done += 1
+            await one()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    return dict(calls=len(lat), rate=len(lat) / elapsed, p50=pct(lat, 50), failed=len(failed),
+                concurrency=concurrency)
+
+
+# ------------------------------------------------------------------- driver
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_pg():
+    spec = importlib.util.spec_from_file_location("ct_test_conftest", ROOT / "tests" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cluster = mod.PgCluster().start()
+    return cluster, mod
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--small", action="store_true", help="1,000 numbers, 20,000 past calls, short runs")
+    ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--seconds", type=float, default=30.0, help="open-loop duration")
+    ap.add_argument("--total", type=int, default=100_000, help="calls over the whole run (all must succeed)")
+    ap.add_argument("--concurrency", type=int, default=16, help="closed-loop simultaneous calls")
+    ap.add_argument("--max-closed-seconds", type=float, default=600.0)
+    ap.add_argument("--classic-calls", type=int, default=40)
+    ap.add_argument("--timeout-ms", type=int, default=300, help="[agi] timeout_ms of the server")
+    a = ap.parse_args()
+    if a.small:
+        numbers, pool, past = 1000, 100, 20_000
+        a.seconds, a.total, a.classic_calls = min(a.seconds, 5.0), min(a.total, 3000), min(a.classic_calls, 10)
+    else:
+        numbers, pool, past = 10_000, 1_000, 1_000_000
+
+    tmp = Path(tempfile.mkdtemp(prefix="ct-bench-"))
+    cluster = None
+    if a.db == "postgresql":
+        cluster, mod = start_pg()
+        mod._pg_exec(cluster.url("postgres"), 'CREATE DATABASE "bench"')
+        url = cluster.url("bench")
+    else:
+        url = f"sqlite:///{tmp / 'bench.db'}"
+    server = None
+    try:
+        print(f"database: {a.db}; building the data set", flush=True)
+        migrate.upgrade(url)
+        static, pooled, callers = generate(url, numbers, pool, 50, past)
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}
+        env.update(CALLTRACKING_DATABASE_URL=url, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}",
+                   CALLTRACKING_GENERAL_DEFAULT_QUEUE="sales", CALLTRACKING_AGI_TIMEOUT_MS=str(a.timeout_ms),
+                   CALLTRACKING_LOG_LEVEL="warning", CALLTRACKING_DATABASE_POOL_SIZE="10")
+        server = subprocess.Popen([sys.executable, "-c", "from calltracking.cli import main; main(['agi'])"],
+                                  cwd=str(ROOT), env=env, stderr=subprocess.PIPE)
+        assert b"FastAGI listening" in server.stderr.readline(), "server did not start"
+        load = Load(static, pooled, callers)
+
+        async def run():
+            await closed_loop(port, load, 4, 200, 30)          # warm-up (not counted)
+            ol = await open_loop(port, load, a.rate, a.seconds)
+            print(f"open loop   {ol['calls']:>7,} calls at {a.rate:.0f}/s: p50 {ol['p50']:.2f} ms  "
+                  f"p99 {ol['p99']:.2f} ms  max {ol['max']:.2f} ms  failed {ol['failed']}", flush=True)
+            cl = await closed_loop(port, load, a.concurrency, max(0, a.total - ol["calls"]),
+                                   a.max_closed_seconds)
+            print(f"closed loop {cl['calls']:>7,} calls, {a.concurrency} at a time: {cl['rate']:.0f} calls/s  "
+                  f"(p50 {cl['p50']:.2f} ms, p99 {cl['p99']:.2f} ms)  failed {cl['failed']}", flush=True)
+            cenv = dict(env)
+            cc = await classic_loop(cenv, load, a.classic_calls, 2)
+            print(f"classic     {cc['calls']:>7,} calls, 2 at a time: {cc['rate']:.1f} calls/s "
+                  f"(p50 {cc['p50']:.0f} ms per call)  failed {cc['failed']}", flush=True)
+            return ol, cl, cc
+
+        ol, cl, cc = asyncio.run(run())
+        total = ol["calls"] + cl["calls"]
+        failed = ol["failed"] + cl["failed"]
+        ratio = cl["rate"] / cc["rate"] if cc["rate"] else float("inf")
+        print(f"FastAGI / classic saturation: {ratio:.0f}x; failed {failed} of {total:,} FastAGI calls")
+        for e in (ol["errors"] + cl["errors"])[:5]:
+            print("  error:", e)
+        verdict = [("p99 <= 5 ms at %.0f/s" % a.rate, ol["p99"] <= 5.0),
+                   ("saturation >= 1,000 calls/s", cl["rate"] >= 1000),
+                   (">= 50x the classic script", ratio >= 50),
+                   (f"zero failed calls over {total:,}", failed == 0)]
+        print("targets: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in verdict))
+        print(json.dumps({"db": a.db, "small": a.small, "open": {k: ol[k] for k in ("calls", "p50", "p99", "max", "failed")},
+                          "closed": {k: cl[k] for k in ("calls", "rate", "p50", "p99", "failed")},
+                          "classic": {k: cc[k] for k in ("calls", "rate", "p50", "failed")}}, default=float))
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if cluster is not None:
+            cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Benchmark the reports, the drill-down and the journal over many calls.
+
+    .venv/bin/python bench/reports.py --db sqlite --calls 1000000
+    .venv/bin/python bench/reports.py --db postgresql --calls 10000000
+
+Generates calls with realistic distributions (two projects in Moscow and New
+York time, 20 sources with a Zipf-like share, 3 campaigns each, 30 operators,
+2,000 keywords on the ~40 % dynamic calls, a daily and weekly rhythm, 80 %
+answered, log-normal wait and talk times, 10 % of answered calls with a deal,
+no_answer legs on ~25 % of calls, daily ad spend per campaign) over ``--days``
+days ending today, loads them in bulk (executemany on SQLite, COPY on
+PostgreSQL), builds the rollups, then times each report (last 30 days and the
+whole range), the 30-day drill-down and the journal's first and last page.
+Prints p50/p95 in milliseconds. PostgreSQL without ``--url`` runs in a
+throw-away cluster started here (as the ``postgres`` user when root).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, select, text  # noqa: E402
+
+from calltracking import journal, migrate, reports  # noqa: E402
+from calltracking.db import make_engine, make_sessionmaker  # noqa: E402
+from calltracking.models import Call, Project  # noqa: E402
+from calltracking.reports_rollup import rebuild_rollups, refresh_rollups  # noqa: E402
+
+UTC = dt.timezone.utc
+PG_BIN = next((p for p in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
+               if os.path.isdir(p)), "")
+HOUR_W = [1, 0.5, 0.3, 0.2, 0.2, 0.3, 1, 3, 6, 9, 10, 10, 9, 9, 10, 10, 9, 8, 6, 4, 3, 2, 1.5, 1]
+WEEKDAY_W = [1.0, 1.0, 0.95, 0.95, 0.9, 0.5, 0.35]
+CALL_COLS = ("id", "pbx_id", "linkedid", "project_id", "did", "caller_number", "caller_name",
+             "source_id", "campaign_id", "session_id", "attribution", "queue", "target", "started_at",
+             "queued_at", "answered_at", "ended_at", "wait_seconds", "queue_wait_seconds",
+             "talk_seconds", "hold_seconds", "time_to_call_seconds", "status", "missed_reason",
+             "operator_id", "operator_name", "first_call", "record", "recording_file", "value",
+             "comment", "closed_reason", "via_agi", "handled_by", "created_at", "updated_at")
+SESSION_COLS = ("id", "project_id", "visitor_id", "ga_client_id", "utm_source", "utm_medium",
+                "utm_campaign", "utm_term", "utm_content", "gclid", "yclid", "keyword", "referrer",
+                "landing_page", "user_agent", "device", "os", "browser", "ip", "source_id",
+                "first_seen", "last_seen")
+LEG_COLS = ("call_id", "operator_id", "operator_name", "interface", "channel", "uniqueid", "queue",
+            "kind", "rung_at", "ended_at", "ring_seconds", "outcome")
+DEVICES = [("mobile", "Android", "Chrome", 45), ("mobile", "iOS", "Safari", 25),
+           ("desktop", "Windows", "Chrome", 15), ("desktop", "Windows", "Edge", 5),
+           ("desktop", "macOS", "Safari", 5), ("tablet", "iOS", "Safari", 3),
+           ("desktop", "Linux", "Firefox", 2)]
+
+
+class PgCluster:
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="ct-bench-pg-"))
+        self.port = 5400 + random.randrange(500)
+        self.root = os.geteuid() == 0
+        if self.root:
+            shutil.chown(self.dir, "postgres", "postgres")
+
+    def _run(self, *cmd):
+        cmd = [os.path.join(PG_BIN, cmd[0]) if PG_BIN else cmd[0], *cmd[1:]]
+        if self.root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        self._run("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        opts = (f"-c listen_addresses='' -k {self.dir} -p {self.port} -c shared_buffers=2GB "
+                f"-c work_mem=64MB -c maintenance_work_mem=512MB -c max_wal_size=8GB "
+                f"-c synchronous_commit=off -c effective_cache_size=8GB -c random_page_cost=1.1")
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", opts, "-l", str(self.dir / "log"),
+                  "-w", "start")
+        subprocess.run([*(["runuser", "-u", "postgres", "--"] if self.root else []),
+                        os.path.join(PG_BIN, "createdb"), "-h", str(self.dir), "-p", str(self.port),
+                        "-U", "postgres", "bench"], check=True)
+        return f"postgresql+psycopg://postgres@/bench?host={self.dir}&port={self.port}"
+
+    def stop(self):
+        try:
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _zipf(n, s=1.1):
+    return [1.0 / (k + 1) ** s for k in range(n)]
+
+
+def setup_entities(conn, n_sources=20, n_ops=30):
+    """Projects, sources, campaigns, operators through plain SQL; returns ids."""
+    ids = {"projects": [], "sources": {}, "campaigns": {}, "operators": []}
+    now = dt.datetime.now(UTC).replace(tzinfo=None)
+    for pid, (key, tz) in enumerate((("msk", "Europe/Moscow"), ("nyc", "America/New_York")), 1):
+        conn.execute(text("INSERT INTO projects (id, key, name, timezone, default_queue, "
+                          "first_call_window_days, allowed_origins, currency, created_at) VALUES "
+                          "(:i, :k, :k, :tz, 'sales', 0, '', 'RUB', :now)"),
+                     dict(i=pid, k=key, tz=tz, now=now))
+        ids["projects"].append(pid)
+        for s in range(n_sources):
+            sid = (pid - 1) * n_sources + s + 1
+            conn.execute(text("INSERT INTO sources (id, project_id, name, channel, short_label, active) "
+                              "VALUES (:i, :p, :n, 'ads', '', true)"),
+                         dict(i=sid, p=pid, n=f"Source {s + 1} <{key}>"))
+            ids["sources"].setdefault(pid, []).append(sid)
+            for c in range(3):
+                cid = (sid - 1) * 3 + c + 1
+                conn.execute(text("INSERT INTO campaigns (id, project_id, source_id, name, utm_campaign, "
+                                  "active) VALUES (:i, :p, :s, :n, '', true)"),
+                             dict(i=cid, p=pid, s=sid, n=f"campaign {c + 1}"))
+                ids["campaigns"].setdefault(sid, []).append(cid)
+    for o in range(n_ops):
+        conn.execute(text("INSERT INTO operators (id, name, interface, member_name, extension, queues, "
+                          "active, created_at) VALUES (:i, :n, :f, '', '', 'sales', true, :now)"),
+                     dict(i=o + 1, n=f"Operator {o + 1}", f=f"PJSIP/{100 + o}", now=now))
+        ids["operators"].append(o + 1)
+    return ids
+
+
+def generate(n_calls, days, ids, seed=7):
+    """Yield (call, session or None, [legs]) tuples in time order (naive UTC datetimes)."""
+    rnd = random.Random(seed)
+    end = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    start = end - dt.timedelta(days=days)
+    slots = []
+    for d in range(days):
+        day = start + dt.timedelta(days=d)
+        for h in range(24):
+            slots.append((day + dt.timedelta(hours=h), HOUR_W[h] * WEEKDAY_W[day.weekday()]))
+    total_w = sum(w for _, w in slots)
+    src_w = _zipf(20)
+    kw_w = _zipf(2000, 1.0)
+    kw_cum = list(_cum(kw_w))
+    dev_cum = list(_cum([d[3] for d in DEVICES]))
+    call_id = session_id = 0
+    for hour_start, w in slots:
+        k = _poisson(rnd, n_calls * w / total_w)
+        offs = sorted(rnd.random() * 3600 for _ in range(k))
+        for off in offs:
+            call_id += 1
+            pid = 1 if rnd.random() < 0.8 else 2
+            sid = rnd.choices(ids["sources"][pid], weights=src_w)[0]
+            cid = rnd.choice(ids["campaigns"][sid]) if rnd.random() < 0.7 else None
+            started = hour_start + dt.timedelta(seconds=off)
+            answered = rnd.random() < 0.8
+            wait = min(rnd.lognormvariate(2.5, 0.8), 600)
+            talk = min(rnd.lognormvariate(4.8, 1.0), 7200) if answered else None
+            op = rnd.choice(ids["operators"]) if answered else None
+            ans_at = started + dt.timedelta(seconds=wait) if answered else None
+            ended = (ans_at + dt.timedelta(seconds=talk)) if answered else started + dt.timedelta(seconds=wait)
+            vs = None
+            ttc = None
+            if rnd.random() < 0.4:
+                session_id += 1
+                ttc = rnd.lognormvariate(6.5, 1.5)
+                first_seen = started - dt.timedelta(seconds=ttc)
+                kw = f"keyword {rnd.choices(range(2000), cum_weights=kw_cum)[0]}"
+                dv = DEVICES[rnd.choices(range(len(DEVICES)), cum_weights=dev_cum)[0]]
+                vs = (session_id, pid, f"v{session_id}", "", "google", "cpc", "", kw, "", "", "", kw,
+                      "", "https://example.com/", "Mozilla/5.0", dv[0], dv[1], dv[2], "192.0.2.1", sid,
+                      first_seen, started)
+            value = round(rnd.lognormvariate(8, 1), 2) if answered and rnd.random() < 0.1 else None
+            call = (call_id, "pbx1", f"{call_id}.1", pid, "+74950000001", f"+7916{rnd.randrange(10**7):07d}",
+                    "", sid, cid, session_id if vs else None, "dynamic" if vs else "static", "sales", "",
+                    started, started, ans_at, ended, round(wait, 3), round(wait, 3),
+                    round(talk, 3) if answered else None, 0 if answered else None,
+                    round(ttc, 3) if ttc else None, "answered" if answered else "missed",
+                    None if answered else "abandoned", op, f"Operator {op}" if op else "",
+                    rnd.random() < 0.6, False, "", value, "", "", True, "", ended, ended)
+            legs = []
+            if rnd.random() < 0.25:
+                o = rnd.choice(ids["operators"])
+                legs.append((call_id, o, f"Operator {o}", f"PJSIP/{99 + o}", "", f"{call_id}.2",
+                             "sales", "queue", started, started + dt.timedelta(seconds=15), 15,
+                             "no_answer"))
+            yield call, vs, legs
+
+
+def _cum(ws):
+    s = 0.0
+    for w in ws:
+        s += w
+        yield s
+
+
+def _poisson(rnd, lam):
+    if lam > 30:
+        return max(0, int(round(rnd.gauss(lam, math.sqrt(lam)))))
+    L, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rnd.random()
+        if p <= L:
+            return k
+        k += 1
+
+
+def _sqlite_val(v):
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return v
+
+
+def load(engine, n_calls, days, batch=20000):
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        ids = setup_entities(conn)
+    raw = engine.raw_connection()
+    is_pg = engine.dialect.name == "postgresql"
+    cur = raw.cursor()
+    calls, sessions, legs = [], [], []
+    n = 0
+
+    def flush():
+        if is_pg:
+            for table, cols, rows in (("visitor_sessions", SESSION_COLS, sessions),
+                                      ("calls", CALL_COLS, calls), ("call_legs", LEG_COLS, legs)):
+                if rows:
+                    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
+                        for r in rows:
+                            cp.write_row(r)
+        else:
+            for table, cols, rows in (("visitor_sessions", SESSION_COLS, sessions),
+                                      ("calls", CALL_COLS, calls), ("call_legs", LEG_COLS, legs)):
+                if rows:
+                    cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                                    f"({', '.join('?' * len(cols))})",
+                                    [tuple(_sqlite_val(v) for v in r) for r in rows])
+        raw.commit()
+        calls.clear(), sessions.clear(), legs.clear()
+
+    if not is_pg:
+        cur.execute("BEGIN")
+    for call, vs, lg in generate(n_calls, days, ids):
+        calls.append(call)
+        if vs:
+            sessions.append(vs)
+        legs.extend(lg)
+        n += 1
+        if len(calls) >= batch:
+            flush()
+            if not is_pg:
+                cur.execute("BEGIN")
+            if n % 500000 < batch:
+                print(f"  {n:,} calls loaded ({time.perf_counter() - t0:.0f} s)", flush=True)
+    flush()
+    if is_pg:
+        raw.commit()
+        raw.driver_connection.autocommit = True
+        for table in ("projects", "sources", "campaigns", "operators", "calls", "visitor_sessions"):
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT coalesce(max(id), 1) FROM {table}))")
+        cur.execute("VACUUM ANALYZE")
+        raw.driver_connection.autocommit = False
+    else:
+        cur.execute("ANALYZE")
+    raw.close()
+    return n, time.perf_counter() - t0
+
+
+def timed(fn, runs):
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    out.sort()
+    return statistics.median(out), out[min(len(out) - 1, math.ceil(0.95 * len(out)) - 1)]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--url", help="existing empty database (default: a temporary one)")
+    ap.add_argument("--calls", type=int, default=1_000_000)
+    ap.add_argument("--days", type=int, default=730)
+    ap.add_argument("--runs", type=int, default=20, help="timed runs per query")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary SQLite file")
+    args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # clean up the cluster on kill
+    cluster = tmpdir = None
+    url = args.url
+    if not url:
+        if args.db == "postgresql":
+            cluster = PgCluster()
+            url = cluster.start()
+        else:
+            tmpdir = tempfile.mkdtemp(prefix="ct-bench-")
+            url = f"sqlite:///{tmpdir}/bench.db"
+    try:
+        return _run(url, args)
+    finally:
+        if cluster:
+            cluster.stop()
+        if tmpdir and not args.keep:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _run(url, args):
+    print(f"database: {args.db}; calls: {args.calls:,} over {args.days} days; runs per query: {args.runs}")
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    n, secs = load(engine, args.calls, args.days)
+    print(f"loaded {n:,} calls in {secs:.0f} s ({n / secs:,.0f} calls/s)")
+    sf = make_sessionmaker(engine)
+    t = time.perf_counter()
+    with sf() as s:
+        days = refresh_rollups(s, full=True)
+    print(f"rollups built from scratch: {days} project-days in {time.perf_counter() - t:.0f} s")
+    with sf() as s:
+        p = s.get(Project, 1)
+        today = reports.today_in(p)
+        first_day = s.scalar(select(func.min(Call.started_at)).where(Call.project_id == 1)).astimezone(
+            reports.zone(p)).date()
+        in_project = s.scalar(select(func.count()).select_from(Call).where(Call.project_id == 1))
+        ranges = {"30d": reports.ReportFilter(p, today - dt.timedelta(days=29), today),
+                  "all": reports.ReportFilter(p, first_day, today)}
+        print(f"project 'msk': {in_project:,} calls; timings in ms (p50 / p95)")
+        results = []
+        for name in reports.REPORTS:
+            for rname, f in ranges.items():
+                results.append((f"report {name} [{rname}]",) + timed(lambda: reports.run_report(s, name, f), args.runs))
+        f30 = ranges["30d"]
+        top = reports.by_attribute(s, f30, "source").rows[0][0]
+        results.append(("drill-down source, 30 days, first page",)
+                       + timed(lambda: reports.drilldown(s, f30, "source", top), args.runs))
+        kw = reports.by_attribute(s, f30, "keyword").rows[1][0]
+        results.append(("drill-down keyword, 30 days, first page",)
+                       + timed(lambda: reports.drilldown(s, f30, "keyword", kw), args.runs))
+        start, end = f30.utc_range
+        for label, jf in (("journal project, first page", journal.JournalFilter(project_id=1)),
+                          ("journal 30 days, first page", journal.JournalFilter(project_id=1, start=start, end=end))):
+            results.append((label,) + timed(lambda: journal.page(s, jf), args.runs))
+            results.append((label.replace("first", "last"),)
+                           + timed(lambda: journal.page(s, jf, last=True), args.runs))
+            s.expunge_all()
+        results.append(("live dashboard snapshot",) + timed(lambda: reports.live_snapshot(s, p), args.runs))
+    # incremental refresh after one new call today (what the scheduler does every 2 s)
+    with sf() as s:
+        now = dt.datetime.now(UTC)
+        s.add(Call(pbx_id="pbx1", linkedid="bench-new", project_id=1, caller_number="+79160000000",
+                   started_at=now, ended_at=now, status="missed", wait_seconds=5))
+        s.commit()
+
+        def one_refresh():
+            refresh_rollups(s)
+        results.append(("rollup refresh (recompute today)",) + timed(one_refresh, max(3, args.runs // 4)))
+    w = max(len(r[0]) for r in results)
+    print(f"{'query':<{w}}  {'p50':>8}  {'p95':>8}")
+    for label, p50, p95 in results:
+        print(f"{label:<{w}}  {p50:8.1f}  {p95:8.1f}")
+    engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

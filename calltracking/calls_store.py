@@ -1,0 +1,449 @@
+"""Applying interpreted call state to the database (Call, CallLeg, Operator, AMI tables).
+
+Everything happens in one transaction per batch (:meth:`CallStore.persist`):
+the events that changed calls, the live-call index, the Call rows (upsert by
+``(pbx_id, linkedid)``), their legs (upsert by ``(call_id, uniqueid)``),
+operators discovered from queue members, and the listener's counters.
+
+The AGI hook may create the Call row first (``via_agi``): the listener then
+only writes the fields it owns (times, durations, status, operator, queue
+joined, recording) and keeps the attribution. A call that never passed the
+hook is attributed here when its DID is a tracked number, and not recorded
+at all otherwise. Applying the same state twice writes the same values.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from decimal import Decimal
+from typing import Iterable, Optional
+
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import phone
+from .attribution import attribute, is_first_call
+from .interpret.state import CallState
+from .models import AmiCall, AmiEvent, AmiListenerState, Call, CallLeg, Operator, Project
+
+log = logging.getLogger(__name__)
+
+#: Headers the interpreter reads; only these are stored with an event.
+KEEP = frozenset("""Event Timestamp Uniqueid Linkedid Channel Exten CallerIDNum CallerIDName
+DestUniqueid DestChannel Variable Value Queue MemberName Interface Location Name Status Paused
+DialStatus DialString BridgeUniqueid SwapUniqueid ToBridgeUniqueid FromBridgeUniqueid
+LocalOneUniqueid LocalTwoUniqueid SourceUniqueid Result TransfereeLinkedid TransfererLinkedid
+OrigTransfererLinkedid TransferTargetUniqueid TransferTargetChannel TalkTime HoldTime RingTime
+Reason Wait Duration BridgeId Extension UniqueID BillableSeconds Disposition""".split())
+#: Call columns the listener owns (always written on update).
+OWNED = ("started_at", "queued_at", "answered_at", "ended_at", "wait_seconds", "queue_wait_seconds",
+         "talk_seconds", "hold_seconds", "status", "missed_reason", "operator_id", "operator_name",
+         "closed_reason")
+CHUNK = 500
+DID_CACHE_SECONDS = 30.0
+
+
+def utc(ts: Optional[float]) -> Optional[dt.datetime]:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+
+
+def dec(x: Optional[float]) -> Optional[Decimal]:
+    return None if x is None else Decimal(f"{x:.3f}")
+
+
+def event_row(pbx_id: str, lid: str, ev: dict, ts: float, received_at: float) -> dict:
+    """A stored event: the headers we read, in AMI's own ``Key: Value`` line format."""
+    lines = [f"{k}: {v}" for k, v in ev.items() if k in KEEP]
+    if "Timestamp" not in ev:
+        lines.append(f"_recv: {received_at:.6f}")
+    return {"pbx_id": pbx_id, "linkedid": lid[:64], "at": utc(ts), "event": ev.get("Event", "")[:40],
+            "data": "\n".join(lines)}
+
+
+def row_event(data: str) -> tuple[dict, float]:
+    """A stored event back as (event, received_at)."""
+    ev = {}
+    for line in data.split("\n"):
+        k, _, v = line.partition(": ")
+        ev[k] = v
+    recv = float(ev.pop("_recv", 0) or 0)
+    if not recv and ev.get("Timestamp"):
+        try:
+            recv = float(ev["Timestamp"])
+        except ValueError:
+            recv = 0.0
+    return ev, recv
+
+
+def _dialect_insert(session: Session, table):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dinsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dinsert
+    return dinsert(table)
+
+
+_CALLERS: dict = {}
+
+
+def _caller(raw: str, region: str) -> str:
+    """E.164 when the number reads as one, else the raw digits (memoised: callers repeat)."""
+    if not raw:
+        return ""
+    key = (raw, region)
+    out = _CALLERS.get(key)
+    if out is None:
+        e164 = phone.try_normalize(raw, region)
+        digits = "".join(c for c in raw if c.isdigit() or c == "+")
+        out = e164 or (digits or raw)[:32]
+        if len(_CALLERS) > 50_000:
+            _CALLERS.clear()
+        _CALLERS[key] = out
+    return out
+
+
+class CallStore:
+    def __init__(self, factory: sessionmaker, pbx_id: str, region: str = "RU", window_days: int = 0):
+        self.factory = factory
+        self.pbx_id = pbx_id
+        self.region = region
+        self.window_days = window_days
+        self._attribution: dict[str, Optional[dict]] = {}   # linkedid -> values, or None if untracked
+        self._ops_by_iface: dict[str, int] = {}
+        self._ops_by_member: dict[str, int] = {}
+        self._ops_loaded = False
+        self._by_did: dict[str, tuple[float, Optional[dict]]] = {}
+        self._windows: dict = {}
+
+    # ------------------------------------------------------------------ reading
+    def load_live_events(self) -> list[tuple[dict, float]]:
+        with self.factory() as s:
+            lids = s.scalars(select(AmiCall.linkedid).where(AmiCall.pbx_id == self.pbx_id,
+                                                            AmiCall.live.is_(True))).all()
+            return self._events_of(s, lids)
+
+    def _events_of(self, s: Session, lids: list[str]) -> list[tuple[int, dict, float]]:
+        rows = []
+        for i in range(0, len(lids), CHUNK):
+            rows += s.execute(select(AmiEvent.id, AmiEvent.data).where(
+                AmiEvent.pbx_id == self.pbx_id, AmiEvent.linkedid.in_(lids[i:i + CHUNK]))).all()
+        rows.sort()
+        return [row_event(data) for _, data in rows]
+
+    def events_since(self, since: dt.datetime) -> list[tuple[dict, float]]:
+        with self.factory() as s:
+            lids = s.scalars(select(AmiEvent.linkedid).where(
+                AmiEvent.pbx_id == self.pbx_id, AmiEvent.at >= since).distinct()).all()
+            return self._events_of(s, list(lids))
+
+    def finished_among(self, lids: Iterable[str]) -> set[str]:
+        lids = list(lids)
+        if not lids:
+            return set()
+        out = set()
+        with self.factory() as s:
+            for i in range(0, len(lids), CHUNK):
+                out.update(s.scalars(select(AmiCall.linkedid).where(
+                    AmiCall.pbx_id == self.pbx_id, AmiCall.linkedid.in_(lids[i:i + CHUNK]),
+                    AmiCall.live.is_(False))).all())
+        return out
+
+    def last_event_at(self) -> Optional[float]:
+        with self.factory() as s:
+            st = s.get(AmiListenerState, self.pbx_id)
+            at = st.last_event_at if st else None
+            return at.timestamp() if at else None
+
+    # ------------------------------------------------------------------ writing
+    def persist(self, events: list[dict], calls: list[CallState], done: Iterable[str] = (),
+                member_changes: Iterable[tuple] = (), state: Optional[dict] = None,
+                force: bool = False) -> None:
+        """Write one batch in one transaction (raises on database errors: the caller retries)."""
+        done = set(done)
+        with self.factory() as s, s.begin():
+            if events:
+                s.execute(AmiEvent.__table__.insert(), events)
+            self._operators(s, list(member_changes))
+            recorded = self._calls(s, calls, force)
+            self._index(s, calls, done, recorded)
+            if state:
+                self._state(s, state)
+
+    def _index(self, s: Session, calls: list[CallState], done: set, recorded: set) -> None:
+        rows = [{"pbx_id": self.pbx_id, "linkedid": c.linkedid, "live": c.linkedid not in done and not c.done,
+                 "recorded": c.linkedid in recorded, "first_event_at": utc(c.started_at),
+                 "last_event_at": utc(c.last_event_at)} for c in calls]
+        if not rows:
+            return
+        stmt = _dialect_insert(s, AmiCall.__table__)
+        ex = stmt.excluded
+        s.execute(stmt.on_conflict_do_update(
+            index_elements=["pbx_id", "linkedid"],
+            set_={"live": ex.live, "last_event_at": ex.last_event_at,
+                  "recorded": AmiCall.__table__.c.recorded | ex.recorded}), rows)
+
+    def _attribute(self, s: Session, call: CallState, rec: dict) -> Optional[dict]:
+        lid = call.linkedid
+        if lid in self._attribution:
+            return self._attribution[lid]
+        if not rec["did"] or rec["started_at"] is None:
+            return None
+        started = utc(rec["started_at"])
+        cached = self._by_did.get(rec["did"])
+        if cached is not None and cached[0] > time.monotonic():
+            values = cached[1]
+        else:
+            att = attribute(s, rec["did"], started, self.region)
+            if att.tracking_number is None:
+                values = None
+            else:
+                values = dict(project_id=att.project_id, tracking_number_id=att.tracking_number.id,
+                              did=att.did[:32], source_id=att.source_id, campaign_id=att.campaign_id,
+                              session_id=att.session_id, attribution=att.kind,
+                              attribution_confidence=att.confidence, candidate_count=att.candidate_count,
+                              time_to_call_seconds=att.time_to_call(started),
+                              record=bool(att.tracking_number.record and att.kind != "none"))
+            # Static and unknown numbers do not depend on the time: remember them briefly.
+            if values is None or att.tracking_number.kind == "static":
+                self._by_did[rec["did"]] = (time.monotonic() + DID_CACHE_SECONDS, values)
+        self._attribution[lid] = values
+        if len(self._attribution) > 100_000:
+            self._attribution.clear()
+        return values
+
+    def _window(self, s: Session, project_id: Optional[int]) -> int:
+        if project_id not in self._windows:
+            p = s.get(Project, project_id) if project_id is not None else None
+            self._windows[project_id] = p.first_call_window_days if p is not None else 0
+        return self._windows[project_id] or self.window_days
+
+    def _owned(self, rec: dict) -> dict:
+        return {
+            "started_at": utc(rec["started_at"]), "queued_at": utc(rec["queued_at"]),
+            "answered_at": utc(rec["answered_at"]), "ended_at": utc(rec["ended_at"]),
+            "wait_seconds": dec(rec["wait_seconds"]), "queue_wait_seconds": dec(rec["queue_wait_seconds"]),
+            "talk_seconds": dec(rec["talk_seconds"]), "hold_seconds": dec(rec["hold_seconds"]),
+            "status": rec["status"], "missed_reason": rec["missed_reason"],
+            "operator_id": self._operator_id(rec["operator_interface"], rec["operator_name"]),
+            "operator_name": rec["operator_name"][:200], "closed_reason": rec["closed_reason"][:40],
+        }
+
+    def _calls(self, s: Session, calls: list[CallState], force: bool) -> set:
+        if not calls:
+            return set()
+        self._load_operators(s)
+        by_lid = {c.linkedid: c for c in calls}
+        lids = list(by_lid)
+        existing = {}
+        for i in range(0, len(lids), CHUNK):
+            for row in s.execute(select(Call.id, Call.linkedid, Call.via_agi, Call.project_id,
+                                        Call.first_call, Call.caller_number, Call.did, Call.queue,
+                                        Call.recording_file)
+                                 .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(lids[i:i + CHUNK]))):
+                existing[row.linkedid] = row
+        now = dt.datetime.now(dt.timezone.utc)
+        updates, inserted, inserts = [], [], []
+        for lid, call in by_lid.items():
+            rec = call.record()
+            caller = _caller(rec["caller_number"], self.region)
+            owned = self._owned(rec)
+            row = existing.get(lid)
+            if row is not None:
+                values = dict(owned, id=row.id, updated_at=now)
+                if rec["queue"]:
+                    values["queue"] = rec["queue"][:80]
+                if rec["recording_file"] and not row.recording_file:
+                    values["recording_file"] = rec["recording_file"][:500]
+                if caller and not row.caller_number:
+                    values["caller_number"] = caller
+                    values["caller_name"] = rec["caller_name"][:200]
+                if not row.did and rec["did"]:
+                    values["did"] = (phone.try_normalize(rec["did"], self.region) or rec["did"])[:32]
+                if row.first_call is None and caller and owned["started_at"] is not None:
+                    values["first_call"] = is_first_call(s, row.project_id, caller, owned["started_at"],
+                                                         self._window(s, row.project_id), exclude_call_id=row.id)
+                updates.append(values)
+                continue
+            att = self._attribute(s, call, rec)
+            if att is None:
+                continue          # untracked DID and no AGI row: not recorded (yet)
+            values = dict(att, **owned, pbx_id=self.pbx_id, linkedid=lid, caller_number=caller,
+                          caller_name=rec["caller_name"][:200], queue=rec["queue"][:80],
+                          recording_file=rec["recording_file"][:500], via_agi=False,
+                          created_at=now, updated_at=now, first_call=None)
+            inserts.append(values)
+            inserted.append(lid)
+        if inserts:
+            self._first_calls(s, inserts)
+            stmt = _dialect_insert(s, Call.__table__)
+            ex, t = stmt.excluded, Call.__table__.c
+            set_ = {c: ex[c] for c in OWNED}
+            set_["queue"] = case((ex.queue != "", ex.queue), else_=t.queue)
+            set_["recording_file"] = case((t.recording_file == "", ex.recording_file), else_=t.recording_file)
+            set_["caller_number"] = case((t.caller_number == "", ex.caller_number), else_=t.caller_number)
+            set_["first_call"] = func.coalesce(t.first_call, ex.first_call)
+            set_["updated_at"] = ex.updated_at
+            s.execute(stmt.on_conflict_do_update(index_elements=["pbx_id", "linkedid"], set_=set_), inserts)
+        if updates:
+            s.execute(update(Call), updates)
+        ids = {lid: row.id for lid, row in existing.items()}
+        for i in range(0, len(inserted), CHUNK):
+            for cid, lid in s.execute(select(Call.id, Call.linkedid).where(
+                    Call.pbx_id == self.pbx_id, Call.linkedid.in_(inserted[i:i + CHUNK]))):
+                ids[lid] = cid
+        self._legs(s, {ids[lid]: by_lid[lid] for lid in ids})
+        return set(ids)
+
+    def _first_calls(self, s: Session, rows: list[dict]) -> None:
+        """first_call of new rows: one query per project (window 0), else the per-call check."""
+        groups: dict = {}
+        for v in rows:
+            c = v["caller_number"]
+            if c and c.lstrip("+").isdigit() and v["started_at"] is not None:
+                groups.setdefault(v["project_id"], []).append(v)
+        for pid, group in groups.items():
+            window = self._window(s, pid)
+            if window:
+                for v in group:
+                    v["first_call"] = is_first_call(s, pid, v["caller_number"], v["started_at"], window)
+                continue
+            callers = list({v["caller_number"] for v in group})
+            earliest: dict = {}
+            for i in range(0, len(callers), CHUNK):
+                cond = [Call.caller_number.in_(callers[i:i + CHUNK]), Call.pbx_id.isnot(None)]
+                cond.append(Call.project_id == pid if pid is not None else Call.project_id.is_(None))
+                for num, first in s.execute(select(Call.caller_number, func.min(Call.started_at))
+                                            .where(*cond).group_by(Call.caller_number)):
+                    if first is not None:
+                        earliest[num] = first
+            for v in sorted(group, key=lambda v: v["started_at"]):
+                e = earliest.get(v["caller_number"])
+                v["first_call"] = e is None or e >= v["started_at"]
+                if e is None or v["started_at"] < e:
+                    earliest[v["caller_number"]] = v["started_at"]
+
+    def _legs(self, s: Session, calls: dict[int, CallState]) -> None:
+        wanted = {cid: c for cid, c in calls.items() if c.legs}
+        if not wanted:
+            return
+        have = {}
+        cids = list(wanted)
+        for i in range(0, len(cids), CHUNK):
+            for lid_, cid, uid in s.execute(select(CallLeg.id, CallLeg.call_id, CallLeg.uniqueid)
+                                            .where(CallLeg.call_id.in_(cids[i:i + CHUNK]))):
+                have[(cid, uid)] = lid_
+        new, upd = [], []
+        for cid, call in wanted.items():
+            for leg in call.legs.values():
+                r = leg.record()
+                values = {
+                    "operator_id": self._operator_id(r["interface"], r["operator_name"]),
+                    "operator_name": r["operator_name"], "interface": r["interface"],
+                    "channel": r["channel"], "queue": r["queue"], "kind": r["kind"][:12],
+                    "rung_at": utc(r["rung_at"]), "answered_at": utc(r["answered_at"]),
+                    "ended_at": utc(r["ended_at"]), "ring_seconds": dec(r["ring_seconds"]),
+                    "talk_seconds": dec(r["talk_seconds"]), "outcome": r["outcome"],
+                }
+                key = (cid, r["uniqueid"][:64])
+                if key in have:
+                    upd.append(dict(values, id=have[key]))
+                else:
+                    new.append(dict(values, call_id=cid, uniqueid=key[1]))
+        if new:
+            s.execute(insert(CallLeg), new)
+        if upd:
+            s.execute(update(CallLeg), upd)
+
+    # ------------------------------------------------------------------ operators
+    def _load_operators(self, s: Session) -> None:
+        if self._ops_loaded:
+            return
+        for oid, iface, member in s.execute(select(Operator.id, Operator.interface, Operator.member_name)):
+            self._remember_operator(oid, iface, member)
+        self._ops_loaded = True
+
+    def _remember_operator(self, oid: int, iface: str, member: str) -> None:
+        self._ops_by_iface[iface] = oid
+        if iface.endswith("/n"):
+            self._ops_by_iface.setdefault(iface[:-2], oid)
+        if member:
+            self._ops_by_member.setdefault(member, oid)
+
+    def _operator_id(self, interface: str, name: str) -> Optional[int]:
+        if interface:
+            oid = self._ops_by_iface.get(interface) or self._ops_by_iface.get(interface.removesuffix("/n"))
+            if oid:
+                return oid
+        return self._ops_by_member.get(name) if name else None
+
+    def _operators(self, s: Session, changes: list[tuple]) -> None:
+        """Queue members (QueueStatus, QueueMemberAdded/Removed) -> Operator rows."""
+        if not changes:
+            return
+        self._load_operators(s)
+        for op, queue, iface, name in changes:
+            iface = iface[:200]
+            row = s.scalars(select(Operator).where(Operator.interface == iface)).first()
+            if row is None:
+                if op == "remove":
+                    continue
+                row = Operator(name=(name or iface)[:200], interface=iface, member_name=(name or "")[:200],
+                               queues=queue)
+                s.add(row)
+                s.flush()
+                self._remember_operator(row.id, iface, row.member_name)
+                continue
+            queues = [q for q in row.queues.split(",") if q]
+            if op == "remove" and queue in queues:
+                queues.remove(queue)
+            elif op == "add" and queue not in queues:
+                queues.append(queue)
+            row.queues = ",".join(queues)
+            if name and not row.member_name:
+                row.member_name = name[:200]
+
+    def _state(self, s: Session, st: dict) -> None:
+        row = s.get(AmiListenerState, self.pbx_id)
+        if row is None:
+            row = AmiListenerState(pbx_id=self.pbx_id, events=0, unknown_events=0, malformed_frames=0,
+                                   without_timestamp=0, classes="{}", stats="{}")
+            s.add(row)
+        for key in ("connected_at", "disconnected_at", "last_event_at"):
+            if st.get(key) is not None:
+                setattr(row, key, utc(st[key]))
+        for key in ("events", "unknown_events", "malformed_frames", "without_timestamp"):
+            if key in st:
+                setattr(row, key, int(st[key]))
+        if st.get("clock_skew_ms") is not None:
+            row.clock_skew_ms = int(st["clock_skew_ms"])
+        if "classes" in st:
+            merged = json.loads(row.classes or "{}")
+            merged.update(st["classes"])
+            row.classes = json.dumps(merged, sort_keys=True)
+        if "stats" in st:
+            row.stats = json.dumps(st["stats"], sort_keys=True)
+        row.updated_at = dt.datetime.now(dt.timezone.utc)
+
+    def listener_state(self) -> Optional[dict]:
+        with self.factory() as s:
+            row = s.get(AmiListenerState, self.pbx_id)
+            if row is None:
+                return None
+            return {"connected_at": row.connected_at, "disconnected_at": row.disconnected_at,
+                    "last_event_at": row.last_event_at, "events": row.events,
+                    "unknown_events": row.unknown_events, "malformed_frames": row.malformed_frames,
+                    "without_timestamp": row.without_timestamp, "clock_skew_ms": row.clock_skew_ms,
+                    "classes": json.loads(row.classes or "{}"), "stats": json.loads(row.stats or "{}"),
+                    "updated_at": row.updated_at}
+
+    def purge_events(self, older_than: dt.datetime) -> int:
+        """Delete stored events of finished calls older than the given time (retention)."""
+        from sqlalchemy import delete
+
+        with self.factory() as s, s.begin():
+            done = select(AmiCall.linkedid).where(AmiCall.pbx_id == self.pbx_id, AmiCall.live.is_(False))
+            res = s.execute(delete(AmiEvent).where(AmiEvent.pbx_id == self.pbx_id, AmiEvent.at < older_than,
+                                                   AmiEvent.linkedid.in_(done)))
+            return res.rowcount or 0

@@ -1,0 +1,86 @@
+"""`calltracking agi` (serve FastAGI) and `calltracking routes test` (what would a call get?)."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import signal
+
+import click
+
+from .. import hooks, services as svc
+from . import cli, pass_ctx
+
+
+@cli.command("agi")
+@click.option("--listen", default=None, metavar="HOST:PORT", help="Override [agi] listen.")
+@pass_ctx
+def agi_serve(app, listen):
+    """Serve the FastAGI hooks (route, promo, tag, lookup) until SIGTERM or Ctrl-C."""
+    from agi.server import run_agi
+
+    cfg = app.config
+    logging.getLogger().setLevel(cfg.log.level.upper())
+    kwargs = {}
+    if listen:
+        from ..config import _hostport
+
+        try:
+            kwargs["host"], kwargs["port"] = _hostport(listen)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--listen") from None
+
+    async def main():
+        stop, ready = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(run_agi(cfg, app.sessionmaker, stop, ready, **kwargs))
+        done, _ = await asyncio.wait({task, asyncio.create_task(ready.wait())},
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()                    # failed to start: raise the error
+        host, port = kwargs.get("host", cfg.agi.listen[0]), kwargs.get("port", cfg.agi.listen[1])
+        click.echo(f"FastAGI listening on {host}:{port} (budget {cfg.agi.timeout_ms} ms)", err=True)
+        await task
+
+    try:
+        asyncio.run(main())
+    except OSError as e:
+        raise click.ClickException(f"cannot listen: {e}") from None
+
+
+@cli.group()
+def routes():
+    """Routing rules: try what a call would get."""
+
+
+@routes.command("test")
+@click.argument("did")
+@click.option("--caller", default="", help="Caller number.")
+@click.option("--at", "at", default=None, help="When (ISO date-time in the project's time zone; "
+              "default now).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_ctx
+def routes_test(app, did, caller, at, fmt):
+    """Show the CT_* variables a call to DID would get (dry run: nothing is written)."""
+    env = hooks.HookEnv(app.config, app.sessionmaker, cache=hooks.HookCache(rules_ttl=0))
+    if at:
+        from ..attribution import attribute
+
+        with app.session() as s:
+            project = attribute(s, did, dt.datetime.now(dt.timezone.utc), app.region).project
+            tz = project.timezone if project else app.config.general.timezone
+        try:
+            when = svc.parse_when(at, tz)
+        except svc.ServiceError as e:
+            raise click.ClickException(str(e)) from None
+        env.clock = lambda: when
+    result = hooks.route(env, did, "", caller, write=False)
+    result.pop("CT_CALL_ID", None)
+    if fmt == "json":
+        click.echo(json.dumps(result, ensure_ascii=False, indent=1))
+    else:
+        for k, v in result.items():
+            click.echo(f"{k:16} {v}")

@@ -1,0 +1,37 @@
+"""`calltracking web`: serve the web UI with the production WSGI server (waitress)."""
+from __future__ import annotations
+
+import signal
+
+import click
+
+from . import cli, pass_ctx
+
+
+@cli.command()
+@click.option("--listen", default=None, metavar="HOST:PORT", help="Override [web] listen.")
+@pass_ctx
+def web(app, listen):
+    """Serve the web UI (waitress) until interrupted."""
+    if listen:
+        app.overrides["web.listen"] = listen
+        app._config = None
+    cfg = app.config
+    cfg.require_web_secret()
+    from webui.server import make_server
+
+    server = make_server(cfg, app.sessionmaker)
+    host, _ = cfg.web.listen
+    click.echo(f"calltracking web UI on http://{host}:{server.effective_port}/ (Ctrl-C stops)", err=True)
+
+    def stop(_sig, _frame):
+        server.close()
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        signal.signal(signal.SIGTERM, old)

@@ -1,0 +1,423 @@
+"""Dynamic number insertion: visitor sessions and atomic pool-number assignment.
+
+``assign()`` is what ``POST /api/dni/assign`` runs for the website snippet:
+
+1. the request is validated and bounded (:func:`parse_request`);
+2. bots (by user agent) get the static/default number and no session;
+3. the visitor session is found by (project, visitor id) or created (a new
+   one after ``SESSION_IDLE`` of inactivity or when new campaign tags arrive);
+4. the pool is chosen (the ``pool`` named by the snippet, the pool of the
+   session's source, the source's static number — *combined mode* — or the
+   project's general pool);
+5. a number is reserved ATOMICALLY: the same visitor keeps the number it
+   holds; otherwise it gets back its previous number when free, else a never
+   used number, else the least recently released one. A number is never held
+   by two live reservations: the partial unique index on
+   ``pool_reservations(tracking_number_id) WHERE released_at IS NULL`` is the
+   guarantee, and the writers avoid fighting over it — PostgreSQL takes the
+   candidate row with ``FOR UPDATE SKIP LOCKED``; SQLite takes the database
+   write lock at the start of the transaction (a first write statement,
+   like ``BEGIN IMMEDIATE``) and writers of one process queue on a lock. A
+   conflict that still happens (another process) is retried;
+6. when no number is free, expired holds of that pool are released on the
+   spot and the pool is tried once more; still none → ``exhausted_count`` is
+   incremented and the pool's fallback number (or the project's default
+   number) is returned, with a promo code when the pool's ``promo_mode`` asks.
+
+A reservation is live while ``released_at`` is NULL; it lasts while the
+visitor is active (``heartbeat()``) and for the pool's ``hold_seconds``
+after. :func:`release_expired` (for the scheduler and ``calltracking pools
+release``) releases the rest. :mod:`calltracking.attribution` reads the same
+rows at call time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from . import dni_sql as Q, promo, useragent
+from .models import (
+    Campaign, NumberPool, PoolReservation, Project, Source, TrackingNumber, VisitorSession, utcnow,
+)
+
+SESSION_IDLE = dt.timedelta(minutes=30)
+CACHE_TTL = 5.0
+MAX_ATTEMPTS = 10
+
+VS, PR, TN, NP = (VisitorSession.__table__, PoolReservation.__table__, TrackingNumber.__table__,
+                  NumberPool.__table__)
+
+#: request field → maximum length (the column sizes)
+FIELDS = {
+    "ga_client_id": 64, "utm_source": 200, "utm_medium": 200, "utm_campaign": 200, "utm_term": 200,
+    "utm_content": 200, "gclid": 200, "yclid": 200, "keyword": 200, "referrer": 1000,
+    "landing_page": 1000,
+}
+_KEY_RX = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_VISITOR_RX = re.compile(r"[A-Za-z0-9._-]{8,64}")
+_CTRL_RX = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class DniError(ValueError):
+    """A bad request: the message is safe to return to the client."""
+
+
+class UnknownProject(DniError):
+    pass
+
+
+@dataclass
+class AssignRequest:
+    project: str
+    visitor_id: str = ""
+    pool: str = ""
+    user_agent: str = ""
+    ip: str = ""
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass
+class AssignResult:
+    number: Optional[str]               # E.164 to show; None: keep the site's own number
+    kind: str                           # pool | static | fallback | default | bot
+    visitor_id: str = ""
+    session_id: Optional[int] = None
+    pool_id: Optional[int] = None
+    hold_seconds: int = 0
+    exhausted: bool = False
+    promo: Optional[str] = None
+
+    def as_json(self) -> dict:
+        return {"number": self.number, "kind": self.kind, "visitor_id": self.visitor_id,
+                "session": self.session_id, "hold_seconds": self.hold_seconds,
+                "exhausted": self.exhausted, "promo": self.promo}
+
+
+def _clean(value, name: str, limit: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DniError(f"field {name!r} must be a string")
+    return _CTRL_RX.sub("", value).strip()[:limit]
+
+
+def new_visitor_id() -> str:
+    return "v" + random.SystemRandom().getrandbits(96).to_bytes(12, "big").hex()
+
+
+def parse_request(data, user_agent: str = "", ip: str = "") -> AssignRequest:
+    """Validate a JSON body from the snippet. Unknown fields are ignored."""
+    if not isinstance(data, dict):
+        raise DniError("expected a JSON object")
+    key = data.get("project")
+    if not isinstance(key, str) or not _KEY_RX.fullmatch(key):
+        raise DniError("field 'project' must be a project key (1-64 letters, digits, '_', '-')")
+    visitor = data.get("visitor_id")
+    if visitor is not None and not isinstance(visitor, str):
+        raise DniError("field 'visitor_id' must be a string")
+    visitor = visitor if visitor and _VISITOR_RX.fullmatch(visitor) else ""
+    fields = {name: _clean(data.get(name), name, limit) for name, limit in FIELDS.items()}
+    return AssignRequest(project=key, visitor_id=visitor, pool=_clean(data.get("pool"), "pool", 200),
+                         user_agent=_clean(user_agent, "user_agent", 500), ip=(ip or "")[:45],
+                         fields=fields)
+
+
+# ------------------------------------------------------------ project cache
+@dataclass
+class PoolInfo:
+    id: int
+    name: str
+    source_id: Optional[int]
+    hold_seconds: int
+    fallback_number: Optional[str]
+    promo_mode: str
+
+
+@dataclass
+class ProjectInfo:
+    id: int
+    key: str
+    default_number: Optional[str]
+    origins: frozenset
+    pools: list                     # [PoolInfo], general pools (no source) first
+    sources: dict                   # lower(name or label) -> source id
+    campaigns: dict                 # lower(utm_campaign) -> source id
+    statics: dict                   # source id -> static number
+    loaded: float = 0.0
+
+
+_cache: dict = {}
+_cache_lock = threading.Lock()
+_write_locks: dict = {}
+
+
+def invalidate_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def parse_origins(text_: str) -> frozenset:
+    return frozenset(o.strip().rstrip("/").lower() for o in re.split(r"[\s,]+", text_ or "") if o.strip())
+
+
+def project_info(engine: Engine, key: str) -> Optional[ProjectInfo]:
+    ck = (id(engine), key)
+    info = _cache.get(ck)
+    if info is not None and time.monotonic() - info.loaded < CACHE_TTL:
+        return info
+    with engine.connect() as conn:
+        p = conn.execute(select(Project.__table__).where(Project.key == key)).mappings().first()
+        if p is None:
+            return None
+        pools = [PoolInfo(r.id, r.name, r.source_id, r.hold_seconds, r.fallback_number,
+                          r.promo_mode or "off")
+                 for r in conn.execute(select(NP).where(NP.c.project_id == p["id"], NP.c.active.is_(True))
+                                       .order_by(NP.c.source_id.is_(None).desc(), NP.c.id))]
+        sources: dict = {}
+        for r in conn.execute(select(Source.__table__).where(Source.project_id == p["id"],
+                                                             Source.active.is_(True))):
+            for label in (r.short_label, r.name):
+                if label:
+                    sources.setdefault(label.strip().lower(), r.id)
+        campaigns = {r.utm_campaign.strip().lower(): r.source_id
+                     for r in conn.execute(select(Campaign.__table__).where(
+                         Campaign.project_id == p["id"], Campaign.active.is_(True), Campaign.utm_campaign != ""))}
+        statics = {}
+        for r in conn.execute(select(TN.c.source_id, TN.c.number).where(
+                TN.c.project_id == p["id"], TN.c.kind == "static", TN.c.active.is_(True),
+                TN.c.source_id.is_not(None)).order_by(TN.c.id)):
+            statics.setdefault(r.source_id, r.number)
+    info = ProjectInfo(p["id"], key, p["default_number"], parse_origins(p["allowed_origins"]), pools,
+                       sources, campaigns, statics, time.monotonic())
+    with _cache_lock:
+        _cache[ck] = info
+    return info
+
+
+def _write_lock(engine: Engine):
+    """Writers of one process queue here on SQLite (one writer at a time anyway)."""
+    lock = _write_locks.get(id(engine))
+    if lock is None:
+        with _cache_lock:
+            lock = _write_locks.setdefault(id(engine), threading.Lock())
+    return lock
+
+
+def _engine(factory_or_engine) -> Engine:
+    if isinstance(factory_or_engine, Engine):
+        return factory_or_engine
+    return factory_or_engine.kw["bind"]
+
+
+def _retrying(engine: Engine, fn, write_first: bool = False):
+    """Run ``fn(conn)`` in a transaction; retry on a lost race (unique index, lock).
+
+    ``write_first``: ``fn`` starts with a write, which takes SQLite's write
+    lock by itself; otherwise a no-op write takes it before ``fn`` reads.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    lock = _write_lock(engine) if sqlite else None
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            if lock is not None:
+                with lock, engine.begin() as conn:
+                    if not write_first:   # take the write lock now (BEGIN IMMEDIATE semantics)
+                        conn.execute(Q.SQLITE_WRITE_LOCK)
+                    return fn(conn)
+            with engine.begin() as conn:
+                return fn(conn)
+        except (IntegrityError, OperationalError):
+            if attempt == MAX_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.001, 0.004) * (attempt + 1))
+
+
+# ------------------------------------------------------------------ assign
+def _source_for(info: ProjectInfo, f: dict) -> Optional[int]:
+    if f.get("utm_campaign"):
+        sid = info.campaigns.get(f["utm_campaign"].lower())
+        if sid:
+            return sid
+    if f.get("utm_source"):
+        return info.sources.get(f["utm_source"].lower())
+    return None
+
+
+def _choose(info: ProjectInfo, source_id: Optional[int], pool_name: str):
+    """(PoolInfo, None) or (None, static number) or (None, None)."""
+    if pool_name:
+        for p in info.pools:
+            if p.name == pool_name:
+                return p, None
+    if source_id is not None:
+        for p in info.pools:
+            if p.source_id == source_id:
+                return p, None
+        if source_id in info.statics:
+            return None, info.statics[source_id]
+    return (info.pools[0] if info.pools else None), None
+
+
+def _session(conn: Connection, info: ProjectInfo, req: AssignRequest, source_id, now, ua, known: bool) -> int:
+    f = req.fields
+    row = conn.execute(Q.LAST_SESSION, {"b_pid": info.id, "b_vid": req.visitor_id}).first() if known else None
+    new_tags = any(f.get(k) and f[k] != (getattr(row, k) if row else "")
+                   for k in ("utm_source", "utm_campaign", "gclid", "yclid"))
+    if row is not None and row.last_seen >= now - SESSION_IDLE and not new_tags:
+        conn.execute(Q.SESSION_SEEN, {"b_sid": row.id, "b_now": now})
+        return row.id
+    values = {f"v_{k}": v for k, v in f.items()}
+    values.update(v_keyword=f.get("keyword") or f.get("utm_term", ""), v_project_id=info.id,
+                  v_visitor_id=req.visitor_id, v_user_agent=req.user_agent, v_device=ua.device, v_os=ua.os,
+                  v_browser=ua.browser, v_ip=req.ip, v_source_id=source_id, v_first_seen=now, v_last_seen=now)
+    return conn.execute(Q.NEW_SESSION, values).scalar_one()
+
+
+def _take(conn: Connection, pool: PoolInfo, number_id: int, session_id: int, now) -> bool:
+    """Mark the number held and reserve it; False when someone else holds it."""
+    if conn.execute(Q.TAKE, {"b_tn": number_id}).rowcount != 1:
+        return False
+    # The partial unique index decides; a live reservation the hint missed leaves the number
+    # marked held (which it is) and we try the next one.
+    return conn.execute(Q.NEW_RES_IF_FREE[conn.dialect.name],
+                        {"b_pool": pool.id, "b_tn": number_id, "b_sid": session_id, "b_now": now}
+                        ).first() is not None
+
+
+def _release_pool(conn: Connection, pool_id: int, hold_seconds: int, now) -> int:
+    """Release the pool's reservations idle for longer than the hold time."""
+    rows = conn.execute(Q.EXPIRED, {"b_pool": pool_id,
+                                    "b_before": now - dt.timedelta(seconds=hold_seconds)}).all()
+    if not rows:
+        return 0
+    conn.execute(Q.RELEASE_MANY, {"b_ids": [r.id for r in rows], "b_now": now})
+    conn.execute(Q.FREE_MANY, {"b_ids": [r.tracking_number_id for r in rows], "b_now": now})
+    return len(rows)
+
+
+def _reserve(conn: Connection, info: ProjectInfo, pool: PoolInfo, visitor_id: str, session_id: int,
+             now, skip_locked: bool, known: bool) -> Optional[str]:
+    key = {"b_pid": info.id, "b_vid": visitor_id, "b_pool": pool.id}
+    if known:
+        # 1. The visitor already holds a number of this pool: keep it (moved to the new session).
+        held = conn.execute(Q.HELD, key).first()
+        if held is not None:
+            if held.session_id == session_id:
+                conn.execute(Q.RES_SEEN, {"b_rid": held.id, "b_now": now})
+                return held.number
+            conn.execute(Q.RES_END, {"b_rid": held.id, "b_now": now})
+            conn.execute(Q.NEW_RES, {"b_pool": pool.id, "b_tn": held.tracking_number_id, "b_sid": session_id,
+                                     "b_now": now})
+            return held.number
+        # 2. Its previous number, when free again.
+        prev = conn.execute(Q.PREVIOUS, key).first()
+        if prev is not None and _take(conn, pool, prev.id, session_id, now):
+            return prev.number
+    # 3. Never used first, then least recently released; release expired holds when none is free.
+    free = Q.FREE_SKIP_LOCKED if skip_locked else Q.FREE
+    for sweep in (False, True):
+        if sweep and not _release_pool(conn, pool.id, pool.hold_seconds, now):
+            break
+        for _ in range(MAX_ATTEMPTS):
+            row = conn.execute(free[0], key).first() or conn.execute(free[1], key).first()
+            if row is None:
+                break
+            if _take(conn, pool, row.id, session_id, now):
+                return row.number
+    return None
+
+
+def assign(factory, req: AssignRequest, now: Optional[dt.datetime] = None) -> AssignResult:
+    """Give the visitor a number (see the module doc). Raises UnknownProject."""
+    engine = _engine(factory)
+    now = now or utcnow()
+    info = project_info(engine, req.project)
+    if info is None:
+        raise UnknownProject(f"unknown project {req.project!r}")
+    ua = useragent.parse(req.user_agent)
+    source_id = _source_for(info, req.fields)
+    pool, static = _choose(info, source_id, req.pool)
+    default = (pool.fallback_number if pool else None) or info.default_number
+    if ua.bot:
+        return AssignResult(static or default, "bot")
+    known = bool(req.visitor_id)          # a visitor id we issued earlier (else: a new visitor)
+    visitor_id = req.visitor_id = req.visitor_id or new_visitor_id()
+    pg = engine.dialect.name == "postgresql"
+
+    def work(conn: Connection) -> AssignResult:
+        sid = _session(conn, info, req, source_id, now, ua, known)
+        if pool is None:
+            return AssignResult(static or info.default_number, "static" if static else "default",
+                                visitor_id, sid)
+        number = _reserve(conn, info, pool, visitor_id, sid, now, pg, known)
+        res = AssignResult(number, "pool", visitor_id, sid, pool.id, pool.hold_seconds)
+        if number is None:
+            conn.execute(Q.EXHAUSTED, {"b_pool": pool.id})
+            res.number, res.kind, res.exhausted = default, "fallback", True
+        if promo.wanted(pool.promo_mode, res.exhausted):
+            res.promo = promo.code_for_session(conn, info.id, sid, source_id, now)
+        return res
+
+    return _retrying(engine, work, write_first=not known)
+
+
+def heartbeat(factory, project: str, visitor_id: str, now: Optional[dt.datetime] = None) -> AssignResult:
+    """Extend the visitor's live reservations. ``number`` None: nothing held (ask again)."""
+    engine = _engine(factory)
+    now = now or utcnow()
+    if not isinstance(project, str) or not _KEY_RX.fullmatch(project):
+        raise DniError("field 'project' must be a project key")
+    if not isinstance(visitor_id, str) or not _VISITOR_RX.fullmatch(visitor_id):
+        raise DniError("field 'visitor_id' must be the visitor id returned by assign")
+    info = project_info(engine, project)
+    if info is None:
+        raise UnknownProject(f"unknown project {project!r}")
+
+    def work(conn: Connection) -> AssignResult:
+        rows = conn.execute(Q.VISITOR_LIVE, {"b_pid": info.id, "b_vid": visitor_id}).all()
+        if not rows:
+            return AssignResult(None, "none", visitor_id)
+        conn.execute(Q.RES_SEEN_MANY, {"b_ids": [r.id for r in rows], "b_now": now})
+        conn.execute(Q.SESSION_SEEN_MANY, {"b_ids": sorted({r.session_id for r in rows}), "b_now": now})
+        hold = next((p.hold_seconds for p in info.pools if p.id == rows[0].pool_id), 0)
+        return AssignResult(rows[0].number, "pool", visitor_id, rows[0].session_id, rows[0].pool_id, hold)
+
+    return _retrying(engine, work)
+
+
+def release_expired(factory, now: Optional[dt.datetime] = None) -> int:
+    """Release every reservation idle for longer than its pool's hold time.
+
+    Scheduler-ready (one call per minute is plenty: assignment also releases
+    expired holds of a pool on the spot when it runs out). Returns the count.
+    """
+    engine = _engine(factory)
+    now = now or utcnow()
+    with engine.connect() as conn:
+        pools = conn.execute(select(NP.c.id, NP.c.hold_seconds)).all()
+    total = 0
+    for pid, hold in pools:
+        total += _retrying(engine, lambda conn, pid=pid, hold=hold: _release_pool(conn, pid, hold, now))
+    return total
+
+
+def pool_status(session, pool: NumberPool, now: Optional[dt.datetime] = None) -> dict:
+    """Numbers, live holds and exhaustion of one pool (for the UI and the CLI)."""
+    now = now or utcnow()
+    total = session.execute(select(func.count()).select_from(TN).where(
+        TN.c.pool_id == pool.id, TN.c.active.is_(True))).scalar_one()
+    live = session.execute(select(func.count()).select_from(PR).where(
+        PR.c.pool_id == pool.id, PR.c.released_at.is_(None))).scalar_one()
+    return {"pool": pool.name, "numbers": total, "held": live, "free": max(total - live, 0),
+            "hold_seconds": pool.hold_seconds, "exhausted_count": pool.exhausted_count,
+            "promo_mode": pool.promo_mode}
+

@@ -1,0 +1,380 @@
+"""The AGI hooks ``route``, ``promo``, ``tag`` and ``lookup``: the core behind both adapters.
+
+The FastAGI server (``agi/server.py``) and the classic stdin/stdout script
+(``agi/classic.py``) translate the AGI protocol and call these functions; each
+takes a :class:`HookEnv` (configuration, session factory, clock, caches) and
+the hook's inputs and returns the ``{variable: value}`` dict to set on the
+channel. :func:`defaults` gives the safe answer used when the database is slow,
+locked or down: the adapters answer with it instead of leaving the channel
+waiting.
+
+Database work is split into a read transaction and a short write transaction
+(an upsert of the call keyed by ``(pbx_id, linkedid)``): a SQLite read
+snapshot upgraded to a write fails with "database is locked" whatever the
+busy timeout, and the split keeps the write lock as short as possible.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from types import SimpleNamespace
+from dataclasses import dataclass, field
+from functools import lru_cache
+from decimal import Decimal
+from typing import Callable, Optional
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from . import attribution as attr_mod
+from . import hookdb, phone, routing
+from .hookcache import HookCache, NumberInfo  # noqa: F401 (HookCache is part of this API)
+from .models import (
+    Call, Campaign, Project, PromoCode, Source, Tag, VisitorSession, call_tags, utcnow,
+)
+
+log = logging.getLogger("calltracking.hooks")
+
+HOOKS = ("route", "promo", "tag", "lookup")
+ROUTE_VARS = ("CT_CALL_ID", "CT_PROJECT", "CT_SOURCE", "CT_CAMPAIGN", "CT_ATTRIBUTION", "CT_QUEUE",
+              "CT_TARGET", "CT_CALLER_TYPE", "CT_RECORD", "CT_CONFIDENCE", "CT_STATUS")
+_NO_VALUE = {"", "unknown", "anonymous", "restricted", "<unknown>"}
+
+
+@dataclass
+class HookEnv:
+    config: object                                  # calltracking.config.Config
+    session_factory: Callable[[], Session]
+    clock: Callable = utcnow                        # aware UTC "now"; tests inject their own
+    cache: HookCache = field(default_factory=HookCache)
+
+    @property
+    def region(self) -> str:
+        return self.config.general.default_region
+
+    @property
+    def pbx_id(self) -> str:
+        return self.config.general.pbx_id
+
+
+Cancelled, Budget = hookdb.Cancelled, hookdb.Budget      # part of this module's API
+
+
+# ------------------------------------------------------------------ helpers
+def call_id(env: HookEnv, linkedid: str) -> str:
+    """``CT_CALL_ID``: ``<pbx_id>-<linkedid>``, known even when the database is not."""
+    return f"{env.pbx_id}-{linkedid}" if linkedid else ""
+
+
+def clean_linkedid(value: str) -> str:
+    return re.sub(r"[^0-9A-Za-z._-]", "", value or "")[:64]
+
+
+@lru_cache(maxsize=65536)
+def normalize(raw: str, region: str) -> Optional[str]:
+    """:func:`phone.try_normalize`, remembered (DIDs and regular callers repeat all day)."""
+    return phone.try_normalize(raw, region)
+
+
+def caller_number(raw: str, region: str) -> str:
+    """E.164 when the number reads as one, else its digits ('' for anonymous)."""
+    raw = (raw or "").strip()
+    if raw.lower() in _NO_VALUE:
+        return ""
+    e164 = normalize(raw[:64], region)
+    if e164:
+        return e164
+    return re.sub(r"\D", "", raw)[:32]
+
+
+def _name(raw: str) -> str:
+    raw = (raw or "").strip()
+    return "" if raw.lower() in _NO_VALUE else raw[:200]
+
+
+def fallback_queue(env: HookEnv, did: str = "") -> str:
+    key = phone.try_normalize(did, env.region) or (did or "").strip()
+    return env.cache.queue_for(key) or env.config.general.default_queue
+
+
+def defaults(env: HookEnv, hook: str = "route", did: str = "", linkedid: str = "",
+             status: str = "fallback") -> dict[str, str]:
+    """The safe answer: default queue, no attribution, no recording. Never touches the DB."""
+    if hook == "promo":
+        return {"CT_PROMO": "error", "CT_STATUS": status}
+    if hook == "tag":
+        return {"CT_TAG": "", "CT_STATUS": status}
+    return {"CT_CALL_ID": call_id(env, clean_linkedid(linkedid)), "CT_PROJECT": "", "CT_SOURCE": "",
+            "CT_CAMPAIGN": "", "CT_ATTRIBUTION": "none", "CT_QUEUE": fallback_queue(env, did),
+            "CT_TARGET": "", "CT_CALLER_TYPE": "", "CT_RECORD": "no", "CT_CONFIDENCE": "",
+            "CT_STATUS": status}
+
+
+def _load_rules(env: HookEnv, session: Session, project_id: int) -> list[routing.Rule]:
+    return env.cache.catalogue(session.connection(), env.session_factory).rules.get(project_id, [])
+
+
+def _facts(now, tz: str, source_id, campaign_id, vs: Optional[VisitorSession]) -> routing.CallFacts:
+    return routing.CallFacts(local_time=routing.local_now(now, tz), source_id=source_id,
+                             campaign_id=campaign_id, keyword=vs.keyword if vs else "",
+                             utm_term=vs.utm_term if vs else "", has_session=vs is not None)
+
+
+def _project_queue(env: HookEnv, project: Optional[Project]) -> str:
+    return (project.default_queue if project and project.default_queue else "") or \
+        env.config.general.default_queue
+
+
+def _window_days(env: HookEnv, project: Optional[Project]) -> int:
+    if project is not None and project.first_call_window_days:
+        return project.first_call_window_days
+    return env.config.general.first_call_window_days
+
+
+def _names(session: Session, source_id, campaign_id) -> tuple[Optional[Source], str]:
+    src = session.get(Source, source_id) if source_id else None
+    camp = session.get(Campaign, campaign_id) if campaign_id else None
+    return src, camp.name if camp else ""
+
+
+def _prefixed_name(label: str, name: str) -> str:
+    tag = f"[{label}]"
+    if name.startswith(tag):
+        return name
+    return f"{tag} {name}".strip()[:200]
+
+
+# --------------------------------------------------------------------- route
+def attribute_number(session: Session, info: NumberInfo, now) -> dict:
+    """:func:`attribution.attribute` on a cached catalogue entry (same rules, fewer queries)."""
+    out = dict(kind="none", source_id=None, campaign_id=None, session=None, confidence=None,
+               candidates=None)
+    if info.tn_id is None or not info.active:
+        return out                                   # unknown or retired: keeps ringing
+    if info.kind == "static":
+        if info.source_id is not None:
+            out.update(kind="static", source_id=info.source_id, campaign_id=info.campaign_id,
+                       confidence=Decimal("1.000"))
+        return out
+    holder, candidates = attr_mod.pool_holder(session, SimpleNamespace(id=info.tn_id),
+                                              SimpleNamespace(hold_seconds=info.hold_seconds), now)
+    out["candidates"] = candidates
+    if holder is None:
+        out["source_id"] = info.pool_source_id
+        return out
+    out.update(kind="dynamic", session=holder, source_id=holder.source_id or info.pool_source_id,
+               confidence=(Decimal(1) / Decimal(candidates)).quantize(Decimal("0.001")))
+    return out
+
+
+def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: str = "",
+          budget: Optional[Budget] = None, write: bool = True) -> dict[str, str]:
+    """Attribute the call, pick its queue, record it; returns the CT_* variables.
+
+    ``write=False`` computes the answer without creating the call (dry run).
+    """
+    now = env.clock()
+    linkedid = clean_linkedid(linkedid)
+    number = caller_number(caller, env.region)
+    name = _name(caller_name)
+    e164 = normalize((did or "")[:64], env.region)
+    did_text = e164 or (did or "").strip()[:32]
+    session = env.session_factory()
+    try:
+        conn = session.connection()
+        cat, info = env.cache.number(conn, env.session_factory, e164, did_text)
+        project = info.project
+        att = attribute_number(session, info, now)
+        vs = att["session"]
+        rule = None
+        if project is not None:
+            rule = routing.choose(cat.rules.get(project.id, []),
+                                  _facts(now, project.timezone, att["source_id"], att["campaign_id"], vs))
+        default_queue = _project_queue(env, project)
+        queue = (rule.queue if rule and rule.queue else "") or default_queue
+        target = rule.target if rule else ""
+        if rule is not None and rule.record is not None:
+            record = rule.record
+        else:
+            record = bool(info.active and info.record and att["kind"] != "none")
+        first = hookdb.first_call(conn, env.pbx_id, project.id if project else None, number, now,
+                           _window_days(env, project), linkedid)
+        source_name, label, campaign_name = cat.names(att["source_id"], att["campaign_id"])
+        ttc = None
+        if vs is not None:
+            ttc = Decimal(str(round(max((now - vs.first_seen).total_seconds(), 0.0), 3)))
+        values = dict(
+            pbx_id=env.pbx_id, linkedid=linkedid, project_id=project.id if project else None,
+            tracking_number_id=info.tn_id, did=did_text, caller_number=number, caller_name=name,
+            source_id=att["source_id"], campaign_id=att["campaign_id"], session_id=vs.id if vs else None,
+            routing_rule_id=rule.id if rule else None, attribution=att["kind"],
+            attribution_confidence=att["confidence"], candidate_count=att["candidates"],
+            queue=queue[:80], target=target[:200], started_at=now, first_call=first,
+            time_to_call_seconds=ttc, record=record, via_agi=True, updated_at=now,
+        )
+    finally:
+        session.close()
+    env.cache.remember_queue(did_text, default_queue)
+    if write and linkedid:
+        hookdb.write(env.session_factory, budget, lambda s: hookdb.upsert_call(s, values, overwrite=(
+            "source_id", "campaign_id", "session_id", "routing_rule_id", "attribution",
+            "attribution_confidence", "candidate_count", "queue", "target", "first_call",
+            "time_to_call_seconds", "record", "project_id", "tracking_number_id")))
+    out = {
+        "CT_CALL_ID": call_id(env, linkedid), "CT_PROJECT": project.key if project else "",
+        "CT_SOURCE": source_name, "CT_CAMPAIGN": campaign_name, "CT_ATTRIBUTION": att["kind"],
+        "CT_QUEUE": queue, "CT_TARGET": target,
+        "CT_CALLER_TYPE": "" if first is None else ("first" if first else "repeat"),
+        "CT_RECORD": "yes" if record else "no",
+        "CT_CONFIDENCE": "" if att["confidence"] is None else str(att["confidence"]),
+        "CT_STATUS": "ok",
+    }
+    if env.config.agi.callerid_prefix and label and att["kind"] != "none" and info.callerid_prefix:
+        out["CALLERID(name)"] = _prefixed_name(label, name)
+    return out
+
+
+# --------------------------------------------------------------------- promo
+def promo(env: HookEnv, linkedid: str, code: str, budget: Optional[Budget] = None) -> dict[str, str]:
+    """Check a promo code typed by the caller; a valid one attributes the call to its source.
+
+    Returns ``CT_PROMO=valid`` with the new attribution and queue, or
+    ``CT_PROMO=invalid`` (nothing else changes).
+    """
+    now = env.clock()
+    linkedid = clean_linkedid(linkedid)
+    code = re.sub(r"[^0-9A-Za-z]", "", code or "")[:20]
+    if not code:
+        return {"CT_PROMO": "invalid", "CT_STATUS": "ok"}
+    session = env.session_factory()
+    try:
+        call = session.scalars(select(Call).where(Call.pbx_id == env.pbx_id,
+                                                  Call.linkedid == linkedid)).first() if linkedid else None
+        project = session.get(Project, call.project_id) if call and call.project_id else \
+            attr_mod._only_project(session)
+        conds = [PromoCode.code == code, PromoCode.active.is_(True),
+                 or_(PromoCode.valid_from.is_(None), PromoCode.valid_from <= now),
+                 or_(PromoCode.valid_to.is_(None), PromoCode.valid_to >= now)]
+        if project is not None:
+            conds.append(PromoCode.project_id == project.id)
+        pc = session.scalars(select(PromoCode).where(and_(*conds)).limit(2)).all()
+        if len(pc) != 1:
+            return {"CT_PROMO": "invalid", "CT_STATUS": "ok"}
+        pc = pc[0]
+        if project is None:
+            project = session.get(Project, pc.project_id)
+        vs = session.get(VisitorSession, pc.session_id) if pc.session_id else None
+        tz = project.timezone if project else env.config.general.timezone
+        rule = routing.choose(_load_rules(env, session, project.id),
+                              _facts(now, tz, pc.source_id, pc.campaign_id, vs))
+        queue = (rule.queue if rule and rule.queue else "") or _project_queue(env, project)
+        target = rule.target if rule else ""
+        src, campaign_name = _names(session, pc.source_id, pc.campaign_id)
+        values = dict(pbx_id=env.pbx_id, linkedid=linkedid, project_id=project.id,
+                      source_id=pc.source_id, campaign_id=pc.campaign_id, promo_code_id=pc.id,
+                      session_id=pc.session_id, attribution="promo",
+                      attribution_confidence=Decimal("1.000"), candidate_count=None,
+                      routing_rule_id=rule.id if rule else None, queue=queue[:80],
+                      target=target[:200], started_at=now, via_agi=True, updated_at=now)
+        if vs is not None:          # a code issued to one visitor session (website snippet)
+            values["time_to_call_seconds"] = Decimal(str(round(max(
+                (now - vs.first_seen).total_seconds(), 0.0), 3)))
+        out = {"CT_PROMO": "valid", "CT_CALL_ID": call_id(env, linkedid), "CT_PROJECT": project.key,
+               "CT_SOURCE": src.name if src else "", "CT_CAMPAIGN": campaign_name,
+               "CT_ATTRIBUTION": "promo", "CT_QUEUE": queue, "CT_TARGET": target,
+               "CT_CONFIDENCE": "1.000", "CT_STATUS": "ok"}
+    finally:
+        session.close()
+    if linkedid:
+        hookdb.write(env.session_factory, budget, lambda s: hookdb.upsert_call(s, values, overwrite=(
+            "project_id", "source_id", "campaign_id", "promo_code_id", "session_id", "attribution",
+            "attribution_confidence", "candidate_count", "routing_rule_id", "queue", "target",
+            "time_to_call_seconds")))
+    return out
+
+
+# ----------------------------------------------------------------------- tag
+def tag(env: HookEnv, linkedid: str, name: str, budget: Optional[Budget] = None) -> dict[str, str]:
+    """Add the tag ``name`` (created in the call's project when missing) to the call."""
+    now = env.clock()
+    linkedid = clean_linkedid(linkedid)
+    name = " ".join((name or "").split())[:100]
+    if not name or not linkedid:
+        return {"CT_TAG": "", "CT_STATUS": "error"}
+
+    def work(s: Session):
+        call = s.scalars(select(Call).where(Call.pbx_id == env.pbx_id, Call.linkedid == linkedid)).first()
+        project_id = call.project_id if call else None
+        if project_id is None:
+            only = attr_mod._only_project(s)
+            project_id = only.id if only else None
+        if project_id is None:
+            raise LookupError(f"call {linkedid}: no project to tag in")
+        if call is None:
+            hookdb.upsert_call(s, dict(pbx_id=env.pbx_id, linkedid=linkedid, project_id=project_id,
+                                 started_at=now, via_agi=True, updated_at=now), overwrite=())
+            call_pk = s.scalars(select(Call.id).where(Call.pbx_id == env.pbx_id,
+                                                      Call.linkedid == linkedid)).one()
+        else:
+            call_pk = call.id
+        t = s.scalars(select(Tag).where(Tag.project_id == project_id, Tag.name == name)).first()
+        if t is None:
+            with s.begin_nested():
+                s.add(Tag(project_id=project_id, name=name))
+            t = s.scalars(select(Tag).where(Tag.project_id == project_id, Tag.name == name)).one()
+        if s.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        s.execute(insert(call_tags).values(call_id=call_pk, tag_id=t.id).on_conflict_do_nothing())
+
+    try:
+        hookdb.write(env.session_factory, budget, work)
+    except LookupError as e:
+        log.warning("tag %r: %s", name, e)
+        return {"CT_TAG": "", "CT_STATUS": "error"}
+    return {"CT_TAG": name, "CT_STATUS": "ok"}
+
+
+# -------------------------------------------------------------------- lookup
+def lookup(env: HookEnv, linkedid: str, did: str = "", budget: Optional[Budget] = None) -> dict[str, str]:
+    """Read-only: the attribution variables of a call already routed (or of a DID)."""
+    linkedid = clean_linkedid(linkedid)
+    session = env.session_factory()
+    try:
+        call = session.scalars(select(Call).where(Call.pbx_id == env.pbx_id,
+                                                  Call.linkedid == linkedid)).first() if linkedid else None
+        if call is None:
+            if did:
+                out = route(env, did, linkedid, write=False)
+                out.pop("CALLERID(name)", None)
+                out["CT_CALLER_TYPE"] = ""
+                return out
+            return {**defaults(env, "route", did, linkedid, status="unknown")}
+        project = session.get(Project, call.project_id) if call.project_id else None
+        src, campaign_name = _names(session, call.source_id, call.campaign_id)
+        return {
+            "CT_CALL_ID": call_id(env, linkedid), "CT_PROJECT": project.key if project else "",
+            "CT_SOURCE": src.name if src else "", "CT_CAMPAIGN": campaign_name,
+            "CT_ATTRIBUTION": call.attribution, "CT_QUEUE": call.queue or _project_queue(env, project),
+            "CT_TARGET": call.target,
+            "CT_CALLER_TYPE": "" if call.first_call is None else ("first" if call.first_call else "repeat"),
+            "CT_RECORD": "yes" if call.record else "no",
+            "CT_CONFIDENCE": "" if call.attribution_confidence is None else str(call.attribution_confidence),
+            "CT_STATUS": "ok",
+        }
+    finally:
+        session.close()
+
+
+def preload_fallback_queues(env: HookEnv) -> int:
+    """Warm up: read the catalogue and remember every DID's default queue (for outages)."""
+    session = env.session_factory()
+    try:
+        cat = env.cache.catalogue(session.connection(), env.session_factory)
+    finally:
+        session.close()
+    for number, info in cat.numbers.items():
+        if info.active:
+            env.cache.remember_queue(number, _project_queue(env, info.project))
+    return len(cat.numbers)

@@ -1,0 +1,389 @@
+"""One small function per AMI event type, dispatched through :data:`EVENTTYPE_MAP`.
+
+Each handler gets the interpreter (the state), the event (a dict of AMI
+headers) and its time (epoch float), and returns the Linkedid of the call it
+changed (the event is then stored with that call), or None when the event
+changed nothing worth keeping. Handlers never do I/O.
+"""
+from __future__ import annotations
+
+from .state import DIAL_OUTCOME, CallState, Channel, Leg, interface_of, local_twin
+
+UNKNOWN_IDS = ("", "<unknown>", "<Unknown>")
+#: VarSet variables we read (besides every ``CT_*``).
+VARS = frozenset({"MIXMONITOR_FILENAME", "QUEUESTATUS"})
+
+
+def _caller_info(call: CallState, ev: dict) -> None:
+    num = ev.get("CallerIDNum", "")
+    if num not in UNKNOWN_IDS:
+        call.caller_number = num
+        name = ev.get("CallerIDName", "")
+        call.caller_name = "" if name in UNKNOWN_IDS else name
+    if not call.did or not call.did.lstrip("+").isdigit():
+        ext = ev.get("Exten", "")
+        if ext and ext.lstrip("+").isdigit():
+            call.did = ext
+
+
+def _answer(it, call: CallState, leg: Leg, ts: float) -> None:
+    if call.answered_at is None:
+        call.answered_at = ts
+        call.answer_leg = leg.uniqueid
+        call.operator = it.operator_name(leg)
+        call.operator_interface = leg.interface
+    call.in_queue = False
+
+
+def _leg(it, call: CallState, uid: str, channel: str, ts: float, kind: str, interface: str = "",
+         operator: str = "", queue: str = "") -> Leg:
+    leg = call.legs.get(uid)
+    if leg is None:
+        leg = Leg(uniqueid=uid, channel=channel, kind=kind, interface=interface or interface_of(channel),
+                  operator=operator, queue=queue, rung_at=ts, current=uid)
+        call.legs[uid] = leg
+        it.leg_of[uid] = (call.linkedid, uid)
+    else:
+        if operator and not leg.operator:
+            leg.operator = operator
+        if queue and not leg.queue:
+            leg.queue = queue
+    return leg
+
+
+# ------------------------------------------------------------------ channels
+def on_newchannel(it, ev: dict, ts: float):
+    uid, lid, name = ev.get("Uniqueid", ""), ev.get("Linkedid", ""), ev.get("Channel", "")
+    if not uid or not lid:
+        return None
+    it.channels[uid] = Channel(uid, name, lid, ts)
+    call = it.calls.get(lid)
+    if call is None:
+        if uid != lid:
+            return None          # a channel of a call we never saw start
+        call = it.new_call(lid)
+        call.inbound, call.started_at = uid, ts
+        call.caller_side.add(uid)
+        call.did = ev.get("Exten", "")
+    elif (call.inbound and not call.answered_at and local_twin(name)
+          and local_twin(name) == it.channel_name(call.inbound) and name.endswith(";2")):
+        # Local/<DID>@ctx;1 plays the caller; its ;2 half is the inbound leg.
+        call.inbound, call.started_at = uid, ts
+        call.caller_side.add(uid)
+        call.did = ev.get("Exten", "") or call.did
+    call.channels.add(uid)
+    it.chan_call[uid] = lid
+    if uid == call.inbound:
+        _caller_info(call, ev)
+    return lid
+
+
+def on_callerid(it, ev: dict, ts: float):
+    call = it.call_of(ev)
+    if call is None:
+        return None
+    if ev.get("Uniqueid") == call.inbound:
+        _caller_info(call, ev)
+        return call.linkedid
+    return None
+
+
+def on_hangup_request(it, ev: dict, ts: float):
+    call = it.call_of(ev)
+    if call is None or ev.get("Uniqueid") != call.inbound:
+        return None
+    call.caller_hung_up = True
+    return call.linkedid
+
+
+def on_hangup(it, ev: dict, ts: float, vanished: bool = False):
+    uid = ev.get("Uniqueid", "")
+    ch = it.channels.pop(uid, None)
+    touched = set()
+    if ch is not None and ch.bridge:
+        touched |= it.leave_bridge(uid, ch.bridge, ts)
+    lid = it.chan_call.pop(uid, None) or ev.get("Linkedid", "")
+    ref = it.leg_of.pop(uid, None)
+    if ref is not None:
+        lcall = it.calls.get(ref[0])
+        leg = lcall.legs.get(ref[1]) if lcall else None
+        if leg is not None and leg.current == uid:
+            if leg.ended_at is None:
+                leg.ended_at = ts
+            if leg.outcome == "ringing":
+                leg.outcome = "cancelled" if lcall.ended_at is not None else "no_answer"
+            touched.add(lcall.linkedid)
+    call = it.calls.get(lid)
+    if call is not None:
+        call.channels.discard(uid)
+        if uid == call.inbound and call.ended_at is None:
+            if ev.get("CallerIDNum"):
+                _caller_info(call, ev)
+            call.ended_at = ts
+            call.in_queue = False
+            if vanished:
+                call.closed_reason = "vanished"
+            it.sync(call, ts)
+            if call.talk_since is not None:
+                call.talk += ts - call.talk_since
+                call.talk_since = None
+        if not call.channels:
+            call.done = True
+        touched.add(call.linkedid)
+    for t in touched:
+        it.touch(t)
+    return lid if call is not None else None
+
+
+def on_channel_gone(it, ev: dict, ts: float):
+    """Synthetic: a channel we knew is missing from CoreShowChannels after a reconnect."""
+    return on_hangup(it, ev, ts, vanished=True)
+
+
+# ------------------------------------------------------------------ variables
+def on_varset(it, ev: dict, ts: float):
+    var = ev.get("Variable", "")
+    if not (var.startswith("CT_") or var in VARS):
+        return None
+    call = it.call_of(ev)
+    if call is None:
+        return None
+    value = ev.get("Value", "")
+    if var == "MIXMONITOR_FILENAME":
+        if value and not call.recording:
+            call.recording = value
+    elif var == "QUEUESTATUS":
+        if ev.get("Uniqueid") in call.caller_side:
+            call.queue_status = value.upper()
+    else:
+        call.ct[var] = value
+    return call.linkedid
+
+
+# ------------------------------------------------------------------ queues
+def on_queue_join(it, ev: dict, ts: float):
+    call = it.call_of(ev)
+    if call is None:
+        return None
+    uid = ev.get("Uniqueid", "")
+    if uid not in call.caller_side:
+        # A Local channel between the caller and the queue: its halves are the caller's side.
+        call.caller_side.add(uid)
+        twin = local_twin(ev.get("Channel", ""))
+        twin_uid = it.uid_of_name(twin) if twin else None
+        if twin_uid:
+            call.caller_side.add(twin_uid)
+            it.drop_proxy_leg(call, twin_uid)
+    queue = ev.get("Queue", "")
+    if call.queued_at is None:
+        call.queued_at = ts
+    if not call.queue:
+        call.queue = queue
+    call.in_queue = True
+    call.queue_empty_at_join = it.queue_is_empty(queue)
+    if uid == call.inbound:
+        _caller_info(call, ev)
+    return call.linkedid
+
+
+def on_queue_leave(it, ev: dict, ts: float):
+    call = it.call_of(ev)
+    if call is None:
+        return None
+    call.in_queue = False
+    if call.answered_at is None and not call.abandoned:
+        call.left_queue_unanswered = True
+    return call.linkedid
+
+
+def on_queue_abandon(it, ev: dict, ts: float):
+    call = it.call_of(ev)
+    if call is None:
+        return None
+    call.abandoned = True
+    return call.linkedid
+
+
+def on_agent_called(it, ev: dict, ts: float):
+    call = it.call_of(ev)
+    if call is None:
+        return None
+    call.agents_called += 1
+    _leg(it, call, ev.get("DestUniqueid", ""), ev.get("DestChannel", ""), ts, "queue",
+         ev.get("Interface", ""), ev.get("MemberName", ""), ev.get("Queue", ""))
+    return call.linkedid
+
+
+def on_agent_ring_no_answer(it, ev: dict, ts: float):
+    call = it.call_of(ev)
+    leg = call.legs.get(ev.get("DestUniqueid", "")) if call else None
+    if leg is None:
+        return None
+    if leg.outcome == "ringing":
+        leg.outcome = "no_answer"
+    if leg.ended_at is None:
+        leg.ended_at = ts
+    return call.linkedid
+
+
+def on_agent_connect(it, ev: dict, ts: float):
+    call = it.call_of(ev)
+    if call is None:
+        return None
+    leg = _leg(it, call, ev.get("DestUniqueid", ""), ev.get("DestChannel", ""), ts, "queue",
+               ev.get("Interface", ""), ev.get("MemberName", ""), ev.get("Queue", ""))
+    if leg.answered_at is None:
+        leg.answered_at = ts
+    leg.outcome = "answered"
+    _answer(it, call, leg, ts)
+    return call.linkedid
+
+
+def on_agent_complete(it, ev: dict, ts: float):
+    call = it.call_of(ev)
+    if call is None:
+        return None
+    leg = call.legs.get(ev.get("DestUniqueid", ""))
+    if leg is not None:
+        try:
+            it.cross_check("queue_log talktime", leg, float(ev.get("TalkTime", "")), ts)
+        except ValueError:
+            pass
+    return call.linkedid
+
+
+def on_queue_member(it, ev: dict, ts: float):
+    it.queue_member(ev, removed=ev.get("Event") == "QueueMemberRemoved")
+    return None
+
+
+def on_queue_entry(it, ev: dict, ts: float):
+    """QueueStatus' QueueEntry: a caller waiting in a queue (reconciliation)."""
+    call = it.call_of(ev)
+    if call is None or call.queued_at is not None:
+        return None
+    try:
+        wait = float(ev.get("Wait", "0") or 0)
+    except ValueError:
+        wait = 0.0
+    call.queued_at = ts - wait
+    call.queue = call.queue or ev.get("Queue", "")
+    call.in_queue = True
+    return call.linkedid
+
+
+# ------------------------------------------------------------------ dials
+def on_dial_begin(it, ev: dict, ts: float):
+    src = ev.get("Uniqueid")
+    call = it.call_of(ev) if src else None
+    if call is None or src not in call.caller_side:
+        return None
+    dest = ev.get("DestUniqueid", "")
+    if dest in call.legs or dest in call.caller_side:
+        return call.linkedid
+    dial, dest_name = ev.get("DialString", ""), ev.get("DestChannel", "")
+    tech = dest_name.split("/", 1)[0] if "/" in dest_name else ""
+    iface = f"{tech}/{dial}" if dial and tech and not dial.startswith(tech + "/") else (
+        dial or interface_of(dest_name))
+    kind = "queue" if call.in_queue else ("transfer" if call.answered_at is not None else "dial")
+    _leg(it, call, dest, ev.get("DestChannel", ""), ts, kind, iface)
+    return call.linkedid
+
+
+def on_dial_end(it, ev: dict, ts: float):
+    src = ev.get("Uniqueid")
+    call = it.call_of(ev) if src else None
+    if call is None or src not in call.caller_side:
+        return None
+    leg = call.legs.get(ev.get("DestUniqueid", ""))
+    status = ev.get("DialStatus", "").upper()
+    if leg is None:
+        return None
+    if status == "ANSWER":
+        if leg.answered_at is None:
+            leg.answered_at = ts
+        leg.outcome = "answered"
+        if not call.in_queue:
+            _answer(it, call, leg, ts)
+    else:
+        if leg.outcome == "ringing":
+            leg.outcome = DIAL_OUTCOME.get(status, "failed")
+        if leg.ended_at is None:
+            leg.ended_at = ts
+        if not call.in_queue and status:
+            call.dial_status = status
+    return call.linkedid
+
+
+# ------------------------------------------------------------------ CDR, reconciliation
+def on_cdr(it, ev: dict, ts: float):
+    lid = it.chan_call.get(ev.get("UniqueID", ""))
+    call = it.calls.get(lid) if lid else None
+    if call is None:
+        return None
+    try:
+        call.cdr_billsec[ev.get("Channel", "")] = float(ev.get("BillableSeconds", ""))
+    except ValueError:
+        return None
+    return None
+
+
+def on_core_show_channel(it, ev: dict, ts: float):
+    it.found_channel(ev, ts)
+    return ev.get("Linkedid") if ev.get("Linkedid") in it.calls else None
+
+
+from .bridges import (  # noqa: E402  (they use _leg/_answer from here)
+    on_attended_transfer, on_blind_transfer, on_bridge_enter, on_bridge_leave, on_bridge_merge,
+    on_local_optimization,
+)
+
+EVENTTYPE_MAP = {
+    "Newchannel": on_newchannel,
+    "Newstate": on_callerid,
+    "NewCallerid": on_callerid,
+    "HangupRequest": on_hangup_request,
+    "Hangup": on_hangup,
+    "VarSet": on_varset,
+    "QueueCallerJoin": on_queue_join,
+    "QueueCallerLeave": on_queue_leave,
+    "QueueCallerAbandon": on_queue_abandon,
+    "AgentCalled": on_agent_called,
+    "AgentRingNoAnswer": on_agent_ring_no_answer,
+    "AgentConnect": on_agent_connect,
+    "AgentComplete": on_agent_complete,
+    "DialBegin": on_dial_begin,
+    "DialEnd": on_dial_end,
+    "BridgeEnter": on_bridge_enter,
+    "BridgeLeave": on_bridge_leave,
+    "BridgeMerge": on_bridge_merge,
+    "LocalOptimizationBegin": on_local_optimization,
+    "BlindTransfer": on_blind_transfer,
+    "AttendedTransfer": on_attended_transfer,
+    "Cdr": on_cdr,
+    "QueueMember": on_queue_member,
+    "QueueMemberAdded": on_queue_member,
+    "QueueMemberRemoved": on_queue_member,
+    "QueueMemberStatus": on_queue_member,
+    "QueueMemberPause": on_queue_member,
+    "QueueEntry": on_queue_entry,
+    "CoreShowChannel": on_core_show_channel,
+    "CTChannelGone": on_channel_gone,
+}
+
+#: Events we know and deliberately skip (not counted as unknown).
+IGNORED = frozenset({
+    "CEL", "Newexten", "DeviceStateChange", "NewConnectedLine", "LocalBridge", "DialState",
+    "SoftHangupRequest", "FullyBooted", "SuccessfulAuth", "OriginateResponse", "AGIExecStart",
+    "AGIExecEnd", "BridgeCreate", "BridgeDestroy", "BridgeInfoChannel", "BridgeInfoComplete",
+    "LocalOptimizationEnd", "MusicOnHoldStart", "MusicOnHoldStop", "Hold", "Unhold",
+    "QueueParams", "QueueStatusComplete", "CoreShowChannelsComplete", "NewAccountCode",
+    "ChallengeSent", "RTCPSent", "RTCPReceived", "PeerStatus", "ContactStatus", "Registry",
+    "DTMFBegin", "DTMFEnd", "MixMonitorStart", "MixMonitorStop", "UserEvent", "Reload",
+    "ChanSpyStart", "ChanSpyStop", "HangupHandlerPush", "HangupHandlerRun", "HangupHandlerPop",
+    "InvalidAccountID", "InvalidPassword", "ChallengeResponseFailed", "SessionTimeout",
+    "AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "DeviceStateListComplete", "Status",
+    "StatusComplete", "QueueSummary", "QueueSummaryComplete", "AgentLogin", "AgentLogoff",
+    "AgentDump", "QueueCallerStatus", "QueueMemberPenalty", "QueueMemberRinginuse",
+    "VoicemailPasswordChange", "MessageWaiting", "Shutdown", "LoadAverageLimit", "MemoryLimit",
+})

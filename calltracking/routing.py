@@ -1,0 +1,155 @@
+"""Routing rules: which queue (or Dial target) a call goes to. Pure functions, no I/O.
+
+Rules are tried by ascending ``priority`` (then id); the first rule whose every
+non-empty condition matches wins. Conditions:
+
+- ``source_id`` / ``campaign_id``: the call's attributed source / campaign;
+- ``keyword_regex``: searched (case-insensitive) in the visitor's keyword, or
+  in the UTM term when the session has no keyword;
+- ``utm_regex``: searched (case-insensitive) in the visitor's UTM term;
+- ``time_from`` / ``time_to`` and ``weekdays``: a window in the project's time
+  zone. ``22:00``–``06:00`` wraps midnight; the hours after midnight belong to
+  the window of the day it started (a "Friday night" rule with weekdays ``5``
+  matches Saturday 02:00). Equal bounds mean the whole day; a missing bound is
+  the start or the end of the day.
+
+A rule with a regex never matches a call without a visitor session (static
+numbers): there is no keyword to test. An invalid regex never matches.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Optional
+from zoneinfo import ZoneInfo
+
+#: Regexes are searched in at most this many characters of visitor input.
+MAX_SUBJECT = 200
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A routing rule, detached from the database (safe to cache and share)."""
+
+    id: int
+    priority: int = 100
+    source_id: Optional[int] = None
+    campaign_id: Optional[int] = None
+    keyword_regex: str = ""
+    utm_regex: str = ""
+    time_from: Optional[dt.time] = None
+    time_to: Optional[dt.time] = None
+    weekdays: str = "1234567"
+    queue: str = ""
+    target: str = ""
+    record: Optional[bool] = None
+    enabled: bool = True
+    name: str = ""
+
+    @classmethod
+    def from_row(cls, r) -> "Rule":
+        return cls(id=r.id, priority=r.priority, source_id=r.source_id, campaign_id=r.campaign_id,
+                   keyword_regex=r.keyword_regex or "", utm_regex=r.utm_regex or "",
+                   time_from=r.time_from, time_to=r.time_to, weekdays=r.weekdays or "1234567",
+                   queue=r.queue or "", target=r.target or "", record=r.record,
+                   enabled=bool(r.enabled), name=r.name or "")
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What a rule can look at."""
+
+    local_time: dt.datetime                 # aware, in the project's time zone
+    source_id: Optional[int] = None
+    campaign_id: Optional[int] = None
+    keyword: str = ""
+    utm_term: str = ""
+    has_session: bool = False
+
+
+def local_now(now_utc: dt.datetime, tz: str) -> dt.datetime:
+    """``now_utc`` (aware) in the time zone ``tz``; an unknown zone falls back to UTC."""
+    try:
+        zone = ZoneInfo(tz or "UTC")
+    except Exception:  # noqa: BLE001 - a bad zone in the DB must not stop routing
+        zone = ZoneInfo("UTC")
+    return now_utc.astimezone(zone)
+
+
+@lru_cache(maxsize=1024)
+def _compile(pattern: str):
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return None
+
+
+def regex_matches(pattern: str, subject: str) -> bool:
+    rx = _compile(pattern)
+    return bool(rx and rx.search((subject or "")[:MAX_SUBJECT]))
+
+
+def valid_regex(pattern: str) -> Optional[str]:
+    """None when ``pattern`` compiles, else the error message (for forms and the CLI)."""
+    try:
+        re.compile(pattern or "")
+    except re.error as e:
+        return str(e)
+    return None
+
+
+def in_window(local: dt.datetime, time_from: Optional[dt.time], time_to: Optional[dt.time],
+              weekdays: str = "1234567") -> bool:
+    """Is ``local`` inside the weekly window? See the module docstring for the rules."""
+    days = weekdays or "1234567"
+    t = local.time().replace(tzinfo=None)
+    today = str(local.isoweekday())
+    yesterday = str((local - dt.timedelta(days=1)).isoweekday())
+    if time_from is None and time_to is None:
+        return today in days
+    start = time_from or dt.time(0, 0)
+    end = time_to
+    if end is None:
+        return today in days and t >= start
+    if start == end:
+        return today in days
+    if start < end:
+        return today in days and start <= t < end
+    # wraps midnight: [start, 24:00) belongs to today, [00:00, end) to yesterday's window
+    if t >= start:
+        return today in days
+    if t < end:
+        return yesterday in days
+    return False
+
+
+def rule_matches(rule: Rule, facts: CallFacts) -> bool:
+    if not rule.enabled:
+        return False
+    if rule.source_id is not None and rule.source_id != facts.source_id:
+        return False
+    if rule.campaign_id is not None and rule.campaign_id != facts.campaign_id:
+        return False
+    if rule.keyword_regex:
+        if not facts.has_session:
+            return False
+        if not regex_matches(rule.keyword_regex, facts.keyword or facts.utm_term):
+            return False
+    if rule.utm_regex:
+        if not facts.has_session or not regex_matches(rule.utm_regex, facts.utm_term):
+            return False
+    return in_window(facts.local_time, rule.time_from, rule.time_to, rule.weekdays)
+
+
+def sort_rules(rules: Iterable[Rule]) -> list[Rule]:
+    return sorted(rules, key=lambda r: (r.priority, r.id))
+
+
+def choose(rules: Iterable[Rule], facts: CallFacts) -> Optional[Rule]:
+    """The first matching rule by priority, or None."""
+    for rule in sort_rules(rules):
+        if rule_matches(rule, facts):
+            return rule
+    return None

@@ -1,0 +1,115 @@
+"""The public endpoints over a real socket (waitress): CORS, bounds, hostile input, rate limit."""
+from __future__ import annotations
+
+import http.client
+import json
+
+import pytest
+from sqlalchemy import select
+
+from calltracking.db import session_scope
+from calltracking.models import VisitorSession
+
+from conftest import SNIPPET_ROOT, UA, LiveServer, make_project, post_json
+
+SITE = "https://shop.example"
+
+
+@pytest.fixture
+def srv(db_url, session_factory):
+    make_project(session_factory, origins=f"{SITE}\nhttps://www.shop.example/  http://127.0.0.1:9")
+    s = LiveServer(db_url, session_factory)
+    yield s
+    s.close()
+
+
+def test_snippet_is_served(srv):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    conn.request("GET", "/dni.js")
+    r = conn.getresponse()
+    body = r.read()
+    assert r.status == 200 and "javascript" in r.getheader("Content-Type")
+    assert body == SNIPPET_ROOT.read_bytes()
+    assert "max-age=300" in r.getheader("Cache-Control")
+
+
+def test_cors_allowed_and_refused_origins(srv):
+    st, body, h = post_json(srv.url + "/api/dni/assign", {"project": "acme"}, {"Origin": SITE})
+    assert st == 200 and h["Access-Control-Allow-Origin"] == SITE and body["number"]
+    assert body["default"] == "+74951234567" and h["Cache-Control"] == "no-store"
+    st, _, h = post_json(srv.url + "/api/dni/assign", {"project": "acme"}, {"Origin": "https://www.shop.example"})
+    assert st == 200 and h["Access-Control-Allow-Origin"] == "https://www.shop.example"
+    st, body, h = post_json(srv.url + "/api/dni/assign", {"project": "acme"}, {"Origin": "https://evil.example"})
+    assert st == 403 and "origin" in body["error"] and "Access-Control-Allow-Origin" not in h
+    # Preflight for clients that send application/json.
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    conn.request("OPTIONS", "/api/dni/assign", headers={"Origin": SITE, "Access-Control-Request-Method": "POST",
+                                                       "Access-Control-Request-Headers": "content-type"})
+    r = conn.getresponse()
+    r.read()
+    assert r.status == 204 and r.getheader("Access-Control-Allow-Origin") == SITE
+    assert "Content-Type" in r.getheader("Access-Control-Allow-Headers")
+
+
+def test_hostile_bodies(srv):
+    url = srv.url + "/api/dni/assign"
+    st, body, _ = post_json(url, None, raw=b"{not json")
+    assert (st, body) == (400, {"error": "invalid JSON body"})
+    st, body, _ = post_json(url, None, raw=b"\xff\xfe\x00garbage")
+    assert st == 400 and body["error"] == "invalid JSON body"
+    st, body, _ = post_json(url, None, raw=b"[1, 2, 3]")
+    assert st == 400 and body["error"] == "expected a JSON object"
+    st, body, _ = post_json(url, None, raw=json.dumps({"project": "acme", "utm_source": "x" * 20_000}).encode())
+    assert st == 413 and "too large" in body["error"]
+    st, body, _ = post_json(url, {"project": "acme", "utm_term": ["a"]})
+    assert st == 400 and "utm_term" in body["error"]
+    st, body, _ = post_json(url, {"project": "no-such"})
+    assert st == 404 and "unknown project" in body["error"]
+    st, body, _ = post_json(url, {"project": "../../etc"})
+    assert st == 400
+    st, body, _ = post_json(srv.url + "/api/dni/heartbeat", {"project": "acme", "visitor_id": 5})
+    assert st == 400 and "visitor_id" in body["error"]
+    # A huge body is refused (by its Content-Length, before parsing).
+    st, body, _ = post_json(url, None, raw=b"{" * (3 * 1024 * 1024))
+    assert st == 413 and "too large" in body["error"]
+
+
+def test_script_in_utm_is_stored_as_text_and_returned_as_json(srv, session_factory):
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    st, body, h = post_json(srv.url + "/api/dni/assign", {"project": "acme", "utm_source": evil,
+                                                          "utm_term": evil, "referrer": evil})
+    assert st == 200 and h["Content-Type"].startswith("application/json")
+    with session_scope(session_factory) as s:
+        vs = s.get(VisitorSession, body["session"])
+        assert vs.utm_source == evil and vs.keyword == evil      # stored verbatim, escaped when shown
+
+
+def test_rate_limit_per_ip(db_url, session_factory):
+    make_project(session_factory, origins="*")
+    s = LiveServer(db_url, session_factory, DNI_RATE_BURST=5, DNI_RATE_PER_MINUTE=60)
+    try:
+        codes = [post_json(s.url + "/api/dni/assign", {"project": "acme"})[0] for _ in range(8)]
+        assert codes[:5] == [200] * 5 and codes[5:] == [429] * 3
+        # Behind a local reverse proxy each client has its own bucket.
+        st, _, _ = post_json(s.url + "/api/dni/assign", {"project": "acme"}, {"X-Forwarded-For": "198.51.100.9"})
+        assert st == 200
+        st, body, h = post_json(s.url + "/api/dni/heartbeat", {"project": "acme", "visitor_id": "v" * 10})
+        assert st == 429 and body["error"] == "too many requests" and h["Retry-After"]
+    finally:
+        s.close()
+
+
+def test_heartbeat_over_http(srv):
+    st, a, _ = post_json(srv.url + "/api/dni/assign", {"project": "acme"}, {"User-Agent": UA})
+    st, hb, _ = post_json(srv.url + "/api/dni/heartbeat", {"project": "acme", "visitor_id": a["visitor_id"]})
+    assert st == 200 and hb["number"] == a["number"] and hb["kind"] == "pool"
+    st, hb, _ = post_json(srv.url + "/api/dni/heartbeat", {"project": "acme", "visitor_id": "unknown-visitor"})
+    assert st == 200 and hb["number"] is None
+
+
+def test_bot_gets_default_over_http(srv, session_factory):
+    st, body, _ = post_json(srv.url + "/api/dni/assign", {"project": "acme"},
+                            {"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"})
+    assert st == 200 and body["kind"] == "bot" and body["number"] == "+74951230000"
+    with session_scope(session_factory) as s:
+        assert s.scalars(select(VisitorSession)).first() is None

@@ -1,0 +1,132 @@
+"""Browser tests: Debian's Chromium (Playwright) against a real waitress server on loopback.
+
+Each report draws its chart on a canvas; the live dashboard gets an SSE update
+when a call is inserted; hostile source names never run as script.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from calltracking import services as svc
+from calltracking.config import load_config
+from calltracking.models import Project
+
+pytestmark = pytest.mark.browser
+
+_spec = importlib.util.spec_from_file_location("reports_testdata", Path(__file__).with_name("reports_testdata.py"))
+D = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(D)
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+REPORTS = ("sources", "campaigns", "keywords", "daily", "heatmap", "operators", "time_to_call",
+           "devices", "concurrency")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def server(db_url, session_factory, tmp_path):
+    from waitress import create_server
+
+    from webui import create_app
+
+    cfg = load_config(tmp_path / "none.ini", env={"CALLTRACKING_DATABASE_URL": db_url,
+                                                  "CALLTRACKING_WEB_SECURE_COOKIES": "no"},
+                      require_file=False)
+    with session_factory() as s:
+        D.build(s)
+        svc.add_user(s, "sup1", "password1", "supervisor")
+        s.commit()
+    app = create_app(cfg, session_factory, testing=True)
+    app.config["REPORTS_SSE_INTERVAL"] = 0.2
+    srv = create_server(app, host="127.0.0.1", port=0, threads=6)
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.effective_port}"
+    srv.close()
+    t.join(5)
+
+
+@pytest.fixture
+def page(browser, server):
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    dialogs, errors = [], []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(server + "/login")
+    pg.fill("input[name=username]", "sup1")
+    pg.fill("input[name=password]", "password1")
+    with pg.expect_navigation():
+        pg.press("input[name=password]", "Enter")
+    pg.dialogs, pg.errors = dialogs, errors
+    yield pg
+    ctx.close()
+
+
+DRAWN = """() => {
+  const c = document.getElementById('report-chart');
+  const chart = window.Chart && Chart.getChart(c);
+  if (!chart || c.width === 0) return 0;
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+  return n;
+}"""
+
+
+def test_every_report_draws_its_chart(page, server):
+    for name in REPORTS:
+        page.goto(f"{server}/reports/{name}?from=2026-03-01&to=2026-03-31")
+        page.wait_for_selector("#report-chart[data-drawn='1']", timeout=10000)
+        painted = page.evaluate(DRAWN)
+        assert painted > 200, f"{name}: chart canvas is blank ({painted} painted pixels)"
+        assert page.locator("#report-table").count() == 1
+    assert page.errors == [] and page.dialogs == []
+
+
+def test_hostile_source_name_is_text_not_script(page, server):
+    page.goto(f"{server}/reports/sources?from=2026-03-01&to=2026-03-31")
+    page.wait_for_selector("#report-chart[data-drawn='1']")
+    assert page.locator("#report-table").inner_text().count("<script>alert(1)</script>") == 1
+    assert page.locator("#report-table img").count() == 0
+    labels = page.evaluate("() => Chart.getChart(document.getElementById('report-chart')).data.labels")
+    assert D.HOSTILE in labels
+    page.goto(f"{server}/reports/keywords?from=2026-03-01&to=2026-03-31")
+    page.wait_for_selector("#report-chart[data-drawn='1']")
+    page.locator("#report-table a", has_text="<script>").click()
+    page.wait_for_selector("#drill-table")
+    assert page.dialogs == [] and page.errors == []
+
+
+def test_dashboard_receives_sse_update_when_a_call_is_inserted(page, server, session_factory):
+    page.goto(server + "/dashboard")
+    page.wait_for_selector("#dash-status[data-live='1']", timeout=10000)
+    page.wait_for_selector("#dashboard[data-updates='1']", timeout=10000)
+    before = int(page.inner_text("#count-in_progress"))
+    with session_factory() as s:
+        p = s.scalars(select(Project)).first()
+        D.add_call(s, p, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5), status="in_progress",
+                   source=None)
+        s.commit()
+    page.wait_for_function(
+        f"() => document.getElementById('count-in_progress').textContent === '{before + 1}'", timeout=10000)
+    assert page.locator("#live-calls tbody tr").count() >= 1
+    assert int(page.get_attribute("#dashboard", "data-updates")) >= 2
+    assert page.errors == []

@@ -1,0 +1,135 @@
+"""The web UI: a Flask application factory with one blueprint per area.
+
+How another blueprint plugs in
+------------------------------
+* Write ``webui/<area>.py`` exposing ``bp = Blueprint("<area>", __name__, url_prefix=...)``
+  and templates under ``webui/templates/<area>/`` that ``{% extends "base.html" %}`` and fill
+  ``{% block content %}`` (optional ``{% block title %}``, ``{% block head %}`` for extra
+  ``<link>``/``<script src>``, ``{% block scripts %}`` at the end of ``<body>``).
+  ``create_app`` registers the known optional blueprints with a guarded import
+  (``webui.reports``: endpoint ``reports.index`` is linked in the navigation, and
+  ``reports.dashboard`` too when it exists; ``webui.dni``: public, CSRF-exempt).
+* Database: ``from webui.common import db`` gives the request's SQLAlchemy session (closed
+  after the request; call ``db().commit()`` yourself). ``current_app.extensions["calltracking"]``
+  is a dict with ``config`` (the :class:`calltracking.config.Config`) and ``sessionmaker``.
+* Access: ``from webui.auth import roles_required, current_user`` —
+  ``@roles_required("admin", "supervisor")`` (anonymous → redirect to the login page,
+  wrong role → 403); ``@roles_required()`` means any logged-in user. For JSON API views use
+  ``@api_auth("admin", "supervisor")`` (token in ``Authorization: Bearer …``; 401/403 as JSON).
+* Forms: every POST form needs ``<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">``.
+* Text: ``from flask_babel import gettext as _`` / ``lazy_gettext``; in templates ``{{ _("…") }}``.
+  Russian strings: add them to ``webui/translations/ru/<area>.po`` (a separate catalog per
+  area; every ``webui/translations/<lang>/*.po`` file is merged and compiled at start-up,
+  no ``pybabel`` needed).
+* Times: stored UTC; show them with the ``localtime`` filter (``{{ call.started_at|localtime(tz) }}``,
+  ``tz`` a project's time zone; default ``[general] timezone``) or ``webui.common.fmt_time``.
+* The pages are served with a strict Content-Security-Policy (``script-src 'self'``): put
+  JavaScript in static files (``url_for('static', filename=...)``), never inline, and never
+  ``|safe`` on data (caller-ID names are hostile).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+
+from flask import Flask, request
+
+log = logging.getLogger(__name__)
+
+#: optional blueprints built elsewhere: module name → CSRF exempt?
+OPTIONAL_BLUEPRINTS = {"webui.reports": False, "webui.dni": True, "webui.metrics": True,
+                       "webui.integrations": False}
+
+
+def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
+    """Build the WSGI application.
+
+    ``config`` is a loaded :class:`calltracking.config.Config`; ``sessionmaker`` a SQLAlchemy
+    session factory (made from ``config.database`` when omitted). Refuses to start without a
+    proper ``[web] secret_key`` unless ``testing``.
+    """
+    if testing:
+        secret = config.web.secret_key or secrets.token_urlsafe(32)
+    else:
+        secret = config.require_web_secret()
+    if sessionmaker is None:
+        from calltracking.db import engine_from_config, make_sessionmaker
+
+        sessionmaker = make_sessionmaker(engine_from_config(config))
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret,
+        TESTING=testing,
+        SESSION_COOKIE_NAME="calltracking_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(config.web.secure_cookies),
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=False,
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["calltracking"] = {"config": config, "sessionmaker": sessionmaker}
+
+    from . import common, i18n
+    from .auth import csrf, init_auth
+
+    csrf.init_app(app)
+    i18n.init_app(app, config)
+    common.init_app(app)
+    init_auth(app)
+
+    from . import account, api, auth, journal, missed, screenpop, settings, settings_tools
+
+    for mod in (auth, account, journal, missed, screenpop, settings, settings_tools):
+        app.register_blueprint(mod.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+
+    for name, exempt in OPTIONAL_BLUEPRINTS.items():
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        bp = getattr(mod, "bp", None)
+        if bp is None:
+            continue
+        app.register_blueprint(bp)
+        if exempt:
+            csrf.exempt(bp)
+
+    @app.after_request
+    def _security_headers(resp):
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if not (request.blueprint or "").startswith("dni"):
+            resp.headers.setdefault("X-Frame-Options", "DENY")
+            resp.headers.setdefault("Referrer-Policy", "same-origin")
+            resp.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                "media-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; "
+                "form-action 'self'")
+        return resp
+
+    @app.route("/")
+    def index():
+        from flask import redirect, url_for
+        from .auth import current_user
+
+        user = current_user()
+        if user is None:
+            return redirect(url_for("auth.login"))
+        if user.role == "operator":
+            return redirect(url_for("screenpop.index"))
+        return redirect(url_for("journal.index"))
+
+    @app.route("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    return app

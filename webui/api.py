@@ -1,0 +1,249 @@
+"""REST API (JSON, token auth): calls, numbers, reports; described by /api/openapi.json.
+
+Authenticate with ``Authorization: Bearer <token>`` (a user's token, made on the Account page
+or the Users settings page); the token acts with that user's role. CSRF does not apply
+(no cookies are accepted here).
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from calltracking import callrecord, journal as core
+from calltracking import numbers_csv
+from calltracking import services as svc
+from calltracking.models import Call, TrackingNumber
+
+from .auth import api_auth, current_user
+from .common import audit, config, db
+from .filters import parse_filter
+from .openapi import openapi_document
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _call_json(c: Call) -> dict:
+    d = callrecord.call_to_dict(c, with_legs=True)
+    d["id"] = c.id
+    d["value"] = None if c.value is None else str(c.value)
+    d["comment"] = c.comment
+    d["reason"] = c.closed_reason
+    return d
+
+
+def _err(msg: str, code: int = 400):
+    return jsonify({"error": msg}), code
+
+
+@bp.route("/openapi.json")
+def openapi():
+    return jsonify(openapi_document(current_app))
+
+
+@bp.route("/calls")
+@api_auth()
+def calls():
+    try:
+        flt, _tz = parse_filter(request.args)
+        limit = request.args.get("limit", default=100, type=int)
+        pg = core.page(db(), flt, after=request.args.get("after"), before=request.args.get("before"),
+                       limit=max(1, min(limit or 100, 1000)))
+    except core.JournalError as e:
+        return _err(str(e))
+    return jsonify({"calls": [_call_json(c) for c in pg.calls], "next": pg.next_cursor,
+                    "prev": pg.prev_cursor})
+
+
+def _visible_call(call_id: int):
+    call = db().get(Call, call_id)
+    if call is None:
+        return None, _err("call not found", 404)
+    user = current_user()
+    if user.role == "operator":
+        mine = user.operator_id is not None and (
+            call.operator_id == user.operator_id or any(l.operator_id == user.operator_id for l in call.legs))
+        if not mine:
+            return None, _err("this call is not yours", 403)
+    return call, None
+
+
+@bp.route("/calls/<int:call_id>")
+@api_auth()
+def call_detail(call_id):
+    call, err = _visible_call(call_id)
+    return err or jsonify(_call_json(call))
+
+
+@bp.route("/calls/<int:call_id>", methods=["PATCH"])
+@api_auth()
+def call_update(call_id):
+    from .common import parse_money
+    from .journal import set_tags
+
+    call, err = _visible_call(call_id)
+    if err:
+        return err
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return _err("expected a JSON object")
+    unknown = set(data) - {"tags", "value", "comment", "reason"}
+    if unknown:
+        return _err(f"unknown field(s): {', '.join(sorted(unknown))}")
+    try:
+        if "value" in data:
+            call.value = None if data["value"] in (None, "") else parse_money(str(data["value"]))
+        if "tags" in data:
+            if not isinstance(data["tags"], list) or not all(isinstance(t, str) for t in data["tags"]):
+                return _err("tags: expected a list of strings")
+            if call.project_id is None and data["tags"]:
+                return _err("this call has no project: tags cannot be stored")
+            if call.project_id is not None:
+                set_tags(call, data["tags"])
+        if "comment" in data:
+            call.comment = str(data["comment"] or "")[:5000]
+        if "reason" in data:
+            call.closed_reason = str(data["reason"] or "")[:40]
+    except ValueError as e:
+        return _err(str(e))
+    audit("update", "call", call.id, {"api": True, **{k: str(v) for k, v in data.items()}})
+    db().commit()
+    return jsonify(_call_json(call))
+
+
+def _number_json(tn: TrackingNumber) -> dict:
+    return {"id": tn.id, "number": tn.number, "project": tn.project.key, "kind": tn.kind,
+            "source": tn.source.name if tn.source else None,
+            "campaign": tn.campaign.name if tn.campaign else None,
+            "pool": tn.pool.name if tn.pool else None, "description": tn.description,
+            "callerid_prefix": tn.callerid_prefix, "record": tn.record, "active": tn.active}
+
+
+@bp.route("/numbers")
+@api_auth("admin", "supervisor")
+def numbers():
+    from sqlalchemy import select
+
+    stmt = select(TrackingNumber).order_by(TrackingNumber.number)
+    if request.args.get("all") not in ("1", "yes", "true"):
+        stmt = stmt.where(TrackingNumber.active.is_(True))
+    project = request.args.get("project")
+    rows = [n for n in db().scalars(stmt) if not project or n.project.key == project]
+    return jsonify({"numbers": [_number_json(n) for n in rows]})
+
+
+@bp.route("/numbers", methods=["POST"])
+@api_auth("admin")
+def number_create():
+    s = db()
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return _err("expected a JSON object with number, project and source or pool")
+    try:
+        project = svc.get_project(s, str(data.get("project") or ""))
+        source = svc.get_source(s, project, data["source"]) if data.get("source") else None
+        campaign = svc.get_campaign(s, source, data["campaign"]) if data.get("campaign") and source else None
+        if data.get("campaign") and source is None:
+            raise svc.ServiceError("a campaign needs a source")
+        pool = svc.get_pool(s, project, data["pool"]) if data.get("pool") else None
+        if source is not None and pool is not None:
+            raise svc.ServiceError("give either source or pool, not both")
+        tn = svc.add_number(s, project, str(data.get("number") or ""), config().general.default_region,
+                            source=source, campaign=campaign, pool=pool,
+                            description=str(data.get("description") or "")[:200],
+                            callerid_prefix=bool(data.get("callerid_prefix", True)),
+                            record=bool(data.get("record", True)))
+    except (svc.ServiceError, ValueError) as e:
+        s.rollback()
+        return _err(str(e))
+    audit("create", "numbers", tn.id, {"api": True, "number": tn.number})
+    s.commit()
+    return jsonify(_number_json(tn)), 201
+
+
+@bp.route("/numbers/<number>", methods=["DELETE"])
+@api_auth("admin")
+def number_retire(number):
+    s = db()
+    try:
+        tn = svc.retire_number(s, number, config().general.default_region)
+    except (svc.ServiceError, ValueError) as e:
+        s.rollback()
+        return _err(str(e), 404 if "not mapped" in str(e) else 400)
+    audit("retire", "numbers", tn.id, {"api": True, "number": tn.number})
+    s.commit()
+    return jsonify(_number_json(tn))
+
+
+@bp.route("/numbers/import", methods=["POST"])
+@api_auth("admin")
+def number_import():
+    s = db()
+    text = request.get_data(as_text=True)
+    try:
+        res = numbers_csv.import_numbers(s, text, config().general.default_region,
+                                         default_project=request.args.get("project") or None)
+    except numbers_csv.ImportFailed as e:
+        s.rollback()
+        return jsonify({"error": str(e), "rows": [{"line": r.line, "message": r.message} for r in e.errors]}), 400
+    audit("import", "numbers", None, {"api": True, "imported": res.imported})
+    s.commit()
+    return jsonify({"imported": res.imported, "created": res.created})
+
+
+def _jsonable(v):
+    import datetime as dt
+    from decimal import Decimal
+
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    return v
+
+
+@bp.route("/reports")
+@api_auth("admin", "supervisor")
+def reports_index():
+    from calltracking import reports as rep
+
+    return jsonify({"reports": list(rep.REPORTS)})
+
+
+@bp.route("/reports/<name>")
+@api_auth("admin", "supervisor")
+def report(name):
+    """One report over ``project`` (id or key; default: the first) and ``from``/``to`` (local dates)."""
+    import datetime as dt
+
+    from sqlalchemy import or_, select
+
+    from calltracking import reports as rep
+    from calltracking.models import Project
+    from calltracking.reports_rollup import refresh_rollups
+
+    if name not in rep.REPORTS:
+        return _err(f"unknown report {name!r} (known: {', '.join(rep.REPORTS)})", 404)
+    s = db()
+    key = (request.args.get("project") or "").strip()
+    stmt = select(Project).order_by(Project.id)
+    if key:
+        cond = Project.key == key
+        if key.isdigit():
+            cond = or_(cond, Project.id == int(key))
+        stmt = stmt.where(cond)
+    project = s.scalars(stmt).first()
+    if project is None:
+        return _err(f"project {key!r} not found" if key else "no project yet", 404)
+    try:
+        to = rep.parse_date(request.args.get("to"), rep.today_in(project))
+        frm = rep.parse_date(request.args.get("from"), to - dt.timedelta(days=29))
+        flt = rep.ReportFilter(project, frm, to)
+        try:
+            refresh_rollups(s, allow_full=False)
+        except Exception:  # noqa: BLE001 - the scheduler catches up; answer with what is there
+            s.rollback()
+        result = rep.run_report(s, name, flt)
+    except rep.ReportError as e:
+        return _err(str(e))
+    rows = [{k: _jsonable(v) for k, v in row.items()} for row in result.as_dicts()]
+    return jsonify({"report": name, "project": project.key, "from": frm.isoformat(), "to": to.isoformat(),
+                    "columns": result.columns, "rows": rows, "chart": result.chart})

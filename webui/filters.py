@@ -1,0 +1,71 @@
+"""Reading the journal's filter form (query string) into a :class:`JournalFilter`."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from calltracking import services as svc
+from calltracking.journal import JournalError, JournalFilter
+from calltracking.models import Campaign, Operator, Project, Source, Tag
+
+from .auth import current_user
+from .common import config, db, default_tz
+
+FILTER_KEYS = ("from", "to", "project", "source", "campaign", "status", "operator", "first", "tag", "caller")
+
+
+def _int(args, key):
+    v = (args.get(key) or "").strip()
+    if not v:
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise JournalError(f"invalid {key} {v!r}") from None
+
+
+def parse_filter(args) -> tuple[JournalFilter, str]:
+    """Returns the filter and the time zone its dates were read in."""
+    s = db()
+    project_id = _int(args, "project")
+    tz = default_tz()
+    if project_id is not None:
+        p = s.get(Project, project_id)
+        if p is None:
+            raise JournalError(f"unknown project id {project_id}")
+        tz = p.timezone
+    first = (args.get("first") or "").strip()
+    if first not in ("", "first", "repeat"):
+        raise JournalError(f"invalid first/repeat value {first!r}")
+    try:
+        start = svc.parse_when(args["from"], tz) if (args.get("from") or "").strip() else None
+        end = svc.parse_when(args["to"], tz, end=True) if (args.get("to") or "").strip() else None
+    except svc.ServiceError as e:
+        raise JournalError(str(e)) from None
+    flt = JournalFilter(
+        start=start, end=end, project_id=project_id,
+        source_id=_int(args, "source"), campaign_id=_int(args, "campaign"),
+        status=(args.get("status") or "").strip() or None,
+        operator_id=_int(args, "operator"),
+        first_call=None if not first else first == "first",
+        tag=(args.get("tag") or "").strip() or None,
+        caller=(args.get("caller") or "").strip() or None,
+        region=config().general.default_region,
+    )
+    user = current_user()
+    if user is not None and user.role == "operator":
+        flt.own_operator_id = user.operator_id if user.operator_id is not None else -1
+    return flt, tz
+
+
+def filter_choices() -> dict:
+    s = db()
+    projects = list(s.scalars(select(Project).order_by(Project.name)))
+    pname = {p.id: p.name for p in projects}
+    sources = [(x.id, f"{pname.get(x.project_id, '?')} / {x.name}")
+               for x in s.scalars(select(Source).order_by(Source.project_id, Source.name))]
+    campaigns = [(c.id, f"{c.source.name} / {c.name}")
+                 for c in s.scalars(select(Campaign).order_by(Campaign.source_id, Campaign.name))]
+    operators = [(o.id, o.name) for o in s.scalars(select(Operator).order_by(Operator.name))]
+    tags = sorted({t for t in s.scalars(select(Tag.name))})
+    return {"projects": [(p.id, p.name) for p in projects], "sources": sources,
+            "campaigns": campaigns, "operators": operators, "tags": tags}

@@ -1,0 +1,178 @@
+"""Settings → Integrations (admin only): notification rules with "send test", the dead-letter
+list with retry, ad spend CSV upload with per-row errors, and the scheduler's jobs."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from calltracking import adspend, integrations
+from calltracking.models import Delivery, NotificationRule, Project
+from calltracking.notify import recipients
+from calltracking.scheduler import default_jobs, job_statuses
+
+from .auth import roles_required
+from .common import audit, config, db, ext
+
+bp = Blueprint("integrations", __name__, url_prefix="/settings/integrations")
+
+CHANNELS = ("email", "webhook", "crm", "ga4")
+EVENTS = ("missed_call", "call_finished", "digest_daily", "digest_weekly")
+MAX_CSV = 5 * 1024 * 1024
+
+
+def _labels():
+    return {
+        "email": _("E-mail"), "webhook": _("SMS / chat webhook"), "crm": _("CRM webhook"),
+        "ga4": _("Google Analytics 4"), "missed_call": _("Missed call"), "call_finished": _("Finished call"),
+        "digest_daily": _("Daily digest"), "digest_weekly": _("Weekly digest"),
+    }
+
+
+def _page(spend_errors=None, form=None, status=200):
+    s = db()
+    projects = s.scalars(select(Project).order_by(Project.key)).all()
+    rules = s.execute(select(NotificationRule, Project.key).join(Project, Project.id == NotificationRule.project_id)
+                      .order_by(Project.key, NotificationRule.id)).all()
+    dead = integrations.dead_letters(s, limit=100)
+    pending = s.scalar(select(func.count(Delivery.id)).where(Delivery.status == "pending"))
+    st = {j.name: j for j in job_statuses(s)}
+    jobs = [(spec, st.get(spec.name)) for spec in default_jobs()]
+    return render_template("integrations/index.html", projects=projects, rules=rules, dead=dead,
+                           pending=pending, jobs=jobs, labels=_labels(), channels=CHANNELS, events=EVENTS,
+                           spend_errors=spend_errors or [], form=form or {}), status
+
+
+@bp.route("/")
+@roles_required("admin")
+def index():
+    return _page()
+
+
+def _validate_rule(f) -> str | None:
+    channel, event, target = f.get("channel", ""), f.get("event", ""), f.get("target", "").strip()
+    if channel not in CHANNELS or event not in EVENTS:
+        return _("Choose a channel and an event.")
+    if not target:
+        return _("The target is required.")
+    if channel == "email":
+        try:
+            recipients(target)
+        except ValueError as e:
+            return str(e)
+    elif channel in ("webhook", "crm") and not target.startswith(("http://", "https://")):
+        return _("The target must be an http:// or https:// URL.")
+    if channel in ("crm", "ga4") and event != "call_finished":
+        return _("CRM and GA4 take the event “Finished call”.")
+    if event.startswith("digest") and channel != "email":
+        return _("Digests are sent by e-mail.")
+    return None
+
+
+@bp.route("/rules", methods=["POST"])
+@roles_required("admin")
+def add_rule():
+    f = request.form
+    project = db().get(Project, f.get("project", type=int) or 0)
+    error = _("Choose a project.") if project is None else _validate_rule(f)
+    if error:
+        flash(error, "error")
+        return _page(form=f, status=400)
+    r = NotificationRule(project_id=project.id, name=f.get("name", "").strip()[:200] or f"{f['channel']} {f['event']}",
+                         channel=f["channel"], event=f["event"], target=f["target"].strip()[:1000],
+                         body_template=f.get("body_template", ""), secret=f.get("secret", "").strip()[:200],
+                         enabled=True)
+    db().add(r)
+    db().flush()
+    audit("create", "notification_rule", r.id, {"channel": r.channel, "event": r.event, "target": r.target})
+    db().commit()
+    flash(_("Rule added."), "ok")
+    return redirect(url_for("integrations.index"))
+
+
+def _rule(rule_id: int) -> NotificationRule:
+    r = db().get(NotificationRule, rule_id)
+    if r is None:
+        abort(404)
+    return r
+
+
+@bp.route("/rules/<int:rule_id>/delete", methods=["POST"])
+@roles_required("admin")
+def delete_rule(rule_id):
+    r = _rule(rule_id)
+    audit("delete", "notification_rule", r.id, {"channel": r.channel, "target": r.target})
+    db().delete(r)
+    db().commit()
+    flash(_("Rule removed."), "ok")
+    return redirect(url_for("integrations.index"))
+
+
+@bp.route("/rules/<int:rule_id>/toggle", methods=["POST"])
+@roles_required("admin")
+def toggle_rule(rule_id):
+    r = _rule(rule_id)
+    r.enabled = not r.enabled
+    audit("update", "notification_rule", r.id, {"enabled": r.enabled})
+    db().commit()
+    return redirect(url_for("integrations.index"))
+
+
+@bp.route("/rules/<int:rule_id>/test", methods=["POST"])
+@roles_required("admin")
+def test_rule(rule_id):
+    _rule(rule_id)
+    db().rollback()  # send_test uses its own transactions
+    try:
+        ok, msg = integrations.send_test(config(), ext()["sessionmaker"], rule_id)
+    except ValueError as e:
+        ok, msg = False, str(e)
+    if ok:
+        flash(_("Test message sent."), "ok")
+    else:
+        flash(_("Test failed: %(error)s", error=msg), "error")
+    return redirect(url_for("integrations.index"))
+
+
+@bp.route("/deliveries/<int:delivery_id>/retry", methods=["POST"])
+@roles_required("admin")
+def retry(delivery_id):
+    try:
+        integrations.requeue(db(), delivery_id)
+    except ValueError:
+        abort(404)
+    db().commit()
+    ok = integrations.deliver_one(config(), ext()["sessionmaker"], delivery_id)
+    flash(_("Sent.") if ok else _("Failed again; it will be retried with backoff."), "ok" if ok else "error")
+    return redirect(url_for("integrations.index"))
+
+
+@bp.route("/spend", methods=["POST"])
+@roles_required("admin")
+def upload_spend():
+    f = request.files.get("file")
+    project = db().get(Project, request.form.get("project", type=int) or 0)
+    if f is None or not f.filename:
+        flash(_("Choose a CSV file."), "error")
+        return _page(status=400)
+    raw = f.read(MAX_CSV + 1)
+    if len(raw) > MAX_CSV:
+        flash(_("The file is larger than 5 MB."), "error")
+        return _page(status=400)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        flash(_("The file is not UTF-8 text."), "error")
+        return _page(status=400)
+    try:
+        result = adspend.import_spend(db(), text, default_project=project.key if project else None,
+                                      create_missing=request.form.get("create_missing") == "yes")
+    except adspend.ImportFailed as e:
+        db().rollback()
+        flash(_("Nothing was imported: %(n)d bad row(s).", n=len(e.errors)), "error")
+        return _page(spend_errors=e.errors, status=400)
+    audit("import", "ad_spend", None, {"file": f.filename, "created": result.created, "updated": result.updated})
+    db().commit()
+    flash(_("Imported %(n)d row(s): %(new)d new, %(upd)d updated.", n=result.rows, new=result.created,
+            upd=result.updated), "ok")
+    return redirect(url_for("integrations.index"))

@@ -1,0 +1,225 @@
+"""Call journal (filters, keyset pages, CSV export) and the call card."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from flask import (
+    Blueprint, Response, abort, flash, redirect, render_template, request, send_file,
+    stream_with_context, url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from calltracking import callrecord, journal as core
+from calltracking.models import Call, PromoCode, Tag, TrackingNumber, VisitorSession
+
+from .auth import current_user, roles_required
+from .common import audit, call_tz, config, db, ext, parse_money
+from .filters import FILTER_KEYS, filter_choices, parse_filter
+
+bp = Blueprint("journal", __name__)
+AUDIO_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".ogg": "audio/ogg", ".oga": "audio/ogg",
+               ".opus": "audio/ogg", ".gsm": "audio/x-gsm", ".m4a": "audio/mp4"}
+PAGE_SIZE = 50
+
+
+def _args_without_cursor() -> dict:
+    return {k: v for k, v in request.args.items() if k in FILTER_KEYS and v}
+
+
+@bp.route("/calls")
+@roles_required()
+def index():
+    try:
+        flt, tz = parse_filter(request.args)
+        pg = core.page(db(), flt, after=request.args.get("after"), before=request.args.get("before"),
+                       last=request.args.get("page") == "last", limit=PAGE_SIZE)
+        error = None
+    except core.JournalError as e:
+        pg, error, tz = core.Page([], None, None, True, True), str(e), None
+    base = _args_without_cursor()
+    return render_template("journal/index.html", page=pg, error=error, args=base,
+                           choices=filter_choices(), filter_tz=tz,
+                           export_url=url_for("journal.export", **base))
+
+
+@bp.route("/calls/export.csv")
+@roles_required()
+def export():
+    try:
+        flt, _tz = parse_filter(request.args)
+        flt.conditions()
+    except core.JournalError as e:
+        return Response(str(e) + "\n", status=400, mimetype="text/plain")
+    factory = ext()["sessionmaker"]
+    fields = callrecord.FIELDS + ("tags", "value", "comment", "reason")
+
+    def generate():
+        session = factory()
+        try:
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(fields)
+            yield "\ufeff" + buf.getvalue()
+            for call in core.iterate(session, flt):
+                d = callrecord.call_to_dict(call, with_legs=False)
+                d["tags"] = " ".join(sorted(t.name for t in call.tags))
+                d["value"] = "" if call.value is None else str(call.value)
+                d["comment"], d["reason"] = call.comment, call.closed_reason
+                buf.seek(0)
+                buf.truncate()
+                w.writerow(["" if d.get(k) is None else d.get(k) for k in fields])
+                yield buf.getvalue()
+        finally:
+            session.close()
+
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=calls.csv"})
+
+
+def load_call(call_id: int) -> Call:
+    """The call, if the current user may see it (operators: only calls they took or were rung for)."""
+    call = db().scalars(select(Call).where(Call.id == call_id).options(
+        selectinload(Call.legs), selectinload(Call.tags), selectinload(Call.project),
+        selectinload(Call.source), selectinload(Call.campaign))).first()
+    if call is None:
+        abort(404)
+    user = current_user()
+    if user.role == "operator":
+        mine = user.operator_id is not None and (
+            call.operator_id == user.operator_id or any(l.operator_id == user.operator_id for l in call.legs))
+        if not mine:
+            abort(403)
+    return call
+
+
+def timeline(call: Call) -> list[tuple]:
+    """(time, text) events of the call, in order."""
+    ev = []
+    if call.started_at:
+        ev.append((call.started_at, _("call from %(caller)s to %(did)s", caller=call.caller_number or "?",
+                                      did=call.did or "?")))
+    if call.queued_at:
+        ev.append((call.queued_at, _("queued in %(queue)s", queue=call.queue or "?")))
+    for leg in call.legs:
+        who = leg.operator_name or leg.interface or "?"
+        if leg.rung_at:
+            what = _("transferred to %(who)s", who=who) if leg.kind == "transfer" else _("rang operator %(who)s", who=who)
+            ev.append((leg.rung_at, what))
+        if leg.answered_at:
+            ev.append((leg.answered_at, _("%(who)s answered", who=who)))
+        if leg.ended_at and leg.outcome != "answered":
+            ev.append((leg.ended_at, _("%(who)s: %(outcome)s", who=who, outcome=leg.outcome.replace("_", " "))))
+        elif leg.ended_at:
+            ev.append((leg.ended_at, _("%(who)s left the call", who=who)))
+    if call.ended_at:
+        ev.append((call.ended_at, _("hung up")))
+    ev.sort(key=lambda e: e[0])
+    return ev
+
+
+def recording_path(call: Call) -> tuple[str, Path | None]:
+    """(name shown, existing file or None)."""
+    info = getattr(call, "recording_info", None)
+    name = (info.file if info is not None and info.status == "ok" and info.file else "") or call.recording_file
+    if not name:
+        return "", None
+    p = Path(name)
+    if not p.is_absolute():
+        p = Path(config().recordings.dir) / p
+    if p.suffix.lower() not in AUDIO_TYPES:
+        return name, None
+    try:
+        if p.is_file() and os.access(p, os.R_OK):
+            return name, p
+    except OSError:
+        pass
+    return name, None
+
+
+@bp.route("/calls/<int:call_id>")
+@roles_required()
+def card(call_id):
+    call = load_call(call_id)
+    s = db()
+    vs = s.get(VisitorSession, call.session_id) if call.session_id else None
+    promo = s.get(PromoCode, call.promo_code_id) if call.promo_code_id else None
+    tn = s.get(TrackingNumber, call.tracking_number_id) if call.tracking_number_id else None
+    rec_name, rec_file = recording_path(call)
+    history = []
+    if call.caller_number:
+        history = list(s.scalars(select(Call).where(Call.caller_number == call.caller_number, Call.id != call.id)
+                                 .order_by(Call.started_at.desc()).limit(20)
+                                 .options(selectinload(Call.source))))
+    return render_template("journal/card.html", call=call, tz=call_tz(call), events=timeline(call),
+                           visitor=vs, promo=promo, tracking_number=tn, rec_name=rec_name,
+                           rec_ok=rec_file is not None, history=history,
+                           tags_text=", ".join(sorted(t.name for t in call.tags)))
+
+
+def set_tags(call: Call, names: list[str]) -> None:
+    s = db()
+    wanted = []
+    for n in names:
+        n = n.strip()[:100]
+        if n and n not in wanted:
+            wanted.append(n)
+    tags = []
+    for n in wanted:
+        tag = s.scalars(select(Tag).where(Tag.project_id == call.project_id, Tag.name == n)).first()
+        if tag is None:
+            tag = Tag(project_id=call.project_id, name=n)
+            s.add(tag)
+            s.flush()
+        tags.append(tag)
+    call.tags = tags
+
+
+@bp.route("/calls/<int:call_id>", methods=["POST"])
+@roles_required()
+def edit(call_id):
+    call = load_call(call_id)
+    f = request.form
+    errors = []
+    try:
+        value = parse_money(f.get("value", ""))
+    except ValueError as e:
+        errors.append(str(e))
+        value = call.value
+    names = [n for n in (f.get("tags") or "").replace(";", ",").split(",") if n.strip()]
+    if names and call.project_id is None:
+        errors.append(_("This call has no project: tags cannot be stored."))
+    if errors:
+        for e in errors:
+            flash(e, "error")
+        return redirect(url_for("journal.card", call_id=call.id))
+    before = {"tags": sorted(t.name for t in call.tags), "value": call.value, "reason": call.closed_reason,
+              "comment": call.comment}
+    if call.project_id is not None:
+        set_tags(call, names)
+    call.value = value
+    call.closed_reason = (f.get("reason") or "").strip()[:40]
+    call.comment = (f.get("comment") or "").strip()[:5000]
+    after = {"tags": sorted(t.name for t in call.tags), "value": call.value, "reason": call.closed_reason,
+             "comment": call.comment}
+    audit("update", "call", call.id, {"before": before, "after": after})
+    db().commit()
+    flash(_("Saved."), "success")
+    return redirect(url_for("journal.card", call_id=call.id))
+
+
+@bp.route("/calls/<int:call_id>/recording")
+@roles_required()
+def recording(call_id):
+    call = load_call(call_id)
+    name, path = recording_path(call)
+    if path is None:
+        msg = _("The recording file is missing.") if name else _("This call has no recording.")
+        return Response(msg + "\n", status=404, mimetype="text/plain")
+    return send_file(path, mimetype=AUDIO_TYPES[path.suffix.lower()], conditional=True,
+                     download_name=f"call-{call.id}{path.suffix.lower()}")
+

@@ -1,0 +1,88 @@
+"""Missed-calls worklist: open until called back (answered later call) or marked handled."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from calltracking import missed as core
+from calltracking import originate as ami
+from calltracking import services as svc
+from calltracking.models import Call, Operator, Project
+
+from .auth import current_user, roles_required
+from .common import audit, config, db, default_tz
+from .filters import filter_choices
+
+bp = Blueprint("missed", __name__)
+
+
+@bp.route("/missed")
+@roles_required("admin", "supervisor")
+def index():
+    state = request.args.get("state", "open")
+    if state not in ("open", "closed", "all"):
+        state = "open"
+    project_id = request.args.get("project", type=int)
+    tz = default_tz()
+    if project_id:
+        p = db().get(Project, project_id)
+        if p is None:
+            abort(404)
+        tz = p.timezone
+    error = None
+    start = end = None
+    try:
+        if request.args.get("from"):
+            start = svc.parse_when(request.args["from"], tz)
+        if request.args.get("to"):
+            end = svc.parse_when(request.args["to"], tz, end=True)
+    except svc.ServiceError as e:
+        error = str(e)
+    rows = core.worklist(db(), project_id=project_id, state=state, start=start, end=end)
+    return render_template("missed/index.html", rows=rows, state=state, error=error,
+                           args=request.args, choices=filter_choices(),
+                           can_originate=config().ami.originate)
+
+
+def _missed_call(call_id: int) -> Call:
+    call = db().get(Call, call_id)
+    if call is None or call.status != "missed":
+        abort(404)
+    return call
+
+
+@bp.route("/missed/<int:call_id>/handled", methods=["POST"])
+@roles_required("admin", "supervisor")
+def handled(call_id):
+    call = _missed_call(call_id)
+    core.mark_handled(db(), call, current_user().username)
+    audit("handled", "call", call.id, {"caller": call.caller_number})
+    db().commit()
+    flash(_("Marked as handled."), "success")
+    return redirect(request.form.get("next") or url_for("missed.index"))
+
+
+@bp.route("/missed/<int:call_id>/call", methods=["POST"])
+@roles_required("admin", "supervisor")
+def click_to_call(call_id):
+    cfg = config()
+    if not cfg.ami.originate:
+        abort(404)
+    call = _missed_call(call_id)
+    user = current_user()
+    op = db().get(Operator, user.operator_id) if user.operator_id else None
+    if op is None:
+        flash(_("Link your user to an operator (Settings → Users) to call back from your phone."), "error")
+        return redirect(url_for("missed.index"))
+    try:
+        ami.originate(cfg.ami.host, cfg.ami.port, cfg.ami.username, cfg.ami.secret, op.interface,
+                      call.caller_number, caller_id=f"Callback <{call.did}>" if call.did else "",
+                      variables={"CT_CALLBACK_FOR": call.id})
+    except ami.OriginateError as e:
+        flash(_("Click-to-call failed: %(err)s", err=str(e)), "error")
+        return redirect(url_for("missed.index"))
+    audit("originate", "call", call.id, {"operator": op.interface, "number": call.caller_number})
+    db().commit()
+    flash(_("Your phone %(iface)s will ring, then %(number)s is dialed.", iface=op.interface,
+            number=call.caller_number), "success")
+    return redirect(url_for("missed.index"))

@@ -1,0 +1,244 @@
+"""Reports (chart + table + CSV per report), drill-downs, and the live dashboard (SSE).
+
+Thin adapter over :mod:`calltracking.reports`: parse the filter (project, local
+date range), make sure the rollups are current, render. Chart data goes to the
+page as JSON through ``|tojson`` in a non-executed ``<script type="application/json">``
+block and is drawn by ``static/reports.js`` with the vendored Chart.js.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import threading
+import time
+
+from flask import Blueprint, Response, abort, current_app, render_template, request, stream_with_context, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
+from sqlalchemy import select
+
+from calltracking import reports as core
+from calltracking.models import Project
+from calltracking.reports_rollup import refresh_rollups
+
+from .auth import roles_required
+from .common import db, ext
+
+log = logging.getLogger(__name__)
+bp = Blueprint("reports", __name__)
+ROLES = ("admin", "supervisor")
+DEFAULT_DAYS = 30
+SSE_INTERVAL = 1.0          # seconds between dashboard checks
+SSE_MAX_SECONDS = 120       # a stream ends after this; the browser reconnects by itself
+# Each open stream holds one WSGI worker thread: at most a quarter of them stream at
+# once; a browser turned away (503) polls /dashboard/snapshot.json instead.
+_streams_lock = threading.Lock()
+_streams_open = [0]
+
+TITLES = {
+    "sources": _l("By source"), "campaigns": _l("By campaign"), "keywords": _l("By keyword"),
+    "daily": _l("Daily trend"), "heatmap": _l("Hour × weekday"), "operators": _l("Operators"),
+    "time_to_call": _l("Time to call"), "devices": _l("Devices, OS and browsers"),
+    "concurrency": _l("Peak concurrent calls"),
+}
+COLUMN_TITLES = {
+    "name": _l("Name"), "calls": _l("Calls"), "answered": _l("Answered"), "missed": _l("Missed"),
+    "first": _l("First"), "repeat": _l("Repeat"), "avg_wait": _l("Avg wait, s"),
+    "avg_talk": _l("Avg talk, s"), "deals": _l("Deals"), "value": _l("Value"), "spend": _l("Spend"),
+    "cost_per_call": _l("Cost per call"), "day": _l("Day"), "weekday": _l("Weekday"),
+    "taken": _l("Calls taken"), "missed_rung": _l("Missed while rung"), "bucket": _l("Time to call"),
+    "kind": _l("Kind"), "hour": _l("Hour"), "peak": _l("Peak"), "avg_daily_peak": _l("Avg daily peak"),
+}
+DRILL = {"sources": "source", "campaigns": "campaign", "keywords": "keyword", "operators": "operator"}
+
+
+def _projects():
+    return db().scalars(select(Project).order_by(Project.name, Project.id)).all()
+
+
+def _filter():
+    """(ReportFilter or None, projects, error) from the query string."""
+    projects = _projects()
+    if not projects:
+        return None, projects, _("No project yet: add one in the settings.")
+    pid = request.args.get("project", "")
+    project = next((p for p in projects if str(p.id) == pid), projects[0])
+    today = core.today_in(project)
+    try:
+        to = core.parse_date(request.args.get("to"), today)
+        frm = core.parse_date(request.args.get("from"), to - dt.timedelta(days=DEFAULT_DAYS - 1))
+        return core.ReportFilter(project, frm, to), projects, None
+    except core.ReportError as e:
+        return None, projects, str(e)
+
+
+def _refresh() -> bool:
+    """Bring the rollups up to date (cheap when nothing changed); never fail the page.
+    False while a first build of a big database is left to the scheduler."""
+    try:
+        return refresh_rollups(db(), allow_full=False) >= 0
+    except Exception:  # the scheduler will catch up; the page shows what is there
+        log.exception("report rollup refresh failed")
+        db().rollback()
+        return True
+
+
+def _args(f) -> dict:
+    return {"project": f.project.id, "from": f.date_from.isoformat(), "to": f.date_to.isoformat()}
+
+
+@bp.route("/reports")
+@roles_required(*ROLES)
+def index():
+    f, projects, error = _filter()
+    return render_template("reports/index.html", titles=TITLES, f=f, projects=projects, error=error,
+                           args=_args(f) if f else {}, name=None)
+
+
+@bp.route("/reports/<name>")
+@roles_required(*ROLES)
+def report(name):
+    if name not in core.REPORTS:
+        abort(404)
+    f, projects, error = _filter()
+    rep, building = None, False
+    if f is not None:
+        building = not _refresh()
+        rep = core.run_report(db(), name, f)
+    if rep is not None:
+        for ds in rep.chart.get("datasets", []):
+            ds["label"] = str(COLUMN_TITLES.get(ds["label"], ds["label"]))
+    return render_template("reports/report.html", name=name, title=TITLES[name], titles=TITLES,
+                           f=f, projects=projects, error=error, rep=rep, building=building,
+                           args=_args(f) if f else {}, drill=DRILL.get(name),
+                           column_titles=COLUMN_TITLES,
+                           heat_max=max([max(r[1:]) for r in rep.rows] + [1]) if name == "heatmap" and rep else 1)
+
+
+@bp.route("/reports/<name>.csv")
+@roles_required(*ROLES)
+def export(name):
+    if name not in core.REPORTS:
+        abort(404)
+    f, _projects_, error = _filter()
+    if f is None:
+        return Response((error or "no project") + "\n", status=400, mimetype="text/plain")
+    _refresh()
+    rep = core.run_report(db(), name, f)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(rep.columns)
+    for row in rep.rows:
+        w.writerow([_csv_safe(v) for v in row])
+    fname = f"{name}_{f.project.key}_{f.date_from}_{f.date_to}.csv"
+    return Response(buf.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{fname}"'})
+
+
+def _csv_safe(v):
+    """Neutralise spreadsheet formulas in text cells (=, +, -, @ at the start)."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return "" if v is None else v
+
+
+@bp.route("/reports/drill/<dim>")
+@roles_required(*ROLES)
+def drill(dim):
+    if dim not in core.DRILL_DIMS:
+        abort(404)
+    f, projects, error = _filter()
+    calls, next_args = [], None
+    key = request.args.get("key", "")
+    if f is not None:
+        before = None
+        if request.args.get("before"):
+            try:
+                ts, _sep, cid = request.args["before"].partition("|")
+                before = (dt.datetime.fromisoformat(ts), int(cid))
+                if before[0].tzinfo is None:
+                    raise ValueError
+            except ValueError:
+                abort(400)
+        calls = core.drilldown(db(), f, dim, key, limit=50, before=before)
+        if len(calls) == 50:
+            last = calls[-1]
+            next_args = dict(_args(f), key=key,
+                             before=f"{last.started_at.isoformat()}|{last.id}")
+    return render_template("reports/drill.html", dim=dim, key=key, f=f, projects=projects,
+                           error=error, calls=calls, next_args=next_args, titles=TITLES,
+                           args=_args(f) if f else {})
+
+
+@bp.route("/dashboard")
+@roles_required(*ROLES)
+def dashboard():
+    projects = _projects()
+    pid = request.args.get("project", "")
+    project = next((p for p in projects if str(p.id) == pid), projects[0] if projects else None)
+    snap = core.live_snapshot(db(), project) if project else None
+    return render_template("reports/dashboard.html", projects=projects, project=project, snap=snap)
+
+
+@bp.route("/dashboard/snapshot.json")
+@roles_required(*ROLES)
+def snapshot():
+    project = _one_project()
+    return core.live_snapshot(db(), project)
+
+
+def _one_project() -> Project:
+    pid = request.args.get("project", "")
+    projects = _projects()
+    project = next((p for p in projects if str(p.id) == pid), projects[0] if projects else None)
+    if project is None:
+        abort(404)
+    return project
+
+
+@bp.route("/dashboard/stream")
+@roles_required(*ROLES)
+def stream():
+    """Server-Sent Events: a ``snapshot`` event whenever the live figures change
+    (checked every second), a comment line as keep-alive otherwise."""
+    project_id = _one_project().id
+    db().close()            # hold no connection while the stream is open
+    factory = ext()["sessionmaker"]
+    interval = current_app.config.get("REPORTS_SSE_INTERVAL", SSE_INTERVAL)
+    limit = current_app.config.get("REPORTS_SSE_MAX_SECONDS", SSE_MAX_SECONDS)
+    max_streams = current_app.config.get("REPORTS_SSE_MAX_STREAMS",
+                                         max(1, int(ext()["config"].web.threads) // 4))
+    with _streams_lock:
+        if _streams_open[0] >= max_streams:
+            return Response("too many live streams; poll /dashboard/snapshot.json\n", status=503,
+                            mimetype="text/plain", headers={"Retry-After": "30"})
+        _streams_open[0] += 1
+
+    def events():
+        try:
+            yield "retry: 2000\n\n"
+            last, started, quiet = None, time.monotonic(), 0
+            while time.monotonic() - started < limit:
+                s = factory()
+                try:
+                    snap = core.live_snapshot(s, s.get(Project, project_id))
+                finally:
+                    s.close()
+                body = json.dumps({k: v for k, v in snap.items() if k != "now"}, sort_keys=True)
+                if body != last:
+                    last, quiet = body, 0
+                    yield f"event: snapshot\ndata: {json.dumps(snap)}\n\n"
+                else:
+                    quiet += 1
+                    if quiet * interval >= 15:
+                        quiet = 0
+                        yield ": keep-alive\n\n"
+                time.sleep(interval)
+        finally:
+            with _streams_lock:
+                _streams_open[0] -= 1
+
+    return Response(stream_with_context(events()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,302 @@
+/*! calltracking dynamic number insertion snippet. No dependencies.
+ *
+ * <script src="https://PBX/dni.js" data-project="KEY" async></script>
+ *
+ * Optional data attributes on the script tag:
+ *   data-default="+7 (495) 123-45-67"  the number written on the site (default: the project's)
+ *   data-selector="header, .contacts"   where to replace (CSS selector; default: the whole body)
+ *   data-server="https://pbx.example"   API base URL (default: where dni.js came from)
+ *   data-pool="website"                 pool to use (default: chosen by the server)
+ *   data-timeout="2000"                 ms to wait for the server before keeping the default
+ *   data-heartbeat="30"                 seconds between keep-alives while the visitor is active
+ *   data-promo-selector="[data-ct-promo]" elements that receive a promo code when one is shown
+ *
+ * Everything runs inside try/catch: the snippet never breaks the page.
+ */
+(function (window, document) {
+  "use strict";
+  if (!window || !document || window.__ctDniLoaded) { return; }
+  window.__ctDniLoaded = true;
+
+  var VID_KEY = "_ct_vid", CACHE_KEY = "_ct_dni";
+  var state = { status: "init", number: null, visitorId: null, promo: null, replaced: [] };
+  window.CallTrackingDNI = state;
+
+  function safe(fn) {
+    return function () {
+      try { return fn.apply(this, arguments); } catch (e) { state.error = String(e && e.message || e); }
+    };
+  }
+
+  function digits(s) { return String(s || "").replace(/\D+/g, ""); }
+
+  function findScript() {
+    var s = document.currentScript;
+    if (s && s.getAttribute("data-project")) { return s; }
+    var all = document.getElementsByTagName("script");
+    for (var i = all.length - 1; i >= 0; i--) {
+      if (all[i].getAttribute("data-project") && /dni\.js(\?|#|$)/.test(all[i].src || "")) { return all[i]; }
+    }
+    return null;
+  }
+
+  function getCookie(name) {
+    var parts = ("; " + document.cookie).split("; " + name + "=");
+    return parts.length > 1 ? decodeURIComponent(parts.pop().split(";")[0]) : "";
+  }
+
+  function setCookie(name, value, days) {
+    try {
+      var exp = new Date(Date.now() + days * 864e5).toUTCString();
+      document.cookie = name + "=" + encodeURIComponent(value) + "; expires=" + exp + "; path=/; SameSite=Lax" +
+        (location.protocol === "https:" ? "; Secure" : "");
+    } catch (e) { /* cookies disabled */ }
+  }
+
+  function store(key, value) {
+    try { if (value === null) { localStorage.removeItem(key); } else { localStorage.setItem(key, value); } }
+    catch (e) { /* storage disabled */ }
+  }
+
+  function load(key) {
+    try { return localStorage.getItem(key); } catch (e) { return null; }
+  }
+
+  function visitorId() {
+    var v = getCookie(VID_KEY) || load(VID_KEY) || "";
+    return /^[A-Za-z0-9._-]{8,64}$/.test(v) ? v : "";
+  }
+
+  function saveVisitor(v) {
+    if (!v) { return; }
+    setCookie(VID_KEY, v, 365);
+    store(VID_KEY, v);
+  }
+
+  function gaClientId() {
+    // _ga = GA1.1.1234567890.1699999999 -> 1234567890.1699999999
+    var m = /^GA\d+\.\d+\.(\d+\.\d+)$/.exec(getCookie("_ga"));
+    return m ? m[1] : "";
+  }
+
+  function params() {
+    var out = {}, q = (location.search || "").replace(/^\?/, "").split("&");
+    for (var i = 0; i < q.length; i++) {
+      if (!q[i]) { continue; }
+      var kv = q[i].split("="), k, v;
+      try {
+        k = decodeURIComponent(kv[0].replace(/\+/g, " "));
+        v = decodeURIComponent((kv[1] || "").replace(/\+/g, " "));
+      } catch (e) { continue; }
+      if (/^(utm_(source|medium|campaign|term|content)|gclid|yclid|keyword)$/.test(k)) { out[k] = v.slice(0, 200); }
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ replacing
+  var PHONE_RX = /\+?\d[\d\s().\u00a0\u2010-\u2015-]{5,}\d/g;
+  var SKIP = { SCRIPT: 1, STYLE: 1, NOSCRIPT: 1, TEXTAREA: 1, INPUT: 1, SELECT: 1, OPTION: 1, TEMPLATE: 1 };
+
+  function matches(candidate, known) {
+    var d = digits(candidate);
+    if (d.length < 7) { return 0; }
+    for (var i = 0; i < known.length; i++) {
+      var k = known[i];
+      if (!k || d.length > k.length + 1) { continue; }
+      var n = Math.min(10, d.length, k.length);
+      if (d.slice(-n) === k.slice(-n)) { return n; }
+    }
+    return 0;
+  }
+
+  // Replace the last n digits of `text` by the last n digits of `num`, keeping every other character.
+  function rewrite(text, num, n) {
+    var nd = digits(num), out = text.split(""), j = nd.length - 1, left = n;
+    for (var i = out.length - 1; i >= 0 && left > 0 && j >= 0; i--) {
+      if (out[i] >= "0" && out[i] <= "9") { out[i] = nd.charAt(j--); left--; }
+    }
+    return out.join("");
+  }
+
+  function replaceIn(root, known, num) {
+    var count = 0;
+    if (!root || !num) { return 0; }
+    var walker = document.createTreeWalker(root, 4 /* SHOW_TEXT */, null, false), node, nodes = [];
+    while ((node = walker.nextNode())) {
+      var p = node.parentNode;
+      if (p && !SKIP[p.nodeName] && PHONE_RX.test(node.nodeValue)) { nodes.push(node); }
+      PHONE_RX.lastIndex = 0;
+    }
+    for (var i = 0; i < nodes.length; i++) {
+      var before = nodes[i].nodeValue;
+      var after = before.replace(PHONE_RX, function (m) {
+        var n = matches(m, known);
+        return n ? rewrite(m, num, n) : m;
+      });
+      if (after !== before) { nodes[i].nodeValue = after; count++; }
+    }
+    var links = root.querySelectorAll ? root.querySelectorAll('a[href^="tel:"], a[href^="TEL:"]') : [];
+    if (root.nodeName === "A" && /^tel:/i.test(root.getAttribute("href") || "")) { links = [root]; }
+    for (var l = 0; l < links.length; l++) {
+      var href = links[l].getAttribute("href"), tel = href.slice(4), n = matches(tel, known);
+      if (n) { links[l].setAttribute("href", "tel:" + rewrite(tel, num, n)); count++; }
+    }
+    return count;
+  }
+
+  // ------------------------------------------------------------------ main
+  var script = findScript();
+  if (!script) { return; }
+  var cfg = {
+    project: script.getAttribute("data-project") || "",
+    siteNumber: script.getAttribute("data-default") || "",
+    selector: script.getAttribute("data-selector") || "",
+    pool: script.getAttribute("data-pool") || "",
+    promoSelector: script.getAttribute("data-promo-selector") || "[data-ct-promo]",
+    timeout: parseInt(script.getAttribute("data-timeout"), 10) || 2000,
+    heartbeat: Math.max(10, parseInt(script.getAttribute("data-heartbeat"), 10) || 30)
+  };
+  var base = script.getAttribute("data-server") || "";
+  if (!base) { try { base = new URL(script.src, location.href).origin; } catch (e) { base = ""; } }
+  base = base.replace(/\/+$/, "");
+
+  var known = [];     // digit strings currently on the page that stand for "our number"
+  var lastActive = Date.now();
+
+  function roots() {
+    if (!cfg.selector) { return [document.body]; }
+    try { return Array.prototype.slice.call(document.querySelectorAll(cfg.selector)); }
+    catch (e) { return [document.body]; }
+  }
+
+  var apply = safe(function (num) {
+    if (!num) { return; }
+    var nd = digits(num);
+    var list = known.filter(function (k) { return k && k !== nd; });
+    var total = 0, rs = roots();
+    for (var i = 0; i < rs.length; i++) { total += replaceIn(rs[i], list, num); }
+    if (known.indexOf(nd) < 0) { known.push(nd); }
+    state.number = num;
+    state.replaced.push(total);
+    document.documentElement.setAttribute("data-ct-number", num);
+  });
+
+  var showPromo = safe(function (code) {
+    state.promo = code || null;
+    if (!code) { return; }
+    var els = document.querySelectorAll(cfg.promoSelector);
+    for (var i = 0; i < els.length; i++) {
+      els[i].textContent = code;      // text, never HTML
+      els[i].removeAttribute("hidden");
+    }
+  });
+
+  function finish(status) {
+    state.status = status;
+    try { document.documentElement.setAttribute("data-ct-dni", status); } catch (e) { /* ignore */ }
+  }
+
+  function post(path, body, cb) {
+    var done = false;
+    function end(err, data) { if (!done) { done = true; cb(err, data); } }
+    try {
+      var ctl = window.AbortController ? new AbortController() : null;
+      var timer = setTimeout(function () { if (ctl) { ctl.abort(); } end("timeout"); }, cfg.timeout);
+      window.fetch(base + path, {
+        method: "POST", mode: "cors", credentials: "omit", keepalive: false,
+        headers: { "Content-Type": "text/plain;charset=UTF-8" },
+        body: JSON.stringify(body), signal: ctl ? ctl.signal : undefined
+      }).then(function (r) {
+        return r.json().then(function (d) { return { ok: r.ok, data: d }; });
+      }).then(function (res) {
+        clearTimeout(timer);
+        end(res.ok ? null : (res.data && res.data.error) || "error", res.data);
+      }, function (e) { clearTimeout(timer); end(String(e)); });
+    } catch (e) { end(String(e)); }
+  }
+
+  function cached() {
+    try {
+      var c = JSON.parse(load(CACHE_KEY) || "null");
+      return c && c.project === cfg.project && c.until > Date.now() ? c : null;
+    } catch (e) { return null; }
+  }
+
+  var onAnswer = safe(function (err, data) {
+    if (data && data.default) { known.push(digits(data.default)); }
+    if (err || !data) {
+      var c = cached();
+      if (c) { apply(c.number); finish("cached"); } else { finish("fallback"); }
+      return;
+    }
+    saveVisitor(data.visitor_id);
+    state.visitorId = data.visitor_id || state.visitorId;
+    state.kind = data.kind;
+    if (data.number) {
+      apply(data.number);
+      if (data.kind === "pool") {
+        store(CACHE_KEY, JSON.stringify({ project: cfg.project, number: data.number,
+          until: Date.now() + (data.hold_seconds || 0) * 1000 }));
+      }
+    }
+    showPromo(data.promo);
+    finish(data.kind === "pool" ? "ready" : (data.kind || "ready"));
+    if (data.kind === "pool") { scheduleHeartbeat(); }
+  });
+
+  var assign = safe(function () {
+    var body = params();
+    body.project = cfg.project;
+    body.visitor_id = visitorId();
+    body.ga_client_id = gaClientId();
+    body.referrer = (document.referrer || "").slice(0, 1000);
+    body.landing_page = (location.href || "").slice(0, 1000);
+    if (cfg.pool) { body.pool = cfg.pool; }
+    state.visitorId = body.visitor_id || null;
+    post("/api/dni/assign", body, onAnswer);
+  });
+
+  var hbTimer = null;
+  function scheduleHeartbeat() {
+    if (hbTimer) { return; }
+    hbTimer = setInterval(safe(function () {
+      if (document.hidden || Date.now() - lastActive > cfg.heartbeat * 1000 * 2) { return; }
+      post("/api/dni/heartbeat", { project: cfg.project, visitor_id: state.visitorId }, safe(function (err, data) {
+        if (!err && data && !data.number) { clearInterval(hbTimer); hbTimer = null; assign(); }
+        else if (!err && data) {
+          var c = cached();
+          if (c) { c.until = Date.now() + (data.hold_seconds || 0) * 1000; store(CACHE_KEY, JSON.stringify(c)); }
+        }
+      }));
+    }), cfg.heartbeat * 1000);
+  }
+
+  var markActive = function () { lastActive = Date.now(); };
+  ["mousemove", "keydown", "scroll", "touchstart", "click"].forEach(function (ev) {
+    try { window.addEventListener(ev, markActive, { passive: true }); } catch (e) { /* ignore */ }
+  });
+
+  // Content added later (menus, pop-ups) gets the number too.
+  var observe = safe(function () {
+    if (!window.MutationObserver) { return; }
+    var pending = false;
+    new MutationObserver(function () {
+      if (pending || !state.number) { return; }
+      pending = true;
+      setTimeout(safe(function () { pending = false; apply(state.number); }), 50);
+    }).observe(document.body, { childList: true, subtree: true });
+  });
+
+  var start = safe(function () {
+    if (!cfg.project || !window.fetch || !document.body) { finish("fallback"); return; }
+    if (cfg.siteNumber) { known.push(digits(cfg.siteNumber)); }
+    assign();
+    observe();
+  });
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})(typeof window !== "undefined" ? window : null, typeof document !== "undefined" ? document : null);
