@@ -229,6 +229,12 @@ if [ "$ASTERISK" = yes ] && [ -d "$AST_ETC" ]; then
             say "        receive time. Rerun with --timestampevents to set it."
         fi
     fi
+    # Recordings: MixMonitor writes them as asterisk; the scheduler converts and prunes them.
+    REC_DIR="$(ini_get "$CONF" recordings dir)"; REC_DIR="${REC_DIR:-/var/spool/asterisk/monitor}"
+    if [ "$REAL" = yes ] && [ -d "$REC_DIR" ] && getent group asterisk >/dev/null 2>&1; then
+        chgrp asterisk "$REC_DIR" && chmod g+rwxs "$REC_DIR"
+        say "recordings directory $REC_DIR: group asterisk may write (calltracking is a member)"
+    fi
     if [ -d "$AGI_BIN" ]; then
         cat > "$AGI_BIN/calltracking-agi" <<EOF
 #!/bin/sh

@@ -43,7 +43,7 @@ class _RateLimitedLog:
 class AgiServer:
     """The FastAGI server. ``await start()``, then ``await close()``."""
 
-    def __init__(self, config, sessionmaker, clock=None, workers: int = 8,
+    def __init__(self, config, sessionmaker, clock=None, workers: int = 4,
                  host: Optional[str] = None, port: Optional[int] = None,
                  header_timeout: float = HEADER_TIMEOUT, cache: Optional[hooks.HookCache] = None):
         self.config = config

@@ -61,8 +61,8 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
                 return
     if restored:
         log.info("resumed %d live call(s) from %d stored events", len(proc.it.calls), restored)
-    # Long-lived objects (modules, caches, restored state) leave the collector's scans, so a
-    # full collection never pauses the socket reader for long.
+    # Long-lived objects (modules, caches, restored state) leave the collector's scans: a full
+    # collection holds the GIL, i.e. stops the socket reader, for as long as it scans.
     gc.freeze()
     writer = Writer(proc)
     writer_task = asyncio.create_task(writer.run(), name="ami-writer")

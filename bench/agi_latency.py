@@ -247,6 +247,19 @@ class Load:
         return self.headers.build(did, f"{self.prefix}.{self.n}", caller)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -298,7 +311,7 @@ async def classic_loop(env, load: Load, calls: int, concurrency: int):
 
     async def one():
         header = load.next()
-        lines = header.decode().splitlines()
+        lines = [l for l in header.decode().splitlines() if l]
         args = ["route"] + [l.split(": ", 1)[1] for l in lines if l.startswith("agi_arg_")]
         classic = "\n".join(l for l in lines if not l.startswith(("agi_arg_", "agi_network"))
                             ) + "\n" + "\n".join(f"agi_arg_{i}: {a}" for i, a in enumerate(args, 1)) + "\n\n"
@@ -359,6 +372,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=16, help="closed-loop simultaneous calls")
     ap.add_argument("--max-closed-seconds", type=float, default=600.0)
     ap.add_argument("--classic-calls", type=int, default=40)
+    ap.add_argument("--workers", type=int, default=4, help="`calltracking agi --workers`")
     ap.add_argument("--timeout-ms", type=int, default=300, help="[agi] timeout_ms of the server")
     a = ap.parse_args()
     if a.small:
@@ -385,31 +399,43 @@ def main():
         env.update(CALLTRACKING_DATABASE_URL=url, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}",
                    CALLTRACKING_GENERAL_DEFAULT_QUEUE="sales", CALLTRACKING_AGI_TIMEOUT_MS=str(a.timeout_ms),
                    CALLTRACKING_LOG_LEVEL="warning", CALLTRACKING_DATABASE_POOL_SIZE="10")
-        server = subprocess.Popen([sys.executable, "-c", "from calltracking.cli import main; main(['agi'])"],
+        server = subprocess.Popen([sys.executable, "-c", f"from calltracking.cli import main; main(['agi', '--workers', '{a.workers}'])"],
                                   cwd=str(ROOT), env=env, stderr=subprocess.PIPE)
         assert b"FastAGI listening" in server.stderr.readline(), "server did not start"
         load = Load(static, pooled, callers)
 
         async def run():
             await closed_loop(port, load, 4, 200, 30)          # warm-up (not counted)
+            print(f"load average before the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+                  flush=True)
             ol = await open_loop(port, load, a.rate, a.seconds)
             print(f"open loop   {ol['calls']:>7,} calls at {a.rate:.0f}/s: p50 {ol['p50']:.2f} ms  "
                   f"p99 {ol['p99']:.2f} ms  max {ol['max']:.2f} ms  failed {ol['failed']}", flush=True)
+            c0 = cpu_seconds(server.pid)
             cl = await closed_loop(port, load, a.concurrency, max(0, a.total - ol["calls"]),
                                    a.max_closed_seconds)
+            cl["cpu_ms"] = (cpu_seconds(server.pid) - c0) * 1000 / max(cl["calls"], 1)
             print(f"closed loop {cl['calls']:>7,} calls, {a.concurrency} at a time: {cl['rate']:.0f} calls/s  "
-                  f"(p50 {cl['p50']:.2f} ms, p99 {cl['p99']:.2f} ms)  failed {cl['failed']}", flush=True)
+                  f"(p50 {cl['p50']:.2f} ms, p99 {cl['p99']:.2f} ms)  failed {cl['failed']}; server CPU "
+                  f"{cl['cpu_ms']:.2f} ms per call = {1000 / cl['cpu_ms']:.0f} calls per CPU-second",
+                  flush=True)
             cenv = dict(env)
+            k0 = children_cpu()
             cc = await classic_loop(cenv, load, a.classic_calls, 2)
+            cc["cpu_ms"] = (children_cpu() - k0) * 1000 / max(cc["calls"], 1)
             print(f"classic     {cc['calls']:>7,} calls, 2 at a time: {cc['rate']:.1f} calls/s "
-                  f"(p50 {cc['p50']:.0f} ms per call)  failed {cc['failed']}", flush=True)
+                  f"(p50 {cc['p50']:.0f} ms per call)  failed {cc['failed']}; CPU {cc['cpu_ms']:.0f} ms "
+                  f"per call = {1000 / cc['cpu_ms']:.1f} calls per CPU-second", flush=True)
+            print(f"load average after the run: {os.getloadavg()[0]:.1f}", flush=True)
             return ol, cl, cc
 
         ol, cl, cc = asyncio.run(run())
         total = ol["calls"] + cl["calls"]
         failed = ol["failed"] + cl["failed"]
         ratio = cl["rate"] / cc["rate"] if cc["rate"] else float("inf")
-        print(f"FastAGI / classic saturation: {ratio:.0f}x; failed {failed} of {total:,} FastAGI calls")
+        cpu_ratio = cc["cpu_ms"] / cl["cpu_ms"] if cl["cpu_ms"] else float("inf")
+        print(f"FastAGI / classic saturation: {ratio:.0f}x (CPU per call: {cpu_ratio:.0f}x); "
+              f"failed {failed} of {total:,} FastAGI calls")
         for e in (ol["errors"] + cl["errors"])[:5]:
             print("  error:", e)
         verdict = [("p99 <= 5 ms at %.0f/s" % a.rate, ol["p99"] <= 5.0),
@@ -418,8 +444,9 @@ def main():
                    (f"zero failed calls over {total:,}", failed == 0)]
         print("targets: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in verdict))
         print(json.dumps({"db": a.db, "small": a.small, "open": {k: ol[k] for k in ("calls", "p50", "p99", "max", "failed")},
-                          "closed": {k: cl[k] for k in ("calls", "rate", "p50", "p99", "failed")},
-                          "classic": {k: cc[k] for k in ("calls", "rate", "p50", "failed")}}, default=float))
+                          "closed": {k: cl[k] for k in ("calls", "rate", "p50", "p99", "failed", "cpu_ms")},
+                          "classic": {k: cc[k] for k in ("calls", "rate", "p50", "failed", "cpu_ms")},
+                          "loadavg": os.getloadavg()[0]}, default=float))
     finally:
         if server is not None:
             server.terminate()

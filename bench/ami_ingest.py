@@ -325,7 +325,7 @@ def resync(tmp, pg, live_calls=200):
     from amiserver import FakeAsterisk
     from conftest import members
 
-    frames, expected = burst(live_calls * 60, spacing=0.001)
+    frames, expected = burst(live_calls * 140, spacing=0.001)
     # Stop the stream while most calls are in progress: before the first caller hangs up.
     cut = next(i for i, f in enumerate(frames) if b"Event: Hangup" in f and b"from-trunk" in f)
     url = make_db(tmp, "ct_bench_resync", pg)

@@ -55,7 +55,7 @@ class Pg:
     """A throw-away PostgreSQL cluster on a Unix socket (as the tests start one)."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="ct-bench-pg-")
+        self.dir = tempfile.mkdtemp(prefix="calltracking-dni-bench-pg-", dir="/var/tmp")
         bindir = next(p for p in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin") if os.path.isdir(p))
         self.bin = bindir
         with socket.socket() as s:

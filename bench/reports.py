@@ -41,6 +41,7 @@ from calltracking.models import Call, Project  # noqa: E402
 from calltracking.reports_rollup import rebuild_rollups, refresh_rollups  # noqa: E402
 
 UTC = dt.timezone.utc
+WORKDIR = os.environ.get("CT_BENCH_DIR", "/var/tmp")
 PG_BIN = next((p for p in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
                if os.path.isdir(p)), "")
 HOUR_W = [1, 0.5, 0.3, 0.2, 0.2, 0.3, 1, 3, 6, 9, 10, 10, 9, 9, 10, 10, 9, 8, 6, 4, 3, 2, 1.5, 1]
@@ -65,7 +66,7 @@ DEVICES = [("mobile", "Android", "Chrome", 45), ("mobile", "iOS", "Safari", 25),
 
 class PgCluster:
     def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="ct-bench-pg-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="ct-reports-bench-pg-", dir=WORKDIR))
         self.port = 5400 + random.randrange(500)
         self.root = os.geteuid() == 0
         if self.root:
@@ -297,7 +298,7 @@ def main(argv=None):
             cluster = PgCluster()
             url = cluster.start()
         else:
-            tmpdir = tempfile.mkdtemp(prefix="ct-bench-")
+            tmpdir = tempfile.mkdtemp(prefix="ct-reports-bench-", dir=WORKDIR)
             url = f"sqlite:///{tmpdir}/bench.db"
     try:
         return _run(url, args)

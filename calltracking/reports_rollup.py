@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Iterable, Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, delete, func, insert, literal, select, update
+from sqlalchemy import Date, Float, cast, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from .models import (
@@ -48,7 +48,7 @@ TTC_LABELS = tuple(b[1] for b in TTC_BUCKETS)
 _METRICS = ("calls", "answered", "missed", "first_calls", "repeat_calls", "wait_sum", "talk_sum",
             "deals", "value_sum", "missed_rung")
 _STATE_ID = 1
-_ZERO = Decimal(0)
+_ZERO = 0.0
 
 
 def zone(project: Project) -> ZoneInfo:
@@ -131,13 +131,18 @@ def peak_per_hour(intervals: Iterable[tuple[dt.datetime, dt.datetime]],
     return peaks
 
 
+def _f(col):
+    """Sums are made with floats (fast) and stored rounded as NUMERIC."""
+    return cast(col, Float).label(col.key)
+
+
 def compute_day(session: Session, project: Project, day: dt.date) -> tuple[list[dict], list[dict]]:
     """Aggregate one local day of a project: (report_daily rows, report_hourly rows)."""
     tz = zone(project)
     start, end = day_bounds(tz, day)
     q = (select(Call.id, Call.started_at, Call.ended_at, Call.status, Call.first_call,
-                Call.wait_seconds, Call.talk_seconds, Call.value, Call.source_id, Call.campaign_id,
-                Call.operator_id, Call.session_id, Call.time_to_call_seconds,
+                _f(Call.wait_seconds), _f(Call.talk_seconds), _f(Call.value), Call.source_id,
+                Call.campaign_id, Call.operator_id, Call.session_id, _f(Call.time_to_call_seconds),
                 VisitorSession.keyword, VisitorSession.utm_term, VisitorSession.device,
                 VisitorSession.os, VisitorSession.browser)
          .outerjoin(VisitorSession, VisitorSession.id == Call.session_id)
@@ -232,7 +237,7 @@ def _apply_month_delta(session: Session, project_id: int, m0: dt.date, old: dict
             delta[(row["dim"], row["key"])] = [row[m] for m in _METRICS]
     for k, vals in old.items():
         cur = delta.setdefault(k, [0] * len(_METRICS))
-        delta[k] = [a - (b or 0) for a, b in zip(cur, vals)]
+        delta[k] = [a - (float(b) if isinstance(b, Decimal) else (b or 0)) for a, b in zip(cur, vals)]
     rows = [dict(project_id=project_id, dim=dim + MONTH_SUFFIX, day=m0, key=key,
                  **{m: v for m, v in zip(_METRICS, vals)})
             for (dim, key), vals in delta.items() if any(vals)]

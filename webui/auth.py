@@ -96,7 +96,7 @@ def current_user() -> User | None:
 def _load_user() -> None:
     g.user = None
     uid = session.get("uid")
-    if uid is None:
+    if uid is None or request.endpoint == "static":
         return
     user = db().get(User, uid)
     if user is None or not user.active or session.get("fp") != _fingerprint(user):

@@ -9,7 +9,9 @@ project's ``allowed_origins`` (CORS; ``*`` allows any). Bodies are JSON
 objects of at most ``DNI_MAX_BODY`` bytes (the snippet sends ``text/plain``
 so that no preflight is needed; ``application/json`` works too). Each client
 IP gets ``DNI_RATE_PER_MINUTE`` requests a minute with bursts of
-``DNI_RATE_BURST`` (Flask config keys). Errors are JSON: ``{"error": "..."}``.
+``DNI_RATE_BURST`` (Flask config keys); local peers without a forwarded
+address are not limited (see :func:`_is_loopback`). Errors are JSON:
+``{"error": "..."}``.
 """
 from __future__ import annotations
 
@@ -70,6 +72,17 @@ def client_ip(environ) -> str:
     return ip
 
 
+def _is_loopback(ip: str) -> bool:
+    """A local peer without a forwarded address: a reverse proxy whose client address the
+    WSGI server did not pass on (waitress drops X-Forwarded-For from untrusted proxies). One
+    bucket for every visitor would throttle the whole site, so no per-IP limit then: limit at
+    the proxy, or make the server trust it."""
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
 class DniApi:
     """WSGI fast path for ``/api/dni/assign`` and ``/api/dni/heartbeat``.
 
@@ -113,7 +126,9 @@ class DniApi:
             return 204, None, _cors(origin)
         if method != "POST":
             return 405, {"error": "use POST"}, [("Allow", "POST, OPTIONS")]
-        if not self.limiter.allow(client_ip(environ), self.cfg("DNI_RATE_PER_MINUTE"), self.cfg("DNI_RATE_BURST")):
+        ip = client_ip(environ)
+        if not _is_loopback(ip) and not self.limiter.allow(ip, self.cfg("DNI_RATE_PER_MINUTE"),
+                                                           self.cfg("DNI_RATE_BURST")):
             return 429, {"error": "too many requests"}, [("Retry-After", "10")]
         data, err = self.body(environ)
         if err is not None:

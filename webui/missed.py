@@ -1,6 +1,8 @@
 """Missed-calls worklist: open until called back (answered later call) or marked handled."""
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
@@ -10,10 +12,11 @@ from calltracking import services as svc
 from calltracking.models import Call, Operator, Project
 
 from .auth import current_user, roles_required
-from .common import audit, config, db, default_tz
+from .common import audit, config, db, default_tz, zone
 from .filters import filter_choices
 
 bp = Blueprint("missed", __name__)
+DEFAULT_DAYS = 30
 
 
 @bp.route("/missed")
@@ -31,16 +34,20 @@ def index():
         tz = p.timezone
     error = None
     start = end = None
+    args = dict(request.args)
+    if not args.get("from"):
+        # a worklist is about recent calls; the window keeps it fast on years of history
+        args["from"] = (dt.datetime.now(zone(tz)) - dt.timedelta(days=DEFAULT_DAYS)).date().isoformat()
     try:
-        if request.args.get("from"):
-            start = svc.parse_when(request.args["from"], tz)
+        if args.get("from"):
+            start = svc.parse_when(args["from"], tz)
         if request.args.get("to"):
             end = svc.parse_when(request.args["to"], tz, end=True)
     except svc.ServiceError as e:
         error = str(e)
     rows = core.worklist(db(), project_id=project_id, state=state, start=start, end=end)
     return render_template("missed/index.html", rows=rows, state=state, error=error,
-                           args=request.args, choices=filter_choices(),
+                           args=args, choices=filter_choices(),
                            can_originate=config().ami.originate)
 
 

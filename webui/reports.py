@@ -50,6 +50,7 @@ COLUMN_TITLES = {
     "cost_per_call": _l("Cost per call"), "day": _l("Day"), "weekday": _l("Weekday"),
     "taken": _l("Calls taken"), "missed_rung": _l("Missed while rung"), "bucket": _l("Time to call"),
     "kind": _l("Kind"), "hour": _l("Hour"), "peak": _l("Peak"), "avg_daily_peak": _l("Avg daily peak"),
+    "avg_peak": _l("Avg daily peak"),
 }
 DRILL = {"sources": "source", "campaigns": "campaign", "keywords": "keyword", "operators": "operator"}
 

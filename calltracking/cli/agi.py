@@ -15,14 +15,16 @@ from . import cli, pass_ctx
 
 @cli.command("agi")
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Override [agi] listen.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Database threads (more helps PostgreSQL over a network, not SQLite).")
 @pass_ctx
-def agi_serve(app, listen):
+def agi_serve(app, listen, workers):
     """Serve the FastAGI hooks (route, promo, tag, lookup) until SIGTERM or Ctrl-C."""
     from agi.server import run_agi
 
     cfg = app.config
     logging.getLogger().setLevel(cfg.log.level.upper())
-    kwargs = {}
+    kwargs = {"workers": workers}
     if listen:
         from ..config import _hostport
 

@@ -15,15 +15,15 @@ SEP = b"\r\n\r\n"
 
 def parse_frame(text: str) -> Optional[dict]:
     headers: dict = {}
-    for line in text.split("\n"):
+    for line in text.split("\r\n") if "\r\n" in text else text.split("\n"):
         key, sep, value = line.partition(": ")
         if not sep:
             key, sep, value = line.partition(":")
             if not sep or not key or " " in key:
                 continue
-        key = key.strip()
+            key = key.strip()
         if key not in headers:
-            headers[key] = value.rstrip("\r")
+            headers[key] = value
     if "Event" in headers or "Response" in headers:
         return headers
     return None

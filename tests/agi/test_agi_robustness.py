@@ -119,7 +119,7 @@ def test_database_down_gives_defaults_within_budget(tmp_path, kind):
             v = call(srv.port, headers(hook, args=args)).vars
             elapsed = time.monotonic() - t0
             _assert_defaults(v, "general-q")
-            assert elapsed < 0.2 + 0.5, elapsed
+            assert elapsed < 0.2 + 1.0, elapsed     # the budget plus slack for a loaded machine
         assert call(srv.port, headers("tag", args=("d.1", "x"))).vars == {"CT_TAG": "", "CT_STATUS": "fallback"}
         assert call(srv.port, headers("promo", args=("d.1", "1"))).vars["CT_PROMO"] == "error"
     finally:
@@ -165,7 +165,9 @@ class _Locker:
 
 
 def test_database_locked_gives_defaults_then_recovers(db_url, data, session_factory, clock):
-    srv = ServerThread(make_config(db_url, agi__timeout_ms=200), session_factory, clock=clock)
+    # 1 s budget: far below SQLite's 5 s busy timeout and PostgreSQL's endless lock wait,
+    # and enough for the normal calls around it on a loaded machine
+    srv = ServerThread(make_config(db_url, agi__timeout_ms=1000), session_factory, clock=clock)
     try:
         assert call(srv.port, headers(args=("74950001001", "l.0"))).vars["CT_STATUS"] == "ok"
         with _Locker(db_url):
@@ -174,7 +176,7 @@ def test_database_locked_gives_defaults_then_recovers(db_url, data, session_fact
                 v = call(srv.port, headers(args=("74950001001", f"l.{i}"))).vars
                 elapsed = time.monotonic() - t0
                 _assert_defaults(v, "sales")           # the DID's project queue, remembered
-                assert elapsed < 0.2 + 0.5, elapsed
+                assert elapsed < 1.0 + 0.5, elapsed
         time.sleep(0.5)                                # late work finishes (and must not write)
         clock.now += datetime.timedelta(minutes=1)
         v = call(srv.port, headers(args=("74950001001", "l.9"))).vars

@@ -1,33 +1,9 @@
-"""Fixtures for the DNI tests: a project with a 20-number pool, static sources, a default number."""
+"""Fixtures for the DNI tests; the helpers live in dni_helpers.py."""
 from __future__ import annotations
 
 import pytest
 
-from calltracking import dni, services as svc
-from calltracking.db import session_scope
-
-POOL_BASE = 74950002000          # +7 495 000-20-00 … pool numbers
-DEFAULT = "+74951234567"         # the site's own number (project default)
-FALLBACK = "+74951230000"        # pool fallback
-STATIC_BILLBOARD = "+74950001001"
-
-
-def make_project(factory, key="acme", pool_size=20, hold_seconds=900, origins="", promo_mode="off",
-                 base=POOL_BASE):
-    with session_scope(factory) as s:
-        p = svc.add_project(s, key, key.title(), "Europe/Moscow", "sales", DEFAULT)
-        p.allowed_origins = origins
-        google = svc.add_source(s, p, "Google Ads", "ads", "google")
-        svc.add_campaign(s, google, "Brand", "brand_spring")
-        billboard = svc.add_source(s, p, "Billboard", "offline", "billboard")
-        svc.add_number(s, p, STATIC_BILLBOARD if base == POOL_BASE else f"+{base + 900}", source=billboard)
-        pool = svc.add_pool(s, p, "website", hold_seconds=hold_seconds, fallback_number=FALLBACK)
-        pool.promo_mode = promo_mode
-        for i in range(pool_size):
-            svc.add_number(s, p, f"+{base + i}", pool=pool)
-        ids = {"project": p.id, "pool": pool.id, "google": google.id, "billboard": billboard.id}
-    dni.invalidate_cache()
-    return ids
+from dni_helpers import LiveServer, make_project
 
 
 @pytest.fixture
@@ -35,138 +11,8 @@ def acme(session_factory):
     return make_project(session_factory)
 
 
-# ----------------------------------------------------------------- live servers
-import http.server  # noqa: E402
-import threading  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from calltracking.config import load_config  # noqa: E402
-
-UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-      "Chrome/120.0.0.0 Safari/537.36")
-
-
-def make_app(cfg, factory):
-    """The real application (webui.create_app), which registers webui.dni.
-
-    While the web UI area is still being written in the shared tree, its factory may not
-    import; then the DNI blueprint runs in a bare Flask app (CALLTRACKING_DNI_REQUIRE_APP=1
-    makes that an error).
-    """
-    import os
-
-    try:
-        from webui import create_app
-
-        return create_app(cfg, factory, testing=True)
-    except ImportError:
-        if os.environ.get("CALLTRACKING_DNI_REQUIRE_APP"):
-            raise
-        from flask import Flask
-
-        from webui import dni as dni_web
-
-        app = Flask("dni-test")
-        app.extensions["calltracking"] = {"config": cfg, "sessionmaker": factory}
-        app.register_blueprint(dni_web.bp)
-        return app
-
-
-class LiveServer:
-    """The real Flask app under waitress (the production WSGI server) in a thread."""
-
-    def __init__(self, db_url, factory, **flask_config):
-        from waitress import create_server
-
-        cfg = load_config(env={"CALLTRACKING_DATABASE_URL": db_url,
-                               "CALLTRACKING_WEB_SECRET_KEY": "test-secret-key-0123456789abcdef",
-                               "CALLTRACKING_WEB_SECURE_COOKIES": "no"}, path="/nonexistent.ini",
-                          require_file=False)
-        self.app = make_app(cfg, factory)
-        self.app.config.update(flask_config)
-        self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8,
-                                    clear_untrusted_proxy_headers=False)
-        self.port = self.server.effective_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        srv = self.server
-        while not self._stop.is_set():
-            srv.asyncore.loop(timeout=0.05, map=srv._map, use_poll=True, count=1)
-        srv.task_dispatcher.shutdown()
-        for channel in list(srv._map.values()):
-            channel.close()
-
-    def close(self):
-        self._stop.set()
-        self.thread.join(timeout=10)
-
-
-class SiteServer:
-    """A static "customer site" on another port (so the snippet's requests are cross-origin)."""
-
-    def __init__(self, pages: dict):
-        pages = dict(pages)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                path = self.path.split("?", 1)[0]
-                body = pages.get(path)
-                if body is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                data = body.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.origin = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def live(db_url, session_factory):
     srv = LiveServer(db_url, session_factory)
     yield srv
     srv.close()
-
-
-def post_json(url, body, headers=None, raw: bytes | None = None, timeout=10):
-    """POST with urllib; returns (status, parsed JSON or None, headers)."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    data = raw if raw is not None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST",
-                                 headers={"Content-Type": "text/plain", "User-Agent": UA, **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null"), dict(r.headers)
-    except urllib.error.HTTPError as e:
-        payload = e.read()
-        try:
-            parsed = json.loads(payload)
-        except ValueError:
-            parsed = None
-        return e.code, parsed, dict(e.headers)
-
-
-SNIPPET_ROOT = Path(__file__).resolve().parents[2] / "webui" / "static" / "dni.js"

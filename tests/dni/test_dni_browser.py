@@ -11,7 +11,7 @@ from sqlalchemy import select
 from calltracking.db import session_scope
 from calltracking.models import VisitorSession
 
-from conftest import LiveServer, SiteServer, make_project
+from dni_helpers import LiveServer, SiteServer, make_project
 
 pytestmark = pytest.mark.browser
 

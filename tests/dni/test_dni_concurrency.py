@@ -11,7 +11,7 @@ from calltracking import dni
 from calltracking.db import session_scope
 from calltracking.models import NumberPool, PoolReservation, TrackingNumber
 
-from conftest import FALLBACK, UA, LiveServer, make_project, post_json
+from dni_helpers import FALLBACK, UA, LiveServer, make_project, post_json
 
 N_VISITORS, POOL = 200, 20
 

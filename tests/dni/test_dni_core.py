@@ -11,7 +11,7 @@ from calltracking.attribution import attribute
 from calltracking.db import session_scope
 from calltracking.models import NumberPool, PoolReservation, PromoCode, TrackingNumber, VisitorSession
 
-from conftest import DEFAULT, FALLBACK, STATIC_BILLBOARD, UA, make_project
+from dni_helpers import DEFAULT, FALLBACK, STATIC_BILLBOARD, UA, make_project
 
 T0 = dt.datetime(2026, 3, 4, 9, 0, tzinfo=dt.timezone.utc)
 

@@ -1,90 +1,13 @@
 """End to end: visitor → number (HTTP) → call through FastAGI (agi.server.run_agi) → attributed."""
 from __future__ import annotations
 
-import asyncio
-import json
-import socket
-import threading
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
-from agi.server import run_agi
-from calltracking.config import load_config
 from calltracking.db import session_scope
 from calltracking.models import Call, VisitorSession
 
-from conftest import LiveServer, make_project, post_json
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "asterisk-22"
-HEADERS = json.loads((FIXTURES / "fastagi_route_session.json").read_text())[0]["asterisk_sent_headers"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Agi:
-    """run_agi (the production entry point) on its own event loop in a thread."""
-
-    def __init__(self, db_url, factory):
-        self.port = _free_port()
-        cfg = load_config("/nonexistent.ini", env={}, require_file=False, overrides={
-            "database.url": db_url, "agi.listen": f"127.0.0.1:{self.port}", "general.pbx_id": "pbx1",
-            "agi.timeout_ms": "3000"})
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        async def main():
-            self.stop = asyncio.Event()
-            started = asyncio.Event()
-            task = asyncio.create_task(run_agi(cfg, factory, self.stop, started))
-            await started.wait()
-            ready.set()
-            await task
-
-        self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(main()), daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(10)
-
-    def call(self, hook: str, args: tuple, digits=()) -> dict:
-        """Behave like Asterisk 22 (headers from the recording): answer commands, collect variables."""
-        lines = []
-        for line in HEADERS:
-            key = line.split(":", 1)[0]
-            if key.startswith("agi_arg_"):
-                continue
-            if key == "agi_network_script":
-                line = f"agi_network_script: {hook}"
-            elif key == "agi_request":
-                line = f"agi_request: agi://127.0.0.1:{self.port}/{hook}"
-            lines.append(line)
-        lines += [f"agi_arg_{i}: {a}" for i, a in enumerate(args, 1)]
-        out, digits = {}, list(digits)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
-            s.sendall(("\n".join(lines) + "\n\n").encode())
-            f = s.makefile("rb")
-            while True:
-                raw = f.readline()
-                if not raw:
-                    return out
-                cmd = raw.decode().rstrip("\n")
-                reply = "200 result=1"
-                if cmd.startswith("SET VARIABLE "):
-                    name, _, value = cmd[len("SET VARIABLE "):].partition(" ")
-                    out[name] = value.strip('"').replace('\\"', '"').replace("\\\\", "\\")
-                elif cmd.startswith("GET DATA "):
-                    typed = digits.pop(0) if digits else ""
-                    reply = f"200 result={typed}" + ("" if typed else " (timeout)")
-                s.sendall((reply + "\n").encode())
-
+from dni_helpers import Agi, LiveServer, make_project, post_json
 
 @pytest.fixture
 def servers(db_url, session_factory):

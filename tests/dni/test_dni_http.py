@@ -10,7 +10,7 @@ from sqlalchemy import select
 from calltracking.db import session_scope
 from calltracking.models import VisitorSession
 
-from conftest import SNIPPET_ROOT, UA, LiveServer, make_project, post_json
+from dni_helpers import SNIPPET_ROOT, UA, LiveServer, make_project, post_json
 
 SITE = "https://shop.example"
 
@@ -87,14 +87,18 @@ def test_script_in_utm_is_stored_as_text_and_returned_as_json(srv, session_facto
 def test_rate_limit_per_ip(db_url, session_factory):
     make_project(session_factory, origins="*")
     s = LiveServer(db_url, session_factory, DNI_RATE_BURST=5, DNI_RATE_PER_MINUTE=60)
+    url = s.url + "/api/dni/assign"
     try:
-        codes = [post_json(s.url + "/api/dni/assign", {"project": "acme"})[0] for _ in range(8)]
+        # Behind a local reverse proxy that passes the client address (X-Forwarded-For).
+        one = {"X-Forwarded-For": "203.0.113.50, 198.51.100.7"}
+        codes = [post_json(url, {"project": "acme"}, one)[0] for _ in range(8)]
         assert codes[:5] == [200] * 5 and codes[5:] == [429] * 3
-        # Behind a local reverse proxy each client has its own bucket.
-        st, _, _ = post_json(s.url + "/api/dni/assign", {"project": "acme"}, {"X-Forwarded-For": "198.51.100.9"})
-        assert st == 200
-        st, body, h = post_json(s.url + "/api/dni/heartbeat", {"project": "acme", "visitor_id": "v" * 10})
-        assert st == 429 and body["error"] == "too many requests" and h["Retry-After"]
+        st, body, h = post_json(s.url + "/api/dni/heartbeat", {"project": "acme", "visitor_id": "v" * 10}, one)
+        assert st == 429 and body["error"] == "too many requests" and h["Retry-After"] == "10"
+        # Each client has its own bucket.
+        assert post_json(url, {"project": "acme"}, {"X-Forwarded-For": "198.51.100.9"})[0] == 200
+        # A local peer without a forwarded address is not one visitor: not limited.
+        assert [post_json(url, {"project": "acme"})[0] for _ in range(8)] == [200] * 8
     finally:
         s.close()
 

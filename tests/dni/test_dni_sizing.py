@@ -12,7 +12,7 @@ from calltracking.attribution import attribute
 from calltracking.db import session_scope
 from calltracking.models import Call, NumberPool, PoolReservation
 
-from conftest import UA, make_project
+from dni_helpers import UA, make_project
 
 NOW = dt.datetime(2026, 3, 5, 0, 0, tzinfo=dt.timezone.utc)
 

@@ -142,3 +142,14 @@ def test_click_to_call_ami_down(db_url, session_factory, world):
     login(c, "admin")   # not linked to an operator
     r = c.post(f"/missed/{m}/call", follow_redirects=True)
     assert "Link your user to an operator" in r.get_data(as_text=True)
+
+
+def test_worklist_defaults_to_the_last_30_days(client_for, session_factory, world):
+    old = add_call(session_factory, world["project"], "old", status="missed", caller="+74952000009",
+                   started=utcnow() - dt.timedelta(days=40))
+    new = add_call(session_factory, world["project"], "new", status="missed", caller="+74952000008")
+    c = client_for("admin")
+    assert row_ids(c.get("/missed").get_data(as_text=True)) == [new]
+    since = (utcnow() - dt.timedelta(days=60)).date().isoformat()
+    assert row_ids(c.get(f"/missed?from={since}").get_data(as_text=True)) == [new, old]
+    assert "invalid date" in c.get("/missed?from=soon").get_data(as_text=True)
