@@ -105,6 +105,7 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
                 continue
             backoff = 1.0
             stats["connections"] += 1
+            stats["connection"] = conn
             connected_at = time.time()
             log.info("AMI connected to %s:%s as %s", a.host, a.port, a.username)
             writer.put(("state", {"connected_at": connected_at}))

@@ -289,6 +289,8 @@ def main(argv=None):
     ap.add_argument("--days", type=int, default=730)
     ap.add_argument("--runs", type=int, default=20, help="timed runs per query")
     ap.add_argument("--keep", action="store_true", help="keep the temporary SQLite file")
+    ap.add_argument("--timings-only", action="store_true",
+                    help="with --url of a database loaded before: only time the queries")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # clean up the cluster on kill
     cluster = tmpdir = None
@@ -313,13 +315,18 @@ def _run(url, args):
     print(f"database: {args.db}; calls: {args.calls:,} over {args.days} days; runs per query: {args.runs}")
     migrate.upgrade(url)
     engine = make_engine(url)
-    n, secs = load(engine, args.calls, args.days)
-    print(f"loaded {n:,} calls in {secs:.0f} s ({n / secs:,.0f} calls/s)")
     sf = make_sessionmaker(engine)
-    t = time.perf_counter()
-    with sf() as s:
-        days = refresh_rollups(s, full=True)
-    print(f"rollups built from scratch: {days} project-days in {time.perf_counter() - t:.0f} s")
+    if not args.timings_only:
+        n, secs = load(engine, args.calls, args.days)
+        print(f"loaded {n:,} calls in {secs:.0f} s ({n / secs:,.0f} calls/s)")
+        t = time.perf_counter()
+        with sf() as s:
+            days = refresh_rollups(s, full=True)
+        print(f"rollups built from scratch: {days} project-days in {time.perf_counter() - t:.0f} s")
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as c:
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    print("load average before timing: %.1f %.1f %.1f" % os.getloadavg())
     with sf() as s:
         p = s.get(Project, 1)
         today = reports.today_in(p)
@@ -351,13 +358,14 @@ def _run(url, args):
     # incremental refresh after one new call today (what the scheduler does every 2 s)
     with sf() as s:
         now = dt.datetime.now(UTC)
-        s.add(Call(pbx_id="pbx1", linkedid="bench-new", project_id=1, caller_number="+79160000000",
+        s.add(Call(pbx_id="pbx1", linkedid=f"bench-new-{time.time_ns()}", project_id=1, caller_number="+79160000000",
                    started_at=now, ended_at=now, status="missed", wait_seconds=5))
         s.commit()
 
         def one_refresh():
             refresh_rollups(s)
         results.append(("rollup refresh (recompute today)",) + timed(one_refresh, max(3, args.runs // 4)))
+    print("load average after timing: %.1f %.1f %.1f" % os.getloadavg())
     w = max(len(r[0]) for r in results)
     print(f"{'query':<{w}}  {'p50':>8}  {'p95':>8}")
     for label, p50, p95 in results:

@@ -170,7 +170,7 @@ def parse_origins(text_: str) -> frozenset:
 
 
 def project_info(engine: Engine, key: str) -> Optional[ProjectInfo]:
-    ck = (id(engine), key)
+    ck = (engine.url, key)
     info = _cache.get(ck)
     if info is not None and time.monotonic() - info.loaded < CACHE_TTL:
         return info
@@ -205,10 +205,10 @@ def project_info(engine: Engine, key: str) -> Optional[ProjectInfo]:
 
 def _write_lock(engine: Engine):
     """Writers of one process queue here on SQLite (one writer at a time anyway)."""
-    lock = _write_locks.get(id(engine))
+    lock = _write_locks.get(engine.url)
     if lock is None:
         with _cache_lock:
-            lock = _write_locks.setdefault(id(engine), threading.Lock())
+            lock = _write_locks.setdefault(engine.url, threading.Lock())
     return lock
 
 

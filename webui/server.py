@@ -61,10 +61,9 @@ def make_server(config, sessionmaker=None, app=None, testing: bool = False):
     if app is None:
         app = create_app(config, sessionmaker, testing=testing)
     host, port = config.web.listen
-    trusted = {}
     server = create_server(app, host=host, port=port, threads=config.web.threads,
                            ident="calltracking", clear_untrusted_proxy_headers=True,
-                           channel_timeout=120, **trusted)
+                           channel_timeout=120)
     server._ct_stop = threading.Event()
     server._ct_done = threading.Event()
     server._ct_running = False

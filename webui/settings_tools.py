@@ -10,7 +10,7 @@ from sqlalchemy import select
 from calltracking import attribution, routing
 from calltracking import numbers_csv as ncsv
 from calltracking import services as svc
-from calltracking.models import Project, RoutingRule, Source, VisitorSession
+from calltracking.models import Project, RoutingRule, Source
 
 from .auth import roles_required
 from .common import audit, config, db, default_tz, zone
@@ -126,4 +126,4 @@ def routing_test():
     now_local = dt.datetime.now(zone(default_tz())).strftime("%Y-%m-%dT%H:%M")
     return render_template("settings/routing_test.html", result=result, error=error, form=f,
                            projects=projects(s), sources=sources(s), campaigns=campaigns(s),
-                           now_local=now_local, VisitorSession=VisitorSession), (400 if error else 200)
+                           now_local=now_local), (400 if error else 200)

@@ -153,3 +153,37 @@ def test_burst_of_10k_events_nothing_lost_or_duplicated(tracked, asterisk, liste
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(Call)) == len(expected)
         assert s.scalar(select(func.count()).select_from(AmiEvent)) > 0
+
+
+def test_reader_keeps_reading_while_the_database_is_locked(tracked, asterisk, listener, calls, db_url,
+                                                           engine):
+    """The socket is drained while writes wait for the database; nothing is lost afterwards."""
+    frames, expected = burst(10_000)
+    lst = listener()
+    asterisk.add(frames)
+    if engine.dialect.name == "sqlite":
+        import sqlite3
+        raw = sqlite3.connect(engine.url.database, isolation_level=None)
+        raw.execute("BEGIN EXCLUSIVE")
+        release = raw.close
+    else:
+        conn = engine.connect()
+        tx = conn.begin()
+        conn.exec_driver_sql("LOCK TABLE calls, ami_events, ami_calls IN ACCESS EXCLUSIVE MODE")
+
+        def release():
+            tx.rollback()
+            conn.close()
+    try:
+        t = time.monotonic()
+        asterisk.emit()                       # ~4.6 MB: blocks if the listener stops reading
+        took = time.monotonic() - t
+        proto = lst.stats["connection"].protocol
+        poll(lambda: proto.frames + proto.parser.skipped >= len(frames), timeout=30)   # all read
+        assert not lst.stats["writer"].idle   # while the write still waits for the lock
+    finally:
+        release()
+    assert took < 10
+    lst.wait_idle(event_count(frames), timeout=120)
+    got = {c["linkedid"]: c for c in calls()}
+    assert set(got) == set(expected)

@@ -19,7 +19,7 @@
   window.__ctDniLoaded = true;
 
   var VID_KEY = "_ct_vid", CACHE_KEY = "_ct_dni";
-  var state = { status: "init", number: null, visitorId: null, promo: null, replaced: [] };
+  var state = { status: "init", number: null, visitorId: null, promo: null, replaced: 0 };
   window.CallTrackingDNI = state;
 
   function safe(fn) {
@@ -177,7 +177,7 @@
     for (var i = 0; i < rs.length; i++) { total += replaceIn(rs[i], list, num); }
     if (known.indexOf(nd) < 0) { known.push(nd); }
     state.number = num;
-    state.replaced.push(total);
+    state.replaced = total;
     document.documentElement.setAttribute("data-ct-number", num);
   });
 
