@@ -198,7 +198,7 @@ def promo_dialog(env: hooks.HookEnv, req: Request) -> Dialog:
     a wrong one, playing ``pbx-invalid`` in between.
     """
     linkedid, code = req.arg(1) or req.env.get("agi_uniqueid", ""), req.arg(2)
-    prompt = re.sub(r"[^\w/.-]", "", req.arg(3)) or "beep"
+    prompt = re.sub(r"[^\w/.&-]", "", req.arg(3)) or "beep"     # a&b: several sound files
     maxdigits = req.arg(4) if req.arg(4).isdigit() else "8"
     timeout = req.arg(5) if req.arg(5).isdigit() else "6000"
     attempts = 1 if code else 1 + env.config.agi.promo_retries

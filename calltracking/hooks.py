@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 import re
-from types import SimpleNamespace
 from dataclasses import dataclass, field
-from functools import lru_cache
 from decimal import Decimal
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Callable, Optional
 
 from sqlalchemy import and_, or_, select

@@ -115,9 +115,10 @@ def test_promo_read_by_the_hook_with_retries(agi, data, session_factory):
     assert [c.split(" ")[0:2] for c in res.commands[:3]] == [["GET", "DATA"], ["STREAM", "FILE"],
                                                              ["GET", "DATA"]]
     # promo_retries = 2 by default: three attempts, then invalid
-    res = call(agi.port, headers("promo", args=("5.1", "", "enter-code")), digits=["1", "2", "3", "4242"])
+    res = call(agi.port, headers("promo", args=("5.1", "", "please-enter&code; HANGUP", "6")),
+               digits=["1", "2", "3", "4242"])
     assert res.vars["CT_PROMO"] == "invalid" and res.vars["CT_PROMO_ATTEMPTS"] == "3"
-    assert sum(c.startswith("GET DATA enter-code") for c in res.commands) == 3
+    assert sum(c == "GET DATA please-enter&codeHANGUP 6000 6" for c in res.commands) == 3
 
 
 def test_promo_expired_or_inactive_is_invalid(agi, data, session_factory, clock):
