@@ -429,7 +429,9 @@ def main():
             print(f"load average after the run: {os.getloadavg()[0]:.1f}", flush=True)
             return ol, cl, cc
 
-        ol, cl, cc = asyncio.run(run())
+        from calltracking.cli.agi import run_loop          # uvloop when installed
+
+        ol, cl, cc = run_loop(run())
         total = ol["calls"] + cl["calls"]
         failed = ol["failed"] + cl["failed"]
         ratio = cl["rate"] / cc["rate"] if cc["rate"] else float("inf")

@@ -13,6 +13,15 @@ from .. import hooks, services as svc
 from . import cli, pass_ctx
 
 
+def run_loop(coro):
+    """``asyncio.run`` on uvloop when it is installed (less CPU per AGI round trip)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 @cli.command("agi")
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Override [agi] listen.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64),
@@ -48,7 +57,7 @@ def agi_serve(app, listen, workers):
         await task
 
     try:
-        asyncio.run(main())
+        run_loop(main())
     except OSError as e:
         raise click.ClickException(f"cannot listen: {e}") from None
 
