@@ -16,6 +16,7 @@ import random
 import time
 from typing import Optional
 
+from calltracking import metrics
 from calltracking.calls_store import CallStore
 
 from .connection import AmiConnection, LoginError
@@ -105,6 +106,9 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
                 continue
             backoff = 1.0
             stats["connections"] += 1
+            if stats["connections"] > 1:
+                metrics.AMI_RECONNECTS.inc()
+            metrics.AMI_CONNECTED.set(1)
             stats["connection"] = conn
             connected_at = time.time()
             log.info("AMI connected to %s:%s as %s", a.host, a.port, a.username)
@@ -122,6 +126,7 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
             for t in (keep, *waiters):
                 t.cancel()
             lost_at = time.time()
+            metrics.AMI_CONNECTED.set(0)
             writer.put(("malformed", conn.malformed + stats.get("malformed_before", 0)))
             stats["malformed_before"] = stats.get("malformed_before", 0) + conn.malformed
             conn.close()

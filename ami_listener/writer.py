@@ -16,6 +16,7 @@ import time
 from collections import Counter, deque
 from typing import Callable, Optional
 
+from calltracking import metrics
 from calltracking.calls_store import CallStore, event_row
 from calltracking.interpret import Interpreter
 
@@ -43,6 +44,7 @@ class Processor:
         self.last_event_at: Optional[float] = None
         self.last_state_write = 0.0
         self.committed = 0              # batches committed
+        self.unknown_reported = 0       # unknown events already counted in the metrics
         self.last_maintenance = time.time()
         self.last_purge = 0.0
         self.on_commit: Optional[Callable[[list], None]] = None   # benchmark hook
@@ -190,6 +192,19 @@ def _ts(ev: dict, recv: float) -> float:
     return recv
 
 
+def _observe(batch: list, proc: "Processor", backlog: int) -> None:
+    """Prometheus figures for a committed batch: events, receive-to-commit lag, queue depth."""
+    events = [item for item in batch if item[0] == "ev"]
+    if events:
+        metrics.AMI_EVENTS.inc(len(events))
+        metrics.AMI_LAG.set(max(0.0, time.time() - events[-1][1]))
+    unknown = proc.it.stats.get("unknown", 0)
+    if unknown > proc.unknown_reported:
+        metrics.AMI_UNKNOWN_EVENTS.inc(unknown - proc.unknown_reported)
+        proc.unknown_reported = unknown
+    metrics.AMI_QUEUE.set(backlog)
+
+
 class Writer:
     """The asyncio side: a deque filled by the reader, drained by batches in a thread."""
 
@@ -228,6 +243,7 @@ class Writer:
             try:
                 if batch:
                     await asyncio.to_thread(self.proc.process, batch)
+                    _observe(batch, self.proc, len(q))
                 else:
                     await asyncio.to_thread(self.proc.flush)
                 backoff = 0.5
