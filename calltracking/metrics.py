@@ -76,14 +76,22 @@ class DatabaseCollector:
         yield from self._jobs()
 
     def _jobs(self):
+        from .models import JobStatus
+
+        runs = CounterMetricFamily("calltracking_job_runs", "Scheduled job runs", labels=["job"])
+        failures = CounterMetricFamily("calltracking_job_failures", "Scheduled job failures", labels=["job"])
+        last_ok = GaugeMetricFamily("calltracking_job_last_success_timestamp_seconds",
+                                    "When the job last succeeded (Unix time)", labels=["job"])
         try:
-            from .scheduler import job_metrics  # provided by the scheduler module when present
-        except Exception:
-            return
-        try:
-            yield from job_metrics(self.sessionmaker)
+            with self.sessionmaker() as s:
+                for j in s.scalars(select(JobStatus).order_by(JobStatus.name)):
+                    runs.add_metric([j.name], j.runs or 0)
+                    failures.add_metric([j.name], j.failures or 0)
+                    if j.last_ok_at is not None:
+                        last_ok.add_metric([j.name], j.last_ok_at.timestamp())
         except Exception as e:
             log.warning("metrics: job figures unavailable: %s", e)
+        yield from (runs, failures, last_ok)
 
 
 def render(sessionmaker) -> bytes:

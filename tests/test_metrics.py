@@ -29,6 +29,9 @@ def app_and_tokens(db_url, session_factory, tmp_path):
         now = dt.datetime.now(UTC)
         s.add_all([Call(pbx_id="pbx1", linkedid=f"1.{i}", project_id=p.id, started_at=now,
                         status=st) for i, st in enumerate(["answered", "answered", "missed", "in_progress"])])
+        from calltracking.models import JobStatus
+
+        s.add(JobStatus(name="retention", runs=10, failures=3, last_ok_at=now))
         admin = svc.add_user(s, "root1", "password1", "admin")
         sup = svc.add_user(s, "sup1", "password1", "supervisor")
         tokens = new_api_token(admin), new_api_token(sup)
@@ -57,6 +60,9 @@ def test_metrics_parse_and_values(app_and_tokens):
     buckets = [s for s in fams["calltracking_agi_latency_seconds"].samples if s.name.endswith("_count")]
     assert buckets and buckets[0].value >= 1
     assert [s.value for s in fams["calltracking_database_up"].samples] == [1]
+    fails = {s.labels["job"]: s.value for s in fams["calltracking_job_failures"].samples
+             if s.name.endswith("_total")}
+    assert fails == {"retention": 3}
 
 
 def test_metrics_access_control(app_and_tokens):
