@@ -10,12 +10,13 @@ half-sent header or garbage never blocks the other calls.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
-from calltracking import hooks
+from calltracking import hooks, metrics
 
 from . import protocol as p
 
@@ -23,6 +24,8 @@ log = logging.getLogger("calltracking.agi")
 
 HEADER_TIMEOUT = 5.0       # seconds for the whole header
 DIALOG_TIMEOUT = 600       # seconds for a whole request (GET DATA waits for the caller)
+_HOOKS = frozenset({"route", "promo", "tag", "lookup", "ping"})   # metric labels (bounded)
+_FELL_BACK: contextvars.ContextVar[bool] = contextvars.ContextVar("fell_back", default=False)
 
 
 class _RateLimitedLog:
@@ -105,8 +108,11 @@ class AgiServer:
                 return
             self.stats["requests"] += 1
             req = p.parse_request(env)
+            _FELL_BACK.set(False)
             async with asyncio.timeout(DIALOG_TIMEOUT):
                 await self._drive(p.dialog(self.env, req), req, reader, writer)
+            metrics.AGI_REQUESTS.labels(req.hook if req.hook in _HOOKS else "other",
+                                        "fallback" if _FELL_BACK.get() else "ok").inc()
         except p.Hangup as e:
             log.debug("channel gone: %s", e)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -227,7 +233,12 @@ class AgiServer:
                 value = None
                 continue
             if isinstance(step, p.Work):
+                fallbacks = self.stats["fallbacks"]
                 value = await self._work(step, started)
+                metrics.AGI_LATENCY.labels(req.hook if req.hook in _HOOKS else "other").observe(
+                    time.monotonic() - started)
+                if self.stats["fallbacks"] != fallbacks:
+                    _FELL_BACK.set(True)
                 started = time.monotonic()
             else:
                 value = await self._command(step.line, reader, writer)

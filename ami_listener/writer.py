@@ -196,7 +196,7 @@ def _observe(batch: list, proc: "Processor", backlog: int) -> None:
     """Prometheus figures for a committed batch: events, receive-to-commit lag, queue depth."""
     events = [item for item in batch if item[0] == "ev"]
     if events:
-        metrics.AMI_EVENTS.inc(len(events))
+        metrics.AMI_EVENTS.inc(sum(ev.get("_skipped", 1) for _, _, ev in events))
         metrics.AMI_LAG.set(max(0.0, time.time() - events[-1][1]))
     unknown = proc.it.stats.get("unknown", 0)
     if unknown > proc.unknown_reported:

@@ -166,6 +166,26 @@ def test_run_starts_every_part_and_stops_cleanly(run, asterisk, tracked, session
             return s.scalars(select(SchedulerLease)).first() is not None
 
     poll(leased, what="the scheduler lease")
+    # /metrics of the running process: AGI answers, AMI events, database figures
+    from prometheus_client.parser import text_string_to_metric_families
+    from webui.auth import new_api_token
+
+    with session_factory() as s, s.begin():
+        token = new_api_token(svc.add_user(s, "metrics", "password1", "admin"))
+    req = urllib.request.Request(f"http://127.0.0.1:{r.web_port}/metrics",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        fams = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+    agi_ok = [x.value for x in fams["calltracking_agi_requests"].samples
+              if x.labels.get("hook") == "route" and x.labels.get("result") == "ok" and x.name.endswith("_total")]
+    assert agi_ok == [1.0]
+    assert [x.value for x in fams["calltracking_ami_connected"].samples] == [1.0]
+    events = [f for f in load(FIXTURES / "answered_queue.ami") if f.startswith(b"Event: ")]
+    got_events = [x.value for x in fams["calltracking_ami_events"].samples if x.name.endswith("_total")]
+    # every replayed event, plus the few the server sends on login (FullyBooted, QueueStatus lists)
+    assert len(events) <= got_events[0] <= len(events) + 20
+    answered = [x.value for x in fams["calltracking_calls"].samples if x.labels.get("status") == "answered"]
+    assert answered == [1.0]
     took = r.terminate()
     assert r.proc.returncode == 0, r.output()
     assert took < 6.0, f"stopping took {took:.1f}s"

@@ -1,11 +1,10 @@
 """`calltracking run`: all services in one process."""
-import asyncio
-
 import click
 
 from ..logsetup import setup_logging
 from ..runner import COMPONENTS, Supervisor, check_startup, enabled_components
 from . import cli, pass_ctx
+from .agi import run_loop
 
 
 @cli.command()
@@ -24,4 +23,4 @@ def run(app, only, skip):
     enabled = enabled_components(cfg, tuple(only), tuple(skip))
     check_startup(cfg, enabled)
     sup = Supervisor(cfg, app.sessionmaker, enabled)
-    asyncio.run(sup.run())
+    run_loop(sup.run())          # uvloop when installed

@@ -1,14 +1,14 @@
 """ami listener schema: stored events of calls, live-call index, listener state
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0001
 """
 from alembic import op
 import sqlalchemy as sa
 import calltracking.models
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 

@@ -99,7 +99,8 @@ def test_manager_conf_least_privilege():
              if l.strip() and not l.lstrip().startswith(";")]
     assert "secret = @AMI_SECRET@" in lines
     kv = dict(l.split(" = ", 1) for l in lines if " = " in l)
-    assert kv["read"] == "call,cdr,agent,user" and kv["write"] == "reporting"
+    # "dialplan" carries VarSet (CT_* variables, QUEUESTATUS, MixMonitor file name) for the listener
+    assert kv["read"] == "call,cdr,agent,user,dialplan" and kv["write"] == "reporting"
     assert kv["permit"].startswith("127.0.0.1/") and kv["deny"] == "0.0.0.0/0.0.0.0"
     assert not re.search(r"command|system|config|originate", kv["read"] + kv["write"])
 
