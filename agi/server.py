@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from calltracking import hooks, metrics
+from calltracking.logsetup import CURRENT_LINKEDID
 
 from . import protocol as p
 
@@ -109,6 +110,8 @@ class AgiServer:
             self.stats["requests"] += 1
             req = p.parse_request(env)
             _FELL_BACK.set(False)
+            CURRENT_LINKEDID.set((req.arg(2) if req.hook == "route" else req.arg(1))
+                                 or env.get("agi_uniqueid") or None)
             async with asyncio.timeout(DIALOG_TIMEOUT):
                 await self._drive(p.dialog(self.env, req), req, reader, writer)
             metrics.AGI_REQUESTS.labels(req.hook if req.hook in _HOOKS else "other",

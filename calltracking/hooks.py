@@ -331,7 +331,7 @@ def tag(env: HookEnv, linkedid: str, name: str, budget: Optional[Budget] = None)
     try:
         hookdb.write(env.session_factory, budget, work)
     except LookupError as e:
-        log.warning("tag %r: %s", name, e)
+        log.warning("tag %r: %s", name, e, extra={"linkedid": linkedid})
         return {"CT_TAG": "", "CT_STATUS": "error"}
     return {"CT_TAG": name, "CT_STATUS": "ok"}
 

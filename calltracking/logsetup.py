@@ -5,10 +5,23 @@ puts it on the line (``[linkedid=...]`` in text, a ``linkedid`` key in JSON).
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 import time
+
+#: The Linkedid of the call the current task works on (set by the FastAGI server per request).
+CURRENT_LINKEDID: contextvars.ContextVar = contextvars.ContextVar("linkedid", default=None)
+
+
+class LinkedidFilter(logging.Filter):
+    """Give every record the current call's Linkedid unless the caller passed one."""
+
+    def filter(self, record):
+        if getattr(record, "linkedid", None) is None:
+            record.linkedid = CURRENT_LINKEDID.get()
+        return True
 
 
 class TextFormatter(logging.Formatter):
@@ -36,6 +49,7 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(config, stream=None) -> None:
     handler = logging.StreamHandler(stream or sys.stdout)
+    handler.addFilter(LinkedidFilter())
     if config.log.format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -246,7 +246,7 @@ def on_agent_complete(it, ev: dict, ts: float):
     leg = call.legs.get(ev.get("DestUniqueid", ""))
     if leg is not None:
         try:
-            it.cross_check("queue_log talktime", leg, float(ev.get("TalkTime", "")), ts)
+            it.cross_check("queue_log talktime", leg, float(ev.get("TalkTime", "")), ts, call.linkedid)
         except ValueError:
             pass
     return call.linkedid

@@ -80,7 +80,7 @@ class Interpreter:
             out = handler(self, ev, ts)
         except Exception:  # one bad event never stops the stream
             self.stats["handler_errors"] += 1
-            log.exception("error interpreting %s event", name)
+            log.exception("error interpreting %s event", name, extra={"linkedid": lid})
             return None
         self.stats["handled"] += 1
         if out:
@@ -280,13 +280,13 @@ class Interpreter:
         if "Paused" in ev:
             m.paused = ev["Paused"] == "1"
 
-    def cross_check(self, what: str, leg: Leg, expected: float, ts: float) -> None:
+    def cross_check(self, what: str, leg: Leg, expected: float, ts: float, linkedid: str = "") -> None:
         got = leg.talk + (ts - leg.talk_since if leg.talk_since is not None else 0.0)
         if abs(got - expected) > 1.0 + 1e-6:
             self.stats["cross_check_mismatch"] += 1
             msg = f"leg {leg.uniqueid}: talk {got:.3f}s but {what} says {expected:.0f}s"
             self.mismatches.append(msg)
-            log.warning(msg)
+            log.warning(msg, extra={"linkedid": linkedid or None})
 
     # ------------------------------------------------------------------ reconciliation
     def reconcile(self, snapshot: list[dict], lost_at: float, now: float) -> list[dict]:
