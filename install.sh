@@ -156,10 +156,13 @@ if [ ! -x "$OPT/bin/python" ]; then
     say "created virtualenv $OPT"
 fi
 "$OPT/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-PIPLOG="$(mktemp)"
-"$OPT/bin/pip" install --disable-pip-version-check --upgrade "$SRC" >"$PIPLOG" 2>&1 \
-    || { tail -30 "$PIPLOG" >&2; rm -f "$PIPLOG"; die "pip install failed"; }
-rm -f "$PIPLOG"
+# Build from a clean copy: a stale build/ directory in the checkout would ship removed files.
+STAGE="$(mktemp -d)"; PIPLOG="$STAGE.log"
+tar -C "$SRC" --exclude=./.venv --exclude=./build --exclude='*.egg-info' --exclude=.git \
+    --exclude=__pycache__ --exclude=./tests --exclude=./bench -cf - . | tar -C "$STAGE" -xf -
+"$OPT/bin/pip" install --disable-pip-version-check --upgrade "$STAGE" >"$PIPLOG" 2>&1 \
+    || { tail -30 "$PIPLOG" >&2; rm -rf "$STAGE" "$PIPLOG"; die "pip install failed"; }
+rm -rf "$STAGE" "$PIPLOG"
 ln -sfn "${OPT#$ROOT}/bin/calltracking" "$BINLINK"
 say "installed $("$OPT/bin/calltracking" --version 2>/dev/null | tail -1)"
 

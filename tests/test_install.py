@@ -66,7 +66,21 @@ def test_second_run_is_idempotent_and_keeps_config(installed):
     conf.write_text(conf.read_text().replace("pbx_id = pbx1", "pbx_id = pbx-keep-me"))
     before = conf.read_text()
     ext_before = (root / "etc/asterisk/extensions.conf").read_text()
+    # an older schema (as after installing a previous version): the upgrade brings it to head
+    ct = [str(root / "opt/calltracking/bin/calltracking"), "--config", str(conf)]
+    subprocess.run(ct + ["projects", "add", "keepme"], check=True, capture_output=True)
+    subprocess.run(ct + ["db", "downgrade"], check=True, capture_output=True)
+    assert subprocess.run(ct + ["db", "current"], capture_output=True).returncode == 1
+    # the package is really reinstalled from this checkout: a file removed from the installed copy is back
+    import glob
+
+    site = glob.glob(str(root / "opt/calltracking/lib/python3*/site-packages/calltracking/phone.py"))[0]
+    os.remove(site)
     second = sh(root, "--timestampevents")
+    assert os.path.exists(site)
+    assert subprocess.run(ct + ["db", "current"], capture_output=True).returncode == 0
+    listed = subprocess.run(ct + ["projects", "list", "--format", "json"], capture_output=True, text=True)
+    assert "keepme" in listed.stdout                       # data kept across the upgrade
     assert "kept existing" in second.stdout
     assert conf.read_text() == before
     ext = (root / "etc/asterisk/extensions.conf").read_text()
