@@ -15,7 +15,11 @@ START=no
 UNINSTALL=no
 PURGE=no
 TSE=ask
-PYTHON="${PYTHON:-python3}"
+# The service runs as its own user: use the system's Python (a Python under a home directory,
+# e.g. pyenv's, is not readable by that user). Override with PYTHON=/path/to/python3.
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+fi
 
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 say() { echo "calltracking: $*"; }
