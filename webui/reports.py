@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, stream_with_context, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, request, stream_with_context
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import select
 
