@@ -131,9 +131,10 @@ def seed(session: Session, days: int = 30, per_day: int = 90, seed_value: int = 
                 tn = rng.choice(pool_numbers)
                 dev = _pick(rng, DEVICES, [x[3] for x in DEVICES])
                 first_seen = started - dt.timedelta(seconds=rng.randint(20, 1800))
+                term = rng.choice(KEYWORDS)
                 vs = VisitorSession(project_id=project.id, visitor_id=f"v{n_calls}", ga_client_id=f"GA1.1.{n_calls}.1",
                                     utm_source=rng.choice(["google", "yandex"]), utm_medium="cpc",
-                                    utm_campaign="sofa", utm_term=rng.choice(KEYWORDS), keyword=rng.choice(KEYWORDS),
+                                    utm_campaign="sofa", utm_term=term, keyword=term,
                                     landing_page="https://demo.example/sofas", device=dev[0], os=dev[1],
                                     browser=dev[2], source_id=src.id, first_seen=first_seen, last_seen=started)
                 session.add(vs)

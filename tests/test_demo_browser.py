@@ -1,0 +1,111 @@
+"""The demo data renders every report in Chromium; these runs also make the README's screenshots.
+
+Set ``CALLTRACKING_UPDATE_SCREENSHOTS=1`` to write them to ``docs/screenshots/`` (committed);
+otherwise they go to a temporary directory and are only checked.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from calltracking import services as svc
+from calltracking.config import load_config
+from calltracking.demo import seed
+from calltracking.models import Call
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+REPORTS = ("sources", "campaigns", "keywords", "daily", "heatmap", "operators", "time_to_call",
+           "devices", "concurrency")
+DRAWN = """() => {
+  const c = document.getElementById('report-chart');
+  const chart = window.Chart && Chart.getChart(c);
+  if (!chart || c.width === 0) return 0;
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+  return n;
+}"""
+
+
+@pytest.fixture
+def shots(tmp_path):
+    if os.environ.get("CALLTRACKING_UPDATE_SCREENSHOTS") == "1":
+        d = ROOT / "docs" / "screenshots"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+    return tmp_path
+
+
+@pytest.fixture
+def demo_server(db_url, session_factory, tmp_path):
+    from webui import create_app
+    from webui.server import make_server
+
+    with session_factory() as s:
+        seed(s, days=30, per_day=60, recordings_dir=str(tmp_path / "rec"))
+        svc.add_user(s, "demo", "demo-password", "admin", language="en")
+        s.commit()
+    cfg = load_config(tmp_path / "none.ini", env={
+        "CALLTRACKING_DATABASE_URL": db_url, "CALLTRACKING_WEB_SECURE_COOKIES": "no",
+        "CALLTRACKING_WEB_LISTEN": "127.0.0.1:0", "CALLTRACKING_RECORDINGS_DIR": str(tmp_path / "rec"),
+        "CALLTRACKING_GENERAL_TIMEZONE": "Europe/Moscow"}, require_file=False)
+    app = create_app(cfg, session_factory, testing=True)
+    srv = make_server(cfg, session_factory, app=app)
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.effective_port}"
+    srv.close()
+    t.join(5)
+
+
+def test_demo_renders_every_report(demo_server, session_factory, shots):
+    from playwright.sync_api import sync_playwright
+
+    today = dt.datetime.now(ZoneInfo("Europe/Moscow")).date()
+    span = f"from={today - dt.timedelta(days=30)}&to={today}"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(demo_server + "/login")
+        page.fill("input[name=username]", "demo")
+        page.fill("input[name=password]", "demo-password")
+        with page.expect_navigation():
+            page.press("input[name=password]", "Enter")
+        for name in REPORTS:
+            page.goto(f"{demo_server}/reports/{name}?{span}")
+            page.wait_for_selector("#report-chart[data-drawn='1']", timeout=15000)
+            painted = page.evaluate(DRAWN)
+            assert painted > 500, f"{name}: chart canvas is blank ({painted} painted pixels)"
+            rows = page.locator("#report-table tbody tr").count()
+            assert rows >= 2, f"{name}: the table has {rows} rows on 30 days of demo calls"
+            if name in ("sources", "heatmap", "operators"):
+                page.screenshot(path=str(shots / f"report-{name}.png"), full_page=True)
+        page.goto(f"{demo_server}/calls")
+        assert page.locator("table tbody tr").count() >= 20
+        page.screenshot(path=str(shots / "journal.png"))
+        with session_factory() as s:
+            cid = s.scalars(select(Call.id).where(Call.attribution == "dynamic", Call.status == "answered")
+                            .order_by(Call.id.desc())).first()
+        page.goto(f"{demo_server}/calls/{cid}")
+        page.screenshot(path=str(shots / "call-card.png"), full_page=True)
+        page.goto(f"{demo_server}/dashboard")
+        page.wait_for_selector("#dash-status[data-live='1']", timeout=10000)
+        page.screenshot(path=str(shots / "dashboard.png"))
+        browser.close()
+    assert errors == []
+    for name in ("report-sources", "report-heatmap", "report-operators", "journal", "call-card", "dashboard"):
+        png = shots / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, name
