@@ -135,11 +135,11 @@ def _spend(session: Session, f: ReportFilter, by: str) -> dict[str, Decimal]:
 
 
 ATTR_COLUMNS = ["key", "name", "calls", "answered", "missed", "first", "repeat", "avg_wait",
-                "avg_talk", "deals", "value", "spend", "cost_per_call"]
+                "avg_talk", "deals", "value", "spend", "cost_per_call", "cost_per_deal"]
 
 
 def by_attribute(session: Session, f: ReportFilter, dim: str) -> Report:
-    """Calls by source, campaign or keyword, with ad spend and cost per call."""
+    """Calls by source, campaign or keyword, with ad spend, cost per call and cost per deal."""
     if dim not in ("source", "campaign", "keyword"):
         raise ReportError(f"unknown dimension {dim!r}")
     raw = session.execute(_sums(f, dim)).all()
@@ -159,7 +159,8 @@ def by_attribute(session: Session, f: ReportFilter, dim: str) -> Report:
         sp = spend.get(key)
         rows.append([key, names.get(key) or "", calls, ans, mis, first, rep, _avg(wsum, calls),
                      _avg(tsum, ans), deals, _money(vsum), _money(sp),
-                     _money(sp / calls) if sp is not None and calls else None])
+                     _money(sp / calls) if sp is not None and calls else None,
+                     _money(sp / deals) if sp is not None and deals else None])
     rows.sort(key=lambda r: (-r[2], r[1]))
     top = rows[:20]
     chart = {"type": "bar", "labels": [r[1] for r in top],

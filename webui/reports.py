@@ -47,7 +47,7 @@ COLUMN_TITLES = {
     "name": _l("Name"), "calls": _l("Calls"), "answered": _l("Answered"), "missed": _l("Missed"),
     "first": _l("First"), "repeat": _l("Repeat"), "avg_wait": _l("Avg wait, s"),
     "avg_talk": _l("Avg talk, s"), "deals": _l("Deals"), "value": _l("Value"), "spend": _l("Spend"),
-    "cost_per_call": _l("Cost per call"), "day": _l("Day"), "weekday": _l("Weekday"),
+    "cost_per_call": _l("Cost per call"), "cost_per_deal": _l("Cost per deal"), "day": _l("Day"), "weekday": _l("Weekday"),
     "taken": _l("Calls taken"), "missed_rung": _l("Missed while rung"), "bucket": _l("Time to call"),
     "kind": _l("Kind"), "hour": _l("Hour"), "peak": _l("Peak"), "avg_daily_peak": _l("Avg daily peak"),
     "avg_peak": _l("Avg daily peak"),
@@ -108,13 +108,18 @@ def report(name):
     if f is not None:
         building = not _refresh()
         rep = core.run_report(db(), name, f)
+    talk = []
+    if rep is not None and name == "operators":
+        from calltracking.recordings import operator_talk_stats
+
+        talk = operator_talk_stats(db(), f.project.id, *f.utc_range)
     if rep is not None:
         for ds in rep.chart.get("datasets", []):
             ds["label"] = str(COLUMN_TITLES.get(ds["label"], ds["label"]))
     return render_template("reports/report.html", name=name, title=TITLES[name], titles=TITLES,
                            f=f, projects=projects, error=error, rep=rep, building=building,
                            args=_args(f) if f else {}, drill=DRILL.get(name),
-                           column_titles=COLUMN_TITLES,
+                           column_titles=COLUMN_TITLES, talk=talk,
                            heat_max=max([max(r[1:]) for r in rep.rows] + [1]) if name == "heatmap" and rep else 1)
 
 

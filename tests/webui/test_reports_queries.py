@@ -42,8 +42,10 @@ def test_sources_counts_averages_and_cost_per_call(session, data):
     assert g["avg_wait"] == 20.0 and g["avg_talk"] == 150.0
     assert g["deals"] == 1 and g["value"] == 1000.0
     assert g["spend"] == 210.0 and g["cost_per_call"] == 70.0   # 150 source-level + 60 campaign
+    assert g["cost_per_deal"] == 210.0                          # one deal
     h = rows[D.HOSTILE]
     assert (h["calls"], h["avg_wait"], h["avg_talk"], h["spend"], h["cost_per_call"]) == (1, 40.0, 300.0, None, None)
+    assert h["cost_per_deal"] is None
     assert sum(r["calls"] for r in rows.values()) == 4          # the call in progress is not counted
 
 

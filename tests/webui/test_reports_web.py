@@ -185,3 +185,29 @@ def test_reports_in_russian(app, sup):
     assert "По источникам" in html and "Цена звонка" in html
     heat = sup.get("/reports/heatmap", query_string=q(app)).get_data(as_text=True)
     assert "<th>Пн</th>" in heat
+
+
+def test_operators_report_shows_recorded_talk_share(app, sup, session_factory):
+    """Per operator: the share of talk and the longest silence measured on the recordings."""
+    from decimal import Decimal
+
+    from calltracking.models import RecordingInfo
+
+    with session_factory() as s:
+        calls = s.scalars(select(Call).where(Call.operator_name != "", Call.status == "answered")
+                          .order_by(Call.id)).all()
+        assert calls
+        s.add(RecordingInfo(call_id=calls[0].id, status="ok", talk_ratio=Decimal("0.625"),
+                            longest_silence_seconds=Decimal("7.5"), operator_talk_seconds=Decimal("50"),
+                            caller_talk_seconds=Decimal("30")))
+        s.commit()
+        who = calls[0].operator_name
+    html = sup.get("/reports/operators", query_string=RANGE).get_data(as_text=True)
+    assert 'id="talk-table"' in html
+    row = html.split('id="talk-table"', 1)[1].split("</table>", 1)[0]
+    assert who in row and "62 %" in row and "7.5" in row
+    # without measured recordings the table is not shown
+    with session_factory() as s:
+        s.query(RecordingInfo).delete()
+        s.commit()
+    assert 'id="talk-table"' not in sup.get("/reports/operators", query_string=RANGE).get_data(as_text=True)
