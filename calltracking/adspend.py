@@ -12,9 +12,7 @@ line number and reason, and then nothing is imported.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -23,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .models import AdSpend, Campaign, Project, Source
-from .numbers_csv import ImportFailed, RowError
+from .numbers_csv import ImportFailed, RowError, read_rows
 
 ALIASES = {"date": "day", "cost": "amount", "spend": "amount", "sum": "amount"}
 COLUMNS = ("day", "project", "source", "campaign", "amount", "currency")
@@ -72,32 +70,6 @@ def parse_amount(v: str) -> Decimal:
     return d.quantize(Decimal("0.01"))
 
 
-def _rows(text: str):
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ImportFailed([RowError(1, "the file is empty (a header row is required)")]) from None
-    header = [ALIASES.get(h, h) for h in (h.strip().lower().lstrip("\ufeff") for h in header)]
-    problems = [f"unknown column {h!r}" for h in header if h not in COLUMNS]
-    problems += [f"column {c!r} is required" for c in ("day", "source", "amount") if c not in header]
-    dup = {h for h in header if header.count(h) > 1}
-    problems += [f"column {h!r} appears twice" for h in sorted(dup)]
-    if problems:
-        raise ImportFailed([RowError(1, "; ".join(problems) + f" (known: {', '.join(COLUMNS)})")])
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(header):
-            yield reader.line_num, {"__error__": f"expected {len(header)} fields, got {len(values)}"}
-            continue
-        yield reader.line_num, {h: v.strip() for h, v in zip(header, values)}
-
-
 def import_spend(session: Session, text: str, default_project: str | None = None,
                  create_missing: bool = False) -> SpendImportResult:
     """Validate every row, then write all of them in the caller's transaction, or none."""
@@ -107,7 +79,8 @@ def import_spend(session: Session, text: str, default_project: str | None = None
     errors: list[RowError] = []
     valid = []
     seen: dict[tuple, int] = {}
-    for line, row in _rows(text):
+    _, rows = read_rows(text, COLUMNS, ("day", "source", "amount"), ALIASES)
+    for line, row in rows:
         if "__error__" in row:
             errors.append(RowError(line, row["__error__"]))
             continue

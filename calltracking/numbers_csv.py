@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -57,10 +57,15 @@ def _yesno(v: str, default: bool) -> bool:
     raise ValueError(f"expected yes/no, got {v!r}")
 
 
-def _read_rows(text: str) -> tuple[list[str], Iterable[tuple[int, dict]]]:
-    sample = text[:4096]
+def read_rows(text: str, columns, required, aliases: dict | None = None):
+    """Read a CSV file's header and rows (comma, semicolon or tab separated; BOM allowed).
+
+    Returns ``(header, rows)``; ``rows`` yields ``(line number, {column: value})``, or
+    ``{"__error__": reason}`` for a row with the wrong number of fields. A bad header
+    (unknown, missing required or repeated columns) raises :class:`ImportFailed` at once.
+    """
     try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text), dialect)
@@ -68,25 +73,25 @@ def _read_rows(text: str) -> tuple[list[str], Iterable[tuple[int, dict]]]:
         header = next(reader)
     except StopIteration:
         raise ImportFailed([RowError(1, "the file is empty (a header row is required)")]) from None
-    header = [h.strip().lower().lstrip("\ufeff") for h in header]
-    unknown = [h for h in header if h not in COLUMNS]
-    if unknown or "number" not in header:
-        msg = []
-        if unknown:
-            msg.append(f"unknown column(s) {', '.join(map(repr, unknown))}")
-        if "number" not in header:
-            msg.append("column 'number' is required")
-        raise ImportFailed([RowError(1, "; ".join(msg) + f" (known: {', '.join(COLUMNS)})")])
+    aliases = aliases or {}
+    header = [aliases.get(h, h) for h in (h.strip().lower().lstrip("\ufeff") for h in header)]
+    problems = []
+    unknown = [h for h in header if h not in columns]
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(map(repr, unknown))}")
+    problems += [f"column {c!r} is required" for c in required if c not in header]
+    problems += [f"column {h!r} appears twice" for h in sorted({h for h in header if header.count(h) > 1})]
+    if problems:
+        raise ImportFailed([RowError(1, "; ".join(problems) + f" (known: {', '.join(columns)})")])
 
     def rows():
         for values in reader:
-            line = reader.line_num
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(header):
-                yield line, {"__error__": f"expected {len(header)} fields, got {len(values)}"}
+                yield reader.line_num, {"__error__": f"expected {len(header)} fields, got {len(values)}"}
                 continue
-            yield line, {h: v.strip() for h, v in zip(header, values)}
+            yield reader.line_num, {h: v.strip() for h, v in zip(header, values)}
 
     return header, rows()
 
@@ -94,7 +99,7 @@ def _read_rows(text: str) -> tuple[list[str], Iterable[tuple[int, dict]]]:
 def import_numbers(session: Session, text: str, region: str = "RU", default_project: str | None = None,
                    progress: Optional[Callable[[int], None]] = None) -> ImportResult:
     """Validate every row, then import all of them in the caller's transaction, or none."""
-    _, rows = _read_rows(text)
+    _, rows = read_rows(text, COLUMNS, ("number",))
     errors: list[RowError] = []
     projects = {p.key: p for p in session.scalars(select(Project))}
     seen: dict[str, int] = {}
