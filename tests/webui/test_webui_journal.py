@@ -160,3 +160,22 @@ def test_recording_served_only_when_present(client_for, session_factory, world, 
     assert client_for("operator").get(f"/calls/{ok}/recording").status_code == 200   # own call
     anon = client_for(None).get(f"/calls/{ok}/recording")
     assert anon.status_code == 302
+
+
+def test_call_card_shows_recording_analysis(client_for, session_factory, world):
+    from calltracking.models import RecordingInfo
+
+    cid = add_call(session_factory, world["project"], "rec1", operator_id=world["operator"],
+                   source_id=world["source"])
+    c = client_for("supervisor")
+    assert 'id="recording-analysis"' not in c.get(f"/calls/{cid}").get_data(as_text=True)
+    s = session_factory()
+    s.add(RecordingInfo(call_id=cid, status="ok", duration_seconds=Decimal("95.2"),
+                        caller_talk_seconds=Decimal("30.0"), operator_talk_seconds=Decimal("50.0"),
+                        talk_ratio=Decimal("0.625"), longest_silence_seconds=Decimal("7.5"), channels=2))
+    s.commit()
+    s.close()
+    html = c.get(f"/calls/{cid}").get_data(as_text=True)
+    part = html.split('id="recording-analysis"', 1)[1].split("</dl>", 1)[0]
+    for text in ("1:35", "0:30", "0:50", "62 %", "7.5"):
+        assert text in part, text
