@@ -109,6 +109,10 @@ if [ "$UNINSTALL" = yes ]; then
     if [ "$SYSTEMD" = yes ]; then
         systemctl disable calltracking.service >/dev/null 2>&1 || true
     fi
+    for part in agi ami web scheduler; do
+        [ "$SYSTEMD" = yes ] && systemctl disable --now "calltracking-$part.service" >/dev/null 2>&1 || true
+        rm -f "$(dirname "$UNIT")/calltracking-$part.service"
+    done
     rm -f "$UNIT"
     [ "$SYSTEMD" = yes ] && systemctl daemon-reload || true
     rm -rf "$OPT"
@@ -281,6 +285,15 @@ ReadWritePaths=/var/lib/calltracking /var/log/calltracking /var/spool/asterisk/m
 [Install]
 WantedBy=multi-user.target
 EOF
+# Optional per-component units (not enabled): run the parts as separate services instead of
+# `calltracking run`, e.g. `systemctl disable --now calltracking; systemctl enable --now
+# calltracking-agi calltracking-ami calltracking-scheduler calltracking-web`.
+for part in agi ami web scheduler; do
+    sed -e "s|^Description=.*|Description=calltracking: $part only|" \
+        -e "s|^ExecStart=.*|ExecStart=${OPT#$ROOT}/bin/calltracking $part|" \
+        -e "s|^Wants=asterisk.service|Wants=asterisk.service\nConflicts=calltracking.service|" \
+        "$UNIT" > "$(dirname "$UNIT")/calltracking-$part.service"
+done
 if [ "$SYSTEMD" = yes ]; then
     systemctl daemon-reload
     systemctl enable calltracking.service >/dev/null 2>&1

@@ -47,6 +47,10 @@ def test_install_creates_everything(installed):
     unit = (root / "etc/systemd/system/calltracking.service").read_text()
     assert "After=network.target asterisk.service" in unit and "Restart=on-failure" in unit
     assert "ExecStart=/opt/calltracking/bin/calltracking run" in unit
+    for part in ("agi", "ami", "web", "scheduler"):     # optional per-component units
+        u = (root / f"etc/systemd/system/calltracking-{part}.service").read_text()
+        assert f"ExecStart=/opt/calltracking/bin/calltracking {part}\n" in u
+        assert "Conflicts=calltracking.service" in u and "User=calltracking" in u
     ast = root / "etc/asterisk"
     assert (ast / "extensions_calltracking.conf").exists()
     mgr_user = (ast / "manager_calltracking.conf").read_text()
@@ -98,6 +102,7 @@ def test_uninstall_keeps_data_then_purge(installed):
     assert not (root / "opt/calltracking").exists()
     assert not (root / "usr/local/bin/calltracking").is_symlink()
     assert not (root / "etc/systemd/system/calltracking.service").exists()
+    assert not list((root / "etc/systemd/system").glob("calltracking*"))
     assert not (root / "etc/asterisk/extensions_calltracking.conf").exists()
     assert "#include extensions_calltracking.conf" not in (root / "etc/asterisk/extensions.conf").read_text()
     assert "#include manager_calltracking.conf" not in (root / "etc/asterisk/manager.conf").read_text()
