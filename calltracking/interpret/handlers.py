@@ -317,14 +317,27 @@ def on_dial_end(it, ev: dict, ts: float):
 
 # ------------------------------------------------------------------ CDR, reconciliation
 def on_cdr(it, ev: dict, ts: float):
+    """Cross-check: an operator channel's own CDR billsec (whole seconds, truncated) against the
+    talk time of that operator's leg. A mismatch is counted and logged, never applied."""
     lid = it.chan_call.get(ev.get("UniqueID", ""))
     call = it.calls.get(lid) if lid else None
     if call is None:
         return None
+    channel = ev.get("Channel", "")
     try:
-        call.cdr_billsec[ev.get("Channel", "")] = float(ev.get("BillableSeconds", ""))
+        billsec = float(ev.get("BillableSeconds", ""))
     except ValueError:
         return None
+    call.cdr_billsec[channel] = billsec
+    if ev.get("Disposition") != "ANSWERED":
+        return None
+    # a Local operator channel's CDR is on its ;2 half; the leg is the ;1 half the queue dialled
+    names = {channel, channel[:-2] + ";1"} if channel.endswith(";2") else {channel}
+    for leg in call.legs.values():
+        if leg.channel in names and leg.answered_at is not None:
+            # at the CDR the leg may still be bridged: cross_check counts talk up to now (ts).
+            # billsec truncates: talk - billsec lies in [0, 1) when they agree
+            it.cross_check("CDR billsec", leg, billsec + 0.5, ts, call.linkedid)
     return None
 
 
