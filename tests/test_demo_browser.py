@@ -18,24 +18,13 @@ from calltracking import services as svc
 from calltracking.config import load_config
 from calltracking.demo import seed
 from calltracking.models import Call
+from browser_support import ARGS, CHROMIUM, DRAWN  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 REPORTS = ("sources", "campaigns", "keywords", "daily", "heatmap", "operators", "time_to_call",
            "devices", "concurrency")
-DRAWN = """() => {
-  const c = document.getElementById('report-chart');
-  const chart = window.Chart && Chart.getChart(c);
-  if (!chart || c.width === 0) return 0;
-  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let n = 0;
-  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
-  return n;
-}"""
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ from calltracking.db import session_scope
 from calltracking.models import VisitorSession
 
 from dni_helpers import LiveServer, SiteServer, make_project
+from browser_support import ARGS, CHROMIUM  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
 <script src="{src}/dni.js" data-project="{project}" data-default="+7 (495) 123-45-67"
@@ -35,7 +34,7 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield b
         b.close()
 

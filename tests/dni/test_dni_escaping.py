@@ -10,11 +10,10 @@ from calltracking.db import session_scope
 from calltracking.models import Call
 
 from dni_helpers import Agi, LiveServer, make_project, post_json
+from browser_support import ARGS, CHROMIUM  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 EVIL_SOURCE = '<script>window.__pwned = 1</script>'
 EVIL_TERM = '"><img src=x onerror="window.__pwned=2">'
 
@@ -36,7 +35,7 @@ def test_hostile_utm_shown_as_text_on_the_call_card(db_url, session_factory):
         if "auth.login" not in web.app.view_functions:
             pytest.fail("the web UI (webui.create_app) is not importable: cannot check the call card")
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             page = browser.new_page()
             dialogs = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

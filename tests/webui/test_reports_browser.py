@@ -16,6 +16,7 @@ from sqlalchemy import select
 from calltracking import services as svc
 from calltracking.config import load_config
 from calltracking.models import Project
+from browser_support import ARGS, CHROMIUM, DRAWN  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -23,9 +24,6 @@ _spec = importlib.util.spec_from_file_location("reports_testdata", Path(__file__
 D = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(D)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 REPORTS = ("sources", "campaigns", "keywords", "daily", "heatmap", "operators", "time_to_call",
            "devices", "concurrency")
 
@@ -80,15 +78,6 @@ def page(browser, server):
     ctx.close()
 
 
-DRAWN = """() => {
-  const c = document.getElementById('report-chart');
-  const chart = window.Chart && Chart.getChart(c);
-  if (!chart || c.width === 0) return 0;
-  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let n = 0;
-  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
-  return n;
-}"""
 
 
 def test_every_report_draws_its_chart(page, server):

@@ -12,12 +12,10 @@ import pytest
 from calltracking import attribution
 from calltracking.models import Call, utcnow
 from webui_support import HOSTILE_NAMES, PASSWORD, make_config
+from browser_support import ARGS, CHROMIUM  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")

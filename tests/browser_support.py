@@ -1,0 +1,17 @@
+"""Shared by the browser tests: Debian's Chromium for Playwright (never a downloaded browser)."""
+
+CHROMIUM = "/usr/bin/chromium"
+# --no-sandbox: the tests run as root in CI; the rest keeps Chromium off the (closed) network.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+
+#: JavaScript: how many pixels the report chart painted on its canvas (0 when there is no chart).
+DRAWN = """() => {
+  const c = document.getElementById('report-chart');
+  const chart = window.Chart && Chart.getChart(c);
+  if (!chart || c.width === 0) return 0;
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+  return n;
+}"""
