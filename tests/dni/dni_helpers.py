@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import json
 import socket
+import sys
 import threading
 from pathlib import Path
 
 from calltracking import dni, services as svc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agi"))
+import fake_asterisk  # noqa: E402  (the Asterisk-like FastAGI client of the AGI tests)
 from calltracking.config import load_config
 from calltracking.db import session_scope
 
@@ -164,8 +167,6 @@ SNIPPET_ROOT = Path(__file__).resolve().parents[2] / "webui" / "static" / "dni.j
 
 
 # ----------------------------------------------------------------- FastAGI
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "asterisk-22"
-HEADERS = json.loads((FIXTURES / "fastagi_route_session.json").read_text())[0]["asterisk_sent_headers"]
 
 
 def _free_port() -> int:
@@ -205,31 +206,5 @@ class Agi:
 
     def call(self, hook: str, args: tuple, digits=()) -> dict:
         """Behave like Asterisk 22 (headers from the recording): answer commands, collect variables."""
-        lines = []
-        for line in HEADERS:
-            key = line.split(":", 1)[0]
-            if key.startswith("agi_arg_"):
-                continue
-            if key == "agi_network_script":
-                line = f"agi_network_script: {hook}"
-            elif key == "agi_request":
-                line = f"agi_request: agi://127.0.0.1:{self.port}/{hook}"
-            lines.append(line)
-        lines += [f"agi_arg_{i}: {a}" for i, a in enumerate(args, 1)]
-        out, digits = {}, list(digits)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
-            s.sendall(("\n".join(lines) + "\n\n").encode())
-            f = s.makefile("rb")
-            while True:
-                raw = f.readline()
-                if not raw:
-                    return out
-                cmd = raw.decode().rstrip("\n")
-                reply = "200 result=1"
-                if cmd.startswith("SET VARIABLE "):
-                    name, _, value = cmd[len("SET VARIABLE "):].partition(" ")
-                    out[name] = value.strip('"').replace('\\"', '"').replace("\\\\", "\\")
-                elif cmd.startswith("GET DATA "):
-                    typed = digits.pop(0) if digits else ""
-                    reply = f"200 result={typed}" + ("" if typed else " (timeout)")
-                s.sendall((reply + "\n").encode())
+        res = fake_asterisk.call(self.port, fake_asterisk.headers(hook, args), digits)
+        return res.vars
