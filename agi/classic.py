@@ -90,7 +90,7 @@ def serve(env: hooks.HookEnv, stdin=None, stdout=None) -> int:
             if rescued:
                 return 1
             rescued = True
-            gen = p.set_all(hooks.defaults(env, "route", req.arg(1), req.arg(2)))
+            gen = p.set_all(hooks.defaults(env, "route", req.arg(1), req.arg(2)), env.config.agi.mset)
             value = None
             continue
         try:

@@ -25,6 +25,11 @@ _KEY = re.compile(r"agi_[a-z0-9_]{1,40}")
 _REPLY = re.compile(r"^(\d{3})(?:[ -](.*))?$")
 _RESULT = re.compile(r"result=(-?\d*)(?:\s+\((.*)\))?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Values MSet passes through unchanged: no separators (, |), quotes, backslashes, brackets,
+# parentheses, '=' or '$'; letters of any script, digits and a few punctuation marks.
+_MSET_SAFE = re.compile(r"[\w.:+@/#*-]+(?: [\w.:+@/#*-]+)*|")
+_KEY_SAFE = re.compile(r"CT_[A-Z0-9_]{1,40}")
+MSET_LINE = 1000           # bytes per EXEC MSet command (res_agi reads commands of up to 2 KB)
 
 
 class HeaderError(ValueError):
@@ -153,8 +158,52 @@ class Work:
 Dialog = Generator[object, object, None]
 
 
-def set_all(variables: dict[str, str]) -> Dialog:
-    for name, value in variables.items():
+def mset_safe(name: str, value: object) -> bool:
+    """Whether ``name=value`` can go through ``EXEC MSet`` without any escaping."""
+    s = str(value)
+    return (name.startswith("CT_") and _KEY_SAFE.fullmatch(name) is not None
+            and len(s) <= MAX_VALUE and _MSET_SAFE.fullmatch(s) is not None)
+
+
+def mset_lines(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """``EXEC MSet "A=1,B=2"`` commands (each under :data:`MSET_LINE` bytes) and their names."""
+    out: list[tuple[str, list[str]]] = []
+    parts: list[str] = []
+    names: list[str] = []
+    size = 0
+    for name, value in pairs:
+        part = f"{name}={value}"
+        n = len(part.encode("utf-8")) + 1
+        if parts and size + n > MSET_LINE:
+            out.append((f'EXEC MSet "{",".join(parts)}"', names))
+            parts, names, size = [], [], 0
+        parts.append(part)
+        names.append(name)
+        size += n
+    if parts:
+        out.append((f'EXEC MSet "{",".join(parts)}"', names))
+    return out
+
+
+def set_all(variables: dict[str, str], mset: bool = True) -> Dialog:
+    """Set the variables on the channel.
+
+    With ``mset`` the plain ``CT_*`` values go in one ``EXEC MSet`` command (one
+    round trip instead of one per variable); the others (caller-ID name, values
+    with quotes, commas, brackets...) and everything after a refused MSet (no such
+    application: ``result=-2``) go one by one with ``SET VARIABLE``, which takes any value.
+    """
+    pending = dict(variables)
+    if mset:
+        safe = [(n, str(v)) for n, v in variables.items() if mset_safe(n, v)]
+        if len(safe) > 1:
+            for line, names in mset_lines(safe):
+                reply = yield Command(line)
+                if reply.code != 200 or reply.result == "-2":
+                    break
+                for n in names:
+                    pending.pop(n, None)
+    for name, value in pending.items():
         reply = yield Command(set_variable(name, value))
         if reply.code == 510 or reply.code == 520:
             yield Command(verbose(f"Asterisk refused to set {name}"))
@@ -170,24 +219,24 @@ def dialog(env: hooks.HookEnv, req: Request) -> Dialog:
         caller = req.arg(3) or req.caller
         result = yield Work(lambda b: hooks.route(env, did, linkedid, caller, req.caller_name, budget=b),
                             lambda: hooks.defaults(env, "route", did, linkedid), "route")
-        yield from set_all(result)
+        yield from set_all(result, env.config.agi.mset)
     elif h == "promo":
         yield from promo_dialog(env, req)
     elif h == "tag":
         linkedid, name = req.arg(1), req.arg(2)
         result = yield Work(lambda b: hooks.tag(env, linkedid, name, budget=b),
                             lambda: hooks.defaults(env, "tag"), "tag")
-        yield from set_all(result)
+        yield from set_all(result, env.config.agi.mset)
     elif h == "lookup":
         linkedid, did = req.arg(1) or req.env.get("agi_uniqueid", ""), req.arg(2)
         result = yield Work(lambda b: hooks.lookup(env, linkedid, did, budget=b),
                             lambda: hooks.defaults(env, "route", did, linkedid), "lookup")
-        yield from set_all(result)
+        yield from set_all(result, env.config.agi.mset)
     elif h == "ping":                       # `calltracking doctor`: a real handshake, no database
-        yield from set_all({"CT_STATUS": "ok"})
+        yield from set_all({"CT_STATUS": "ok"}, env.config.agi.mset)
     else:
         yield Command(verbose(f"unknown hook {h[:40]!r}; known: {', '.join(hooks.HOOKS)}"))
-        yield from set_all({"CT_STATUS": "error"})
+        yield from set_all({"CT_STATUS": "error"}, env.config.agi.mset)
 
 
 def promo_dialog(env: hooks.HookEnv, req: Request) -> Dialog:
@@ -219,7 +268,7 @@ def promo_dialog(env: hooks.HookEnv, req: Request) -> Dialog:
             yield Command('STREAM FILE pbx-invalid ""')
     result = dict(result)
     result["CT_PROMO_ATTEMPTS"] = str(attempt + 1)
-    yield from set_all(result)
+    yield from set_all(result, env.config.agi.mset)
 
 
 def budget_seconds(config) -> float:

@@ -232,7 +232,8 @@ class AgiServer:
                     return
                 rescued = True
                 gen = p.set_all(hooks.defaults(self.env, req.hook if req.hook in ("promo", "tag")
-                                               else "route", req.arg(1), req.arg(2)))
+                                               else "route", req.arg(1), req.arg(2)),
+                                 self.config.agi.mset)
                 value = None
                 continue
             if isinstance(step, p.Work):

@@ -5,7 +5,7 @@ Not a test. Builds a realistic data set (10,000 tracking numbers of which 1,000
 are pool numbers held by live visitor sessions, 50 routing rules, 1,000,000
 past calls for the first/repeat check), starts the real `calltracking agi`
 server in its own process, and drives it with an Asterisk-like FastAGI client
-(the headers Asterisk 22 sends, every command answered `200 result=1`):
+(the headers Asterisk 22 sends, every command answered like Asterisk: `200 result=1`, `EXEC MSet` `200 result=0`):
 
 - open loop: new calls at a fixed rate (default 200/s for 30 s): p50/p99/max;
 - closed loop: as many calls as the server answers (saturation, calls/s), until
@@ -210,6 +210,21 @@ class Headers:
         return ("\n".join(out) + "\n\n").encode()
 
 
+def answer(line: bytes, got: dict) -> bytes:
+    """Asterisk's reply to one command, noting the variables set (the values we send for
+    MSet hold no separators, quotes or escapes, see agi/protocol.py)."""
+    if line.startswith(b"SET VARIABLE "):
+        name, _, value = line[13:].decode().rstrip("\n").partition(" ")
+        got[name] = value.strip('"')
+        return b"200 result=1\n"
+    if line.startswith(b'EXEC MSet "'):
+        for pair in line[11:].decode().rstrip('"\n').split(","):
+            name, _, value = pair.partition("=")
+            got[name] = value
+        return b"200 result=0\n"
+    return b"200 result=1\n"
+
+
 async def fastagi_call(port: int, header: bytes) -> tuple[float, bool, str]:
     t0 = time.perf_counter()
     try:
@@ -220,10 +235,7 @@ async def fastagi_call(port: int, header: bytes) -> tuple[float, bool, str]:
             line = await reader.readline()
             if not line:
                 break
-            if line.startswith(b"SET VARIABLE "):
-                name, _, value = line[13:].decode().rstrip("\n").partition(" ")
-                got[name] = value.strip('"')
-            writer.write(b"200 result=1\n")
+            writer.write(answer(line, got))
         writer.close()
         elapsed = time.perf_counter() - t0
         ok = got.get("CT_STATUS") == "ok" and bool(got.get("CT_QUEUE"))
@@ -325,10 +337,7 @@ async def classic_loop(env, load: Load, calls: int, concurrency: int):
             line = await p.stdout.readline()
             if not line:
                 break
-            if line.startswith(b"SET VARIABLE "):
-                name, _, value = line[13:].decode().rstrip("\n").partition(" ")
-                got[name] = value.strip('"')
-            p.stdin.write(b"200 result=1\n")
+            p.stdin.write(answer(line, got))
         await p.wait()
         lat.append((time.perf_counter() - t0) * 1000)
         if got.get("CT_STATUS") != "ok":

@@ -168,6 +168,8 @@ class AgiConfig:
     timeout_ms: int = opt(300, _int(10, 60000), "Time budget of every hook")
     callerid_prefix: bool = opt(True, _bool, "Prefix the caller-ID name with the source label")
     promo_retries: int = opt(2, _int(0, 10), "Extra attempts for a wrong promo code")
+    mset: bool = opt(True, _bool, "Set the plain CT_* variables with one EXEC MSet instead of one "
+                     "SET VARIABLE each (turn off with [compat] res_agi = 1.4 in asterisk.conf)")
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,96 @@ def unquote(arg: str) -> str:
     return "".join(out)
 
 
-def _answer(cmd: str, res: CallResult, digits: list[str]) -> str:
+def agi_argv(cmd: str) -> list[str]:
+    """res_agi's parse_args: words split on blanks, double quotes group, backslash escapes."""
+    args: list[str] = []
+    cur: list[str] = []
+    quoted = escaped = started = False
+    for ch in cmd:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch in " \t" and not quoted:
+            if cur or started:
+                args.append("".join(cur))
+            cur, started = [], False
+            continue
+        else:
+            cur.append(ch)
+        started = True
+    if cur or started:
+        args.append("".join(cur))
+    return args
+
+
+def separate_args(buf: str, delim: str, arraylen: int = 99) -> list[str]:
+    """A port of Asterisk's ``__ast_app_separate_args`` with ``remove_chars`` (AST_STANDARD_APP_ARGS):
+    the delimiter splits outside quotes, parentheses and brackets; quotes are removed; a
+    backslash makes the next character literal; the last slot takes the rest."""
+    out: list[str] = []
+    i, n = 0, len(buf)
+    wasdelim = False
+    while i < n and len(out) < arraylen - 1:
+        cur: list[str] = []
+        paren = quote = bracket = 0
+        wasdelim = False
+        while i < n:
+            ch = buf[i]
+            if ch == "(":
+                paren += 1
+            elif ch == ")":
+                paren = max(0, paren - 1)
+            elif ch == "[":
+                bracket += 1
+            elif ch == "]":
+                bracket = max(0, bracket - 1)
+            elif ch == '"' and delim != '"':
+                quote ^= 1
+                i += 1
+                continue
+            elif ch == "\\":
+                i += 1
+                if i < n:
+                    cur.append(buf[i])
+                    i += 1
+                continue
+            elif ch == delim and not paren and not quote and not bracket:
+                wasdelim = True
+                i += 1
+                break
+            cur.append(ch)
+            i += 1
+        out.append("".join(cur))
+    if i < n:
+        out.append(buf[i:])
+    elif wasdelim:
+        out.append("")
+    return out
+
+
+def mset(data: str, variables: dict[str, str]) -> None:
+    """Asterisk's MSet(name1=value1,name2=value2,...) (pbx_builtin_setvar_multiple)."""
+    for pair in separate_args(data, ","):
+        parts = separate_args(pair, "=", 2)
+        if len(parts) == 2:
+            variables[parts[0]] = parts[1]
+
+
+def _answer(cmd: str, res: CallResult, digits: list[str], apps=("MSet",)) -> str:
     res.commands.append(cmd)
+    if cmd.startswith("EXEC "):
+        argv = agi_argv(cmd)
+        if len(argv) < 2:
+            return "520 Invalid command syntax.  Proper usage not available."
+        if argv[1] not in apps:
+            return "200 result=-2"
+        if argv[1] == "MSet":
+            mset(argv[2] if len(argv) > 2 else "", res.vars)
+        return "200 result=0"
     if cmd.startswith("SET VARIABLE "):
         name, _, value = cmd[len("SET VARIABLE "):].partition(" ")
         res.vars[name] = unquote(value)
@@ -81,8 +169,9 @@ def _answer(cmd: str, res: CallResult, digits: list[str]) -> str:
     return "200 result=1"
 
 
-def call(port: int, lines: list[str], digits=(), timeout=10.0) -> CallResult:
-    """One FastAGI request the way Asterisk makes it (blocking socket)."""
+def call(port: int, lines: list[str], digits=(), timeout=10.0, apps=("MSet",)) -> CallResult:
+    """One FastAGI request the way Asterisk makes it (blocking socket); ``apps``: the dialplan
+    applications this Asterisk has (EXEC of another one answers ``result=-2``)."""
     res, digits = CallResult(), list(digits)
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(("\n".join(lines) + "\n\n").encode())
@@ -92,7 +181,7 @@ def call(port: int, lines: list[str], digits=(), timeout=10.0) -> CallResult:
             if not raw:
                 res.closed = True
                 return res
-            s.sendall((_answer(raw.decode().rstrip("\n"), res, digits) + "\n").encode())
+            s.sendall((_answer(raw.decode().rstrip("\n"), res, digits, apps) + "\n").encode())
 
 
 async def acall(port: int, lines: list[str], digits=()) -> CallResult:
