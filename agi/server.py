@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from calltracking import hooks, metrics
+from calltracking.hookwriter import CallWriter
 from calltracking.logsetup import CURRENT_LINKEDID
 
 from . import protocol as p
@@ -49,14 +50,17 @@ class AgiServer:
 
     def __init__(self, config, sessionmaker, clock=None, workers: int = 4,
                  host: Optional[str] = None, port: Optional[int] = None,
-                 header_timeout: float = HEADER_TIMEOUT, cache: Optional[hooks.HookCache] = None):
+                 header_timeout: float = HEADER_TIMEOUT, cache: Optional[hooks.HookCache] = None,
+                 reuse_port: bool = False):
         self.config = config
         self.env = hooks.HookEnv(config, sessionmaker, cache=cache or hooks.HookCache())
+        self.env.writer = CallWriter(self.env.engine)
         if clock is not None:
             self.env.clock = clock
         self.host = host if host is not None else config.agi.listen[0]
         self.port = port if port is not None else config.agi.listen[1]
         self.header_timeout = header_timeout
+        self.reuse_port = reuse_port            # several processes serve one port (Linux)
         self.workers = workers
         self.max_backlog = 1000                 # queued DB jobs before we answer defaults at once
         self.inflight = 0
@@ -69,7 +73,8 @@ class AgiServer:
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._accept, self.host, self.port,
-                                                 limit=p.MAX_LINE, reuse_address=True, backlog=1024)
+                                                 limit=p.MAX_LINE, reuse_address=True, backlog=1024,
+                                                 reuse_port=self.reuse_port or None)
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%s", self.host, self.port)
         loop = asyncio.get_running_loop()
@@ -92,6 +97,7 @@ class AgiServer:
         if self.server is not None:
             await self.server.wait_closed()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.env.writer.close)
 
     # ----------------------------------------------------------- connection
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -265,6 +265,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_pids(pid: int) -> list[int]:
+    """The server process and its children (``--processes``)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [pid] + [int(x) for x in f.read().split()]
+
+
 def children_cpu() -> float:
     import resource
 
@@ -382,6 +388,7 @@ def main():
     ap.add_argument("--max-closed-seconds", type=float, default=600.0)
     ap.add_argument("--classic-calls", type=int, default=40)
     ap.add_argument("--workers", type=int, default=4, help="`calltracking agi --workers`")
+    ap.add_argument("--processes", type=int, default=1, help="FastAGI server processes on the port")
     ap.add_argument("--timeout-ms", type=int, default=300, help="[agi] timeout_ms of the server")
     a = ap.parse_args()
     if a.small:
@@ -398,7 +405,7 @@ def main():
         url = cluster.url("bench")
     else:
         url = f"sqlite:///{tmp / 'bench.db'}"
-    server = None
+    servers = []
     try:
         print(f"database: {a.db}; building the data set", flush=True)
         migrate.upgrade(url)
@@ -408,9 +415,16 @@ def main():
         env.update(CALLTRACKING_DATABASE_URL=url, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}",
                    CALLTRACKING_GENERAL_DEFAULT_QUEUE="sales", CALLTRACKING_AGI_TIMEOUT_MS=str(a.timeout_ms),
                    CALLTRACKING_LOG_LEVEL="warning", CALLTRACKING_DATABASE_POOL_SIZE="10")
-        server = subprocess.Popen([sys.executable, "-c", f"from calltracking.cli import main; main(['agi', '--workers', '{a.workers}'])"],
-                                  cwd=str(ROOT), env=env, stderr=subprocess.PIPE)
-        assert b"FastAGI listening" in server.stderr.readline(), "server did not start"
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from calltracking.cli import main; "
+             f"main(['agi', '--workers', '{a.workers}', '--processes', '{a.processes}'])"],
+            cwd=str(ROOT), env=env, stderr=subprocess.PIPE)
+        servers.append(server)
+        line = b""
+        while b"(budget" not in line:
+            line = server.stderr.readline()
+            assert line, "server did not start"
+        time.sleep(1.0 if a.processes > 1 else 0)      # the other processes start
         load = Load(static, pooled, callers)
 
         async def run():
@@ -420,10 +434,11 @@ def main():
             ol = await open_loop(port, load, a.rate, a.seconds)
             print(f"open loop   {ol['calls']:>7,} calls at {a.rate:.0f}/s: p50 {ol['p50']:.2f} ms  "
                   f"p99 {ol['p99']:.2f} ms  max {ol['max']:.2f} ms  failed {ol['failed']}", flush=True)
-            c0 = cpu_seconds(server.pid)
+            pids = server_pids(server.pid)
+            c0 = sum(cpu_seconds(x) for x in pids)
             cl = await closed_loop(port, load, a.concurrency, max(0, a.total - ol["calls"]),
                                    a.max_closed_seconds)
-            cl["cpu_ms"] = (cpu_seconds(server.pid) - c0) * 1000 / max(cl["calls"], 1)
+            cl["cpu_ms"] = (sum(cpu_seconds(x) for x in pids) - c0) * 1000 / max(cl["calls"], 1)
             print(f"closed loop {cl['calls']:>7,} calls, {a.concurrency} at a time: {cl['rate']:.0f} calls/s  "
                   f"(p50 {cl['p50']:.2f} ms, p99 {cl['p99']:.2f} ms)  failed {cl['failed']}; server CPU "
                   f"{cl['cpu_ms']:.2f} ms per call = {1000 / cl['cpu_ms']:.0f} calls per CPU-second",
@@ -461,12 +476,12 @@ def main():
                           "classic": {k: cc[k] for k in ("calls", "rate", "p50", "failed", "cpu_ms")},
                           "loadavg": os.getloadavg()[0]}, default=float))
     finally:
-        if server is not None:
-            server.terminate()
+        for x in servers:
+            x.terminate()
             try:
-                server.wait(10)
+                x.wait(10)
             except subprocess.TimeoutExpired:
-                server.kill()
+                x.kill()
         if cluster is not None:
             cluster.stop()
 

@@ -168,6 +168,11 @@ class AgiConfig:
     timeout_ms: int = opt(300, _int(10, 60000), "Time budget of every hook")
     callerid_prefix: bool = opt(True, _bool, "Prefix the caller-ID name with the source label")
     promo_retries: int = opt(2, _int(0, 10), "Extra attempts for a wrong promo code")
+    processes: int = opt(1, _int(1, 32), "FastAGI server processes sharing the port "
+                         "(SO_REUSEPORT; one per CPU core on a busy PBX)")
+    write_wait_ms: int = opt(50, _int(0, 60000), "How long a hook waits for its call row to be "
+                             "committed before answering anyway (the row is written in the "
+                             "background then)")
     mset: bool = opt(True, _bool, "Set the plain CT_* variables with one EXEC MSet instead of one "
                      "SET VARIABLE each (turn off with [compat] res_agi = 1.4 in asterisk.conf)")
 

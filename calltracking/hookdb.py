@@ -5,11 +5,12 @@ Kept apart from :mod:`calltracking.hooks` (the hooks' logic) so each file stays 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from functools import lru_cache
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
-from sqlalchemy import and_, bindparam, case, func, select
+from sqlalchemy import case, func
 from sqlalchemy.orm import Session
 
 from .models import Call
@@ -103,27 +104,92 @@ def write(session_factory, budget: Optional[Budget], work: Callable[[Session], N
         session.close()
 
 
+# The two reads of every `route` run as plain SQL on the driver's connection: through
+# SQLAlchemy's execution machinery they cost several times the queries themselves.
+_UTC = dt.timezone.utc
+_NAMED = re.compile(r":(\w+)")
+
+
+class Holder(NamedTuple):
+    """The visitor session holding a pool number (what the route hook needs of it)."""
+
+    id: int
+    source_id: Optional[int]
+    first_seen: dt.datetime
+    keyword: str
+    utm_term: str
+    visitor_id: str
+
+
+def _driver(conn):
+    """``(DBAPI connection, dialect name)`` under a SQLAlchemy connection."""
+    return conn.connection.dbapi_connection, conn.dialect.name
+
+
+@lru_cache(maxsize=32)
+def _sql(dialect: str, text: str) -> str:
+    return _NAMED.sub(r"%(\1)s", text) if dialect == "postgresql" else text
+
+
+def _ts(value: dt.datetime, dialect: str):
+    """A bound datetime the way :class:`models.UTCDateTime` stores it (naive UTC)."""
+    naive = value.astimezone(_UTC).replace(tzinfo=None)
+    return naive.isoformat(" ", "microseconds") if dialect == "sqlite" else naive
+
+
+def _aware(value) -> Optional[dt.datetime]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=_UTC)
+
+
 def first_call(conn, pbx_id: str, project_id: Optional[int], number: str, now, window_days: int,
                linkedid: str) -> Optional[bool]:
     """Like :func:`attribution.is_first_call`, in one query that skips this call's own row."""
     if not number or not number.strip("+").isdigit():
         return None
-    params = {"number": number, "now": now, "pbx": pbx_id, "linkedid": linkedid}
+    raw, dialect = _driver(conn)
+    params = {"number": number, "now": _ts(now, dialect), "pbx": pbx_id, "linkedid": linkedid}
+    sql = ("SELECT 1 FROM calls WHERE caller_number = :number AND started_at < :now"
+           " AND NOT (pbx_id = :pbx AND linkedid = :linkedid)")
     if project_id is not None:
         params["project"] = project_id
+        sql += " AND project_id + 0 = :project"      # keep the caller index (attribution.py)
     if window_days:
-        params["since"] = now - dt.timedelta(days=window_days)
-    stmt = _first_call_stmt(project_id is not None, bool(window_days))
-    return conn.execute(stmt, params).first() is None
+        params["since"] = _ts(now - dt.timedelta(days=window_days), dialect)
+        sql += " AND started_at >= :since"
+    cur = raw.execute(_sql(dialect, sql + " LIMIT 1"), params)
+    try:
+        return cur.fetchone() is None
+    finally:
+        cur.close()
 
 
-@lru_cache(maxsize=4)
-def _first_call_stmt(by_project: bool, windowed: bool):
-    c = Call.__table__.c
-    conds = [c.caller_number == bindparam("number"), c.started_at < bindparam("now", type_=c.started_at.type),
-             ~and_(c.pbx_id == bindparam("pbx"), c.linkedid == bindparam("linkedid"))]
-    if by_project:
-        conds.append(c.project_id + 0 == bindparam("project"))  # keep the caller index (attribution.py)
-    if windowed:
-        conds.append(c.started_at >= bindparam("since", type_=c.started_at.type))
-    return select(c.id).where(*conds).limit(1)
+_HOLDER_SQL = (
+    "SELECT v.id, v.source_id, v.first_seen, v.keyword, v.utm_term, v.visitor_id"
+    " FROM pool_reservations r JOIN visitor_sessions v ON v.id = r.session_id"
+    " WHERE r.tracking_number_id = :tn AND r.assigned_at <= :at"
+    " AND (r.released_at IS NULL OR r.released_at >= :since)"
+    " ORDER BY (r.released_at IS NULL) DESC, r.last_seen_at DESC")
+
+
+def pool_holder(conn, tn_id: int, hold_seconds: int, at) -> tuple[Optional[Holder], int]:
+    """:func:`attribution.pool_holder` in one query (FastAGI hot path).
+
+    Returns ``(holder or None, candidate count)``.
+    """
+    raw, dialect = _driver(conn)
+    cur = raw.execute(_sql(dialect, _HOLDER_SQL), {
+        "tn": tn_id, "at": _ts(at, dialect),
+        "since": _ts(at - dt.timedelta(seconds=hold_seconds), dialect)})
+    try:
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    if not rows:
+        return None, 0
+    r = rows[0]
+    holder = Holder(r[0], r[1], _aware(r[2]), r[3] or "", r[4] or "", r[5])
+    return holder, len({row[5] for row in rows})

@@ -20,7 +20,6 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from types import SimpleNamespace
 from typing import Callable, Optional
 
 from sqlalchemy import and_, or_, select
@@ -39,6 +38,10 @@ HOOKS = ("route", "promo", "tag", "lookup")
 ROUTE_VARS = ("CT_CALL_ID", "CT_PROJECT", "CT_SOURCE", "CT_CAMPAIGN", "CT_ATTRIBUTION", "CT_QUEUE",
               "CT_TARGET", "CT_CALLER_TYPE", "CT_RECORD", "CT_CONFIDENCE", "CT_STATUS")
 _NO_VALUE = {"", "unknown", "anonymous", "restricted", "<unknown>"}
+# what a later `route` of the same call replaces (the listener may have created the row first)
+ROUTE_OVERWRITE = ("source_id", "campaign_id", "session_id", "routing_rule_id", "attribution",
+                   "attribution_confidence", "candidate_count", "queue", "target", "first_call",
+                   "time_to_call_seconds", "record", "project_id", "tracking_number_id")
 
 
 @dataclass
@@ -47,6 +50,11 @@ class HookEnv:
     session_factory: Callable[[], Session]
     clock: Callable = utcnow                        # aware UTC "now"; tests inject their own
     cache: HookCache = field(default_factory=HookCache)
+    writer: Optional[object] = None                 # hookwriter.CallWriter (FastAGI) or None
+
+    @property
+    def engine(self):
+        return self.session_factory.kw["bind"]
 
     @property
     def region(self) -> str:
@@ -145,7 +153,7 @@ def _prefixed_name(label: str, name: str) -> str:
 
 
 # --------------------------------------------------------------------- route
-def attribute_number(session: Session, info: NumberInfo, now) -> dict:
+def attribute_number(conn, info: NumberInfo, now) -> dict:
     """:func:`attribution.attribute` on a cached catalogue entry (same rules, fewer queries)."""
     out = dict(kind="none", source_id=None, campaign_id=None, session=None, confidence=None,
                candidates=None)
@@ -156,8 +164,7 @@ def attribute_number(session: Session, info: NumberInfo, now) -> dict:
             out.update(kind="static", source_id=info.source_id, campaign_id=info.campaign_id,
                        confidence=Decimal("1.000"))
         return out
-    holder, candidates = attr_mod.pool_holder(session, SimpleNamespace(id=info.tn_id),
-                                              SimpleNamespace(hold_seconds=info.hold_seconds), now)
+    holder, candidates = hookdb.pool_holder(conn, info.tn_id, info.hold_seconds, now)
     out["candidates"] = candidates
     if holder is None:
         out["source_id"] = info.pool_source_id
@@ -179,12 +186,10 @@ def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: 
     name = _name(caller_name)
     e164 = normalize((did or "")[:64], env.region)
     did_text = e164 or (did or "").strip()[:32]
-    session = env.session_factory()
-    try:
-        conn = session.connection()
+    with env.engine.connect() as conn:      # Core, no ORM session: this is the hot path
         cat, info = env.cache.number(conn, env.session_factory, e164, did_text)
         project = info.project
-        att = attribute_number(session, info, now)
+        att = attribute_number(conn, info, now)
         vs = att["session"]
         rule = None
         if project is not None:
@@ -212,14 +217,13 @@ def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: 
             queue=queue[:80], target=target[:200], started_at=now, first_call=first,
             time_to_call_seconds=ttc, record=record, via_agi=True, updated_at=now,
         )
-    finally:
-        session.close()
     env.cache.remember_queue(did_text, default_queue)
     if write and linkedid:
-        hookdb.write(env.session_factory, budget, lambda s: hookdb.upsert_call(s, values, overwrite=(
-            "source_id", "campaign_id", "session_id", "routing_rule_id", "attribution",
-            "attribution_confidence", "candidate_count", "queue", "target", "first_call",
-            "time_to_call_seconds", "record", "project_id", "tracking_number_id")))
+        if env.writer is not None:          # FastAGI: group commit with the other calls
+            env.writer.write(values, ROUTE_OVERWRITE, budget, env.config.agi.write_wait_ms / 1000.0)
+        else:
+            hookdb.write(env.session_factory, budget,
+                         lambda s: hookdb.upsert_call(s, values, overwrite=ROUTE_OVERWRITE))
     out = {
         "CT_CALL_ID": call_id(env, linkedid), "CT_PROJECT": project.key if project else "",
         "CT_SOURCE": source_name, "CT_CAMPAIGN": campaign_name, "CT_ATTRIBUTION": att["kind"],

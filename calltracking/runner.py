@@ -31,6 +31,8 @@ class Supervisor:
     _web_server: object = None
     _web_thread: threading.Thread | None = None
     _scheduler: object = None
+    config_path: str | None = None          # for the extra FastAGI processes ([agi] processes)
+    overrides: dict = field(default_factory=dict)
 
     # --- asyncio components -------------------------------------------------
     async def _supervise(self, name: str, factory: Callable[[asyncio.Event], Awaitable[None]]):
@@ -54,7 +56,16 @@ class Supervisor:
     def _agi(self, ready):
         from agi.server import run_agi
 
-        return run_agi(self.config, self.sessionmaker, self.stop, ready)
+        return run_agi(self.config, self.sessionmaker, self.stop, ready,
+                       reuse_port=self.config.agi.processes > 1)
+
+    async def _agi_children(self, ready):
+        """``[agi] processes`` > 1: the other FastAGI processes on the same port."""
+        from agi.processes import Children, child_command
+
+        ready.set()
+        await Children(child_command(self.config_path, self.overrides, 4),
+                       self.config.agi.processes - 1).run(self.stop)
 
     def _ami(self, ready):
         from ami_listener import run_ami
@@ -96,6 +107,9 @@ class Supervisor:
         tasks = []
         if "agi" in self.enabled:
             tasks.append(asyncio.create_task(self._supervise("agi", self._agi), name="agi"))
+            if self.config.agi.processes > 1:
+                tasks.append(asyncio.create_task(self._supervise("agi-processes", self._agi_children),
+                                                 name="agi-processes"))
         if "ami" in self.enabled:
             tasks.append(asyncio.create_task(self._supervise("ami", self._ami), name="ami"))
         try:

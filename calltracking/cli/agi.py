@@ -26,14 +26,25 @@ def run_loop(coro):
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Override [agi] listen.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64),
               help="Database threads (more helps PostgreSQL over a network, not SQLite).")
+@click.option("--processes", default=None, type=click.IntRange(1, 32),
+              help="Server processes sharing the port (default: [agi] processes).")
+@click.option("--reuse-port", is_flag=True, hidden=True,
+              help="Share the port with other FastAGI processes (SO_REUSEPORT).")
 @pass_ctx
-def agi_serve(app, listen, workers):
+def agi_serve(app, listen, workers, processes, reuse_port):
     """Serve the FastAGI hooks (route, promo, tag, lookup) until SIGTERM or Ctrl-C."""
+    from agi.processes import Children, child_command
     from agi.server import run_agi
 
     cfg = app.config
     logging.getLogger().setLevel(cfg.log.level.upper())
-    kwargs = {"workers": workers}
+    processes = processes or cfg.agi.processes
+    children = None
+    if processes > 1:
+        reuse_port = True
+        children = Children(child_command(app.config_path, app.overrides, workers, listen),
+                            processes - 1)
+    kwargs = {"workers": workers, "reuse_port": reuse_port}
     if listen:
         from ..config import _hostport
 
@@ -53,8 +64,13 @@ def agi_serve(app, listen, workers):
         if task in done:
             task.result()                    # failed to start: raise the error
         host, port = kwargs.get("host", cfg.agi.listen[0]), kwargs.get("port", cfg.agi.listen[1])
-        click.echo(f"FastAGI listening on {host}:{port} (budget {cfg.agi.timeout_ms} ms)", err=True)
-        await task
+        more = f", {processes} processes" if processes > 1 else ""
+        click.echo(f"FastAGI listening on {host}:{port} (budget {cfg.agi.timeout_ms} ms{more})", err=True)
+        if children is not None:
+            kids = asyncio.create_task(children.run(stop))
+            await asyncio.gather(task, kids)
+        else:
+            await task
 
     try:
         run_loop(main())

@@ -22,5 +22,6 @@ def run(app, only, skip):
     setup_logging(cfg)
     enabled = enabled_components(cfg, tuple(only), tuple(skip))
     check_startup(cfg, enabled)
-    sup = Supervisor(cfg, app.sessionmaker, enabled)
+    sup = Supervisor(cfg, app.sessionmaker, enabled, config_path=app.config_path,
+                     overrides=dict(app.overrides))
     run_loop(sup.run())          # uvloop when installed

@@ -21,7 +21,9 @@ def make_config(db_url: str, **settings):
                  "general.default_queue": "general-q", "general.pbx_id": "pbx1",
                  "general.default_region": "RU",
                  # functional tests must not flake on a loaded machine; budget tests set 200 ms
-                 "agi.timeout_ms": "3000"}
+                 "agi.timeout_ms": "3000",
+                 # tests read the call row right after the answer: wait for the commit
+                 "agi.write_wait_ms": "3000"}
     overrides.update({k.replace("__", "."): str(v) for k, v in settings.items()})
     return load_config("/nonexistent/calltracking.ini", env={}, overrides=overrides, require_file=False)
 

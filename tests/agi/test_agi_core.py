@@ -33,7 +33,7 @@ def test_snapshot_attribution_matches_attribute(config, data, session_factory, c
             cat = env.cache.catalogue(s.connection(), None)
             e164 = hooks.normalize(did, "RU")
             info = cat.number(e164, e164 or did)
-            got = hooks.attribute_number(s, info, clock.now)
+            got = hooks.attribute_number(s.connection(), info, clock.now)
         finally:
             s.close()
         assert got["kind"] == ref.kind, did

@@ -1,0 +1,231 @@
+"""Group commit of the FastAGI hooks' call rows: one writer thread, one transaction per batch.
+
+Every ``route`` answer upserts its call row. Done one transaction per call, the
+commits and the session set-up cost more than the rest of the hook; here the
+calls that arrive together share one transaction (``executemany`` of the same
+upsert), which keeps the FastAGI server fast under a burst.
+
+:meth:`CallWriter.write` waits for the commit at most ``wait`` seconds (``[agi]
+write_wait_ms``, and never past the hook's budget). Normally the row is
+committed well before that; when the database is slow to write (SQLite locked
+by a long transaction, a disk stall) the channel gets its answer anyway and the
+row is written in the background as soon as the database allows, retried for
+``retry_seconds``. A job whose hook was answered with the defaults
+(``budget.cancelled``) is never written, checked again right before the commit.
+A failing batch is retried row by row, so one bad row fails alone.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Optional
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from . import hookdb
+from .hookdb import Budget, Cancelled
+
+log = logging.getLogger("calltracking.hooks")
+
+_STOP = object()
+
+
+class _Job:
+    __slots__ = ("values", "overwrite", "budget", "future", "give_up_at")
+
+    def __init__(self, values: dict, overwrite: tuple, budget: Optional[Budget], retry_seconds: float):
+        self.values, self.overwrite, self.budget = values, overwrite, budget
+        self.future: Future = Future()
+        self.give_up_at = time.monotonic() + retry_seconds
+
+    def cancelled(self) -> bool:
+        return self.budget is not None and self.budget.cancelled
+
+
+class CallWriter:
+    """The writer thread (started on first use); :meth:`close` drains and stops it."""
+
+    def __init__(self, engine: Engine, max_batch: int = 200, retry_seconds: float = 60.0,
+                 busy_ms: int = 2000):
+        self.engine = engine
+        self.max_batch = max_batch
+        self.retry_seconds = retry_seconds
+        self.busy_ms = busy_ms          # how long one attempt may wait for a lock
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread: Optional[threading.Thread] = None
+        self.lock = threading.Lock()
+        self.stats = {"batches": 0, "rows": 0, "cancelled": 0, "failed": 0, "late": 0, "retries": 0}
+
+    # ----------------------------------------------------------------- API
+    def write(self, values: dict, overwrite: tuple, budget: Optional[Budget] = None,
+              wait: float = 5.0) -> bool:
+        """Upsert one call row. True once committed; False when still pending after ``wait``
+        seconds (or the budget's end): it is then written in the background. Raises when
+        the write failed for good within the wait."""
+        if budget is not None:
+            budget.check()
+            wait = min(wait, max(budget.remaining(), 0.0))
+        job = _Job(values, overwrite, budget, self.retry_seconds)
+        self._start()
+        self.queue.put(job)
+        try:
+            job.future.result(wait)
+        except TimeoutError:
+            self.stats["late"] += 1
+            return False
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (within ``timeout``) and stop the thread."""
+        with self.lock:
+            thread, self.thread = self.thread, None
+        if thread is not None:
+            self.queue.put(_STOP)
+            thread.join(timeout)
+
+    # ---------------------------------------------------------- the thread
+    def _start(self) -> None:
+        if self.thread is None:
+            with self.lock:
+                if self.thread is None:
+                    self.thread = threading.Thread(target=self._run, name="agi-writer", daemon=True)
+                    self.thread.start()
+
+    def _run(self) -> None:
+        pending: list[_Job] = []
+        stop = False
+        while not (stop and not pending):
+            if not pending:
+                job = self.queue.get()
+                if job is _STOP:
+                    return
+                pending.append(job)
+            while len(pending) < self.max_batch:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                pending.append(more)
+            try:
+                pending = self._write(pending)
+            except Exception:  # noqa: BLE001 - never let the writer thread die
+                log.exception("call writer: unexpected failure")
+                pending = self._keep_or_drop(pending, "unexpected failure")
+            if pending:
+                self.stats["retries"] += 1
+                time.sleep(0.2)             # the database is busy or down: try again shortly
+
+    def _write(self, batch: list[_Job]) -> list[_Job]:
+        """Commit ``batch``; returns the jobs to try again (the database was busy or down)."""
+        live = self._drop_cancelled(batch)
+        if not live:
+            return []
+        try:
+            self._commit(live)
+            return []
+        except Exception as e:  # noqa: BLE001 - sorted out below
+            if _transient(e):
+                return self._keep_or_drop(live, _first_line(e))
+            if len(live) == 1:          # this row itself is bad
+                self._fail(live[0], e)
+                return []
+        retry = []
+        for j in live:                  # find the bad row(s) of the batch
+            try:
+                if self._drop_cancelled([j]):
+                    self._commit([j])
+            except Exception as e1:  # noqa: BLE001
+                if _transient(e1):
+                    retry.append(j)
+                else:
+                    self._fail(j, e1)
+        return self._keep_or_drop(retry, "database busy") if retry else []
+
+    def _keep_or_drop(self, jobs: list[_Job], why: str) -> list[_Job]:
+        now = time.monotonic()
+        keep = []
+        for j in jobs:
+            if j.cancelled() or now < j.give_up_at:
+                keep.append(j)
+            else:
+                self._fail(j, RuntimeError(f"gave up after {self.retry_seconds:.0f} s: {why}"))
+        return keep
+
+    def _fail(self, job: _Job, e: Exception) -> None:
+        self.stats["failed"] += 1
+        log.error("call %s: could not write its row (%s: %s); the AMI listener still records the "
+                  "call, without the attribution", job.values.get("linkedid"), type(e).__name__,
+                  str(e).splitlines()[0] if str(e) else "")
+        if not job.future.done():
+            job.future.set_exception(e)
+
+    def _drop_cancelled(self, jobs: list[_Job]) -> list[_Job]:
+        live = []
+        for j in jobs:
+            if j.cancelled():
+                self.stats["cancelled"] += 1
+                if not j.future.done():
+                    j.future.set_exception(Cancelled())
+            else:
+                live.append(j)
+        return live
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        """Write ``jobs`` in one transaction; jobs cancelled before the commit are left out."""
+        while jobs:
+            if self._transaction(jobs):
+                self.stats["batches"] += 1
+                self.stats["rows"] += len(jobs)
+                for j in jobs:
+                    if not j.future.done():
+                        j.future.set_result(None)
+                return
+            jobs = self._drop_cancelled(jobs)
+
+    def _transaction(self, jobs: list[_Job]) -> bool:
+        groups: dict[tuple, list[dict]] = {}
+        for j in jobs:
+            groups.setdefault((tuple(sorted(j.values)), j.overwrite), []).append(j.values)
+        try:
+            conn = self.engine.connect()
+        except Exception as e:  # noqa: BLE001 - not this row's fault: the database is away
+            raise Unavailable(_first_line(e)) from e
+        with conn:
+            dialect = conn.dialect.name
+            if dialect == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {self.busy_ms}")
+            for (keys, overwrite), rows in groups.items():
+                conn.execute(hookdb._upsert_stmt(dialect, keys, overwrite), rows)
+            if any(j.cancelled() for j in jobs):     # answered with the defaults meanwhile
+                conn.rollback()
+                return False
+            conn.commit()
+            return True
+
+
+class Unavailable(Exception):
+    """The database could not be reached at all."""
+
+
+def _transient(e: Exception) -> bool:
+    """Locked, busy, timed out, connection trouble: worth another try (a bad row is not)."""
+    if isinstance(e, Unavailable):
+        return True
+    if not isinstance(e, DBAPIError):
+        return False
+    if e.connection_invalidated or isinstance(e, OperationalError):
+        return True
+    code = getattr(e.orig, "sqlstate", None) or ""
+    return code.startswith(("40", "55P03", "57014", "08"))    # serialization, lock, cancel, connection
+
+
+def _first_line(e: Exception) -> str:
+    text = str(getattr(e, "orig", None) or e)
+    return text.splitlines()[0] if text else type(e).__name__

@@ -1,0 +1,97 @@
+"""The FastAGI call writer: group commit, a bad row fails alone, cancelled jobs are never
+written, a database that stays down is given up on with an error (both databases)."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+
+from sqlalchemy import select
+
+from calltracking.db import make_engine, session_scope
+from calltracking.hooks import ROUTE_OVERWRITE, Budget
+from calltracking.hookwriter import CallWriter, _Job
+from calltracking.models import Call
+
+T0 = dt.datetime(2026, 3, 4, 9, 30, tzinfo=dt.timezone.utc)
+
+
+def _row(linkedid, project_id, attribution="static"):
+    return dict(pbx_id="pbx1", linkedid=linkedid, project_id=project_id, did="+74950001001",
+                caller_number="+79161110001", caller_name="", attribution=attribution,
+                queue="sales", started_at=T0, via_agi=True, updated_at=T0)
+
+
+def _linkedids(session_factory):
+    with session_scope(session_factory) as s:
+        return sorted(s.scalars(select(Call.linkedid)))
+
+
+def test_calls_arriving_together_share_one_transaction(engine, session_factory, data):
+    w = CallWriter(engine)
+    jobs = [_Job(_row(f"g.{i}", data["project"]), ROUTE_OVERWRITE, None, 60) for i in range(5)]
+    for j in jobs:                       # queued before the thread starts: one batch
+        w.queue.put(j)
+    w._start()
+    for j in jobs:
+        j.future.result(10)
+    w.close()
+    assert w.stats["batches"] == 1 and w.stats["rows"] == 5
+    assert _linkedids(session_factory) == [f"g.{i}" for i in range(5)]
+
+
+def test_a_bad_row_fails_alone_and_cancelled_jobs_are_not_written(engine, session_factory, data,
+                                                                  caplog):
+    w = CallWriter(engine)
+    cancelled = Budget(5.0)
+    cancelled.cancelled = True           # the channel got the defaults: must not be written
+    jobs = [_Job(_row("b.1", data["project"]), ROUTE_OVERWRITE, None, 60),
+            _Job(_row("b.2", data["project"], attribution="bogus"), ROUTE_OVERWRITE, None, 60),
+            _Job(_row("b.3", data["project"]), ROUTE_OVERWRITE, cancelled, 60),
+            _Job(_row("b.4", data["project"]), ROUTE_OVERWRITE, None, 60)]
+    for j in jobs:
+        w.queue.put(j)
+    with caplog.at_level(logging.ERROR, "calltracking.hooks"):
+        w._start()
+        for j in jobs:
+            j.future.exception(10)       # wait for each outcome
+        w.close()
+    assert jobs[0].future.exception() is None and jobs[3].future.exception() is None
+    assert jobs[1].future.exception() is not None and jobs[2].future.exception() is not None
+    assert _linkedids(session_factory) == ["b.1", "b.4"]
+    assert "call b.2: could not write its row" in caplog.text
+    assert w.stats["failed"] == 1 and w.stats["cancelled"] == 1
+
+
+def test_write_returns_at_once_when_committed(engine, session_factory, data):
+    w = CallWriter(engine)
+    try:
+        assert w.write(_row("w.1", data["project"]), ROUTE_OVERWRITE, Budget(5.0), wait=5.0) is True
+        threads = [threading.Thread(target=w.write, args=(_row(f"w.{i}", data["project"]),
+                                                          ROUTE_OVERWRITE, Budget(5.0), 5.0))
+                   for i in range(2, 12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    finally:
+        w.close()
+    assert len(_linkedids(session_factory)) == 11
+    assert w.stats["rows"] == 11 and w.stats["batches"] <= 11
+
+
+def test_database_that_stays_down_is_given_up_with_an_error(tmp_path, caplog):
+    bad = tmp_path / "garbage.db"
+    bad.write_bytes(os.urandom(4096))
+    engine = make_engine(f"sqlite:///{bad}")
+    w = CallWriter(engine, retry_seconds=0.6)
+    job_row = _row("d.1", 1)
+    try:
+        with caplog.at_level(logging.ERROR, "calltracking.hooks"):
+            assert w.write(job_row, ROUTE_OVERWRITE, Budget(5.0), wait=0.05) is False  # pending
+            w.close(timeout=5.0)                          # retried, then given up
+    finally:
+        engine.dispose()
+    assert w.stats["failed"] == 1 and w.stats["retries"] >= 1
+    assert "call d.1: could not write its row" in caplog.text and "gave up after" in caplog.text
