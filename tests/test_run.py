@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE / "ami"))
 sys.path.insert(0, str(HERE / "agi"))
 
 from amiserver import FakeAsterisk, load, queue_members_from_conf  # noqa: E402
-from fake_asterisk import call as agi_call, headers as agi_headers  # noqa: E402
+from fake_asterisk import call as agi_call, headers as agi_headers, listeners  # noqa: E402
 from synth import burst  # noqa: E402
 
 from calltracking import services as svc  # noqa: E402
@@ -69,7 +69,7 @@ def asterisk():
 class Run:
     """`python -m calltracking run` in a subprocess with its own config file."""
 
-    def __init__(self, db_url: str, tmp: Path, ami_port: int):
+    def __init__(self, db_url: str, tmp: Path, ami_port: int, agi_processes: int = 1):
         self.agi_port, self.web_port = _port(), _port()
         self.ini = tmp / "config.ini"
         self.ini.write_text(f"""
@@ -88,6 +88,7 @@ reconnect_max = 1
 [agi]
 listen = 127.0.0.1:{self.agi_port}
 timeout_ms = 3000
+processes = {agi_processes}
 [web]
 listen = 127.0.0.1:{self.web_port}
 secret_key = {"k" * 40}
@@ -127,8 +128,8 @@ dir = {tmp}
 def run(db_url, tmp_path, asterisk):
     runs = []
 
-    def start():
-        r = Run(db_url, tmp_path, asterisk.port)
+    def start(**kwargs):
+        r = Run(db_url, tmp_path, asterisk.port, **kwargs)
         runs.append(r)
         return r
 
@@ -224,3 +225,14 @@ def test_sigterm_during_burst_loses_no_queued_event(run, asterisk, tracked, sess
         c = got[lid]
         assert (c.status, c.missed_reason) == (exp["status"], exp.get("missed_reason")), lid
         assert float(c.wait_seconds) == pytest.approx(exp["wait_seconds"], abs=0.0011), lid
+
+
+def test_run_with_two_fastagi_processes(run, asterisk, tracked):
+    r = run(agi_processes=2)
+    poll(lambda: listeners(r.agi_port) == 2, what=f"two FastAGI listeners\n{r.output()}")
+    for i in range(20):
+        res = agi_call(r.agi_port, agi_headers("route", args=("74950001001", f"2p.{i}")))
+        assert res.vars["CT_SOURCE"] == "Google Ads" and res.vars["CT_STATUS"] == "ok"
+    assert r.terminate() < 10
+    assert r.proc.returncode == 0
+    poll(lambda: listeners(r.agi_port) == 0, timeout=10, what="the FastAGI processes to stop")

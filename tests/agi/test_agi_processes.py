@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from calltracking.db import session_scope
 from calltracking.models import Call
 
-from fake_asterisk import call, headers
+from fake_asterisk import call, headers, listeners
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,14 +25,6 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _listeners(port: int) -> int:
-    """Sockets in LISTEN state on 127.0.0.1:port (/proc/net/tcp)."""
-    want = f"0100007F:{port:04X}"
-    with open("/proc/net/tcp") as f:
-        return sum(1 for line in f.readlines()[1:]
-                   if line.split()[1] == want and line.split()[3] == "0A")
 
 
 def _children(pid: int) -> list[int]:
@@ -63,7 +55,7 @@ def test_two_processes_share_the_port(db_url, data, session_factory):
             line = proc.stderr.readline()
             assert line, "the server did not start"
         assert b"2 processes" in line
-        assert _wait(lambda: _listeners(port) == 2), "the second process never listened"
+        assert _wait(lambda: listeners(port) == 2), "the second process never listened"
         with ThreadPoolExecutor(8) as ex:
             results = list(ex.map(lambda i: call(port, headers(args=("74950001001", f"p.{i}"))).vars,
                                   range(60)))
@@ -75,7 +67,7 @@ def test_two_processes_share_the_port(db_url, data, session_factory):
         assert len(kids) == 1
         os.kill(kids[0], signal.SIGKILL)                     # the parent starts another one
         assert _wait(lambda: _children(proc.pid) and _children(proc.pid) != kids
-                     and _listeners(port) == 2)
+                     and listeners(port) == 2)
         assert call(port, headers(args=("74950001001", "p.after"))).vars["CT_STATUS"] == "ok"
 
         kids = _children(proc.pid)
@@ -83,7 +75,7 @@ def test_two_processes_share_the_port(db_url, data, session_factory):
         assert proc.wait(15) == 0
         assert _wait(lambda: not any(os.path.exists(f"/proc/{k}") and
                                      open(f"/proc/{k}/stat").read().split()[2] != "Z" for k in kids))
-        assert _listeners(port) == 0
+        assert listeners(port) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
