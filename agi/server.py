@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +87,7 @@ class AgiServer:
             log.debug("remembered the default queue of %d numbers", n)
         except Exception as e:  # noqa: BLE001 - only an optimisation for outages
             log.warning("could not preload the numbers' default queues: %s", e)
+        gc.freeze()     # what is loaded now lives long: keep it out of the collector's passes
 
     async def close(self) -> None:
         if self.server is not None:
@@ -98,6 +100,7 @@ class AgiServer:
             await self.server.wait_closed()
         self.pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.get_running_loop().run_in_executor(None, self.env.writer.close)
+        self.env.close_connections()
 
     # ----------------------------------------------------------- connection
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Callable, NamedTuple, Optional
 
 from sqlalchemy import case, func
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .models import Call
@@ -126,6 +127,19 @@ def _driver(conn):
     return conn.connection.dbapi_connection, conn.dialect.name
 
 
+def autocommit(conn) -> None:
+    """PostgreSQL: put the driver connection in autocommit mode (reads leave nothing open)."""
+    raw, dialect = _driver(conn)
+    if dialect == "postgresql" and not raw.autocommit:
+        raw.autocommit = True
+
+
+def run_sql(conn, sql: str, params: dict):
+    """Execute ``sql`` (``:name`` parameters) on the driver connection under ``conn``."""
+    raw, dialect = _driver(conn)
+    return raw.execute(_sql(dialect, sql), params)
+
+
 @lru_cache(maxsize=32)
 def _sql(dialect: str, text: str) -> str:
     return _NAMED.sub(r"%(\1)s", text) if dialect == "postgresql" else text
@@ -145,12 +159,22 @@ def _aware(value) -> Optional[dt.datetime]:
     return value.replace(tzinfo=_UTC)
 
 
+def disconnected(conn, e: Exception) -> bool:
+    """Whether ``e`` means the database dropped the connection (SQLAlchemy's or the driver's)."""
+    if isinstance(e, DBAPIError):
+        return bool(e.connection_invalidated)
+    try:
+        return bool(conn.dialect.is_disconnect(e, None, None))
+    except Exception:  # noqa: BLE001 - not a driver error
+        return False
+
+
 def first_call(conn, pbx_id: str, project_id: Optional[int], number: str, now, window_days: int,
                linkedid: str) -> Optional[bool]:
     """Like :func:`attribution.is_first_call`, in one query that skips this call's own row."""
     if not number or not number.strip("+").isdigit():
         return None
-    raw, dialect = _driver(conn)
+    dialect = conn.dialect.name
     params = {"number": number, "now": _ts(now, dialect), "pbx": pbx_id, "linkedid": linkedid}
     sql = ("SELECT 1 FROM calls WHERE caller_number = :number AND started_at < :now"
            " AND NOT (pbx_id = :pbx AND linkedid = :linkedid)")
@@ -160,7 +184,7 @@ def first_call(conn, pbx_id: str, project_id: Optional[int], number: str, now, w
     if window_days:
         params["since"] = _ts(now - dt.timedelta(days=window_days), dialect)
         sql += " AND started_at >= :since"
-    cur = raw.execute(_sql(dialect, sql + " LIMIT 1"), params)
+    cur = run_sql(conn, sql + " LIMIT 1", params)
     try:
         return cur.fetchone() is None
     finally:
@@ -180,8 +204,8 @@ def pool_holder(conn, tn_id: int, hold_seconds: int, at) -> tuple[Optional[Holde
 
     Returns ``(holder or None, candidate count)``.
     """
-    raw, dialect = _driver(conn)
-    cur = raw.execute(_sql(dialect, _HOLDER_SQL), {
+    dialect = conn.dialect.name
+    cur = run_sql(conn, _HOLDER_SQL, {
         "tn": tn_id, "at": _ts(at, dialect),
         "since": _ts(at - dt.timedelta(seconds=hold_seconds), dialect)})
     try:

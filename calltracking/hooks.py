@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -52,9 +54,46 @@ class HookEnv:
     cache: HookCache = field(default_factory=HookCache)
     writer: Optional[object] = None                 # hookwriter.CallWriter (FastAGI) or None
 
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+    _opened: list = field(default_factory=list, repr=False)
+
     @property
     def engine(self):
         return self.session_factory.kw["bind"]
+
+    @contextmanager
+    def connection(self):
+        """This thread's own connection for the hot path's reads, kept open between calls:
+        no pool checkout and no pre-ping round trip per call (a dropped connection is
+        replaced on the spot by :func:`hookdb.run_sql`). The driver is in autocommit mode
+        (PostgreSQL: each read its own snapshot, nothing left open); a transaction
+        SQLAlchemy began (SQLite) is rolled back after use."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self.engine.connect()
+            self._opened = [c for c in self._opened if not c.closed] + [conn]
+        try:
+            hookdb.autocommit(conn)
+            yield conn
+        finally:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - broken: the next call opens a new one
+                self._local.conn = None
+                try:
+                    conn.invalidate()
+                    conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def close_connections(self) -> None:
+        """Close the threads' connections (the server is stopping; its threads are idle)."""
+        for conn in self._opened:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
+        self._opened = []
 
     @property
     def region(self) -> str:
@@ -153,6 +192,20 @@ def _prefixed_name(label: str, name: str) -> str:
 
 
 # --------------------------------------------------------------------- route
+def with_connection(env: HookEnv, fn):
+    """``fn(conn)`` on this thread's kept-open connection; when the database dropped that
+    connection (restart, admin kill), once more on a fresh one instead of failing the call."""
+    for attempt in (1, 2):
+        with env.connection() as conn:
+            try:
+                return fn(conn)
+            except Exception as e:
+                if attempt == 2 or not hookdb.disconnected(conn, e):
+                    raise
+                log.info("database connection lost (%s); reconnecting", type(e).__name__)
+                conn.invalidate()
+
+
 def attribute_number(conn, info: NumberInfo, now) -> dict:
     """:func:`attribution.attribute` on a cached catalogue entry (same rules, fewer queries)."""
     out = dict(kind="none", source_id=None, campaign_id=None, session=None, confidence=None,
@@ -186,37 +239,41 @@ def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: 
     name = _name(caller_name)
     e164 = normalize((did or "")[:64], env.region)
     did_text = e164 or (did or "").strip()[:32]
-    with env.engine.connect() as conn:      # Core, no ORM session: this is the hot path
+
+    def read(conn):
         cat, info = env.cache.number(conn, env.session_factory, e164, did_text)
-        project = info.project
         att = attribute_number(conn, info, now)
-        vs = att["session"]
-        rule = None
-        if project is not None:
-            rule = routing.choose(cat.rules.get(project.id, []),
-                                  _facts(now, project.timezone, att["source_id"], att["campaign_id"], vs))
-        default_queue = _project_queue(env, project)
-        queue = (rule.queue if rule and rule.queue else "") or default_queue
-        target = rule.target if rule else ""
-        if rule is not None and rule.record is not None:
-            record = rule.record
-        else:
-            record = bool(info.active and info.record and att["kind"] != "none")
+        project = info.project
         first = hookdb.first_call(conn, env.pbx_id, project.id if project else None, number, now,
-                           _window_days(env, project), linkedid)
-        source_name, label, campaign_name = cat.names(att["source_id"], att["campaign_id"])
-        ttc = None
-        if vs is not None:
-            ttc = Decimal(str(round(max((now - vs.first_seen).total_seconds(), 0.0), 3)))
-        values = dict(
-            pbx_id=env.pbx_id, linkedid=linkedid, project_id=project.id if project else None,
-            tracking_number_id=info.tn_id, did=did_text, caller_number=number, caller_name=name,
-            source_id=att["source_id"], campaign_id=att["campaign_id"], session_id=vs.id if vs else None,
-            routing_rule_id=rule.id if rule else None, attribution=att["kind"],
-            attribution_confidence=att["confidence"], candidate_count=att["candidates"],
-            queue=queue[:80], target=target[:200], started_at=now, first_call=first,
-            time_to_call_seconds=ttc, record=record, via_agi=True, updated_at=now,
-        )
+                                  _window_days(env, project), linkedid)
+        return cat, info, att, first
+
+    cat, info, att, first = with_connection(env, read)
+    project, vs = info.project, att["session"]
+    rule = None
+    if project is not None:
+        rule = routing.choose(cat.rules.get(project.id, []),
+                              _facts(now, project.timezone, att["source_id"], att["campaign_id"], vs))
+    default_queue = _project_queue(env, project)
+    queue = (rule.queue if rule and rule.queue else "") or default_queue
+    target = rule.target if rule else ""
+    if rule is not None and rule.record is not None:
+        record = rule.record
+    else:
+        record = bool(info.active and info.record and att["kind"] != "none")
+    source_name, label, campaign_name = cat.names(att["source_id"], att["campaign_id"])
+    ttc = None
+    if vs is not None:
+        ttc = Decimal(str(round(max((now - vs.first_seen).total_seconds(), 0.0), 3)))
+    values = dict(
+        pbx_id=env.pbx_id, linkedid=linkedid, project_id=project.id if project else None,
+        tracking_number_id=info.tn_id, did=did_text, caller_number=number, caller_name=name,
+        source_id=att["source_id"], campaign_id=att["campaign_id"], session_id=vs.id if vs else None,
+        routing_rule_id=rule.id if rule else None, attribution=att["kind"],
+        attribution_confidence=att["confidence"], candidate_count=att["candidates"],
+        queue=queue[:80], target=target[:200], started_at=now, first_call=first,
+        time_to_call_seconds=ttc, record=record, via_agi=True, updated_at=now,
+    )
     env.cache.remember_queue(did_text, default_queue)
     if write and linkedid:
         if env.writer is not None:          # FastAGI: group commit with the other calls

@@ -59,6 +59,7 @@ class CallWriter:
         self.thread: Optional[threading.Thread] = None
         self.lock = threading.Lock()
         self.stats = {"batches": 0, "rows": 0, "cancelled": 0, "failed": 0, "late": 0, "retries": 0}
+        self._conn = None               # the writer thread's own connection
 
     # ----------------------------------------------------------------- API
     def write(self, values: dict, overwrite: tuple, budget: Optional[Budget] = None,
@@ -102,7 +103,7 @@ class CallWriter:
             if not pending:
                 job = self.queue.get()
                 if job is _STOP:
-                    return
+                    break
                 pending.append(job)
             while len(pending) < self.max_batch:
                 try:
@@ -120,7 +121,20 @@ class CallWriter:
                 pending = self._keep_or_drop(pending, "unexpected failure")
             if pending:
                 self.stats["retries"] += 1
+                self._drop()                # maybe broken: reconnect for the next attempt
                 time.sleep(0.2)             # the database is busy or down: try again shortly
+        self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                try:
+                    conn.invalidate()
+                except Exception:  # noqa: BLE001
+                    pass
 
     def _write(self, batch: list[_Job]) -> list[_Job]:
         """Commit ``batch``; returns the jobs to try again (the database was busy or down)."""
@@ -193,14 +207,18 @@ class CallWriter:
         groups: dict[tuple, list[dict]] = {}
         for j in jobs:
             groups.setdefault((tuple(sorted(j.values)), j.overwrite), []).append(j.values)
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            try:        # kept open between batches: no pool checkout, no pre-ping round trip
+                conn = self._conn = self.engine.connect()
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(f"SET lock_timeout = {self.busy_ms}")
+                    conn.commit()
+            except Exception as e:  # noqa: BLE001 - not this row's fault: the database is away
+                self._conn = None
+                raise Unavailable(_first_line(e)) from e
+        dialect = conn.dialect.name
         try:
-            conn = self.engine.connect()
-        except Exception as e:  # noqa: BLE001 - not this row's fault: the database is away
-            raise Unavailable(_first_line(e)) from e
-        with conn:
-            dialect = conn.dialect.name
-            if dialect == "postgresql":
-                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {self.busy_ms}")
             for (keys, overwrite), rows in groups.items():
                 conn.execute(hookdb._upsert_stmt(dialect, keys, overwrite), rows)
             if any(j.cancelled() for j in jobs):     # answered with the defaults meanwhile
@@ -208,6 +226,12 @@ class CallWriter:
                 return False
             conn.commit()
             return True
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - a broken connection: open a new one next time
+                self._drop()
+            raise
 
 
 class Unavailable(Exception):
