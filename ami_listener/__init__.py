@@ -46,7 +46,8 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
     a = config.ami
     proc = processor or Processor(CallStore(sessionmaker, config.general.pbx_id,
                                             config.general.default_region,
-                                            config.general.first_call_window_days))
+                                            config.general.first_call_window_days,
+                                            config.asterisk.outbound_contexts))
     restored, wait = None, 1.0
     while restored is None:
         try:

@@ -9,7 +9,9 @@ The AGI hook may create the Call row first (``via_agi``): the listener then
 only writes the fields it owns (times, durations, status, operator, queue
 joined, recording) and keeps the attribution. A call that never passed the
 hook is attributed here when its DID is a tracked number, and not recorded
-at all otherwise. Applying the same state twice writes the same values.
+at all otherwise. Calls an operator placed (outbound, see
+:mod:`calltracking.interpret.outbound`) go to ``outbound_calls`` instead
+(:mod:`calltracking.outbound_store`). Applying the same state twice writes the same values.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .attribution import attribute, is_first_call
 from .ami_state import OperatorsAndState
 from .interpret.state import CallState
 from .models import AmiCall, AmiEvent, AmiListenerState, Call, CallLeg, Project
+from .outbound_store import OutboundStore
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +107,9 @@ def _caller(raw: str, region: str) -> str:
     return out
 
 
-class CallStore(OperatorsAndState):
-    def __init__(self, factory: sessionmaker, pbx_id: str, region: str = "RU", window_days: int = 0):
+class CallStore(OperatorsAndState, OutboundStore):
+    def __init__(self, factory: sessionmaker, pbx_id: str, region: str = "RU", window_days: int = 0,
+                 outbound_contexts: Iterable[str] = ()):
         self.factory = factory
         self.pbx_id = pbx_id
         self.region = region
@@ -116,6 +120,7 @@ class CallStore(OperatorsAndState):
         self._ops_loaded = False
         self._by_did: dict[str, tuple[float, Optional[dict]]] = {}
         self._windows: dict = {}
+        self._init_outbound(outbound_contexts)
 
     # ------------------------------------------------------------------ reading
     def load_live_events(self) -> list[tuple[dict, float]]:
@@ -243,6 +248,8 @@ class CallStore(OperatorsAndState):
                                         Call.recording_file)
                                  .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(lids[i:i + CHUNK]))):
                 existing[row.linkedid] = row
+        # outbound calls (an operator dialling out) go to outbound_calls, never to calls
+        self._outbound(s, self._split_outbound(s, by_lid, existing), _dialect_insert)
         now = dt.datetime.now(dt.timezone.utc)
         updates, inserted, inserts = [], [], []
         for lid, call in by_lid.items():

@@ -120,6 +120,20 @@ def _ident(v: str) -> str:
     return s
 
 
+def _contexts(v: str) -> tuple:
+    """``from-internal, sales-out`` -> ("from-internal", "sales-out"); empty -> ()."""
+    out = []
+    for part in v.split(","):
+        name = part.strip()
+        if not name:
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,80}", name):
+            raise ValueError(f"not a dialplan context name: {name!r} (expected a comma-separated list)")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
 def _dburl(v: str) -> str:
     s = v.strip()
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", s):
@@ -209,6 +223,8 @@ class NotifyConfig:
 class AsteriskConfig:
     config_dir: str = opt("/etc/asterisk", _str, "Asterisk's configuration directory")
     agi_bin_dir: str = opt("/var/lib/asterisk/agi-bin", _str, "Asterisk's AGI script directory")
+    outbound_contexts: tuple = opt((), _contexts, "Dialplan contexts whose new calls are outbound "
+                                   "(comma-separated; operators' phones are detected without it)")
 
 
 @dataclass(frozen=True)
@@ -274,7 +290,9 @@ class Config:
             d = {}
             for f in dataclasses.fields(sec):
                 v = getattr(sec, f.name)
-                if isinstance(v, tuple):
+                if f.metadata.get("conv") is _contexts:
+                    v = ", ".join(v)
+                elif isinstance(v, tuple):
                     v = f"{v[0]}:{v[1]}"
                 if hide_secrets and f.metadata.get("secret") and v:
                     v = "********"

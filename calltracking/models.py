@@ -645,3 +645,42 @@ class AmiListenerState(Base):
     classes: Mapped[str] = mapped_column(Text, default="{}")
     stats: Mapped[str] = mapped_column(Text, default="{}")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Outbound calls (issue 5: callbacks detected by the AMI listener; outbound-callbacks
+# helper). Calls an operator placed (own phone, click-to-call, or a context listed in
+# [asterisk] outbound_contexts), kept apart from the inbound `calls` table that reports,
+# rollups and the journal read. Written by calltracking.calls_store (upsert by
+# (pbx_id, linkedid)); read by calltracking.missed. Migration 0007. -------------------
+class OutboundCall(Base):
+    """One call placed by an operator to an outside number (never counted as an inbound call)."""
+
+    __tablename__ = "outbound_calls"
+    __table_args__ = (
+        UniqueConstraint("pbx_id", "linkedid", name="uq_outbound_calls_pbx_linkedid"),
+        CheckConstraint("status IN ('in_progress', 'answered', 'missed')", name="status"),
+        Index("ix_outbound_calls_number_started", "number", "started_at"),
+        Index("ix_outbound_calls_started", "started_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pbx_id: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[Optional[int]] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    operator_id: Mapped[Optional[int]] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"),
+                                                       index=True)
+    operator_name: Mapped[str] = mapped_column(String(200), default="")
+    interface: Mapped[str] = mapped_column(String(200), default="")
+    number: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    answered_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    ended_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    talk_seconds: Mapped[Optional[Decimal]] = mapped_column(Seconds)
+    status: Mapped[str] = mapped_column(String(12), default="in_progress")
+    originated_by_us: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the missed call a click-to-call was made for (CT_CALLBACK_FOR), when it still exists
+    callback_for_id: Mapped[Optional[int]] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    operator: Mapped[Optional[Operator]] = relationship()
+# --- end of outbound calls block ------------------------------------------------------

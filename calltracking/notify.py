@@ -174,11 +174,6 @@ def rule_message(config, session: Session, rule: NotificationRule, call: Call) -
     raise ValueError(f"channel {rule.channel!r} cannot send call alerts")
 
 
-def _not_outbound():
-    direction = getattr(Call, "direction", None)
-    return True if direction is None else direction != "outbound"
-
-
 def enqueue_missed(config, session_factory, now: dt.datetime | None = None) -> int:
     """Queue an alert per (rule, missed call) for calls missed in the last hour."""
     from .integrations import enqueue
@@ -192,7 +187,7 @@ def enqueue_missed(config, session_factory, now: dt.datetime | None = None) -> i
         for rule in rules:
             done = select(Delivery.call_id).where(Delivery.rule_id == rule.id, Delivery.call_id.is_not(None))
             calls = s.scalars(select(Call).where(
-                Call.project_id == rule.project_id, Call.status == "missed", _not_outbound(),
+                Call.project_id == rule.project_id, Call.status == "missed",
                 Call.ended_at >= now - MISSED_LOOKBACK, Call.id.not_in(done))
                 .order_by(Call.ended_at).limit(200)).all()
             for call in calls:
@@ -234,7 +229,7 @@ def digest_data(config, session: Session, project: Project, first: dt.date, end:
                func.sum(case((Call.status == "missed", 1), else_=0)))
         .select_from(Call).outerjoin(Source, Source.id == Call.source_id)
         .where(Call.project_id == project.id, Call.started_at >= start_utc, Call.started_at < end_utc,
-               Call.status.in_(("answered", "missed")), _not_outbound())
+               Call.status.in_(("answered", "missed")))
         .group_by(Source.name).order_by(func.count(Call.id).desc(), Source.name)).all()
     sources = [{"source": name or t["none"], "calls": int(n), "answered": int(a or 0),
                 "missed": int(m or 0)} for name, n, a, m in rows]

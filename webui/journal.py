@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from calltracking import callrecord, journal as core
+from calltracking.missed import outbound_to
 from calltracking.models import Call, PromoCode, Tag, TrackingNumber, VisitorSession
 
 from .auth import current_user, roles_required
@@ -157,7 +158,7 @@ def card(call_id):
                                  .options(selectinload(Call.source))))
     return render_template("journal/card.html", call=call, tz=call_tz(call), events=timeline(call),
                            visitor=vs, promo=promo, tracking_number=tn, rec_name=rec_name,
-                           rec_ok=rec_file is not None, history=history,
+                           rec_ok=rec_file is not None, history=history, outbound=outbound_to(s, call),
                            tags_text=", ".join(sorted(t.name for t in call.tags)))
 
 

@@ -49,7 +49,8 @@ def rebuild(app, since):
     except ServiceError as e:
         raise click.ClickException(str(e)) from None
     g = app.config.general
-    store = CallStore(app.sessionmaker, g.pbx_id, g.default_region, g.first_call_window_days)
+    store = CallStore(app.sessionmaker, g.pbx_id, g.default_region, g.first_call_window_days,
+                      app.config.asterisk.outbound_contexts)
     events = store.events_since(start)
     it = Interpreter()
     for ev, recv in events:

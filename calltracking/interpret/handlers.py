@@ -26,6 +26,13 @@ def _caller_info(call: CallState, ev: dict) -> None:
             call.did = ext
 
 
+def _seen_context(call: CallState, ev: dict) -> None:
+    """Remember the dialplan contexts the call's first channel runs in (outbound detection)."""
+    ctx = ev.get("Context", "")
+    if ctx and ev.get("Uniqueid") == call.linkedid and len(call.contexts) < 16:
+        call.contexts.add(ctx[:80])
+
+
 def _answer(it, call: CallState, leg: Leg, ts: float) -> None:
     if call.answered_at is None:
         call.answered_at = ts
@@ -65,6 +72,9 @@ def on_newchannel(it, ev: dict, ts: float):
         call.inbound, call.started_at = uid, ts
         call.caller_side.add(uid)
         call.did = ev.get("Exten", "")
+        call.first_channel, call.first_exten = name, ev.get("Exten", "")
+        call.first_context = ev.get("Context", "")
+        _seen_context(call, ev)
     elif (call.inbound and not call.answered_at and local_twin(name)
           and local_twin(name) == it.channel_name(call.inbound) and name.endswith(";2")):
         # Local/<DID>@ctx;1 plays the caller; its ;2 half is the inbound leg.
@@ -82,6 +92,7 @@ def on_callerid(it, ev: dict, ts: float):
     call = it.call_of(ev)
     if call is None:
         return None
+    _seen_context(call, ev)
     if ev.get("Uniqueid") == call.inbound:
         _caller_info(call, ev)
         return call.linkedid
@@ -149,6 +160,7 @@ def on_varset(it, ev: dict, ts: float):
     if call is None:
         return None
     value = ev.get("Value", "")
+    _seen_context(call, ev)
     if var == "MIXMONITOR_FILENAME":
         if value and not call.recording:
             call.recording = value
@@ -279,6 +291,10 @@ def on_dial_begin(it, ev: dict, ts: float):
     if call is None or src not in call.caller_side:
         return None
     dest = ev.get("DestUniqueid", "")
+    _seen_context(call, ev)
+    if dest and dest not in call.dials and len(call.dials) < 32:
+        call.dials[dest] = (ev.get("DialString", "")[:200], ev.get("DestCallerIDNum", "")[:40],
+                            ev.get("Exten", "")[:40])
     if dest in call.legs or dest in call.caller_side:
         return call.linkedid
     dial, dest_name = ev.get("DialString", ""), ev.get("DestChannel", "")

@@ -105,6 +105,14 @@ class CallState:
     done: bool = False
     seen: set = field(default_factory=set)              # dedupe keys of events applied
     cdr_billsec: dict = field(default_factory=dict)     # uniqueid -> CDR billable seconds
+    # The channel that created the call (Uniqueid == Linkedid), for telling outbound calls
+    # apart (see :mod:`.outbound`): its name, dialplan context and extension when created,
+    # every context it was seen in, and what the caller side dialled.
+    first_channel: str = ""
+    first_context: str = ""
+    first_exten: str = ""
+    contexts: set = field(default_factory=set)
+    dials: dict = field(default_factory=dict)           # dest uniqueid -> (DialString, DestCallerIDNum, Exten)
 
     # ------------------------------------------------------------------ record
     @property

@@ -15,8 +15,7 @@ sys.path.insert(0, str(HERE))
 
 from amiserver import FakeAsterisk, load, queue_members_from_conf  # noqa: E402
 
-FIXTURES = HERE.parents[1] / ".." / "shared" / "fixtures" / "asterisk-22"
-OWN = HERE / "fixtures"
+from amipaths import FIXTURES, OWN, event_count  # noqa: E402,F401 (fixtures' helpers)
 DIDS = ["74950001001", "74950001002", "74950001003", "74950001004", "74950001005", "74950001006",
         "74950001008", "74950001009", "74950001010", "74951110007", "74950001011", "74950001012"]
 
@@ -96,10 +95,6 @@ class Listener:
         assert not self.thread.is_alive(), "listener did not stop"
         if self.error:
             raise self.error
-
-
-def event_count(frames) -> int:
-    return sum(1 for f in frames if f.startswith(b"Event: ") and b"ActionID: " not in f)
 
 
 @pytest.fixture

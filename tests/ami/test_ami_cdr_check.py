@@ -3,7 +3,8 @@ import re
 
 import pytest
 
-from conftest import FIXTURES, OWN, load
+from amipaths import FIXTURES, OWN
+from amiserver import load
 
 
 def _mismatches(lst):

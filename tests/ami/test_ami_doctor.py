@@ -1,5 +1,6 @@
 """`calltracking doctor` against a real AMI server: login, event classes, timestamps, clock skew."""
-from conftest import FIXTURES, event_count, load
+from amipaths import FIXTURES, event_count
+from amiserver import load
 
 
 def doctor(run_cli, port, secret="ctsecret"):

@@ -7,7 +7,8 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import FIXTURES, event_count, load
+from amipaths import FIXTURES, event_count
+from amiserver import load
 
 EXPECTED = json.loads((FIXTURES / "expected_calls.json").read_text())
 SCENARIOS = sorted({e["scenario"] for e in EXPECTED})

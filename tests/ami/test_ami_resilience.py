@@ -8,7 +8,8 @@ import sys
 import time
 
 import pytest
-from conftest import FIXTURES, event_count, load
+from amipaths import FIXTURES, event_count
+from amiserver import load
 from sqlalchemy import func, select
 
 from calltracking.models import AmiEvent, Call

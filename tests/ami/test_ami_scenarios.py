@@ -3,7 +3,8 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import FIXTURES, OWN, event_count, load
+from amipaths import FIXTURES, OWN, event_count
+from amiserver import load
 from sqlalchemy import func, select
 
 from calltracking.models import AmiEvent, AmiListenerState, Call, CallLeg

@@ -1,0 +1,103 @@
+"""Outbound calls: telling a call an operator placed from an inbound one. Pure (no I/O).
+
+A call is *outbound* when its first channel (the one whose Uniqueid is the Linkedid):
+
+- carries ``CT_CALLBACK_FOR`` or ran in the ``calltracking-callback`` context: our own
+  click-to-call (:mod:`calltracking.originate`), ``originated_by_us``;
+- is an operator's device: its interface (the channel name without the ``-0000001a``
+  suffix, e.g. ``PJSIP/101``) is an active operator's interface;
+- was created in one of the contexts of ``[asterisk] outbound_contexts``.
+
+The number called is read from what the operator's channel dialled (``DialString``'s user
+part, the callee channel's caller ID, which ``Dial`` sets to the dialled extension, the
+operator channel's extension at the time of the ``Dial``) and from its first extension;
+the first that reads as a phone number wins. Internal calls (operator to operator) have no
+such number and are not outbound calls.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from .state import CallState, interface_of
+
+CALLBACK_CONTEXT = "calltracking-callback"
+CALLBACK_VAR = "CT_CALLBACK_FOR"
+#: Fewer digits than this is an extension, not an outside number.
+MIN_DIGITS = 7
+
+
+def norm_interface(interface: str) -> str:
+    """``PJSIP/101/n`` or ``PJSIP/101`` -> ``PJSIP/101`` (operators' interfaces as configured)."""
+    return interface.strip().removesuffix("/n")
+
+
+def first_interface(call: CallState) -> str:
+    return interface_of(call.first_channel) if call.first_channel else ""
+
+
+def originated_by_us(call: CallState) -> bool:
+    return bool(call.ct.get(CALLBACK_VAR)) or CALLBACK_CONTEXT in call.contexts
+
+
+def detect(call: CallState, operator_interfaces: Iterable[str] = (),
+           outbound_contexts: Iterable[str] = ()) -> Optional[str]:
+    """Why ``call`` is outbound ("callback", "operator" or "context"), or None when it is not."""
+    if not call.first_channel:
+        return None
+    if originated_by_us(call):
+        return "callback"
+    iface = first_interface(call)
+    if iface and iface in operator_interfaces:
+        return "operator"
+    if call.first_context and call.first_context in outbound_contexts:
+        return "context"
+    return None
+
+
+def callback_for(call: CallState) -> Optional[int]:
+    """The missed call's id our click-to-call passed in ``CT_CALLBACK_FOR``, if it reads as one."""
+    raw = (call.ct.get(CALLBACK_VAR) or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 18 else None
+
+
+def dialed_number(dial_string: str) -> str:
+    """The number in a ``Dial()`` string: ``89161234567@trunk`` -> ``89161234567``,
+    ``trunk/sip:+79161234567@sip.example.net`` -> ``+79161234567``, ``102@operators/n`` -> ``102``."""
+    for part in dial_string.strip().split("&", 1)[0].split("/"):
+        for scheme in ("sip:", "sips:", "tel:"):
+            if part.startswith(scheme):
+                part = part[len(scheme):]
+        user = part.split("@", 1)[0].split(";", 1)[0].strip()
+        if user and user.lstrip("+").isdigit():
+            return user
+    return ""
+
+
+def _digits(raw: str) -> str:
+    return "".join(c for c in raw if c.isdigit())
+
+
+def callee_candidates(call: CallState) -> list[str]:
+    """Raw numbers the operator's channel called, best first (answered dial before the others)."""
+    answered = call.answer_leg
+    order = sorted(call.dials.items(), key=lambda kv: kv[0] != answered)
+    out: list[str] = []
+    for _, (dial_string, dest_cid, exten) in order:
+        for raw in (dialed_number(dial_string), dest_cid, exten):
+            if raw and raw not in out:
+                out.append(raw)
+    if call.first_exten and call.first_exten not in out:
+        out.append(call.first_exten)
+    return [r for r in out if len(_digits(r)) >= MIN_DIGITS and r.lstrip("+").isdigit()]
+
+
+def pick_number(candidates: list[str], normalize) -> str:
+    """The first candidate ``normalize`` (raw -> E.164 or None) accepts, else the first one's digits."""
+    for raw in candidates:
+        e164 = normalize(raw)
+        if e164:
+            return e164
+    if candidates:
+        raw = candidates[0]
+        return ("+" if raw.startswith("+") else "") + _digits(raw)[:31]
+    return ""

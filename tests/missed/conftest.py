@@ -1,0 +1,42 @@
+"""Fixtures for the missed-calls worklist tests: the web UI test helpers, a project, users."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "webui"))
+
+from webui_support import PASSWORD, login, make_config  # noqa: E402
+
+
+@pytest.fixture
+def world(session_factory):
+    from calltracking import services as svc
+
+    s = session_factory()
+    p = svc.add_project(s, "acme", "ACME", "Europe/Moscow", default_queue="sales")
+    p2 = svc.add_project(s, "other", "Other", "Europe/Moscow")
+    op = svc.add_operator(s, "Olga", "PJSIP/101", queues="sales")
+    svc.add_user(s, "super", PASSWORD, "supervisor")
+    svc.add_user(s, "sveta", PASSWORD, "supervisor", language="ru")
+    s.commit()
+    ids = dict(project=p.id, other=p2.id, operator=op.id)
+    s.close()
+    return ids
+
+
+@pytest.fixture
+def client_for(db_url, session_factory, world):
+    from webui import create_app
+
+    app = create_app(make_config(db_url), session_factory, testing=True)
+    app.config["WTF_CSRF_ENABLED"] = False
+
+    def make(username="super"):
+        c = app.test_client()
+        assert login(c, username).status_code == 302
+        return c
+
+    return make
