@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Optional
 
 from sqlalchemy import (
-    Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer,
+    BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer,
     MetaData, Numeric, String, Table, Text, Time, UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -239,6 +239,17 @@ class RoutingRule(Base):
     target: Mapped[str] = mapped_column(String(200), default="")
     record: Mapped[Optional[bool]] = mapped_column(Boolean)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CatalogueVersion(Base):
+    """One row counting changes to what the AGI hooks cache (numbers, pools, projects, sources,
+    campaigns, routing rules). Database triggers (migration 0009) bump it on every insert,
+    delete and relevant update, whoever writes; the FastAGI server re-reads its catalogue
+    only when the number moved."""
+
+    __tablename__ = "catalogue_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Operator(Base):
