@@ -155,6 +155,14 @@ class Work:
     what: str = ""
 
 
+@dataclass
+class Write:
+    """The call row to upsert (FastAGI); the server waits at most ``[agi] write_wait_ms``."""
+
+    values: dict
+    overwrite: tuple
+
+
 Dialog = Generator[object, object, None]
 
 
@@ -217,8 +225,16 @@ def dialog(env: hooks.HookEnv, req: Request) -> Dialog:
         if not linkedid:
             linkedid = req.env.get("agi_uniqueid", "")
         caller = req.arg(3) or req.caller
-        result = yield Work(lambda b: hooks.route(env, did, linkedid, caller, req.caller_name, budget=b),
-                            lambda: hooks.defaults(env, "route", did, linkedid), "route")
+        if env.writer is None:          # classic script: one call, written before the answer
+            result = yield Work(lambda b: hooks.route(env, did, linkedid, caller, req.caller_name,
+                                                      budget=b),
+                                lambda: hooks.defaults(env, "route", did, linkedid), "route")
+        else:                           # FastAGI: the server writes the row in a batch
+            result, values = yield Work(
+                lambda b: hooks.plan_route(env, did, linkedid, caller, req.caller_name),
+                lambda: (hooks.defaults(env, "route", did, linkedid), None), "route")
+            if values is not None and values["linkedid"]:
+                yield Write(values, hooks.ROUTE_OVERWRITE)
         yield from set_all(result, env.config.agi.mset)
     elif h == "promo":
         yield from promo_dialog(env, req)

@@ -219,6 +219,21 @@ class AgiServer:
         finally:
             fut.add_done_callback(self._done)
 
+    async def _write(self, step: p.Write) -> bool:
+        """Queue the call row; wait for its commit at most ``[agi] write_wait_ms``."""
+        fut = self.env.writer.submit(step.values, step.overwrite, asyncio.get_running_loop())
+        fut.add_done_callback(_retrieve)
+        if fut.done():
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self.config.agi.write_wait_ms / 1000.0)
+            return True
+        except asyncio.TimeoutError:
+            self.env.writer.stats["late"] += 1       # written in the background
+        except Exception:  # noqa: BLE001 - the writer logged it; the routing stands
+            pass
+        return False
+
     def _done(self, fut) -> None:
         self.inflight -= 1
         if not fut.cancelled():
@@ -245,6 +260,9 @@ class AgiServer:
                                  self.config.agi.mset)
                 value = None
                 continue
+            if isinstance(step, p.Write):
+                value = await self._write(step)
+                continue
             if isinstance(step, p.Work):
                 fallbacks = self.stats["fallbacks"]
                 value = await self._work(step, started)
@@ -257,6 +275,11 @@ class AgiServer:
                 value = await self._command(step.line, reader, writer)
                 if step.line.startswith("GET DATA"):
                     started = time.monotonic()   # the budget restarts after the caller typed
+
+
+def _retrieve(fut) -> None:
+    if not fut.cancelled():
+        fut.exception()                       # a failure is logged by the writer
 
 
 def _guarded(fn, budget: hooks.Budget):

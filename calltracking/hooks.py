@@ -233,6 +233,20 @@ def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: 
 
     ``write=False`` computes the answer without creating the call (dry run).
     """
+    out, values = plan_route(env, did, linkedid, caller, caller_name)
+    if write and values["linkedid"]:
+        if env.writer is not None:          # FastAGI: group commit with the other calls
+            env.writer.write(values, ROUTE_OVERWRITE, budget, env.config.agi.write_wait_ms / 1000.0)
+        else:
+            hookdb.write(env.session_factory, budget,
+                         lambda s: hookdb.upsert_call(s, values, overwrite=ROUTE_OVERWRITE))
+    return out
+
+
+def plan_route(env: HookEnv, did: str, linkedid: str, caller: str = "",
+               caller_name: str = "") -> tuple[dict[str, str], dict]:
+    """The reads and decisions of :func:`route`: ``(CT_* variables, the call row to upsert)``.
+    The FastAGI server writes the row itself (asynchronously, in a batch)."""
     now = env.clock()
     linkedid = clean_linkedid(linkedid)
     number = caller_number(caller, env.region)
@@ -275,12 +289,6 @@ def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: 
         time_to_call_seconds=ttc, record=record, via_agi=True, updated_at=now,
     )
     env.cache.remember_queue(did_text, default_queue)
-    if write and linkedid:
-        if env.writer is not None:          # FastAGI: group commit with the other calls
-            env.writer.write(values, ROUTE_OVERWRITE, budget, env.config.agi.write_wait_ms / 1000.0)
-        else:
-            hookdb.write(env.session_factory, budget,
-                         lambda s: hookdb.upsert_call(s, values, overwrite=ROUTE_OVERWRITE))
     out = {
         "CT_CALL_ID": call_id(env, linkedid), "CT_PROJECT": project.key if project else "",
         "CT_SOURCE": source_name, "CT_CAMPAIGN": campaign_name, "CT_ATTRIBUTION": att["kind"],
@@ -292,7 +300,7 @@ def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: 
     }
     if env.config.agi.callerid_prefix and label and att["kind"] != "none" and info.callerid_prefix:
         out["CALLERID(name)"] = _prefixed_name(label, name)
-    return out
+    return out, values
 
 
 # --------------------------------------------------------------------- promo

@@ -16,6 +16,7 @@ A failing batch is retried row by row, so one bad row fails alone.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -35,12 +36,16 @@ _STOP = object()
 
 
 class _Job:
-    __slots__ = ("values", "overwrite", "budget", "future", "give_up_at")
+    __slots__ = ("values", "overwrite", "budget", "future", "give_up_at", "afut", "loop", "settled")
 
-    def __init__(self, values: dict, overwrite: tuple, budget: Optional[Budget], retry_seconds: float):
+    def __init__(self, values: dict, overwrite: tuple, budget: Optional[Budget], retry_seconds: float,
+                 loop=None):
         self.values, self.overwrite, self.budget = values, overwrite, budget
         self.future: Future = Future()
         self.give_up_at = time.monotonic() + retry_seconds
+        self.loop = loop                # asyncio caller: settled on its loop, in bulk
+        self.afut = loop.create_future() if loop is not None else None
+        self.settled = False
 
     def cancelled(self) -> bool:
         return self.budget is not None and self.budget.cancelled
@@ -60,6 +65,7 @@ class CallWriter:
         self.lock = threading.Lock()
         self.stats = {"batches": 0, "rows": 0, "cancelled": 0, "failed": 0, "late": 0, "retries": 0}
         self._conn = None               # the writer thread's own connection
+        self._to_loops: dict = {}       # event loop -> [(asyncio future, exception or None)]
 
     # ----------------------------------------------------------------- API
     def write(self, values: dict, overwrite: tuple, budget: Optional[Budget] = None,
@@ -79,6 +85,15 @@ class CallWriter:
             self.stats["late"] += 1
             return False
         return True
+
+    def submit(self, values: dict, overwrite: tuple, loop) -> "asyncio.Future":
+        """From an event loop: queue the upsert, return an asyncio future of its commit. The
+        futures of a batch are settled with one ``call_soon_threadsafe`` per loop (waking the
+        loop once per batch, not once per call)."""
+        job = _Job(values, overwrite, None, self.retry_seconds, loop)
+        self._start()
+        self.queue.put(job)
+        return job.afut
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (within ``timeout``) and stop the thread."""
@@ -119,11 +134,33 @@ class CallWriter:
             except Exception:  # noqa: BLE001 - never let the writer thread die
                 log.exception("call writer: unexpected failure")
                 pending = self._keep_or_drop(pending, "unexpected failure")
+            self._flush()
             if pending:
                 self.stats["retries"] += 1
                 self._drop()                # maybe broken: reconnect for the next attempt
                 time.sleep(0.2)             # the database is busy or down: try again shortly
         self._drop()
+
+    def _settle(self, job: _Job, exc: Optional[BaseException]) -> None:
+        if job.settled:
+            return
+        job.settled = True
+        if job.loop is None:
+            if exc is None:
+                job.future.set_result(None)
+            else:
+                job.future.set_exception(exc)
+        else:
+            self._to_loops.setdefault(job.loop, []).append((job.afut, exc))
+
+    def _flush(self) -> None:
+        """Settle the asyncio futures of this batch: one wake-up per event loop."""
+        pending, self._to_loops = self._to_loops, {}
+        for loop, items in pending.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, items)
+            except RuntimeError:        # the loop is closed: nobody waits any more
+                pass
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -177,16 +214,14 @@ class CallWriter:
         log.error("call %s: could not write its row (%s: %s); the AMI listener still records the "
                   "call, without the attribution", job.values.get("linkedid"), type(e).__name__,
                   str(e).splitlines()[0] if str(e) else "")
-        if not job.future.done():
-            job.future.set_exception(e)
+        self._settle(job, e)
 
     def _drop_cancelled(self, jobs: list[_Job]) -> list[_Job]:
         live = []
         for j in jobs:
             if j.cancelled():
                 self.stats["cancelled"] += 1
-                if not j.future.done():
-                    j.future.set_exception(Cancelled())
+                self._settle(j, Cancelled())
             else:
                 live.append(j)
         return live
@@ -198,8 +233,7 @@ class CallWriter:
                 self.stats["batches"] += 1
                 self.stats["rows"] += len(jobs)
                 for j in jobs:
-                    if not j.future.done():
-                        j.future.set_result(None)
+                    self._settle(j, None)
                 return
             jobs = self._drop_cancelled(jobs)
 
@@ -257,3 +291,14 @@ def _transient(e: Exception) -> bool:
 def _first_line(e: Exception) -> str:
     text = str(getattr(e, "orig", None) or e)
     return text.splitlines()[0] if text else type(e).__name__
+
+
+def _settle_all(items) -> None:
+    """On the event loop: settle the futures of one batch."""
+    for fut, exc in items:
+        if fut.done():
+            continue
+        if exc is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(exc)
