@@ -54,13 +54,15 @@ def test_cache_rereads_only_when_the_version_moved(engine, session_factory, data
     assert first.version is not None and "+74950001001" in first.numbers
 
     def settle():
-        for _ in range(100):            # the check runs in a background thread
-            time.sleep(0.06)
-            with engine.connect() as c:
-                cat = cache.catalogue(c, session_factory)
-            if not cache._refreshing:
-                return cat
-        raise AssertionError("no refresh")
+        """Let the snapshot age past the TTL, trigger the background check, wait for it."""
+        time.sleep(0.06)
+        with engine.connect() as c:
+            cache.catalogue(c, session_factory)
+        deadline = time.monotonic() + 20
+        while cache._refreshing:        # the check runs in a background thread
+            assert time.monotonic() < deadline, "the background check never finished"
+            time.sleep(0.01)
+        return cache._cat
 
     checked = first.loaded_at
     assert settle() is first and first.loaded_at > checked       # unchanged: same snapshot
