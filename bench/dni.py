@@ -2,12 +2,16 @@
 """Benchmark of dynamic number insertion (a script, not a test). Prints its figures.
 
 1. ``load``: the production server (``webui.server.make_server``: waitress + the
-   real Flask app) in its own process, on loopback; client processes post
-   ``/api/dni/assign`` for new visitors over keep-alive connections. Reports
-   assignments/s, latency p50/p99, errors, and double-assigned numbers (the
-   same number in two answers while both holds are live, plus the database
-   check). The per-IP rate limit is raised for the run (every client is
-   127.0.0.1 here).
+   real Flask app) in its own process, on loopback; a cheap asyncio client
+   (``bench/dni_load.py``: raw HTTP/1.1 keep-alive, pre-built requests) posts
+   ``/api/dni/assign`` for NEW visitors, first closed loop (max throughput),
+   then open loop at ``--rate`` requests/s (latency from the scheduled send
+   time). Every answer is checked: status, kind "pool", and the number — the
+   same number twice is a double assignment (all holds are live during the
+   run), and the database is checked for numbers with two live reservations.
+   Also printed: CPU of the server process (and of PostgreSQL) per
+   assignment, read from /proc. The per-IP rate limit is raised for the run
+   (every client is 127.0.0.1 here).
 2. ``sim``: a day of synthetic visitor traffic through the real core
    (``calltracking.dni`` with simulated time, the scheduler's release every
    minute, calls attributed with ``calltracking.attribution``): day 1 on a
@@ -16,13 +20,12 @@
    attribution accuracy (calls attributed to the visitor who called).
 
 Usage: ``.venv/bin/python bench/dni.py [load|sim|all] [--db sqlite|postgresql|both]
-[--seconds 10] [--clients 16] [--visitors 10000]``
+[--seconds 10] [--clients 16] [--server-threads 8] [--rate 1500] [--visitors 10000]``
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import http.client
 import json
 import multiprocessing as mp
 import os
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
+import dni_load as L  # noqa: E402
 from calltracking import dni, migrate, pool_sizing, services as svc  # noqa: E402
 from calltracking.attribution import attribute  # noqa: E402
 from calltracking.config import load_config  # noqa: E402
@@ -141,77 +145,50 @@ def _serve(url: str, port_q, threads: int):
     server.run()
 
 
-def _client(port: int, seconds: float, threads: int, out_q, rate: float = 0.0):
-    """``threads`` keep-alive clients; ``rate`` > 0: each paces itself to rate/threads requests/s."""
-    import threading
-
-    results = []
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def worker():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        local = []
-        interval = threads / rate if rate else 0.0
-        nxt = time.monotonic() + random.uniform(0, interval)
-        while time.monotonic() < deadline:
-            if interval:
-                pause = nxt - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-                nxt += interval
-            body = json.dumps({"project": "acme", "utm_source": "google", "utm_term": "bench"})
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", "/api/dni/assign", body=body, headers={
-                    "Content-Type": "text/plain", "Origin": "https://shop.example", "User-Agent": UA})
-                r = conn.getresponse()
-                data = json.loads(r.read())
-                status = r.status
-            except (OSError, http.client.HTTPException, ValueError):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                status, data = 0, {}
-            local.append((time.perf_counter() - t0, status, data.get("kind"), data.get("number")))
-        with lock:
-            results.extend(local)
-
-    ts = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    out_q.put(results)
+def _pg_pids(url: str) -> list:
+    """The PostgreSQL processes of a bench cluster (postmaster and its children)."""
+    host = url.split("host=", 1)[1].split("&", 1)[0]
+    with open(f"{host}/data/postmaster.pid") as f:
+        return L.children(int(f.readline()))
 
 
-def load(kind: str, seconds: float, clients: int, server_threads: int, rate: float = 0.0) -> dict:
+def load(kind: str, seconds: float, clients: int, server_threads: int, rate: float = 0.0,
+         warmup: float = 2.0, client_procs: int = 1) -> dict:
     url, cleanup = new_db(kind)
-    numbers = 60_000
+    numbers = 100_000
     engine, factory, pool_id = setup_pool(url, numbers)
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     srv = ctx.Process(target=_serve, args=(url, q, server_threads), daemon=True)
     srv.start()
     port = q.get(timeout=60)
+    req = L.request_bytes("/api/dni/assign", {"project": "acme", "utm_source": "google", "utm_term": "bench"},
+                          {"Content-Type": "text/plain", "Origin": "https://shop.example", "User-Agent": UA})
     try:
-        procs, out = 2, ctx.Queue()
-        cps = [ctx.Process(target=_client, args=(port, seconds, clients // procs, out, rate / procs))
-               for _ in range(procs)]
+        out = ctx.Queue()
+        t_measure = time.monotonic() + 1.0 + warmup        # client start-up, then warm-up
+        t_end = t_measure + seconds
+        cps = [ctx.Process(target=L.client, args=(port, req, clients // client_procs, t_measure, t_end,
+                                                  rate / client_procs, out)) for _ in range(client_procs)]
         for p in cps:
             p.start()
-        results = []
-        for _ in cps:
-            results.extend(out.get(timeout=seconds + 120))
+        time.sleep(max(0.0, t_measure - time.monotonic()))
+        pg_pids = _pg_pids(url) if kind == "postgresql" else []
+        srv0, pg0 = L.cpu_seconds([srv.pid]), L.cpu_seconds(pg_pids)
+        time.sleep(max(0.0, t_end - time.monotonic()))
+        srv1, pg1 = L.cpu_seconds([srv.pid]), L.cpu_seconds(pg_pids)
+        parts = [out.get(timeout=seconds + 120) for _ in cps]
         for p in cps:
             p.join()
     finally:
         srv.terminate()
         srv.join(10)
-    lat = sorted(r[0] for r in results)
-    ok = [r for r in results if r[1] == 200]
-    kinds = Counter(r[2] for r in ok)
-    pool_numbers = Counter(r[3] for r in ok if r[2] == "pool")
-    doubles = sum(1 for _, c in pool_numbers.items() if c > 1)
+    lat = [x for part in parts for x in part[0]]
+    statuses, kinds = Counter(), Counter()
+    for part in parts:
+        statuses.update(part[1])
+        kinds.update(part[2])
+    res = L.summarize(seconds, lat, dict(statuses), dict(kinds), [n for part in parts for n in part[3]])
     with engine.connect() as conn:
         db_doubles = conn.execute(select(func.count()).select_from(
             select(PoolReservation.tracking_number_id).where(PoolReservation.released_at.is_(None))
@@ -219,17 +196,18 @@ def load(kind: str, seconds: float, clients: int, server_threads: int, rate: flo
         sessions = conn.execute(select(func.count()).select_from(VisitorSession)).scalar_one()
     engine.dispose()
     cleanup()
-
-    def pct(q):
-        return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2) if lat else None
-
-    return {"db": kind, "seconds": seconds, "clients": clients, "server_threads": server_threads,
-            "offered_rate": rate or "max",
-            "requests": len(results), "errors": len(results) - len(ok), "kinds": dict(kinds),
-            "assignments_per_s": round(kinds.get("pool", 0) / seconds, 1),
-            "requests_per_s": round(len(results) / seconds, 1), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-            "max_ms": pct(1.0), "double_assigned": doubles, "db_double_live": db_doubles,
-            "sessions_created": sessions}
+    per = max(kinds.get("pool", 0), 1)
+    res.update({"db": kind, "offered_rate": rate or "max", "connections": clients,
+                "server_threads": server_threads, "seconds": seconds,
+                "server_cpu_ms_per_assignment": round((srv1 - srv0) * 1000 / per, 3),
+                "server_cpu_util": round((srv1 - srv0) / seconds, 2),
+                "client_cpu_ms_per_request": round(sum(p[5] for p in parts) * 1000 / max(len(lat), 1), 3),
+                "answered_per_s": round(sum(p[6] for p in parts) / seconds, 1),
+                "warmup_failures": sum(p[4] for p in parts), "db_double_live": db_doubles,
+                "sessions_created": sessions})
+    if kind == "postgresql":
+        res["postgres_cpu_ms_per_assignment"] = round((pg1 - pg0) * 1000 / per, 3)
+    return res
 
 
 # --------------------------------------------------------------- pool simulation
@@ -356,16 +334,19 @@ def main(argv=None):
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--server-threads", type=int, default=8)
     ap.add_argument("--visitors", type=int, default=10_000)
-    ap.add_argument("--rate", type=float, default=0.0,
-                    help="also measure latency at this fixed offered rate (requests/s, open loop)")
+    ap.add_argument("--rate", type=float, default=1500.0,
+                    help="then measure latency at this fixed offered rate (requests/s, open loop; 0: skip)")
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--client-procs", type=int, default=1)
     a = ap.parse_args(argv)
     dbs = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
     for kind in dbs:
         if a.what in ("load", "all"):
-            print(json.dumps({"load": load(kind, a.seconds, a.clients, a.server_threads)}), flush=True)
+            print(json.dumps({"load": load(kind, a.seconds, a.clients, a.server_threads, 0.0, a.warmup,
+                                           a.client_procs)}), flush=True)
             if a.rate:
-                print(json.dumps({"load": load(kind, a.seconds, max(4, a.clients // 2), a.server_threads, a.rate)}),
-                      flush=True)
+                print(json.dumps({"load": load(kind, a.seconds, a.clients, a.server_threads, a.rate, a.warmup,
+                                               a.client_procs)}), flush=True)
         if a.what in ("sim", "all"):
             print(json.dumps({"sim": sim(kind, a.visitors)}, default=str), flush=True)
 

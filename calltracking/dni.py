@@ -18,7 +18,9 @@
    candidate row with ``FOR UPDATE SKIP LOCKED``; SQLite takes the database
    write lock at the start of the transaction (a first write statement,
    like ``BEGIN IMMEDIATE``) and writers of one process queue on a lock. A
-   conflict that still happens (another process) is retried;
+   conflict that still happens (another process) is retried. A NEW visitor
+   takes the fast path of :mod:`calltracking.dni_fast` first (batched raw
+   writes, the same order and guarantees); what it cannot finish comes here;
 6. when no number is free, expired holds of that pool are released on the
    spot and the pool is tried once more; still none → ``exhausted_count`` is
    incremented and the pool's fallback number (or the project's default
@@ -33,10 +35,12 @@ rows at call time.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -44,10 +48,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from . import dni_sql as Q, promo, useragent
+from . import dni_fast, dni_sql as Q, promo, useragent
 from .models import (
     Campaign, NumberPool, PoolReservation, Project, Source, TrackingNumber, VisitorSession, utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 SESSION_IDLE = dt.timedelta(minutes=30)
 CACHE_TTL = 5.0
@@ -158,6 +164,7 @@ class ProjectInfo:
 _cache: dict = {}
 _cache_lock = threading.Lock()
 _write_locks: dict = {}
+_urls: "weakref.WeakKeyDictionary[Engine, str]" = weakref.WeakKeyDictionary()
 
 
 def invalidate_cache() -> None:
@@ -169,8 +176,16 @@ def parse_origins(text_: str) -> frozenset:
     return frozenset(o.strip().rstrip("/").lower() for o in re.split(r"[\s,]+", text_ or "") if o.strip())
 
 
+def _url(engine: Engine) -> str:
+    """The engine's URL as a string, computed once (hashing a ``URL`` renders it every time)."""
+    url = _urls.get(engine)
+    if url is None:
+        url = _urls[engine] = engine.url.render_as_string(hide_password=False)
+    return url
+
+
 def project_info(engine: Engine, key: str) -> Optional[ProjectInfo]:
-    ck = (engine.url, key)
+    ck = (_url(engine), key)
     info = _cache.get(ck)
     if info is not None and time.monotonic() - info.loaded < CACHE_TTL:
         return info
@@ -205,10 +220,11 @@ def project_info(engine: Engine, key: str) -> Optional[ProjectInfo]:
 
 def _write_lock(engine: Engine):
     """Writers of one process queue here on SQLite (one writer at a time anyway)."""
-    lock = _write_locks.get(engine.url)
+    url = _url(engine)
+    lock = _write_locks.get(url)
     if lock is None:
         with _cache_lock:
-            lock = _write_locks.setdefault(engine.url, threading.Lock())
+            lock = _write_locks.setdefault(url, threading.Lock())
     return lock
 
 
@@ -352,9 +368,25 @@ def assign(factory, req: AssignRequest, now: Optional[dt.datetime] = None) -> As
     known = bool(req.visitor_id)          # a visitor id we issued earlier (else: a new visitor)
     visitor_id = req.visitor_id = req.visitor_id or new_visitor_id()
     pg = engine.dialect.name == "postgresql"
+    sid0 = None
+    if not known and pool is not None and pool.promo_mode != "always" and dni_fast.supported(engine):
+        # A new visitor: written by dni_fast's writer thread in a batch (one statement on PostgreSQL,
+        # one transaction on SQLite); what it cannot do (exhaustion, errors) falls through to below.
+        f = req.fields
+        values = (info.id, visitor_id, f["ga_client_id"], f["utm_source"], f["utm_medium"], f["utm_campaign"],
+                  f["utm_term"], f["utm_content"], f["gclid"], f["yclid"], f["keyword"] or f["utm_term"],
+                  f["referrer"], f["landing_page"], req.user_agent, ua.device, ua.os, ua.browser, req.ip,
+                  source_id, now, now)
+        try:
+            sid0, number = dni_fast.assign_new(engine, values, pool.id, None if pg else _write_lock(engine))
+        except Exception:                 # a lost race or a hint out of step: the general path decides
+            log.debug("DNI fast path failed; using the general path", exc_info=True)
+        else:
+            if number is not None:
+                return AssignResult(number, "pool", visitor_id, sid0, pool.id, pool.hold_seconds)
 
     def work(conn: Connection) -> AssignResult:
-        sid = _session(conn, info, req, source_id, now, ua, known)
+        sid = sid0 if sid0 is not None else _session(conn, info, req, source_id, now, ua, known)
         if pool is None:
             return AssignResult(static or info.default_number, "static" if static else "default",
                                 visitor_id, sid)
@@ -367,7 +399,7 @@ def assign(factory, req: AssignRequest, now: Optional[dt.datetime] = None) -> As
             res.promo = promo.code_for_session(conn, info.id, sid, source_id, now)
         return res
 
-    return _retrying(engine, work, write_first=not known)
+    return _retrying(engine, work, write_first=not known and sid0 is None)
 
 
 def heartbeat(factory, project: str, visitor_id: str, now: Optional[dt.datetime] = None) -> AssignResult:
