@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import importlib.util
 import json
 import os
@@ -382,20 +383,23 @@ def main():
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--small", action="store_true", help="1,000 numbers, 20,000 past calls, short runs")
     ap.add_argument("--rate", type=float, default=200.0)
-    ap.add_argument("--seconds", type=float, default=30.0, help="open-loop duration")
+    ap.add_argument("--seconds", type=float, default=None, help="open-loop duration (default 30; 5 with --small)")
     ap.add_argument("--total", type=int, default=100_000, help="calls over the whole run (all must succeed)")
     ap.add_argument("--concurrency", type=int, default=16, help="closed-loop simultaneous calls")
     ap.add_argument("--max-closed-seconds", type=float, default=600.0)
     ap.add_argument("--classic-calls", type=int, default=40)
     ap.add_argument("--workers", type=int, default=4, help="`calltracking agi --workers`")
     ap.add_argument("--processes", type=int, default=1, help="FastAGI server processes on the port")
+    ap.add_argument("--write-wait-ms", type=int, default=50, help="[agi] write_wait_ms of the server")
     ap.add_argument("--timeout-ms", type=int, default=300, help="[agi] timeout_ms of the server")
     a = ap.parse_args()
     if a.small:
         numbers, pool, past = 1000, 100, 20_000
-        a.seconds, a.total, a.classic_calls = min(a.seconds, 5.0), min(a.total, 3000), min(a.classic_calls, 10)
+        a.seconds = 5.0 if a.seconds is None else a.seconds
+        a.total, a.classic_calls = max(min(a.total, 3000), int(a.rate * a.seconds) + 1000), min(a.classic_calls, 10)
     else:
         numbers, pool, past = 10_000, 1_000, 1_000_000
+        a.seconds = 30.0 if a.seconds is None else a.seconds
 
     tmp = Path(tempfile.mkdtemp(prefix="ct-bench-"))
     cluster = None
@@ -414,7 +418,8 @@ def main():
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}
         env.update(CALLTRACKING_DATABASE_URL=url, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}",
                    CALLTRACKING_GENERAL_DEFAULT_QUEUE="sales", CALLTRACKING_AGI_TIMEOUT_MS=str(a.timeout_ms),
-                   CALLTRACKING_LOG_LEVEL="warning", CALLTRACKING_DATABASE_POOL_SIZE="10")
+                   CALLTRACKING_LOG_LEVEL="warning", CALLTRACKING_DATABASE_POOL_SIZE="10",
+                   CALLTRACKING_AGI_WRITE_WAIT_MS=str(a.write_wait_ms))
         server = subprocess.Popen(
             [sys.executable, "-c", "from calltracking.cli import main; "
              f"main(['agi', '--workers', '{a.workers}', '--processes', '{a.processes}'])"],
@@ -429,6 +434,11 @@ def main():
 
         async def run():
             await closed_loop(port, load, 4, 200, 30)          # warm-up (not counted)
+            # The client's own garbage collector (thousands of tasks and results) would pause
+            # it for tens of ms and show up as the server's tail latency: off while measuring.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
             print(f"load average before the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                   flush=True)
             ol = await open_loop(port, load, a.rate, a.seconds)
@@ -450,6 +460,7 @@ def main():
             print(f"classic     {cc['calls']:>7,} calls, 2 at a time: {cc['rate']:.1f} calls/s "
                   f"(p50 {cc['p50']:.0f} ms per call)  failed {cc['failed']}; CPU {cc['cpu_ms']:.0f} ms "
                   f"per call = {1000 / cc['cpu_ms']:.1f} calls per CPU-second", flush=True)
+            gc.enable()
             print(f"load average after the run: {os.getloadavg()[0]:.1f}", flush=True)
             return ol, cl, cc
 
