@@ -91,11 +91,37 @@ def split_range(date_from: dt.date, date_to: dt.date):
     return (m0, month_start(m1)), edges
 
 
-def _rollup_rows(f: ReportFilter, dims, cols):
+def rollup_range(session: Session, f: ReportFilter):
+    """:func:`split_range`, but a partial first or last month is read from its monthly rows
+    when the project has no rolled-up day in that month outside the range: the current
+    month when the range ends today, the first month of data when it starts there. Exact,
+    and far fewer rows (two years of keywords: ~50,000 rows instead of ~100,000)."""
+    months, edges = split_range(f.date_from, f.date_to)
+    if not edges:
+        return months, edges
+    d = ReportDaily
+    kept, widened = [], []
+    for a, b in edges:
+        ms, me = month_start(a), month_end(a)
+        if month_start(b) != ms:
+            kept.append((a, b))
+            continue
+        outside = session.execute(select(d.day).where(
+            d.project_id == f.project.id, d.dim == "all",
+            or_(and_(d.day >= ms, d.day < a), and_(d.day > b, d.day <= me))).limit(1)).first()
+        (kept if outside else widened).append((a, b) if outside else ms)
+    if widened:
+        starts = widened + ([months[0], months[1]] if months else [])
+        months = (min(starts), max(starts))
+    return months, kept
+
+
+def _rollup_rows(f: ReportFilter, dims, cols, session: Optional[Session] = None):
     """The report_daily rows covering the filter's range for ``dims``: monthly
     rows for whole months, daily rows for the edges; as a subquery."""
     d = ReportDaily
-    months, edges = split_range(f.date_from, f.date_to)
+    months, edges = rollup_range(session, f) if session is not None else \
+        split_range(f.date_from, f.date_to)
     parts = []
     for a, b in edges:
         parts.append(select(d.dim.label("dim"), *cols).where(
@@ -111,9 +137,9 @@ _SUM_COLS = ("calls", "answered", "missed", "first_calls", "repeat_calls", "wait
              "deals", "value_sum", "missed_rung")
 
 
-def _sums(f: ReportFilter, dim: str):
+def _sums(f: ReportFilter, dim: str, session: Optional[Session] = None):
     d = ReportDaily
-    sub = _rollup_rows(f, [dim], [d.key] + [getattr(d, c) for c in _SUM_COLS])
+    sub = _rollup_rows(f, [dim], [d.key] + [getattr(d, c) for c in _SUM_COLS], session)
     return (select(sub.c.key, *[func.sum(sub.c[c]) for c in _SUM_COLS]).group_by(sub.c.key)
             .having(func.sum(sub.c.calls) + func.sum(sub.c.missed_rung) > 0))
 
@@ -142,7 +168,7 @@ def by_attribute(session: Session, f: ReportFilter, dim: str) -> Report:
     """Calls by source, campaign or keyword, with ad spend, cost per call and cost per deal."""
     if dim not in ("source", "campaign", "keyword"):
         raise ReportError(f"unknown dimension {dim!r}")
-    raw = session.execute(_sums(f, dim)).all()
+    raw = session.execute(_sums(f, dim, session)).all()
     keys = [r[0] for r in raw]
     if dim == "source":
         names = _names(session, Source, keys)
@@ -207,7 +233,7 @@ def heatmap(session: Session, f: ReportFilter) -> Report:
 def operators(session: Session, f: ReportFilter) -> Report:
     """Per operator: calls taken, missed while rung (legs no_answer), avg talk,
     avg wait of the callers they answered."""
-    raw = session.execute(_sums(f, "operator")).all()
+    raw = session.execute(_sums(f, "operator", session)).all()
     names = _names(session, Operator, [r[0] for r in raw])
     rows = []
     for key, calls, ans, mis, first, rep, wsum, tsum, deals, vsum, rung in raw:
@@ -222,7 +248,7 @@ def operators(session: Session, f: ReportFilter) -> Report:
 
 
 def time_to_call(session: Session, f: ReportFilter) -> Report:
-    got = {r[0]: r for r in session.execute(_sums(f, "ttc"))}
+    got = {r[0]: r for r in session.execute(_sums(f, "ttc", session))}
     rows = [[lbl, got[lbl][1] if lbl in got else 0, got[lbl][2] if lbl in got else 0]
             for lbl in TTC_LABELS]
     chart = {"type": "bar", "labels": list(TTC_LABELS),
@@ -233,7 +259,7 @@ def time_to_call(session: Session, f: ReportFilter) -> Report:
 def devices(session: Session, f: ReportFilter) -> Report:
     """Devices, operating systems and browsers of dynamically attributed calls."""
     d = ReportDaily
-    sub = _rollup_rows(f, ["device", "os", "browser"], [d.key, d.calls, d.answered])
+    sub = _rollup_rows(f, ["device", "os", "browser"], [d.key, d.calls, d.answered], session)
     q = (select(sub.c.dim, sub.c.key, func.sum(sub.c.calls), func.sum(sub.c.answered))
          .group_by(sub.c.dim, sub.c.key).having(func.sum(sub.c.calls) > 0))
     rows = sorted(([dim, key, c, a] for dim, key, c, a in session.execute(q)),

@@ -231,3 +231,26 @@ def test_month_rows_stay_equal_to_the_sum_of_day_rows(session, data):
     assert incremental == month_rows()
     src = {k: n for dim, k, n, *_ in incremental if dim == "source@m"}
     assert src == {str(g.id): 3, str(h.id): 3}
+
+
+def test_partial_months_read_from_monthly_rows_only_when_exact(session, data):
+    d = dt.date
+    # March's finished calls are all on the 2nd (project time)
+    assert R.rollup_range(session, flt(data, d(2026, 3, 2), d(2026, 3, 20))) == (
+        (d(2026, 3, 1), d(2026, 3, 1)), [])                      # nothing else in March: widened
+    assert R.rollup_range(session, flt(data, d(2026, 3, 3), d(2026, 3, 31))) == (
+        None, [(d(2026, 3, 3), d(2026, 3, 31))])                 # the 2nd is outside: kept daily
+    assert R.rollup_range(session, flt(data, d(2026, 3, 1), d(2026, 3, 1))) == (
+        None, [(d(2026, 3, 1), d(2026, 3, 1))])
+    assert R.rollup_range(session, flt(data, d(2026, 2, 20), d(2026, 3, 2))) == (
+        None, [(d(2026, 2, 20), d(2026, 3, 2))])                  # spans two months: daily
+    assert R.rollup_range(session, flt(data, d(2026, 1, 20), d(2026, 3, 2))) == (
+        (d(2026, 1, 1), d(2026, 3, 1)), [])                      # both partial months widened
+    for a, b in ((d(2026, 3, 2), d(2026, 3, 20)), (d(2026, 3, 3), d(2026, 3, 31)),
+                 (d(2026, 2, 20), d(2026, 3, 2)), (d(2026, 1, 5), d(2026, 4, 9))):
+        for dim in ("source", "keyword", "operator", "ttc"):
+            plain = sorted(map(tuple, session.execute(R._sums(flt(data, a, b), dim)).all()))
+            fast = sorted(map(tuple, session.execute(R._sums(flt(data, a, b), dim, session)).all()))
+            assert plain == fast, (a, b, dim)
+    only_3rd = by_name(R.by_attribute(session, flt(data, d(2026, 3, 3), d(2026, 3, 31)), "source"))
+    assert sum(r["calls"] for r in only_3rd.values()) == 0
