@@ -272,6 +272,9 @@ def load(engine, n_calls, days, batch=20000):
 
 
 def timed(fn, runs):
+    """p50 and p95 in ms over ``runs`` timed calls, after one untimed warm-up call (the first
+    read of a cold page cache is not the steady state of a report page)."""
+    fn()
     out = []
     for _ in range(runs):
         t = time.perf_counter()
