@@ -43,7 +43,12 @@ def make_engine(url: str, busy_timeout_ms: int = 5000, pool_size: int = 10, echo
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN")
+            # ``sqlite_immediate``: take the write lock at BEGIN. A deferred transaction that
+            # reads and then writes fails at once with "database is locked" when another
+            # connection committed in between (WAL snapshot); one that starts IMMEDIATE
+            # waits for the lock (busy timeout) instead. See :func:`writer`.
+            immediate = conn.get_execution_options().get("sqlite_immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
 
@@ -74,6 +79,14 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def writer(engine: Engine) -> Engine:
+    """The engine for a transaction that will write: on SQLite its transactions begin
+    IMMEDIATE (see ``_sqlite_begin``); elsewhere the engine itself."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_immediate=True)
+    return engine
 
 
 def is_sqlite(engine: Engine) -> bool:

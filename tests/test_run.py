@@ -171,7 +171,11 @@ def test_run_starts_every_part_and_stops_cleanly(run, asterisk, tracked, session
     from prometheus_client.parser import text_string_to_metric_families
     from webui.auth import new_api_token
 
-    with session_factory() as s, s.begin():
+    from calltracking.db import writer
+
+    # the running services commit all the time: a test transaction that reads and then writes
+    # begins IMMEDIATE on SQLite, as the web UI's do (tests/test_db_writer.py)
+    with session_factory(bind=writer(session_factory.kw["bind"])) as s, s.begin():
         token = new_api_token(svc.add_user(s, "metrics", "password1", "admin"))
     req = urllib.request.Request(f"http://127.0.0.1:{r.web_port}/metrics",
                                  headers={"Authorization": f"Bearer {token}"})

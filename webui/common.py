@@ -20,9 +20,19 @@ def config():
 
 
 def db():
-    """The SQLAlchemy session of this request (closed, with rollback, after the request)."""
+    """The SQLAlchemy session of this request (closed, with rollback, after the request).
+
+    A request that may write (not GET/HEAD/OPTIONS) gets a session whose SQLite
+    transactions begin IMMEDIATE: its read-then-write cannot fail with "database is
+    locked" because the AMI listener or the FastAGI server committed in between."""
     if "ct_db" not in g:
-        g.ct_db = ext()["sessionmaker"]()
+        factory = ext()["sessionmaker"]
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            g.ct_db = factory()
+        else:
+            from calltracking.db import writer
+
+            g.ct_db = factory(bind=writer(factory.kw["bind"]))
     return g.ct_db
 
 
