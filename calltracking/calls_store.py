@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from decimal import Decimal
 from typing import Iterable, Optional
 
 from sqlalchemy import case, func, insert, select, update
@@ -29,7 +28,7 @@ from .attribution import attribute, is_first_call
 from .ami_state import OperatorsAndState
 from .interpret.state import CallState
 from .models import AmiCall, AmiEvent, AmiListenerState, Call, CallLeg, Project
-from .outbound_store import OutboundStore
+from .outbound_store import OutboundStore, dec, utc
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +46,6 @@ OWNED = ("started_at", "queued_at", "answered_at", "ended_at", "wait_seconds", "
 CHUNK = 500
 DID_CACHE_SECONDS = 30.0
 
-
-def utc(ts: Optional[float]) -> Optional[dt.datetime]:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc)
-
-
-def dec(x: Optional[float]) -> Optional[Decimal]:
-    return None if x is None else Decimal(f"{x:.3f}")
 
 
 def event_row(pbx_id: str, lid: str, ev: dict, ts: float, received_at: float) -> dict:

@@ -31,11 +31,13 @@ OPERATORS_TTL = 60.0
 MEMORY = 100_000
 
 
-def _utc(ts: Optional[float]) -> Optional[dt.datetime]:
+def utc(ts: Optional[float]) -> Optional[dt.datetime]:
+    """An event timestamp as stored (aware UTC); shared with :mod:`calltracking.calls_store`."""
     return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc)
 
 
-def _dec(x: Optional[float]) -> Optional[Decimal]:
+def dec(x: Optional[float]) -> Optional[Decimal]:
+    """Seconds as stored (3 decimals)."""
     return None if x is None else Decimal(f"{x:.3f}")
 
 
@@ -141,9 +143,9 @@ class OutboundStore:
                 "operator_id": op[0] if op else self._operator_id(iface, ""),
                 "operator_name": (op[1] if op else (call.caller_name or name_of_interface(iface)))[:200],
                 "interface": iface[:200], "number": number[:32],
-                "started_at": _utc(rec["started_at"]), "answered_at": _utc(rec["answered_at"]),
-                "ended_at": _utc(rec["ended_at"]),
-                "talk_seconds": _dec(rec["talk_seconds"]),
+                "started_at": utc(rec["started_at"]), "answered_at": utc(rec["answered_at"]),
+                "ended_at": utc(rec["ended_at"]),
+                "talk_seconds": dec(rec["talk_seconds"]),
                 "status": status, "originated_by_us": ob.originated_by_us(call),
                 "callback_for_id": callback_id, "created_at": now, "updated_at": now,
             })
