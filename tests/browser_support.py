@@ -15,3 +15,13 @@ DRAWN = """() => {
   for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
   return n;
 }"""
+
+
+def log_in(page, base_url: str, username: str, password: str) -> None:
+    """Sign in through the login form (Enter in the password field); returns once the browser
+    has left the login page (a wrong password times out here)."""
+    page.goto(base_url + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.press("input[name=password]", "Enter")
+    page.wait_for_url(lambda u: "/login" not in u, timeout=10_000)

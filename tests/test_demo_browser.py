@@ -18,7 +18,7 @@ from calltracking import services as svc
 from calltracking.config import load_config
 from calltracking.demo import seed
 from calltracking.models import Call
-from browser_support import ARGS, CHROMIUM, DRAWN  # noqa: E402
+from browser_support import ARGS, CHROMIUM, DRAWN, log_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -68,11 +68,7 @@ def test_demo_renders_every_report(demo_server, session_factory, shots):
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(demo_server + "/login")
-        page.fill("input[name=username]", "demo")
-        page.fill("input[name=password]", "demo-password")
-        with page.expect_navigation():
-            page.press("input[name=password]", "Enter")
+        log_in(page, demo_server, "demo", "demo-password")
         for name in REPORTS:
             page.goto(f"{demo_server}/reports/{name}?{span}")
             page.wait_for_selector("#report-chart[data-drawn='1']", timeout=15000)

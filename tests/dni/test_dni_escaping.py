@@ -10,7 +10,7 @@ from calltracking.db import session_scope
 from calltracking.models import Call
 
 from dni_helpers import Agi, LiveServer, make_project, post_json
-from browser_support import ARGS, CHROMIUM  # noqa: E402
+from browser_support import ARGS, CHROMIUM, log_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -39,11 +39,7 @@ def test_hostile_utm_shown_as_text_on_the_call_card(db_url, session_factory):
             page = browser.new_page()
             dialogs = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(web.url + "/login")
-            page.fill("input[name=username]", "boss")
-            page.fill("input[name=password]", "correct-horse-battery")
-            page.press("input[name=password]", "Enter")
-            page.wait_for_url(lambda u: "/login" not in u, timeout=10_000)
+            log_in(page, web.url, "boss", "correct-horse-battery")
             page.goto(f"{web.url}/calls/{call_id}")
             body = page.locator("body").inner_text()
             assert EVIL_SOURCE in body and EVIL_TERM in body and "<b>cpc</b>" in body

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from calltracking import services as svc
 from calltracking.config import load_config
 from calltracking.models import Project
-from browser_support import ARGS, CHROMIUM, DRAWN  # noqa: E402
+from browser_support import ARGS, CHROMIUM, DRAWN, log_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -68,11 +68,7 @@ def page(browser, server):
     dialogs, errors = [], []
     pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server + "/login")
-    pg.fill("input[name=username]", "sup1")
-    pg.fill("input[name=password]", "password1")
-    with pg.expect_navigation():
-        pg.press("input[name=password]", "Enter")
+    log_in(pg, server, "sup1", "password1")
     pg.dialogs, pg.errors = dialogs, errors
     yield pg
     ctx.close()
