@@ -150,6 +150,7 @@ class HookCache:
         self._refreshing = False
         self._queues: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
+        self._check_conn = None         # the refresh thread's connection for the version check
 
     def catalogue(self, conn: Connection, session_factory=None, number: Optional[str] = None) -> Catalogue:
         """The snapshot; with ``ttl <= 0`` a fresh read limited to ``number`` (when given)."""
@@ -181,25 +182,50 @@ class HookCache:
 
     def _refresh(self, session_factory) -> None:
         try:
+            cat = self._cat
+            if (cat is not None and cat.version is not None
+                    and time.monotonic() - cat.read_at < self.full_every
+                    and self._version(session_factory.kw["bind"]) == cat.version):
+                cat.loaded_at = time.monotonic()            # unchanged: keep the snapshot
+                return
             session = session_factory()
             try:
-                conn = session.connection()
-                cat = self._cat
-                if (cat is not None and cat.version is not None
-                        and time.monotonic() - cat.read_at < self.full_every
-                        and catalogue_version(conn) == cat.version):
-                    cat.loaded_at = time.monotonic()        # unchanged: keep the snapshot
-                else:
-                    self._cat = load_catalogue(conn)
-                    # 10,000 numbers are ~100,000 long-lived objects; a full collection
-                    # walking them would stall every call for tens of ms (the p99)
-                    gc.freeze()
+                self._cat = load_catalogue(session.connection())
+                # 10,000 numbers are ~100,000 long-lived objects; a full collection
+                # walking them would stall every call for tens of ms (the p99)
+                gc.freeze()
             finally:
                 session.close()
         except Exception:  # noqa: BLE001 - keep the old snapshot; the next call retries
-            pass
+            self._drop_check()
         finally:
             self._refreshing = False
+
+    def _version(self, engine) -> Optional[int]:
+        """The catalogue version, on a connection kept open for this check (one plain
+        statement on the driver connection: no pool checkout, session or savepoint, whose
+        interpreter time every call in flight would wait for)."""
+        from . import hookdb
+
+        conn = self._check_conn
+        if conn is None or conn.closed:
+            conn = self._check_conn = engine.connect()
+            hookdb.autocommit(conn)
+        try:
+            row = hookdb.run_sql(conn, "SELECT version FROM catalogue_version WHERE id = 1", {}).fetchone()
+        except Exception:  # noqa: BLE001 - an older schema, or the connection broke: re-read all
+            self._drop_check()
+            return None
+        return row[0] if row else None
+
+    def _drop_check(self) -> None:
+        conn, self._check_conn = self._check_conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
 
     def invalidate(self) -> None:
         self._cat = None

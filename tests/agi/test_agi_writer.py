@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 
 from sqlalchemy import select
 
@@ -95,3 +96,32 @@ def test_database_that_stays_down_is_given_up_with_an_error(tmp_path, caplog):
         engine.dispose()
     assert w.stats["failed"] == 1 and w.stats["retries"] >= 1
     assert "call d.1: could not write its row" in caplog.text and "gave up after" in caplog.text
+
+
+def test_sqlite_wal_is_checkpointed_beside_the_commits_not_in_them(engine, session_factory, data):
+    """SQLite: the writer's own commits never run the WAL checkpoint (that copy and sync is
+    what made a batch wait ~10 ms); the checkpointer thread does it after the writes."""
+    if engine.dialect.name != "sqlite":
+        import pytest
+
+        pytest.skip("SQLite's WAL; PostgreSQL checkpoints by itself")
+    w = CallWriter(engine)
+    w._checkpointer_interval = 0.05
+    try:
+        for i in range(30):
+            assert w.write(_row(f"c.{i}", data["project"]), ROUTE_OVERWRITE, None, wait=5.0) is True
+        raw = w._conn.connection.driver_connection
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        ck = w._checkpointer
+        assert ck is not None
+        deadline = time.monotonic() + 10
+        while ck.stats["checkpoints"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ck.stats["checkpoints"] >= 1 and ck.stats["failed"] == 0
+        # every frame of the WAL is in the database file
+        busy, frames, copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and frames == copied
+    finally:
+        w.close()
+    assert not ck.thread.is_alive()
+    assert len(_linkedids(session_factory)) == 30
