@@ -157,7 +157,9 @@ class Work:
 
 @dataclass
 class Write:
-    """The call row to upsert (FastAGI); the server waits at most ``[agi] write_wait_ms``."""
+    """The call row to upsert (FastAGI). The server queues it at once and, when the dialog
+    ends (before the channel goes on in the dialplan), waits for its commit at most
+    ``[agi] write_wait_ms``: the commit overlaps the commands that set the variables."""
 
     values: dict
     overwrite: tuple

@@ -219,14 +219,22 @@ class AgiServer:
         finally:
             fut.add_done_callback(self._done)
 
-    async def _write(self, step: p.Write) -> bool:
-        """Queue the call row; wait for its commit at most ``[agi] write_wait_ms``."""
+    def _submit(self, step: p.Write) -> "asyncio.Future":
+        """Queue the call row for the writer thread's next batch; its commit is awaited
+        (:meth:`_wait_written`) only once the variables are set, so that the commit and the
+        last round trips to Asterisk overlap."""
         fut = self.env.writer.submit(step.values, step.overwrite, asyncio.get_running_loop())
         fut.add_done_callback(_retrieve)
+        return fut
+
+    async def _wait_written(self, fut: "asyncio.Future", since: float) -> bool:
+        """Before the channel goes on: the row committed, or ``[agi] write_wait_ms`` (counted
+        from the submission) passed and it is written in the background."""
         if fut.done():
             return True
         try:
-            await asyncio.wait_for(asyncio.shield(fut), self.config.agi.write_wait_ms / 1000.0)
+            wait = self.config.agi.write_wait_ms / 1000.0 - (time.monotonic() - since)
+            await asyncio.wait_for(asyncio.shield(fut), max(wait, 0.0))
             return True
         except asyncio.TimeoutError:
             self.env.writer.stats["late"] += 1       # written in the background
@@ -243,10 +251,13 @@ class AgiServer:
         started = time.monotonic()
         value = None
         rescued = False
+        written = None                  # (future of the call row's commit, when submitted)
         while True:
             try:
                 step = gen.send(value)
             except StopIteration:
+                if written is not None:
+                    await self._wait_written(*written)
                 return
             except p.Hangup:
                 raise
@@ -261,7 +272,8 @@ class AgiServer:
                 value = None
                 continue
             if isinstance(step, p.Write):
-                value = await self._write(step)
+                written = (self._submit(step), time.monotonic())
+                value = None
                 continue
             if isinstance(step, p.Work):
                 fallbacks = self.stats["fallbacks"]

@@ -52,7 +52,8 @@ class HookEnv:
     session_factory: Callable[[], Session]
     clock: Callable = utcnow                        # aware UTC "now"; tests inject their own
     cache: HookCache = field(default_factory=HookCache)
-    writer: Optional[object] = None                 # hookwriter.CallWriter (FastAGI) or None
+    writer: Optional[object] = None                 # hookwriter.CallWriter (FastAGI) or None:
+                                                    # FastAGI runs plan_route() and submits the row
 
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _opened: list = field(default_factory=list, repr=False)
@@ -234,12 +235,9 @@ def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: 
     ``write=False`` computes the answer without creating the call (dry run).
     """
     out, values = plan_route(env, did, linkedid, caller, caller_name)
-    if write and values["linkedid"]:
-        if env.writer is not None:          # FastAGI: group commit with the other calls
-            env.writer.write(values, ROUTE_OVERWRITE, budget, env.config.agi.write_wait_ms / 1000.0)
-        else:
-            hookdb.write(env.session_factory, budget,
-                         lambda s: hookdb.upsert_call(s, values, overwrite=ROUTE_OVERWRITE))
+    if write and values["linkedid"]:        # (FastAGI writes through its CallWriter instead)
+        hookdb.write(env.session_factory, budget,
+                     lambda s: hookdb.upsert_call(s, values, overwrite=ROUTE_OVERWRITE))
     return out
 
 

@@ -5,14 +5,16 @@ commits and the session set-up cost more than the rest of the hook; here the
 calls that arrive together share one transaction (``executemany`` of the same
 upsert), which keeps the FastAGI server fast under a burst.
 
-:meth:`CallWriter.write` waits for the commit at most ``wait`` seconds (``[agi]
-write_wait_ms``, and never past the hook's budget). Normally the row is
-committed well before that; when the database is slow to write (SQLite locked
-by a long transaction, a disk stall) the channel gets its answer anyway and the
-row is written in the background as soon as the database allows, retried for
-``retry_seconds``. A job whose hook was answered with the defaults
-(``budget.cancelled``) is never written, checked again right before the commit.
-A failing batch is retried row by row, so one bad row fails alone.
+The FastAGI server (:meth:`CallWriter.submit`) waits for the commit at most
+``[agi] write_wait_ms``. Normally the row is committed well before that; when
+the database is slow to write (SQLite locked by a long transaction, a disk
+stall) the channel goes on anyway and the row is written in the background as
+soon as the database allows, retried for ``retry_seconds``. A failing batch is
+retried row by row, so one bad row fails alone.
+
+PostgreSQL: the writer's connection is in autocommit mode with
+``synchronous_commit = off``: a batch of one shape is one statement, one round
+trip, no flush to wait for. SQLite: see :class:`Checkpointer`.
 """
 from __future__ import annotations
 
@@ -28,7 +30,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from . import hookdb
-from .hookdb import Budget, Cancelled
 
 log = logging.getLogger("calltracking.hooks")
 
@@ -36,19 +37,15 @@ _STOP = object()
 
 
 class _Job:
-    __slots__ = ("values", "overwrite", "budget", "future", "give_up_at", "afut", "loop", "settled")
+    __slots__ = ("values", "overwrite", "future", "give_up_at", "afut", "loop", "settled")
 
-    def __init__(self, values: dict, overwrite: tuple, budget: Optional[Budget], retry_seconds: float,
-                 loop=None):
-        self.values, self.overwrite, self.budget = values, overwrite, budget
+    def __init__(self, values: dict, overwrite: tuple, retry_seconds: float, loop=None):
+        self.values, self.overwrite = values, overwrite
         self.future: Future = Future()
         self.give_up_at = time.monotonic() + retry_seconds
         self.loop = loop                # asyncio caller: settled on its loop, in bulk
         self.afut = loop.create_future() if loop is not None else None
         self.settled = False
-
-    def cancelled(self) -> bool:
-        return self.budget is not None and self.budget.cancelled
 
 
 class CallWriter:
@@ -63,22 +60,18 @@ class CallWriter:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.thread: Optional[threading.Thread] = None
         self.lock = threading.Lock()
-        self.stats = {"batches": 0, "rows": 0, "cancelled": 0, "failed": 0, "late": 0, "retries": 0}
+        self.stats = {"batches": 0, "rows": 0, "failed": 0, "late": 0, "retries": 0}
         self._conn = None               # the writer thread's own connection
         self._checkpointer: Optional[Checkpointer] = None      # SQLite
         self._checkpointer_interval = 1.0
         self._to_loops: dict = {}       # event loop -> [(asyncio future, exception or None)]
 
     # ----------------------------------------------------------------- API
-    def write(self, values: dict, overwrite: tuple, budget: Optional[Budget] = None,
-              wait: float = 5.0) -> bool:
-        """Upsert one call row. True once committed; False when still pending after ``wait``
-        seconds (or the budget's end): it is then written in the background. Raises when
-        the write failed for good within the wait."""
-        if budget is not None:
-            budget.check()
-            wait = min(wait, max(budget.remaining(), 0.0))
-        job = _Job(values, overwrite, budget, self.retry_seconds)
+    def write(self, values: dict, overwrite: tuple, wait: float = 5.0) -> bool:
+        """From a thread: upsert one call row. True once committed; False when still pending
+        after ``wait`` seconds: it is then written in the background. Raises when the write
+        failed for good within the wait."""
+        job = _Job(values, overwrite, self.retry_seconds)
         self._start()
         self.queue.put(job)
         try:
@@ -92,7 +85,7 @@ class CallWriter:
         """From an event loop: queue the upsert, return an asyncio future of its commit. The
         futures of a batch are settled with one ``call_soon_threadsafe`` per loop (waking the
         loop once per batch, not once per call)."""
-        job = _Job(values, overwrite, None, self.retry_seconds, loop)
+        job = _Job(values, overwrite, self.retry_seconds, loop)
         self._start()
         self.queue.put(job)
         return job.afut
@@ -179,9 +172,7 @@ class CallWriter:
 
     def _write(self, batch: list[_Job]) -> list[_Job]:
         """Commit ``batch``; returns the jobs to try again (the database was busy or down)."""
-        live = self._drop_cancelled(batch)
-        if not live:
-            return []
+        live = batch
         try:
             self._commit(live)
             return []
@@ -194,8 +185,7 @@ class CallWriter:
         retry = []
         for j in live:                  # find the bad row(s) of the batch
             try:
-                if self._drop_cancelled([j]):
-                    self._commit([j])
+                self._commit([j])
             except Exception as e1:  # noqa: BLE001
                 if _transient(e1):
                     retry.append(j)
@@ -207,7 +197,7 @@ class CallWriter:
         now = time.monotonic()
         keep = []
         for j in jobs:
-            if j.cancelled() or now < j.give_up_at:
+            if now < j.give_up_at:
                 keep.append(j)
             else:
                 self._fail(j, RuntimeError(f"gave up after {self.retry_seconds:.0f} s: {why}"))
@@ -220,28 +210,15 @@ class CallWriter:
                   str(e).splitlines()[0] if str(e) else "")
         self._settle(job, e)
 
-    def _drop_cancelled(self, jobs: list[_Job]) -> list[_Job]:
-        live = []
-        for j in jobs:
-            if j.cancelled():
-                self.stats["cancelled"] += 1
-                self._settle(j, Cancelled())
-            else:
-                live.append(j)
-        return live
-
     def _commit(self, jobs: list[_Job]) -> None:
-        """Write ``jobs`` in one transaction; jobs cancelled before the commit are left out."""
-        while jobs:
-            if self._transaction(jobs):
-                self.stats["batches"] += 1
-                self.stats["rows"] += len(jobs)
-                for j in jobs:
-                    self._settle(j, None)
-                return
-            jobs = self._drop_cancelled(jobs)
+        """Write ``jobs`` in one transaction (PostgreSQL: one statement per shape)."""
+        self._transaction(jobs)
+        self.stats["batches"] += 1
+        self.stats["rows"] += len(jobs)
+        for j in jobs:
+            self._settle(j, None)
 
-    def _transaction(self, jobs: list[_Job]) -> bool:
+    def _transaction(self, jobs: list[_Job]) -> None:
         groups: dict[tuple, list[dict]] = {}
         for j in jobs:
             groups.setdefault((tuple(sorted(j.values)), j.overwrite), []).append(j.values)
@@ -256,6 +233,7 @@ class CallWriter:
                     conn.exec_driver_sql(f"SET lock_timeout = {self.busy_ms}")
                     conn.exec_driver_sql("SET synchronous_commit = off")
                     conn.commit()
+                    conn.execution_options(isolation_level="AUTOCOMMIT")    # no COMMIT round trip
                 else:
                     # SQLite: a commit that crosses the WAL's auto-checkpoint size copies the
                     # WAL into the database and syncs it (~10 ms) while the whole batch
@@ -269,13 +247,9 @@ class CallWriter:
         try:
             for (keys, overwrite), rows in groups.items():
                 conn.execute(hookdb._upsert_stmt(dialect, keys, overwrite), rows)
-            if any(j.cancelled() for j in jobs):     # answered with the defaults meanwhile
-                conn.rollback()
-                return False
             conn.commit()
             if self._checkpointer is not None:
                 self._checkpointer.wrote()
-            return True
         except BaseException:
             try:
                 conn.rollback()

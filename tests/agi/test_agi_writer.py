@@ -11,7 +11,7 @@ import time
 from sqlalchemy import select
 
 from calltracking.db import make_engine, session_scope
-from calltracking.hooks import ROUTE_OVERWRITE, Budget
+from calltracking.hooks import ROUTE_OVERWRITE
 from calltracking.hookwriter import CallWriter, _Job
 from calltracking.models import Call
 
@@ -31,7 +31,7 @@ def _linkedids(session_factory):
 
 def test_calls_arriving_together_share_one_transaction(engine, session_factory, data):
     w = CallWriter(engine)
-    jobs = [_Job(_row(f"g.{i}", data["project"]), ROUTE_OVERWRITE, None, 60) for i in range(5)]
+    jobs = [_Job(_row(f"g.{i}", data["project"]), ROUTE_OVERWRITE, 60) for i in range(5)]
     for j in jobs:                       # queued before the thread starts: one batch
         w.queue.put(j)
     w._start()
@@ -42,15 +42,11 @@ def test_calls_arriving_together_share_one_transaction(engine, session_factory, 
     assert _linkedids(session_factory) == [f"g.{i}" for i in range(5)]
 
 
-def test_a_bad_row_fails_alone_and_cancelled_jobs_are_not_written(engine, session_factory, data,
-                                                                  caplog):
+def test_a_bad_row_fails_alone(engine, session_factory, data, caplog):
     w = CallWriter(engine)
-    cancelled = Budget(5.0)
-    cancelled.cancelled = True           # the channel got the defaults: must not be written
-    jobs = [_Job(_row("b.1", data["project"]), ROUTE_OVERWRITE, None, 60),
-            _Job(_row("b.2", data["project"], attribution="bogus"), ROUTE_OVERWRITE, None, 60),
-            _Job(_row("b.3", data["project"]), ROUTE_OVERWRITE, cancelled, 60),
-            _Job(_row("b.4", data["project"]), ROUTE_OVERWRITE, None, 60)]
+    jobs = [_Job(_row("b.1", data["project"]), ROUTE_OVERWRITE, 60),
+            _Job(_row("b.2", data["project"], attribution="bogus"), ROUTE_OVERWRITE, 60),
+            _Job(_row("b.3", data["project"]), ROUTE_OVERWRITE, 60)]
     for j in jobs:
         w.queue.put(j)
     with caplog.at_level(logging.ERROR, "calltracking.hooks"):
@@ -58,19 +54,19 @@ def test_a_bad_row_fails_alone_and_cancelled_jobs_are_not_written(engine, sessio
         for j in jobs:
             j.future.exception(10)       # wait for each outcome
         w.close()
-    assert jobs[0].future.exception() is None and jobs[3].future.exception() is None
-    assert jobs[1].future.exception() is not None and jobs[2].future.exception() is not None
-    assert _linkedids(session_factory) == ["b.1", "b.4"]
+    assert jobs[0].future.exception() is None and jobs[2].future.exception() is None
+    assert jobs[1].future.exception() is not None
+    assert _linkedids(session_factory) == ["b.1", "b.3"]
     assert "call b.2: could not write its row" in caplog.text
-    assert w.stats["failed"] == 1 and w.stats["cancelled"] == 1
+    assert w.stats["failed"] == 1
 
 
 def test_write_returns_at_once_when_committed(engine, session_factory, data):
     w = CallWriter(engine)
     try:
-        assert w.write(_row("w.1", data["project"]), ROUTE_OVERWRITE, Budget(5.0), wait=5.0) is True
+        assert w.write(_row("w.1", data["project"]), ROUTE_OVERWRITE, wait=5.0) is True
         threads = [threading.Thread(target=w.write, args=(_row(f"w.{i}", data["project"]),
-                                                          ROUTE_OVERWRITE, Budget(5.0), 5.0))
+                                                          ROUTE_OVERWRITE, 5.0))
                    for i in range(2, 12)]
         for t in threads:
             t.start()
@@ -90,7 +86,7 @@ def test_database_that_stays_down_is_given_up_with_an_error(tmp_path, caplog):
     job_row = _row("d.1", 1)
     try:
         with caplog.at_level(logging.ERROR, "calltracking.hooks"):
-            assert w.write(job_row, ROUTE_OVERWRITE, Budget(5.0), wait=0.05) is False  # pending
+            assert w.write(job_row, ROUTE_OVERWRITE, wait=0.05) is False  # pending
             w.close(timeout=5.0)                          # retried, then given up
     finally:
         engine.dispose()
@@ -109,7 +105,7 @@ def test_sqlite_wal_is_checkpointed_beside_the_commits_not_in_them(engine, sessi
     w._checkpointer_interval = 0.05
     try:
         for i in range(30):
-            assert w.write(_row(f"c.{i}", data["project"]), ROUTE_OVERWRITE, None, wait=5.0) is True
+            assert w.write(_row(f"c.{i}", data["project"]), ROUTE_OVERWRITE, wait=5.0) is True
         raw = w._conn.connection.driver_connection
         assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         ck = w._checkpointer
