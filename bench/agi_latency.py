@@ -5,7 +5,10 @@ Not a test. Builds a realistic data set (10,000 tracking numbers of which 1,000
 are pool numbers held by live visitor sessions, 50 routing rules, 1,000,000
 past calls for the first/repeat check), starts the real `calltracking agi`
 server in its own process, and drives it with an Asterisk-like FastAGI client
-(the headers Asterisk 22 sends, every command answered like Asterisk: `200 result=1`, `EXEC MSet` `200 result=0`):
+(the headers Asterisk 22 sends, every command answered like Asterisk: `200 result=1`, `EXEC MSet` `200 result=0`).
+The client is ``bench/fastagi_load.c`` (compiled with gcc at the start; one thread, epoll,
+like Asterisk's own C code), or with ``--client python`` this script's asyncio client, which
+spends about three times the CPU per call on the same two cores as the server (both printed):
 
 - open loop: new calls at a fixed rate (default 200/s for 30 s): p50/p99/max;
 - closed loop: as many calls as the server answers (saturation, calls/s), until
@@ -279,6 +282,14 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def client_cpu() -> float:
+    """CPU seconds of this process and its finished children (the C client)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -323,6 +334,40 @@ async def closed_loop(port, load: Load, concurrency: int, total: int, max_second
     elapsed = time.perf_counter() - t0
     return dict(calls=len(lat), seconds=elapsed, rate=len(lat) / elapsed, p50=pct(lat, 50),
                 p99=pct(lat, 99), failed=len(failed), errors=failed, concurrency=concurrency)
+
+
+# ---------------------------------------------- the C client (like Asterisk)
+def build_c_client(tmp: Path) -> Path | None:
+    """Compile bench/fastagi_load.c (gcc is on every machine we support); None without gcc."""
+    exe = tmp / "fastagi_load"
+    try:
+        subprocess.run(["gcc", "-O2", "-o", str(exe), str(ROOT / "bench" / "fastagi_load.c")],
+                       check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"  cannot build the C client ({e}); using the Python client", flush=True)
+        return None
+    return exe
+
+
+async def c_run(exe: Path, tmp: Path, port: int, load: "Load", mode: str, n: float, calls: int) -> dict:
+    """Run ``calls`` calls through the C client (``mode`` open: n calls/s; closed: n in flight)."""
+    headers, out = tmp / f"headers.{mode}", tmp / f"out.{mode}"
+    headers.write_bytes(b"\0".join(load.next() for _ in range(calls)))
+    t0 = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(str(exe), str(port), str(headers), mode, str(n), str(calls),
+                                                str(out), stderr=subprocess.PIPE)
+    _, err = await proc.communicate()
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"C client failed: {err.decode(errors='replace')}")
+    lat, errors = [], []
+    for line in out.read_text().splitlines():
+        us, ok, what = line.split(" ", 2)
+        lat.append(int(us) / 1000.0)
+        if ok != "1":
+            errors.append(what)
+    return dict(calls=len(lat), seconds=elapsed, rate=len(lat) / elapsed, p50=pct(lat, 50), p99=pct(lat, 99),
+                max=max(lat), failed=len(errors), errors=errors)
 
 
 async def classic_loop(env, load: Load, calls: int, concurrency: int):
@@ -392,6 +437,9 @@ def main():
     ap.add_argument("--processes", type=int, default=1, help="FastAGI server processes on the port")
     ap.add_argument("--write-wait-ms", type=int, default=50, help="[agi] write_wait_ms of the server")
     ap.add_argument("--timeout-ms", type=int, default=300, help="[agi] timeout_ms of the server")
+    ap.add_argument("--client", choices=["c", "python"], default="c",
+                    help="the load generator: bench/fastagi_load.c (default; falls back to python "
+                         "without gcc) or the asyncio client of this script")
     a = ap.parse_args()
     if a.small:
         numbers, pool, past = 1000, 100, 20_000
@@ -434,6 +482,8 @@ def main():
 
         async def run():
             await closed_loop(port, load, 4, 200, 30)          # warm-up (not counted)
+            exe = build_c_client(tmp) if a.client == "c" else None
+            print(f"client: {'C (bench/fastagi_load.c)' if exe else 'Python asyncio'}", flush=True)
             # The client's own garbage collector (thousands of tasks and results) would pause
             # it for tens of ms and show up as the server's tail latency: off while measuring.
             gc.collect()
@@ -441,13 +491,24 @@ def main():
             gc.disable()
             print(f"load average before the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                   flush=True)
-            ol = await open_loop(port, load, a.rate, a.seconds)
+            u0 = client_cpu()
+            if exe:
+                ol = await c_run(exe, tmp, port, load, "open", a.rate, int(a.rate * a.seconds))
+                ol["rate"] = a.rate
+            else:
+                ol = await open_loop(port, load, a.rate, a.seconds)
+            ol["client_cpu_ms"] = (client_cpu() - u0) * 1000 / max(ol["calls"], 1)
             print(f"open loop   {ol['calls']:>7,} calls at {a.rate:.0f}/s: p50 {ol['p50']:.2f} ms  "
-                  f"p99 {ol['p99']:.2f} ms  max {ol['max']:.2f} ms  failed {ol['failed']}", flush=True)
+                  f"p99 {ol['p99']:.2f} ms  max {ol['max']:.2f} ms  failed {ol['failed']}  (client CPU "
+                  f"{ol['client_cpu_ms']:.3f} ms per call)", flush=True)
             pids = server_pids(server.pid)
             c0 = sum(cpu_seconds(x) for x in pids)
-            cl = await closed_loop(port, load, a.concurrency, max(0, a.total - ol["calls"]),
-                                   a.max_closed_seconds)
+            if exe:
+                cl = await c_run(exe, tmp, port, load, "closed", a.concurrency, max(0, a.total - ol["calls"]))
+                cl["concurrency"] = a.concurrency
+            else:
+                cl = await closed_loop(port, load, a.concurrency, max(0, a.total - ol["calls"]),
+                                       a.max_closed_seconds)
             cl["cpu_ms"] = (sum(cpu_seconds(x) for x in pids) - c0) * 1000 / max(cl["calls"], 1)
             print(f"closed loop {cl['calls']:>7,} calls, {a.concurrency} at a time: {cl['rate']:.0f} calls/s  "
                   f"(p50 {cl['p50']:.2f} ms, p99 {cl['p99']:.2f} ms)  failed {cl['failed']}; server CPU "
