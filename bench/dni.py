@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark of dynamic number insertion (a script, not a test). Prints its figures.
 
-1. ``load``: the production server (``webui.server.make_server``: waitress + the
-   real Flask app) in its own process, on loopback; a cheap asyncio client
+1. ``load``: the production server in its own process, on loopback — ``--server
+   fast`` (default): the asyncio DNI server of ``[dni] listen``
+   (``webui.dni_server``, next to an idle waitress as in ``calltracking web``);
+   ``waitress``: the web UI's waitress + the real Flask app (the WSGI path of
+   the same endpoints); ``both``: one after the other. A cheap asyncio client
    (``bench/dni_load.py``: raw HTTP/1.1 keep-alive, pre-built requests) posts
    ``/api/dni/assign`` for NEW visitors, first closed loop (max throughput),
    then open loop at ``--rate`` requests/s (latency from the scheduled send
@@ -20,7 +23,8 @@
    attribution accuracy (calls attributed to the visitor who called).
 
 Usage: ``.venv/bin/python bench/dni.py [load|sim|all] [--db sqlite|postgresql|both]
-[--seconds 10] [--clients 16] [--server-threads 8] [--rate 1500] [--visitors 10000]``
+[--server fast|waitress|both] [--seconds 10] [--clients 16] [--server-threads 8] [--rate 1500]
+[--visitors 10000]``
 """
 from __future__ import annotations
 
@@ -126,11 +130,13 @@ def set_pool_size(engine, pool_id: int, n: int):
 
 
 # --------------------------------------------------------------- load test
-def _serve(url: str, port_q, threads: int):
+def _serve(url: str, port_q, threads: int, server_kind: str = "fast"):
     import logging
+    import threading
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)     # "Task queue depth is N"
     from webui import create_app
+    from webui.dni_server import DniServer
     from webui.server import make_server
 
     cfg = load_config("/nonexistent.ini", env={}, require_file=False, overrides={
@@ -141,8 +147,15 @@ def _serve(url: str, port_q, threads: int):
     app = create_app(cfg, factory)
     app.config.update(DNI_RATE_PER_MINUTE=10**9, DNI_RATE_BURST=10**9)
     server = make_server(cfg, factory, app=app)
-    port_q.put(server.effective_port)
-    server.run()
+    if server_kind == "waitress":
+        port_q.put(server.effective_port)
+        server.run()
+        return
+    # as `calltracking web`: waitress in a thread, the DNI server (sharing the app's DniApi) in its own
+    threading.Thread(target=server.run, daemon=True).start()
+    dni_server = DniServer(app.extensions["dni_api"], "127.0.0.1", 0).start()
+    port_q.put(dni_server.port)
+    threading.Event().wait()
 
 
 def _pg_pids(url: str) -> list:
@@ -153,13 +166,13 @@ def _pg_pids(url: str) -> list:
 
 
 def load(kind: str, seconds: float, clients: int, server_threads: int, rate: float = 0.0,
-         warmup: float = 2.0, client_procs: int = 1) -> dict:
+         warmup: float = 2.0, client_procs: int = 1, server_kind: str = "fast") -> dict:
     url, cleanup = new_db(kind)
     numbers = 100_000
     engine, factory, pool_id = setup_pool(url, numbers)
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    srv = ctx.Process(target=_serve, args=(url, q, server_threads), daemon=True)
+    srv = ctx.Process(target=_serve, args=(url, q, server_threads, server_kind), daemon=True)
     srv.start()
     port = q.get(timeout=60)
     req = L.request_bytes("/api/dni/assign", {"project": "acme", "utm_source": "google", "utm_term": "bench"},
@@ -197,8 +210,8 @@ def load(kind: str, seconds: float, clients: int, server_threads: int, rate: flo
     engine.dispose()
     cleanup()
     per = max(kinds.get("pool", 0), 1)
-    res.update({"db": kind, "offered_rate": rate or "max", "connections": clients,
-                "server_threads": server_threads, "seconds": seconds,
+    res.update({"db": kind, "server": server_kind, "offered_rate": rate or "max", "connections": clients,
+                "server_threads": server_threads if server_kind == "waitress" else None, "seconds": seconds,
                 "server_cpu_ms_per_assignment": round((srv1 - srv0) * 1000 / per, 3),
                 "server_cpu_util": round((srv1 - srv0) / seconds, 2),
                 "client_cpu_ms_per_request": round(sum(p[5] for p in parts) * 1000 / max(len(lat), 1), 3),
@@ -332,7 +345,9 @@ def main(argv=None):
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--server-threads", type=int, default=8)
+    ap.add_argument("--server", choices=["fast", "waitress", "both"], default="fast",
+                    help="fast: the asyncio DNI server ([dni] listen); waitress: the web UI's WSGI path")
+    ap.add_argument("--server-threads", type=int, default=8, help="waitress threads")
     ap.add_argument("--visitors", type=int, default=10_000)
     ap.add_argument("--rate", type=float, default=1500.0,
                     help="then measure latency at this fixed offered rate (requests/s, open loop; 0: skip)")
@@ -340,13 +355,13 @@ def main(argv=None):
     ap.add_argument("--client-procs", type=int, default=1)
     a = ap.parse_args(argv)
     dbs = ["sqlite", "postgresql"] if a.db == "both" else [a.db]
+    servers = ["fast", "waitress"] if a.server == "both" else [a.server]
     for kind in dbs:
         if a.what in ("load", "all"):
-            print(json.dumps({"load": load(kind, a.seconds, a.clients, a.server_threads, 0.0, a.warmup,
-                                           a.client_procs)}), flush=True)
-            if a.rate:
-                print(json.dumps({"load": load(kind, a.seconds, a.clients, a.server_threads, a.rate, a.warmup,
-                                               a.client_procs)}), flush=True)
+            for server in servers:
+                for rate in ([0.0, a.rate] if a.rate else [0.0]):
+                    print(json.dumps({"load": load(kind, a.seconds, a.clients, a.server_threads, rate, a.warmup,
+                                                   a.client_procs, server)}), flush=True)
         if a.what in ("sim", "all"):
             print(json.dumps({"sim": sim(kind, a.visitors)}, default=str), flush=True)
 

@@ -199,6 +199,17 @@ class WebConfig:
     secure_cookies: bool = opt(True, _bool, "Mark session cookies Secure (needs HTTPS)")
 
 
+def _listen_or_off(v: str):
+    """HOST:PORT, or empty: not started."""
+    return _hostport(v) if v.strip() else None
+
+
+@dataclass(frozen=True)
+class DniConfig:
+    listen: object = opt(("127.0.0.1", 8081), _listen_or_off, "Address of the asyncio server of the public "
+                         "DNI endpoints (dni.js, /api/dni/*), started next to the web UI; empty: not started")
+
+
 @dataclass(frozen=True)
 class RecordingsConfig:
     dir: str = opt("/var/spool/asterisk/monitor", _str, "Where MixMonitor writes recordings")
@@ -238,6 +249,7 @@ SECTIONS: dict[str, type] = {
     "ami": AmiConfig,
     "agi": AgiConfig,
     "web": WebConfig,
+    "dni": DniConfig,
     "recordings": RecordingsConfig,
     "notify": NotifyConfig,
     "asterisk": AsteriskConfig,
@@ -252,6 +264,7 @@ class Config:
     ami: AmiConfig = field(default_factory=AmiConfig)
     agi: AgiConfig = field(default_factory=AgiConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    dni: DniConfig = field(default_factory=DniConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)

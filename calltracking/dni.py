@@ -4,33 +4,31 @@
 
 1. the request is validated and bounded (:func:`parse_request`);
 2. bots (by user agent) get the static/default number and no session;
-3. the visitor session is found by (project, visitor id) or created (a new
-   one after ``SESSION_IDLE`` of inactivity or when new campaign tags arrive);
-4. the pool is chosen (the ``pool`` named by the snippet, the pool of the
-   session's source, the source's static number — *combined mode* — or the
-   project's general pool);
-5. a number is reserved ATOMICALLY: the same visitor keeps the number it
-   holds; otherwise it gets back its previous number when free, else a never
-   used number, else the least recently released one. A number is never held
-   by two live reservations: the partial unique index on
-   ``pool_reservations(tracking_number_id) WHERE released_at IS NULL`` is the
-   guarantee, and the writers avoid fighting over it — PostgreSQL takes the
-   candidate row with ``FOR UPDATE SKIP LOCKED``; SQLite takes the database
-   write lock at the start of the transaction (a first write statement,
-   like ``BEGIN IMMEDIATE``) and writers of one process queue on a lock. A
-   conflict that still happens (another process) is retried. A NEW visitor
-   takes the fast path of :mod:`calltracking.dni_fast` first (batched raw
-   writes, the same order and guarantees); what it cannot finish comes here;
-6. when no number is free, expired holds of that pool are released on the
-   spot and the pool is tried once more; still none → ``exhausted_count`` is
-   incremented and the pool's fallback number (or the project's default
-   number) is returned, with a promo code when the pool's ``promo_mode`` asks.
+3. the visitor session is found by (project, visitor id) or created (a new one after
+   ``SESSION_IDLE`` of inactivity or when new campaign tags arrive);
+4. the pool is chosen (the ``pool`` named by the snippet, the pool of the session's source, the
+   source's static number — *combined mode* — or the project's general pool);
+5. a number is reserved ATOMICALLY: the same visitor keeps the number it holds; otherwise it gets
+   back its previous number when free, else a never used number, else the least recently released
+   one. A number is never held by two live reservations: the partial unique index on
+   ``pool_reservations(tracking_number_id) WHERE released_at IS NULL`` is the guarantee, and the
+   writers avoid fighting over it — PostgreSQL takes the candidate row with ``FOR UPDATE SKIP
+   LOCKED``; SQLite takes the database write lock at the start of the transaction (a first write
+   statement, like ``BEGIN IMMEDIATE``) and writers of one process queue on a lock. A conflict
+   that still happens (another process) is retried. A NEW visitor takes the fast path of
+   :mod:`calltracking.dni_fast` first (batched raw writes, the same order and guarantees); what it
+   cannot finish comes here;
+6. when no number is free, expired holds of that pool are released on the spot and the pool is
+   tried once more; still none → ``exhausted_count`` is incremented and the pool's fallback number
+   (or the project's default number) is returned, with a promo code when the pool's
+   ``promo_mode`` asks.
 
-A reservation is live while ``released_at`` is NULL; it lasts while the
-visitor is active (``heartbeat()``) and for the pool's ``hold_seconds``
-after. :func:`release_expired` (for the scheduler and ``calltracking pools
-release``) releases the rest. :mod:`calltracking.attribution` reads the same
-rows at call time.
+``assign()`` = :func:`prepare` (no database) + the fast path + :func:`complete`; the asyncio DNI
+server (``webui/dni_server.py``) runs the same three steps without blocking its event loop.
+A reservation is live while ``released_at`` is NULL; it lasts while the visitor is active
+(``heartbeat()``) and for the pool's ``hold_seconds`` after. :func:`release_expired` (for the
+scheduler and ``calltracking pools release``) releases the rest. :mod:`calltracking.attribution`
+reads the same rows at call time.
 """
 from __future__ import annotations
 
@@ -63,11 +61,8 @@ VS, PR, TN, NP = (VisitorSession.__table__, PoolReservation.__table__, TrackingN
                   NumberPool.__table__)
 
 #: request field → maximum length (the column sizes)
-FIELDS = {
-    "ga_client_id": 64, "utm_source": 200, "utm_medium": 200, "utm_campaign": 200, "utm_term": 200,
-    "utm_content": 200, "gclid": 200, "yclid": 200, "keyword": 200, "referrer": 1000,
-    "landing_page": 1000,
-}
+FIELDS = {"ga_client_id": 64, "utm_source": 200, "utm_medium": 200, "utm_campaign": 200, "utm_term": 200,
+          "utm_content": 200, "gclid": 200, "yclid": 200, "keyword": 200, "referrer": 1000, "landing_page": 1000}
 _KEY_RX = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _VISITOR_RX = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _CTRL_RX = re.compile(r"[\x00-\x1f\x7f]")
@@ -185,9 +180,8 @@ def _url(engine: Engine) -> str:
 
 
 def project_info(engine: Engine, key: str) -> Optional[ProjectInfo]:
-    ck = (_url(engine), key)
-    info = _cache.get(ck)
-    if info is not None and time.monotonic() - info.loaded < CACHE_TTL:
+    info = cached_project_info(engine, key)
+    if info is not None:
         return info
     with engine.connect() as conn:
         p = conn.execute(select(Project.__table__).where(Project.key == key)).mappings().first()
@@ -214,7 +208,7 @@ def project_info(engine: Engine, key: str) -> Optional[ProjectInfo]:
     info = ProjectInfo(p["id"], key, p["default_number"], parse_origins(p["allowed_origins"]), pools,
                        sources, campaigns, statics, time.monotonic())
     with _cache_lock:
-        _cache[ck] = info
+        _cache[(_url(engine), key)] = info
     return info
 
 
@@ -352,54 +346,103 @@ def _reserve(conn: Connection, info: ProjectInfo, pool: PoolInfo, visitor_id: st
     return None
 
 
-def assign(factory, req: AssignRequest, now: Optional[dt.datetime] = None) -> AssignResult:
-    """Give the visitor a number (see the module doc). Raises UnknownProject."""
-    engine = _engine(factory)
+@dataclass
+class Plan:
+    """:func:`prepare`'s decision: ``result`` (bots), ``fast`` (a new visitor's row), else complete()."""
+
+    engine: Engine
+    req: AssignRequest
+    now: dt.datetime
+    info: ProjectInfo
+    ua: object = None
+    source_id: Optional[int] = None
+    pool: Optional[PoolInfo] = None
+    static: Optional[str] = None          # the source's static number (combined mode)
+    default: Optional[str] = None
+    known: bool = False                   # a visitor id we issued earlier
+    result: Optional[AssignResult] = None
+    fast: Optional[tuple] = None
+    write_lock: object = None
+
+    def fast_result(self, session_id: int, number: str) -> AssignResult:
+        return AssignResult(number, "pool", self.req.visitor_id, session_id, self.pool.id, self.pool.hold_seconds)
+
+
+def cached_project_info(engine: Engine, key: str, stale: bool = False) -> Optional[ProjectInfo]:
+    """The project's settings when the cache has them (no database work; ``stale``: also when
+    older than ``CACHE_TTL``, for a caller that refreshes them meanwhile), else None."""
+    info = _cache.get((_url(engine), key))
+    if info is not None and (stale or time.monotonic() - info.loaded < CACHE_TTL):
+        return info
+    return None
+
+
+def prepare(engine: Engine, req: AssignRequest, info: ProjectInfo, now: Optional[dt.datetime] = None) -> Plan:
+    """The database-free part of :func:`assign`: pool choice, bots, the new visitor's row."""
     now = now or utcnow()
-    info = project_info(engine, req.project)
-    if info is None:
-        raise UnknownProject(f"unknown project {req.project!r}")
     ua = useragent.parse(req.user_agent)
     source_id = _source_for(info, req.fields)
     pool, static = _choose(info, source_id, req.pool)
     default = (pool.fallback_number if pool else None) or info.default_number
+    plan = Plan(engine, req, now, info, ua, source_id, pool, static, default)
     if ua.bot:
-        return AssignResult(static or default, "bot")
-    known = bool(req.visitor_id)          # a visitor id we issued earlier (else: a new visitor)
+        plan.result = AssignResult(static or default, "bot")
+        return plan
+    plan.known = bool(req.visitor_id)
     visitor_id = req.visitor_id = req.visitor_id or new_visitor_id()
-    pg = engine.dialect.name == "postgresql"
-    sid0 = None
-    if not known and pool is not None and pool.promo_mode != "always" and dni_fast.supported(engine):
-        # A new visitor: written by dni_fast's writer thread in a batch (one statement on PostgreSQL,
-        # one transaction on SQLite); what it cannot do (exhaustion, errors) falls through to below.
+    if not plan.known and pool is not None and pool.promo_mode != "always" and dni_fast.supported(engine):
+        # A new visitor: batched by dni_fast's writer; what it cannot do falls through to complete().
         f = req.fields
-        values = (info.id, visitor_id, f["ga_client_id"], f["utm_source"], f["utm_medium"], f["utm_campaign"],
-                  f["utm_term"], f["utm_content"], f["gclid"], f["yclid"], f["keyword"] or f["utm_term"],
-                  f["referrer"], f["landing_page"], req.user_agent, ua.device, ua.os, ua.browser, req.ip,
-                  source_id, now, now)
+        plan.fast = (info.id, visitor_id, f["ga_client_id"], f["utm_source"], f["utm_medium"], f["utm_campaign"],
+                     f["utm_term"], f["utm_content"], f["gclid"], f["yclid"], f["keyword"] or f["utm_term"],
+                     f["referrer"], f["landing_page"], req.user_agent, ua.device, ua.os, ua.browser, req.ip,
+                     source_id, now, now)
+        plan.write_lock = None if engine.dialect.name == "postgresql" else _write_lock(engine)
+    return plan
+
+
+def assign(factory, req: AssignRequest, now: Optional[dt.datetime] = None) -> AssignResult:
+    """Give the visitor a number (see the module doc). Raises UnknownProject."""
+    engine = _engine(factory)
+    info = project_info(engine, req.project)
+    if info is None:
+        raise UnknownProject(f"unknown project {req.project!r}")
+    plan = prepare(engine, req, info, now)
+    if plan.result is not None:
+        return plan.result
+    sid0 = None
+    if plan.fast is not None:
         try:
-            sid0, number = dni_fast.assign_new(engine, values, pool.id, None if pg else _write_lock(engine))
+            sid0, number = dni_fast.assign_new(engine, plan.fast, plan.pool.id, plan.write_lock)
         except Exception:                 # a lost race or a hint out of step: the general path decides
             log.debug("DNI fast path failed; using the general path", exc_info=True)
         else:
             if number is not None:
-                return AssignResult(number, "pool", visitor_id, sid0, pool.id, pool.hold_seconds)
+                return plan.fast_result(sid0, number)
+    return complete(plan, sid0)
+
+
+def complete(plan: Plan, sid0: Optional[int] = None) -> AssignResult:
+    """The general path of :func:`assign` (one SQLAlchemy transaction, retried on a lost race);
+    ``sid0``: the session the fast path already created (its pool had no free number)."""
+    engine, info, req, pool, now = plan.engine, plan.info, plan.req, plan.pool, plan.now
+    pg = engine.dialect.name == "postgresql"
 
     def work(conn: Connection) -> AssignResult:
-        sid = sid0 if sid0 is not None else _session(conn, info, req, source_id, now, ua, known)
+        sid = sid0 if sid0 is not None else _session(conn, info, req, plan.source_id, now, plan.ua, plan.known)
         if pool is None:
-            return AssignResult(static or info.default_number, "static" if static else "default",
-                                visitor_id, sid)
-        number = _reserve(conn, info, pool, visitor_id, sid, now, pg, known)
-        res = AssignResult(number, "pool", visitor_id, sid, pool.id, pool.hold_seconds)
+            return AssignResult(plan.static or info.default_number, "static" if plan.static else "default",
+                                req.visitor_id, sid)
+        number = _reserve(conn, info, pool, req.visitor_id, sid, now, pg, plan.known)
+        res = AssignResult(number, "pool", req.visitor_id, sid, pool.id, pool.hold_seconds)
         if number is None:
             conn.execute(Q.EXHAUSTED, {"b_pool": pool.id})
-            res.number, res.kind, res.exhausted = default, "fallback", True
+            res.number, res.kind, res.exhausted = plan.default, "fallback", True
         if promo.wanted(pool.promo_mode, res.exhausted):
-            res.promo = promo.code_for_session(conn, info.id, sid, source_id, now)
+            res.promo = promo.code_for_session(conn, info.id, sid, plan.source_id, now)
         return res
 
-    return _retrying(engine, work, write_first=not known and sid0 is None)
+    return _retrying(engine, work, write_first=not plan.known and sid0 is None)
 
 
 def heartbeat(factory, project: str, visitor_id: str, now: Optional[dt.datetime] = None) -> AssignResult:

@@ -28,7 +28,10 @@ number → the session exists and the general path takes over with it
 
 The writer owns one driver connection, detached from the engine's pool (no
 pre-ping round trip per request); a broken one is dropped and the batch
-retried once on a fresh one. The thread ends after ``Writer.IDLE`` seconds
+retried once on a fresh one. A thread waits for its request
+(:func:`assign_new`); an event loop gets an asyncio future
+(:func:`assign_new_async`), and the futures of a batch are settled with one
+``call_soon_threadsafe`` per loop. The thread ends after ``Writer.IDLE`` seconds
 without work and when the engine is disposed.
 """
 from __future__ import annotations
@@ -90,14 +93,21 @@ def sqlite_time(now: dt.datetime) -> str:
 
 
 class _Slot:
-    """One request waiting for the writer; ``done`` is released when the result is set."""
+    """One request waiting for the writer: a thread (``done`` is released when the result is set)
+    or an event loop (``afut`` is settled on ``loop``; ``dropped``: the caller gave up)."""
 
-    __slots__ = ("values", "pool_id", "result", "error", "done")
+    __slots__ = ("values", "pool_id", "result", "error", "done", "loop", "afut", "dropped")
 
-    def __init__(self, values: tuple, pool_id: int):
+    def __init__(self, values: tuple, pool_id: int, loop=None):
         self.values, self.pool_id, self.result, self.error = values, pool_id, None, None
-        self.done = threading.Lock()
-        self.done.acquire()
+        self.loop, self.dropped = loop, False
+        if loop is None:
+            self.afut = None
+            self.done = threading.Lock()
+            self.done.acquire()
+        else:
+            self.done = None
+            self.afut = loop.create_future()
 
 
 class Writer:
@@ -125,7 +135,20 @@ class Writer:
         self.conn = None                      # (pool fairy, driver connection), writer thread only
 
     def submit(self, values: tuple, pool_id: int) -> tuple:
-        slot = _Slot(values, pool_id)
+        slot = self._queue(_Slot(values, pool_id))
+        slot.done.acquire()
+        if slot.error is not None:
+            raise slot.error
+        return slot.result
+
+    def submit_async(self, values: tuple, pool_id: int, loop) -> "_Slot":
+        """From an event loop: queue the request; ``slot.afut`` (an asyncio future on ``loop``) gets
+        ``(session id, number)`` or the error. The futures of a batch are settled with ONE
+        ``call_soon_threadsafe`` per loop. Set ``slot.dropped`` to give up: a slot not yet
+        written is then skipped."""
+        return self._queue(_Slot(values, pool_id, loop))
+
+    def _queue(self, slot: "_Slot") -> "_Slot":
         with self.cv:
             if self.closed:
                 raise RuntimeError("the database engine was disposed")
@@ -135,10 +158,7 @@ class Writer:
                 self.thread.start()
             else:
                 self.cv.notify()
-        slot.done.acquire()
-        if slot.error is not None:
-            raise slot.error
-        return slot.result
+        return slot
 
     def close(self):
         with self.cv:
@@ -157,7 +177,8 @@ class Writer:
                     batch, self.queue = self.queue[:self.MAX_BATCH], self.queue[self.MAX_BATCH:]
                 groups: dict = {}
                 for slot in batch:
-                    groups.setdefault(slot.pool_id, []).append(slot)
+                    if not slot.dropped:
+                        groups.setdefault(slot.pool_id, []).append(slot)
                 for pool_id, slots in groups.items():
                     self._write(pool_id, slots)
         finally:
@@ -184,8 +205,17 @@ class Writer:
             for slot in slots:
                 slot.error = exc
         finally:
+            loops: dict = {}
             for slot in slots:
-                slot.done.release()
+                if slot.loop is None:
+                    slot.done.release()
+                else:
+                    loops.setdefault(slot.loop, []).append(slot)
+            for loop, items in loops.items():
+                try:
+                    loop.call_soon_threadsafe(_settle_all, items)
+                except RuntimeError:            # the loop is closed: nobody waits any more
+                    pass
 
     def _connect(self):
         engine = self.engine()
@@ -226,6 +256,16 @@ def writer(engine: Engine, write_lock: Optional[threading.Lock]) -> Writer:
     return w
 
 
+def _settle_all(slots) -> None:
+    """On the event loop: settle the futures of one batch."""
+    for slot in slots:
+        if not slot.afut.done():
+            if slot.error is None:
+                slot.afut.set_result(slot.result)
+            else:
+                slot.afut.set_exception(slot.error)
+
+
 def supported(engine: Engine) -> bool:
     return engine.dialect.name in ("sqlite", "postgresql")
 
@@ -240,6 +280,12 @@ def assign_new(engine: Engine, session_values: tuple, pool_id: int,
     Raises on a database error; nothing of this request is written then.
     """
     return writer(engine, write_lock).submit(session_values, pool_id)
+
+
+def assign_new_async(engine: Engine, session_values: tuple, pool_id: int,
+                     write_lock: Optional[threading.Lock], loop) -> _Slot:
+    """:func:`assign_new` for an event loop: returns the queued slot; await ``slot.afut``."""
+    return writer(engine, write_lock).submit_async(session_values, pool_id, loop)
 
 
 def _broken(exc: BaseException) -> bool:

@@ -2,7 +2,9 @@
 
 The FastAGI server and the AMI listener run as asyncio tasks on one loop, the
 scheduler (APScheduler) in its own thread, the web UI in a waitress server
-thread. A component that crashes is logged and restarted with back-off; the
+thread and, next to it, the public DNI endpoints on an event loop thread of their
+own (``[dni] listen``; a failure to start it is logged: the web port serves them
+too). A component that crashes is logged and restarted with back-off; the
 others keep running. SIGTERM/SIGINT stop everything within ``STOP_TIMEOUT``
 seconds; the AMI listener drains its queue of events before it returns.
 """
@@ -30,6 +32,7 @@ class Supervisor:
     restarts: dict = field(default_factory=dict)
     _web_server: object = None
     _web_thread: threading.Thread | None = None
+    _dni_server: object = None
     _scheduler: object = None
     config_path: str | None = None          # for the extra FastAGI processes ([agi] processes)
     overrides: dict = field(default_factory=dict)
@@ -84,8 +87,16 @@ class Supervisor:
         self._web_server = make_server(self.config, self.sessionmaker)
         self._web_thread = threading.Thread(target=self._web_server.run, name="web", daemon=True)
         self._web_thread.start()
+        from webui.dni_server import start_next_to
+
+        self._dni_server = start_next_to(self._web_server, self.config, self.sessionmaker)
 
     def _stop_threads(self):
+        if self._dni_server is not None:
+            try:
+                self._dni_server.close()
+            except Exception:
+                log.exception("stopping the DNI server failed")
         if self._web_server is not None:
             try:
                 self._web_server.close()

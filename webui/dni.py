@@ -12,9 +12,17 @@ IP gets ``DNI_RATE_PER_MINUTE`` requests a minute with bursts of
 ``DNI_RATE_BURST`` (Flask config keys); local peers without a forwarded
 address are not limited (see :func:`_is_loopback`). Errors are JSON:
 ``{"error": "..."}``.
+
+Two servers call the SAME code: :meth:`DniApi.handle` takes plain arguments
+(method, path, origin, client IP, user agent, body bytes) and is a generator
+that yields its blocking database steps (:class:`Step`, :class:`FastStep`)
+and returns ``(status, payload, headers)``. The WSGI adapter (waitress, in
+front of Flask) runs the steps in its thread (:func:`run_blocking`); the
+asyncio DNI server (``webui/dni_server.py``) runs them off its event loop.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -22,16 +30,21 @@ import os
 import threading
 import time
 
-from flask import Blueprint, Response, current_app, request, send_from_directory
+from flask import Blueprint, Response, current_app, request
 
-from calltracking import dni
+from calltracking import dni, dni_fast
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("dni", __name__)
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-DEFAULTS = {"DNI_MAX_BODY": 8 * 1024, "DNI_RATE_PER_MINUTE": 120, "DNI_RATE_BURST": 60}
+#: DNI_DB_TIMEOUT: seconds the asyncio server waits for the database before answering 503
+DEFAULTS = {"DNI_MAX_BODY": 8 * 1024, "DNI_RATE_PER_MINUTE": 120, "DNI_RATE_BURST": 60, "DNI_DB_TIMEOUT": 1.5}
+#: headers of every API answer
+#: the ``body`` of :meth:`DniApi.handle` when the Content-Length header is not a number
+BAD_LENGTH = b"\0invalid Content-Length"
+API_HEADERS = [("Cache-Control", "no-store"), ("Vary", "Origin"), ("X-Content-Type-Options", "nosniff")]
 
 
 class RateLimiter:
@@ -59,17 +72,21 @@ class RateLimiter:
             return ok
 
 
-def client_ip(environ) -> str:
-    """The peer address; behind a local reverse proxy, the last X-Forwarded-For hop."""
-    ip = environ.get("REMOTE_ADDR") or ""
-    fwd = environ.get("HTTP_X_FORWARDED_FOR", "")
-    if fwd:
+def peer_client_ip(peer: str, forwarded: str = "") -> str:
+    """The peer address; from a loopback peer (a local reverse proxy), the last X-Forwarded-For hop."""
+    ip = peer or ""
+    if forwarded:
         try:
             if ipaddress.ip_address(ip).is_loopback:
-                ip = fwd.split(",")[-1].strip()[:45] or ip
+                ip = forwarded.split(",")[-1].strip()[:45] or ip
         except ValueError:
             pass
     return ip
+
+
+def client_ip(environ) -> str:
+    """:func:`peer_client_ip` of a WSGI request."""
+    return peer_client_ip(environ.get("REMOTE_ADDR") or "", environ.get("HTTP_X_FORWARDED_FOR", ""))
 
 
 def _is_loopback(ip: str) -> bool:
@@ -83,65 +100,134 @@ def _is_loopback(ip: str) -> bool:
         return False
 
 
-class DniApi:
-    """WSGI fast path for ``/api/dni/assign`` and ``/api/dni/heartbeat``.
+class Step:
+    """A blocking database call of :meth:`DniApi.handle`: ``fn(*args)``."""
 
-    Installed in front of the Flask application when the blueprint is
-    registered: these public, high-rate endpoints skip the UI's request
-    machinery (sessions, login, CSRF, templates); everything else goes on to
-    Flask unchanged.
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def run(self):
+        return self.fn(*self.args)
+
+
+class Refresh(Step):
+    """Reload the project's settings (``stale``: the expired ones). An event loop answers with
+    ``stale`` at once and reloads in the background (one reload per project at a time)."""
+
+    __slots__ = ("stale",)
+
+    def __init__(self, stale, engine, key):
+        super().__init__(dni.project_info, engine, key)
+        self.stale = stale
+
+
+class FastStep:
+    """A new visitor for :mod:`calltracking.dni_fast`'s batching writer: ``(session id, number)``."""
+
+    __slots__ = ("plan",)
+
+    def __init__(self, plan: dni.Plan):
+        self.plan = plan
+
+    def run(self):
+        p = self.plan
+        return dni_fast.assign_new(p.engine, p.fast, p.pool.id, p.write_lock)
+
+    def submit(self, loop):
+        """Queue it from an event loop: the writer's slot (``slot.afut`` is its future)."""
+        p = self.plan
+        return dni_fast.assign_new_async(p.engine, p.fast, p.pool.id, p.write_lock, loop)
+
+
+def run_blocking(gen):
+    """Drive :meth:`DniApi.handle` in this thread: each step runs here."""
+    send = exc = None
+    while True:
+        try:
+            step = gen.send(send) if exc is None else gen.throw(exc)
+        except StopIteration as stop:
+            return stop.value
+        send = exc = None
+        try:
+            send = step.run()
+        except Exception as e:      # handed back to the handler, which decides
+            exc = e
+
+
+class DniApi:
+    """The two API endpoints, for both servers; also a WSGI fast path in front of Flask.
+
+    ``settings``: a mapping with the :data:`DEFAULTS` keys (the Flask config, read on every
+    request); ``engine``: a function returning the SQLAlchemy engine. As WSGI middleware
+    (``inner`` the Flask app) these public, high-rate endpoints skip the UI's request
+    machinery (sessions, login, CSRF, templates); everything else goes on to Flask unchanged.
     """
 
     PATHS = {"/api/dni/assign": "assign", "/api/dni/heartbeat": "heartbeat"}
 
-    def __init__(self, app, inner):
-        self.app = app
+    def __init__(self, settings, engine, inner=None):
+        self.settings = settings
+        self.engine = engine
         self.inner = inner
         self.limiter = RateLimiter()
 
     def cfg(self, name):
-        return self.app.config.get(name, DEFAULTS[name])
-
-    def engine(self):
-        return self.app.extensions["calltracking"]["sessionmaker"].kw["bind"]
+        return self.settings.get(name, DEFAULTS[name])
 
     def __call__(self, environ, start_response):
-        kind = self.PATHS.get(environ.get("PATH_INFO", ""))
-        if kind is None:
+        path = environ.get("PATH_INFO", "")
+        if path not in self.PATHS:
             return self.inner(environ, start_response)
-        status, payload, headers = self.handle(kind, environ)
-        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False,
-                                                      separators=(",", ":")).encode()
-        headers += [("Cache-Control", "no-store"), ("Vary", "Origin"), ("X-Content-Type-Options", "nosniff"),
-                    ("Content-Length", str(len(body)))]
-        if payload is not None:
-            headers.append(("Content-Type", "application/json"))
-        start_response(STATUS[status], headers)
-        return [body]
-
-    def handle(self, kind: str, environ):
         method = environ.get("REQUEST_METHOD", "GET")
-        origin = environ.get("HTTP_ORIGIN")
+        body = b""
+        if method == "POST":
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                body = BAD_LENGTH
+            elif length > self.cfg("DNI_MAX_BODY"):
+                body = None
+            elif length:
+                body = environ["wsgi.input"].read(length)
+        status, payload, headers = run_blocking(self.handle(
+            method, path, environ.get("HTTP_ORIGIN"), client_ip(environ), environ.get("HTTP_USER_AGENT", ""),
+            body))
+        status_line, headers, data = render(status, payload, headers)
+        start_response(status_line, headers)
+        return [data]
+
+    def handle(self, method: str, path: str, origin, ip: str, user_agent: str, body):
+        """Generator: yields :class:`Step`/:class:`FastStep` (send back the result or throw the
+        error), returns ``(status, payload or None, headers)``. ``body``: the request body, or
+        None when its Content-Length is over ``DNI_MAX_BODY`` (not read)."""
+        kind = self.PATHS.get(path)
+        if kind is None:
+            return 404, {"error": "not found"}, []
         if method == "OPTIONS":      # preflight: allowed for any origin; the POST checks the project
             return 204, None, _cors(origin)
         if method != "POST":
             return 405, {"error": "use POST"}, [("Allow", "POST, OPTIONS")]
-        ip = client_ip(environ)
         if not _is_loopback(ip) and not self.limiter.allow(ip, self.cfg("DNI_RATE_PER_MINUTE"),
                                                            self.cfg("DNI_RATE_BURST")):
             return 429, {"error": "too many requests"}, [("Retry-After", "10")]
-        data, err = self.body(environ)
+        data, err = self.parse_body(body)
         if err is not None:
             return err[0], {"error": err[1]}, []
         key = data.get("project")
         if not isinstance(key, str) or not dni._KEY_RX.fullmatch(key):
             return 400, {"error": "field 'project' must be a project key"}, []
         engine = self.engine()
-        try:
-            info = dni.project_info(engine, key)
-        except Exception:
-            log.exception("DNI: database unavailable")
-            return 503, {"error": "temporarily unavailable"}, []
+        info = dni.cached_project_info(engine, key, stale=True)
+        if info is None or time.monotonic() - info.loaded >= dni.CACHE_TTL:
+            try:
+                info = yield Refresh(info, engine, key)
+            except Exception:
+                log.exception("DNI: database unavailable")
+                return 503, {"error": "temporarily unavailable"}, []
         if info is None:
             return 404, {"error": f"unknown project {key!r}"}, []
         if origin and not ("*" in info.origins or origin.rstrip("/").lower() in info.origins):
@@ -149,10 +235,9 @@ class DniApi:
         cors = _cors(origin)
         try:
             if kind == "assign":
-                req = dni.parse_request(data, environ.get("HTTP_USER_AGENT", ""), client_ip(environ))
-                out = dni.assign(engine, req).as_json()
+                out = yield from self._assign(engine, info, dni.parse_request(data, user_agent, ip))
             else:
-                out = dni.heartbeat(engine, data.get("project"), data.get("visitor_id")).as_json()
+                out = yield Step(dni.heartbeat, engine, key, data.get("visitor_id"))
         except dni.UnknownProject as e:
             return 404, {"error": str(e)}, cors
         except dni.DniError as e:
@@ -160,21 +245,32 @@ class DniApi:
         except Exception:
             log.exception("DNI: request failed")
             return 503, {"error": "temporarily unavailable"}, cors
+        out = out.as_json()
         out["default"] = info.default_number
         return 200, out, cors
 
-    def body(self, environ):
-        limit = self.cfg("DNI_MAX_BODY")
-        too_large = (413, f"request body too large (at most {limit} bytes)")
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
+    @staticmethod
+    def _assign(engine, info, req):
+        plan = dni.prepare(engine, req, info)
+        if plan.result is not None:
+            return plan.result
+        sid0 = None
+        if plan.fast is not None:
+            try:
+                sid0, number = yield FastStep(plan)
+            except Exception:        # a lost race or a hint out of step: the general path decides
+                log.debug("DNI fast path failed; using the general path", exc_info=True)
+            else:
+                if number is not None:
+                    return plan.fast_result(sid0, number)
+        return (yield Step(dni.complete, plan, sid0))
+
+    def parse_body(self, raw):
+        if raw is BAD_LENGTH:
             return None, (400, "invalid Content-Length")
-        if length > limit:
-            return None, too_large
-        raw = environ["wsgi.input"].read(min(length, limit + 1)) if length else b""
-        if len(raw) > limit:
-            return None, too_large
+        limit = self.cfg("DNI_MAX_BODY")
+        if raw is None or len(raw) > limit:
+            return None, (413, f"request body too large (at most {limit} bytes)")
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -184,9 +280,20 @@ class DniApi:
         return data, None
 
 
-STATUS = {200: "200 OK", 204: "204 No Content", 400: "400 Bad Request", 403: "403 Forbidden",
-          404: "404 Not Found", 405: "405 Method Not Allowed", 413: "413 Payload Too Large",
-          429: "429 Too Many Requests", 503: "503 Service Unavailable"}
+STATUS = {200: "200 OK", 204: "204 No Content", 304: "304 Not Modified", 400: "400 Bad Request",
+          403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed", 408: "408 Request Timeout",
+          411: "411 Length Required", 413: "413 Payload Too Large", 429: "429 Too Many Requests",
+          431: "431 Request Header Fields Too Large", 500: "500 Internal Server Error",
+          503: "503 Service Unavailable", 505: "505 HTTP Version Not Supported"}
+
+
+def render(status: int, payload, headers: list):
+    """``(status line, headers, body bytes)`` of an API answer (JSON or empty)."""
+    body = b"" if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = headers + API_HEADERS + [("Content-Length", str(len(body)))]
+    if payload is not None:
+        headers.append(("Content-Type", "application/json"))
+    return STATUS[status], headers, body
 
 
 def _cors(origin):
@@ -196,29 +303,54 @@ def _cors(origin):
             ("Access-Control-Allow-Headers", "Content-Type"), ("Access-Control-Max-Age", "600")]
 
 
+_snippet_cache: dict = {}
+
+
+def snippet(if_none_match: str = ""):
+    """``(status, body, headers)`` of ``GET /dni.js`` for both servers: cached 5 minutes by
+    browsers, any site may load it, an ETag for revalidation (304)."""
+    path = os.path.join(STATIC, "dni.js")
+    st = os.stat(path)
+    key = (st.st_mtime_ns, st.st_size)
+    cached = _snippet_cache.get(path)
+    if cached is None or cached[0] != key:
+        with open(path, "rb") as f:
+            data = f.read()
+        cached = _snippet_cache[path] = (key, data, '"%s"' % hashlib.sha1(data).hexdigest()[:20])
+    _, data, etag = cached
+    headers = [("Content-Type", "application/javascript; charset=utf-8"), ("Cache-Control", "public, max-age=300"),
+               ("ETag", etag), ("Access-Control-Allow-Origin", "*"), ("X-Content-Type-Options", "nosniff")]
+    if if_none_match and etag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]:
+        return 304, b"", headers
+    return 200, data, headers
+
+
 @bp.record_once
 def _install(state):
-    api = DniApi(state.app, state.app.wsgi_app)
-    state.app.wsgi_app = api
-    state.app.extensions["dni_api"] = api
+    app = state.app
+    api = DniApi(app.config, lambda: app.extensions["calltracking"]["sessionmaker"].kw["bind"], app.wsgi_app)
+    app.wsgi_app = api
+    app.extensions["dni_api"] = api
 
 
-@bp.route("/dni.js")
-def snippet():
-    resp = send_from_directory(STATIC, "dni.js", mimetype="application/javascript", max_age=300)
-    resp.headers["Access-Control-Allow-Origin"] = "*"
+@bp.route("/dni.js", endpoint="snippet")
+def snippet_route():
+    status, data, headers = snippet(request.headers.get("If-None-Match", ""))
+    resp = Response(data, status=status)
+    for k, v in headers:
+        resp.headers[k] = v
     return resp
 
 
 def _through_flask(kind: str):
     """Only reached when the app's WSGI pipeline bypasses DniApi (e.g. a wrapped test app)."""
     api = current_app.extensions["dni_api"]
-    status, payload, headers = api.handle(kind, request.environ)
-    resp = Response(b"" if payload is None else json.dumps(payload), status=status,
-                    mimetype="application/json" if payload is not None else None)
-    for k, v in headers + [("Cache-Control", "no-store"), ("Vary", "Origin")]:
-        resp.headers[k] = v
-    return resp
+    body = request.get_data(cache=False) if request.content_length is None or \
+        request.content_length <= api.cfg("DNI_MAX_BODY") else None
+    status, payload, headers = run_blocking(api.handle(request.method, request.path, request.headers.get("Origin"),
+                                                       client_ip(request.environ), request.user_agent.string, body))
+    status_line, headers, data = render(status, payload, headers)
+    return Response(data, status=status, headers=headers)
 
 
 @bp.route("/api/dni/assign", methods=["POST", "OPTIONS"])

@@ -1,4 +1,5 @@
-"""`calltracking web`: serve the web UI with the production WSGI server (waitress)."""
+"""`calltracking web`: serve the web UI with the production WSGI server (waitress), and the
+public DNI endpoints on their asyncio server (``[dni] listen``) next to it."""
 from __future__ import annotations
 
 import signal
@@ -12,17 +13,21 @@ from . import cli, pass_ctx
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Override [web] listen.")
 @pass_ctx
 def web(app, listen):
-    """Serve the web UI (waitress) until interrupted."""
+    """Serve the web UI (waitress) and the DNI endpoints ([dni] listen) until interrupted."""
     if listen:
         app.overrides["web.listen"] = listen
         app._config = None
     cfg = app.config
     cfg.require_web_secret()
+    from webui.dni_server import start_next_to
     from webui.server import make_server
 
     server = make_server(cfg, app.sessionmaker)
     host, _ = cfg.web.listen
     click.echo(f"calltracking web UI on http://{host}:{server.effective_port}/ (Ctrl-C stops)", err=True)
+    dni_server = start_next_to(server, cfg, app.sessionmaker)
+    if dni_server is not None:
+        click.echo(f"calltracking DNI endpoints on http://{dni_server.host}:{dni_server.port}/", err=True)
 
     def stop(_sig, _frame):
         server.close()
@@ -34,4 +39,6 @@ def web(app, listen):
         pass
     finally:
         server.close()
+        if dni_server is not None:
+            dni_server.close()
         signal.signal(signal.SIGTERM, old)

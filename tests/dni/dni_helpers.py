@@ -75,14 +75,14 @@ def make_app(cfg, factory):
 class LiveServer:
     """The real Flask app under waitress (the production WSGI server) in a thread."""
 
-    def __init__(self, db_url, factory, **flask_config):
+    def __init__(self, db_url, factory, app=None, **flask_config):
         from waitress import create_server
 
         cfg = load_config(env={"CALLTRACKING_DATABASE_URL": db_url,
                                "CALLTRACKING_WEB_SECRET_KEY": "test-secret-key-0123456789abcdef",
                                "CALLTRACKING_WEB_SECURE_COOKIES": "no"}, path="/nonexistent.ini",
                           require_file=False)
-        self.app = make_app(cfg, factory)
+        self.app = app or make_app(cfg, factory)
         self.app.config.update(flask_config)
         self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8,
                                     clear_untrusted_proxy_headers=False)
@@ -208,3 +208,85 @@ class Agi:
         """Behave like Asterisk 22 (headers from the recording): answer commands, collect variables."""
         res = fake_asterisk.call(self.port, fake_asterisk.headers(hook, args), digits)
         return res.vars
+
+
+class FastServer:
+    """The asyncio DNI server ([dni] listen; webui.dni_server) on a free port, sharing the real
+    application's DniApi (so ``flask_config`` such as DNI_RATE_BURST applies to both)."""
+
+    def __init__(self, db_url, factory, max_connections: int = 1000, **flask_config):
+        from webui.dni_server import DniServer
+
+        cfg = load_config(env={"CALLTRACKING_DATABASE_URL": db_url,
+                               "CALLTRACKING_WEB_SECRET_KEY": "test-secret-key-0123456789abcdef",
+                               "CALLTRACKING_WEB_SECURE_COOKIES": "no"}, path="/nonexistent.ini",
+                          require_file=False)
+        self.app = make_app(cfg, factory)
+        self.app.config.update(flask_config)
+        self.api = self.app.extensions["dni_api"]
+        self.server = DniServer(self.api, "127.0.0.1", 0, max_connections=max_connections).start()
+        self.port = self.server.port
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.server.close()
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes on a new connection; everything the server sends until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def read_response(sock, buf: bytearray) -> tuple:
+    """One HTTP response from a keep-alive socket: (status, headers dict lower-case, body)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed by the server; got {bytes(buf)!r}")
+        buf += chunk
+    end = buf.index(b"\r\n\r\n")
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    length = int(headers.get("content-length", 0))
+    while len(buf) < end + 4 + length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed in a body")
+        buf += chunk
+    body = bytes(buf[end + 4:end + 4 + length])
+    del buf[:end + 4 + length]
+    return int(lines[0].split(" ")[1]), headers, body
+
+
+def request_bytes(method: str, path: str, body=None, headers=None, version: str = "HTTP/1.1") -> bytes:
+    import json
+
+    raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    head = {"Host": "127.0.0.1", "User-Agent": UA, **(headers or {})}
+    if body is not None:
+        head.setdefault("Content-Length", str(len(raw)))
+    return (f"{method} {path} {version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
+            ).encode("latin-1") + raw
+
+
+def open_page(browser, ga_cookie: str | None = None, url: str = ""):
+    """A fresh browser context and page that collects JavaScript errors: ``(ctx, page, errors)``;
+    ``ga_cookie`` sets Google Analytics' ``_ga`` cookie for ``url`` first."""
+    ctx = browser.new_context()
+    if ga_cookie:
+        ctx.add_cookies([{"name": "_ga", "value": ga_cookie, "url": url}])
+    page = ctx.new_page()
+    errors: list = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return ctx, page, errors

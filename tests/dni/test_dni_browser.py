@@ -11,7 +11,7 @@ from sqlalchemy import select
 from calltracking.db import session_scope
 from calltracking.models import VisitorSession
 
-from dni_helpers import LiveServer, SiteServer, make_project
+from dni_helpers import LiveServer, SiteServer, make_project, open_page
 from browser_support import ARGS, CHROMIUM  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -101,11 +101,7 @@ def _texts(page):
 
 def test_number_replaced_kept_and_captured(browser, world, session_factory):
     live, site = world
-    ctx = browser.new_context()
-    ctx.add_cookies([{"name": "_ga", "value": "GA1.1.123456789.1700000000", "url": site.url}])
-    page = ctx.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    ctx, page, errors = open_page(browser, "GA1.1.123456789.1700000000", site.url)
     page.goto(site.url + "/?utm_source=google&utm_medium=cpc&utm_campaign=brand_spring"
               "&utm_term=buy+pizza&gclid=abc123")
     page.wait_for_selector("html[data-ct-dni='ready']", timeout=10_000)
@@ -139,10 +135,7 @@ def test_number_replaced_kept_and_captured(browser, world, session_factory):
 def test_fallback_when_server_hangs_or_is_down(browser, world):
     live, site = world
     for path in ("/hang", "/down"):
-        ctx = browser.new_context()
-        page = ctx.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        ctx, page, errors = open_page(browser)
         page.goto(site.url + path)
         if path == "/hang":
             page.wait_for_selector("html[data-ct-dni='fallback']", timeout=5_000)
