@@ -15,6 +15,8 @@ MARK = {doc.OK: click.style("OK  ", fg="green"), doc.WARN: click.style("WARN", f
 @pass_ctx
 def doctor(app):
     """Check configuration, database and services; print a fix for each problem."""
+    from webui import doctor as _web_checks  # noqa: F401  (web UI, DNI server; here: Flask is heavy)
+
     results = doc.run_checks(app)
     for r in results:
         click.echo(f"{MARK[r.status]} {r.name}: {r.detail}")
