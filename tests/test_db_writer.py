@@ -77,3 +77,34 @@ def test_web_requests_that_may_write_use_the_writer_engine(engine, session_facto
         with app.test_request_context("/", method=method):
             opts = db().connection().get_execution_options()
             assert bool(opts.get("sqlite_immediate")) is immediate, method
+
+
+def test_cli_write_commands_wait_for_a_service_that_is_writing(run_cli, engine, session_factory,
+                                                               sqlite_only):
+    """A service holds the write lock and commits while `calltracking sources add` runs: the
+    command (reads, then writes) waits for its turn instead of failing "database is locked"."""
+    import threading
+    import time
+
+    _setup(session_factory)
+    con = sqlite3.connect(sqlite_only, isolation_level=None, check_same_thread=False)
+    con.execute("BEGIN IMMEDIATE")
+    con.execute("INSERT INTO sources (project_id, name, channel, short_label, active) "
+                "SELECT id, 'listener', 'other', '', 1 FROM projects")
+
+    def commit_later():
+        time.sleep(0.5)
+        con.execute("COMMIT")
+        con.close()
+
+    t = threading.Thread(target=commit_later)
+    t.start()
+    try:
+        res = run_cli("sources", "add", "p", "Billboard", ok=False)
+    finally:
+        t.join()
+    assert res.exit_code == 0, res.output
+    with session_factory() as s:
+        assert sorted(s.scalars(select(Source.name))) == ["Billboard", "listener"]
+    # read-only commands keep deferred transactions (they never hold the write lock)
+    assert "Billboard" in run_cli("sources", "list", "p").output

@@ -41,10 +41,15 @@ class AppContext:
             self._sessionmaker = make_sessionmaker(self.engine)
         return self._sessionmaker
 
-    def session(self):
-        from ..db import session_scope
+    def session(self, write: bool = False):
+        """A transaction. ``write=True`` for commands that change data: on SQLite it begins
+        IMMEDIATE (see :func:`calltracking.db.writer`), so that a service committing at the
+        same moment makes it wait its turn instead of failing with "database is locked"."""
+        from ..db import make_sessionmaker, session_scope, writer
 
-        return session_scope(self.sessionmaker)
+        if not write:
+            return session_scope(self.sessionmaker)
+        return session_scope(make_sessionmaker(writer(self.engine)))
 
     @property
     def region(self) -> str:

@@ -53,7 +53,7 @@ def projects():
 def projects_add(app, key, name, timezone, default_queue, default_number):
     """Add a project with KEY (used in URLs, CSV files and dni.js)."""
     g = app.config.general
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         p = svc.add_project(s, key, name, timezone or g.timezone,
                             g.default_queue if default_queue is None else default_queue,
                             default_number, app.region)
@@ -77,7 +77,7 @@ def projects_list(app, fmt):
 @pass_ctx
 def projects_remove(app, key, yes):
     """Remove a project (calls are kept, detached from it)."""
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         p = svc.get_project(s, key)
         n = s.scalars(select(TrackingNumber).where(TrackingNumber.project_id == p.id)).first()
         if n is not None and not yes:
@@ -99,7 +99,7 @@ def sources():
 @click.option("--label", default="", help="Short label shown on the operator's phone.")
 @pass_ctx
 def sources_add(app, project, name, channel, label):
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         src = svc.add_source(s, svc.get_project(s, project), name, channel, label)
         click.echo(f"source {src.name!r} added (id {src.id})")
 
@@ -124,7 +124,7 @@ def sources_list(app, project, fmt):
 @pass_ctx
 def sources_remove(app, project, name):
     """Remove a source; its numbers stay mapped to no source (calls keep ringing)."""
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         s.delete(svc.get_source(s, svc.get_project(s, project), name))
     click.echo(f"source {name!r} removed")
 
@@ -142,7 +142,7 @@ def campaigns():
 @click.option("--utm-campaign", default="")
 @pass_ctx
 def campaigns_add(app, project, source, name, utm_campaign):
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         src = svc.get_source(s, svc.get_project(s, project), source)
         c = svc.add_campaign(s, src, name, utm_campaign)
         click.echo(f"campaign {c.name!r} added (id {c.id})")
@@ -168,7 +168,7 @@ def campaigns_list(app, project, fmt):
 @click.argument("name")
 @pass_ctx
 def campaigns_remove(app, project, source, name):
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         src = svc.get_source(s, svc.get_project(s, project), source)
         s.delete(svc.get_campaign(s, src, name))
     click.echo(f"campaign {name!r} removed")
@@ -191,7 +191,7 @@ def numbers():
 @click.option("--no-record", is_flag=True)
 @pass_ctx
 def numbers_add(app, project, number, source, campaign, pool, description, no_callerid_prefix, no_record):
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         p = svc.get_project(s, project)
         src = svc.get_source(s, p, source) if source else None
         camp = svc.get_campaign(s, src, campaign) if campaign and src else None
@@ -232,7 +232,7 @@ def numbers_list(app, project, show_all, fmt):
 @pass_ctx
 def numbers_remove(app, number):
     """Retire a number's mapping. Calls to it still ring (default queue)."""
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         tn = svc.retire_number(s, number, app.region)
     click.echo(f"number {tn.number} retired")
 
@@ -258,7 +258,7 @@ def numbers_import(app, file, project):
         bar = click.progressbar(length=total, label="checking and importing", file=sys.stderr)
         bar.__enter__()
     try:
-        with app.session() as s:
+        with app.session(write=True) as s:
             res = numbers_csv.import_numbers(s, text, app.region, project,
                                              progress=bar.update if bar else None)
     except numbers_csv.ImportFailed as e:
@@ -296,7 +296,7 @@ def operators():
 @click.option("--queues", default="", help="Comma-separated queue names.")
 @pass_ctx
 def operators_add(app, name, interface, member_name, extension, queues):
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         op = svc.add_operator(s, name, interface, member_name, extension, queues)
         click.echo(f"operator {op.name!r} added (id {op.id})")
 
@@ -316,7 +316,7 @@ def operators_list(app, fmt):
 @click.argument("interface")
 @pass_ctx
 def operators_remove(app, interface):
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         op = s.scalars(select(Operator).where(Operator.interface == interface)).first()
         if op is None:
             raise svc.ServiceError(f"operator with interface {interface!r} not found")
@@ -341,7 +341,7 @@ def users_add(app, username, role, password, language, operator_iface):
     password = password or os.environ.get("CALLTRACKING_PASSWORD")
     if not password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         op = None
         if operator_iface:
             op = s.scalars(select(Operator).where(Operator.interface == operator_iface)).first()
@@ -365,7 +365,7 @@ def users_list(app, fmt):
 @click.argument("username")
 @pass_ctx
 def users_remove(app, username):
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         u = s.scalars(select(User).where(User.username == username)).first()
         if u is None:
             raise svc.ServiceError(f"user {username!r} not found")

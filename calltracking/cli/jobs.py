@@ -120,7 +120,7 @@ def notify_add(app, project, channel, event, target, template, secret, name):
         raise click.ClickException(f"{channel} rules take --event call_finished")
     if event.startswith("digest") and channel != "email":
         raise click.ClickException("digests are sent by e-mail: use --channel email")
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         p = svc.get_project(s, project)
         r = NotificationRule(project_id=p.id, name=name or f"{channel} {event}", channel=channel, event=event,
                              target=target, body_template=template, secret=secret, enabled=True)
@@ -148,7 +148,7 @@ def notify_list(app, project, fmt):
 @click.argument("rule_id", type=int)
 @pass_ctx
 def notify_remove(app, rule_id):
-    with app.session() as s:
+    with app.session(write=True) as s:
         r = s.get(NotificationRule, rule_id)
         if r is None:
             raise click.ClickException(f"rule {rule_id} not found")
@@ -202,7 +202,7 @@ def deliveries_retry(app, ids, all_dead):
     """Send dead deliveries again now."""
     from ..integrations import deliver_one, requeue
 
-    with app.session() as s:
+    with app.session(write=True) as s:
         if all_dead:
             ids = tuple(s.scalars(select(Delivery.id).where(Delivery.status == "dead")))
         for i in ids:
@@ -255,7 +255,7 @@ def recordings_keep_days(app, project, days):
 
     if days != "default" and not days.isdigit():
         raise click.ClickException(f"DAYS must be a whole number or 'default', got {days!r}")
-    with _Errors(), app.session() as s:
+    with _Errors(), app.session(write=True) as s:
         p = svc.get_project(s, project)
         set_keep_days(s, p, None if days == "default" else int(days))
     click.echo(f"project {project}: keep recordings "
@@ -298,7 +298,7 @@ def spend_import(app, file, project, create_missing):
 
     text = file.read()
     try:
-        with app.session() as s:
+        with app.session(write=True) as s:
             r = import_spend(s, text, default_project=project, create_missing=create_missing)
     except ImportFailed as e:
         for err in e.errors:

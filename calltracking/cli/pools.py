@@ -86,7 +86,7 @@ def pools_sizing(app, project, days, target, fmt):
 @pass_ctx
 def pools_set(app, project, pool, hold_seconds, fallback, promo_mode):
     """Change a pool's hold time, fallback number or promo mode."""
-    with _errors(), app.session() as s:
+    with _errors(), app.session(write=True) as s:
         p = svc.get_pool(s, svc.get_project(s, project), pool)
         if hold_seconds is not None:
             p.hold_seconds = hold_seconds
