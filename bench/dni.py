@@ -73,8 +73,8 @@ class Pg:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run("initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres", "--no-sync")
         self._run("pg_ctl", "-D", f"{self.dir}/data", "-l", f"{self.dir}/log", "-w", "-o",
-                  f"-c listen_addresses='' -k {self.dir} -p {self.port} -c fsync=off "
-                  f"-c synchronous_commit=off -c max_connections=200", "start")
+                  f"-c listen_addresses='' -k {self.dir} -p {self.port} "      # durable, as deployed
+                  f"-c max_connections=200", "start")
         self._run("createdb", "-h", self.dir, "-p", str(self.port), "-U", "postgres", "bench")
         self.url = f"postgresql+psycopg://postgres@/bench?host={self.dir}&port={self.port}"
 
