@@ -45,6 +45,8 @@ from typing import Optional
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from .loopwake import settle_batch
+
 #: the columns of a new visitor session, in the order of the statements' parameters
 SESSION_COLS = ("project_id", "visitor_id", "ga_client_id", "utm_source", "utm_medium", "utm_campaign",
                 "utm_term", "utm_content", "gclid", "yclid", "keyword", "referrer", "landing_page",
@@ -205,17 +207,10 @@ class Writer:
             for slot in slots:
                 slot.error = exc
         finally:
-            loops: dict = {}
             for slot in slots:
                 if slot.loop is None:
                     slot.done.release()
-                else:
-                    loops.setdefault(slot.loop, []).append(slot)
-            for loop, items in loops.items():
-                try:
-                    loop.call_soon_threadsafe(_settle_all, items)
-                except RuntimeError:            # the loop is closed: nobody waits any more
-                    pass
+            settle_batch((s.loop, s.afut, s.result, s.error) for s in slots if s.loop is not None)
 
     def _connect(self):
         engine = self.engine()
@@ -254,16 +249,6 @@ def writer(engine: Engine, write_lock: Optional[threading.Lock]) -> Writer:
                 w = _writers[engine] = Writer(engine, write_lock)
                 event.listen(engine, "engine_disposed", lambda _conn, w=w: w.close())
     return w
-
-
-def _settle_all(slots) -> None:
-    """On the event loop: settle the futures of one batch."""
-    for slot in slots:
-        if not slot.afut.done():
-            if slot.error is None:
-                slot.afut.set_result(slot.result)
-            else:
-                slot.afut.set_exception(slot.error)
 
 
 def supported(engine: Engine) -> bool:

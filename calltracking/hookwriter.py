@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from . import hookdb
+from .loopwake import settle_batch
 
 log = logging.getLogger("calltracking.hooks")
 
@@ -52,7 +53,7 @@ class CallWriter:
     """The writer thread (started on first use); :meth:`close` drains and stops it."""
 
     def __init__(self, engine: Engine, max_batch: int = 200, retry_seconds: float = 60.0,
-                 busy_ms: int = 2000):
+                 busy_ms: int = 2000, checkpoint_interval: float = 1.0):
         self.engine = engine
         self.max_batch = max_batch
         self.retry_seconds = retry_seconds
@@ -63,8 +64,8 @@ class CallWriter:
         self.stats = {"batches": 0, "rows": 0, "failed": 0, "late": 0, "retries": 0}
         self._conn = None               # the writer thread's own connection
         self._checkpointer: Optional[Checkpointer] = None      # SQLite
-        self._checkpointer_interval = 1.0
-        self._to_loops: dict = {}       # event loop -> [(asyncio future, exception or None)]
+        self.checkpoint_interval = checkpoint_interval  # SQLite: seconds between checkpoints
+        self._to_settle: list = []      # (event loop, asyncio future, None, exception or None)
 
     # ----------------------------------------------------------------- API
     def write(self, values: dict, overwrite: tuple, wait: float = 5.0) -> bool:
@@ -148,16 +149,12 @@ class CallWriter:
             else:
                 job.future.set_exception(exc)
         else:
-            self._to_loops.setdefault(job.loop, []).append((job.afut, exc))
+            self._to_settle.append((job.loop, job.afut, None, exc))
 
     def _flush(self) -> None:
         """Settle the asyncio futures of this batch: one wake-up per event loop."""
-        pending, self._to_loops = self._to_loops, {}
-        for loop, items in pending.items():
-            try:
-                loop.call_soon_threadsafe(_settle_all, items)
-            except RuntimeError:        # the loop is closed: nobody waits any more
-                pass
+        pending, self._to_settle = self._to_settle, []
+        settle_batch(pending)
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -172,18 +169,17 @@ class CallWriter:
 
     def _write(self, batch: list[_Job]) -> list[_Job]:
         """Commit ``batch``; returns the jobs to try again (the database was busy or down)."""
-        live = batch
         try:
-            self._commit(live)
+            self._commit(batch)
             return []
         except Exception as e:  # noqa: BLE001 - sorted out below
             if _transient(e):
-                return self._keep_or_drop(live, _first_line(e))
-            if len(live) == 1:          # this row itself is bad
-                self._fail(live[0], e)
+                return self._keep_or_drop(batch, _first_line(e))
+            if len(batch) == 1:         # this row itself is bad
+                self._fail(batch[0], e)
                 return []
         retry = []
-        for j in live:                  # find the bad row(s) of the batch
+        for j in batch:                 # find the bad row(s) of the batch
             try:
                 self._commit([j])
             except Exception as e1:  # noqa: BLE001
@@ -239,7 +235,7 @@ class CallWriter:
                     # WAL into the database and syncs it (~10 ms) while the whole batch
                     # waits: the p99. Our checkpointer thread does that beside the commits.
                     conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-                    self._checkpointer = self._checkpointer or Checkpointer(self.engine, self._checkpointer_interval)
+                    self._checkpointer = self._checkpointer or Checkpointer(self.engine, self.checkpoint_interval)
             except Exception as e:  # noqa: BLE001 - not this row's fault: the database is away
                 self._conn = None
                 raise Unavailable(_first_line(e)) from e
@@ -324,14 +320,3 @@ def _transient(e: Exception) -> bool:
 def _first_line(e: Exception) -> str:
     text = str(getattr(e, "orig", None) or e)
     return text.splitlines()[0] if text else type(e).__name__
-
-
-def _settle_all(items) -> None:
-    """On the event loop: settle the futures of one batch."""
-    for fut, exc in items:
-        if fut.done():
-            continue
-        if exc is None:
-            fut.set_result(None)
-        else:
-            fut.set_exception(exc)

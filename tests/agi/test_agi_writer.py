@@ -101,8 +101,7 @@ def test_sqlite_wal_is_checkpointed_beside_the_commits_not_in_them(engine, sessi
         import pytest
 
         pytest.skip("SQLite's WAL; PostgreSQL checkpoints by itself")
-    w = CallWriter(engine)
-    w._checkpointer_interval = 0.05
+    w = CallWriter(engine, checkpoint_interval=0.05)
     try:
         for i in range(30):
             assert w.write(_row(f"c.{i}", data["project"]), ROUTE_OVERWRITE, wait=5.0) is True
