@@ -219,13 +219,11 @@ class HookCache:
         return row[0] if row else None
 
     def _drop_check(self) -> None:
+        from . import hookdb
+
         conn, self._check_conn = self._check_conn, None
         if conn is not None:
-            try:
-                conn.invalidate()
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+            hookdb.discard(conn)
 
     def invalidate(self) -> None:
         self._cat = None

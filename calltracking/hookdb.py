@@ -159,6 +159,15 @@ def _aware(value) -> Optional[dt.datetime]:
     return value.replace(tzinfo=_UTC)
 
 
+def discard(conn) -> None:
+    """Throw a SQLAlchemy connection away (broken, or not to be reused); never raises."""
+    try:
+        conn.invalidate()
+        conn.close()
+    except Exception:  # noqa: BLE001 - it is being thrown away anyway
+        pass
+
+
 def disconnected(conn, e: Exception) -> bool:
     """Whether ``e`` means the database dropped the connection (SQLAlchemy's or the driver's)."""
     if isinstance(e, DBAPIError):

@@ -81,11 +81,7 @@ class HookEnv:
                 conn.rollback()
             except Exception:  # noqa: BLE001 - broken: the next call opens a new one
                 self._local.conn = None
-                try:
-                    conn.invalidate()
-                    conn.close()
-                except Exception:  # noqa: BLE001
-                    pass
+                hookdb.discard(conn)
 
     def close_connections(self) -> None:
         """Close the threads' connections (the server is stopping; its threads are idle)."""
