@@ -5,7 +5,7 @@ import os
 import re
 import socket
 
-from calltracking.doctor import FAIL, OK, WARN, Result, check
+from calltracking.doctor import FAIL, OK, WARN, Result, check, reachable
 
 INCLUDE = "extensions_calltracking.conf"
 _INCLUDE_RE = re.compile(r'^\s*#include\s+"?([^"\s;]*extensions_calltracking\.conf)"?', re.M)
@@ -16,9 +16,7 @@ PING_HEADER = ("agi_network: yes\nagi_network_script: ping\nagi_request: agi://d
 
 def fastagi_handshake(host: str, port: int, timeout: float = 2.0) -> str:
     """Talk AGI to the server like Asterisk would; returns the first command it sent."""
-    if host in ("0.0.0.0", "", "::"):
-        host = "127.0.0.1"
-    with socket.create_connection((host, port), timeout=timeout) as s:
+    with socket.create_connection((reachable(host), port), timeout=timeout) as s:
         s.settimeout(timeout)
         s.sendall(PING_HEADER.encode())
         f = s.makefile("rb")

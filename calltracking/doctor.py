@@ -11,6 +11,11 @@ from typing import Callable
 OK, WARN, FAIL = "ok", "warn", "fail"
 
 
+def reachable(host: str) -> str:
+    """Where to connect to reach a server listening on ``host`` (a wildcard: loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
 @dataclass
 class Result:
     status: str

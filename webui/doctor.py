@@ -4,14 +4,12 @@ from __future__ import annotations
 import http.client
 import json
 
-from calltracking.doctor import FAIL, OK, Result, check
+from calltracking.doctor import FAIL, OK, Result, check, reachable
 
 
 def healthz(host: str, port: int, timeout: float = 2.0) -> tuple[int, str, dict]:
     """``GET /healthz``: (status, Server header, JSON body or {})."""
-    if host in ("0.0.0.0", "", "::"):
-        host = "127.0.0.1"
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = http.client.HTTPConnection(reachable(host), port, timeout=timeout)
     try:
         conn.request("GET", "/healthz", headers={"Connection": "close"})
         r = conn.getresponse()
