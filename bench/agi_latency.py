@@ -48,7 +48,7 @@ from calltracking.models import (  # noqa: E402
     VisitorSession,
 )
 
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "asterisk-22" / "fastagi_route_session.json"
+FIXTURE = ROOT / "tests" / "fixtures" / "asterisk-22" / "fastagi_route_session.json"
 UTC = dt.timezone.utc
 
 

@@ -23,8 +23,7 @@ from calltracking import migrate
 from calltracking.db import make_engine, make_sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-FIXTURES = SHARED / "fixtures" / "asterisk-22"
+FIXTURES = ROOT / "tests" / "fixtures" / "asterisk-22"
 BACKEND = os.environ.get("CALLTRACKING_TEST_DB", "sqlite")
 PG_BIN = next((p for p in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
                if os.path.isdir(p)), "")

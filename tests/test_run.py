@@ -25,7 +25,7 @@ from synth import burst  # noqa: E402
 from calltracking import services as svc  # noqa: E402
 from calltracking.models import Call  # noqa: E402
 
-FIXTURES = HERE.parent.parent / "shared" / "fixtures" / "asterisk-22"
+FIXTURES = HERE / "fixtures" / "asterisk-22"
 EXPECTED = {e["linkedid"]: e for e in json.loads((FIXTURES / "expected_calls.json").read_text())}
 DIDS = ["74950001001", "74950001002", "74950001003", "74950001004", "74950001005", "74950001006",
         "74950001008", "74950001009", "74950001010", "74951110007"]

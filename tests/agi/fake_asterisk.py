@@ -11,7 +11,7 @@ from pathlib import Path
 from agi.server import AgiServer
 from calltracking.config import load_config
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "asterisk-22"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-22"
 RECORDED = json.loads((FIXTURES / "fastagi_route_session.json").read_text())[0]
 HEADERS = RECORDED["asterisk_sent_headers"]
 

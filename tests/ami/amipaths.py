@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = HERE.parents[1] / ".." / "shared" / "fixtures" / "asterisk-22"
+FIXTURES = HERE.parents[0] / "fixtures" / "asterisk-22"
 OWN = HERE / "fixtures"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-REC = HERE.parents[1] / ".." / "shared" / "fixtures" / "asterisk-22"
+REC = HERE.parents[0] / "fixtures" / "asterisk-22"
 STATE = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
 
 

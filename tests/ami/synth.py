@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REC = HERE.parents[1] / ".." / "shared" / "fixtures" / "asterisk-22"
+REC = HERE.parents[0] / "fixtures" / "asterisk-22"
 SCENARIOS = ("answered_queue", "abandoned_queue", "ring_no_answer_then_answered", "agi_down_default_queue",
              "direct_dial_no_queue", "two_concurrent")
 
