@@ -319,6 +319,8 @@ level = info
         except subprocess.TimeoutExpired:
             self.run.kill()
         if self.driver is not None:
+            # the whole AMI session as received, to turn a live surprise into a recorded fixture
+            (self.tmp / "ami-session.ami").write_bytes(bytes(self.driver.raw))
             self.driver.close()
         self.ast.stop()
 
