@@ -134,9 +134,13 @@ class CallState:
             return "no_operators"
         if self.queued_at is not None and self.agents_called == 0 and self.queue_empty_at_join:
             return "no_operators"
+        if qs == "TIMEOUT":
+            # Queue()'s own timeout: Asterisk 22 sends QueueCallerAbandon here too (queue_log
+            # says EXITWITHTIMEOUT); QUEUESTATUS, set when Queue() returns, tells them apart.
+            return "timeout"
         if self.abandoned:
             return "abandoned"
-        if qs == "TIMEOUT" or self.left_queue_unanswered:
+        if self.left_queue_unanswered:
             return "timeout"
         ds = self.dial_status
         if ds == "BUSY":
