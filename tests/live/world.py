@@ -169,14 +169,19 @@ level = info
         return r
 
     def start_run(self, *args: str) -> None:
-        """``calltracking run`` in its own process; returns when the FastAGI port answers."""
+        """``calltracking run`` in its own process; returns when its AMI listener has logged in
+        (Asterisk's ``SuccessfulAuth`` event) and its FastAGI port answers."""
         assert self.run is None or self.run.poll() is not None, "run already started"
         self.runs += 1
+        seen = len(self.driver.events)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}
         log = open(self.tmp / f"run-{self.runs}.log", "wb")
         self.run = subprocess.Popen([sys.executable, "-m", "calltracking", "--config", str(self.ini),
                                      "run", *args], stdout=log, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL)
+        self.driver.wait_event(lambda e: e.get("Event") == "SuccessfulAuth"
+                               and e.get("AccountID") == "calltracking", timeout=30, since=seen)
+        time.sleep(0.5)                 # its CoreShowChannels sync follows the login
         if "agi" in args and "--without" in args:
             return
 
