@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+#: ``INFO``: nothing wrong was found, but something could not be checked (said why in the detail).
+OK, INFO, WARN, FAIL = "ok", "info", "warn", "fail"
 
 
 def reachable(host: str) -> str:

@@ -17,7 +17,7 @@ def lines(output: str) -> dict:
     """{check name: (status, detail, fix)} from doctor's text output."""
     out, last = {}, None
     for line in output.splitlines():
-        m = re.match(r"^(OK|WARN|FAIL)\s+([^:]+): (.*)$", line)
+        m = re.match(r"^(OK|INFO|WARN|FAIL)\s+([^:]+): (.*)$", line)
         if m:
             last = m.group(2)
             out[last] = [m.group(1), m.group(3), ""]

@@ -7,8 +7,8 @@ from agi import doctor as _agi_checks  # noqa: F401,E402  (FastAGI port, dialpla
 from ami_listener import doctor as _ami_checks  # noqa: F401,E402  (AMI login, events, clock)
 from . import cli, pass_ctx
 
-MARK = {doc.OK: click.style("OK  ", fg="green"), doc.WARN: click.style("WARN", fg="yellow"),
-        doc.FAIL: click.style("FAIL", fg="red")}
+MARK = {doc.OK: click.style("OK  ", fg="green"), doc.INFO: click.style("INFO", fg="blue"),
+        doc.WARN: click.style("WARN", fg="yellow"), doc.FAIL: click.style("FAIL", fg="red")}
 
 
 @cli.command()

@@ -21,11 +21,12 @@ import pytest
 
 from support.ami_client import AmiClient
 from support.asterisk import Asterisk, manager_conf, missing_reason
+from world import free_port
 
 pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parents[2]
-AMI_PORT, AGI_PORT = 5104, 4604          # this suite's own ports on a shared machine
+AMI_PORT, AGI_PORT = free_port(), free_port()   # free ports: another Asterisk may run beside
 SECRET = "ct-" + secrets.token_hex(8)
 DRIVER = "driver-" + secrets.token_hex(8)
 USER_SHAPES = """
