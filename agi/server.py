@@ -1,17 +1,25 @@
 """FastAGI server on asyncio (its own reader: panoramisk's spins at EOF, see STYLE.md).
 
-Every connection: read the ``agi_*`` header (size-limited, with a timeout),
-run the hook's dialog (``agi/protocol.py``), close. Database work runs in a
-thread pool under ``asyncio.wait_for`` with the ``[agi] timeout_ms`` budget;
-when it fails or is late the channel gets the safe defaults and the late
-work is told not to write (``Budget.cancelled``). A bare connect/close, a
-half-sent header or garbage never blocks the other calls.
+Every connection: check the peer (``[agi] allowed_peers``, ``[agi] max_connections``),
+read the ``agi_*`` header (size-limited, with a timeout), run the hook's dialog
+(``agi/protocol.py``), close. Database work runs in a thread pool under
+``asyncio.wait_for`` with the ``[agi] timeout_ms`` budget; when it fails or is late the
+channel gets the safe defaults and the late work is told not to write (``Budget.cancelled``).
+
+The peer is not trusted. Every read ends the session at end of file, is bounded in size
+(:data:`agi.protocol.MAX_LINE` per line, :data:`MAX_REPLY` per reply) and in time: the
+header within ``header_timeout``, each reply within the same bound (Asterisk answers a
+command at once), except the reply to a command that plays a prompt or waits for the
+caller (:data:`_WAITS_FOR_CALLER`), which only the whole request's
+:data:`DIALOG_TIMEOUT` bounds. A bare connect/close, a half-sent header, a silent peer,
+an endless line or garbage never blocks the other calls.
 """
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import gc
+import ipaddress
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +33,23 @@ from . import protocol as p
 
 log = logging.getLogger("calltracking.agi")
 
-HEADER_TIMEOUT = 5.0       # seconds for the whole header
+HEADER_TIMEOUT = 5.0       # seconds for the whole header, and for each reply to a command
 DIALOG_TIMEOUT = 600       # seconds for a whole request (GET DATA waits for the caller)
+MAX_REPLY = 32 * 1024      # bytes of one reply with its HANGUP notices and 520- usage lines
+# Commands whose reply comes once a prompt has played or the caller typed: only the dialog's
+# DIALOG_TIMEOUT bounds them (the others are answered at once, within HEADER_TIMEOUT).
+_WAITS_FOR_CALLER = ("GET DATA", "STREAM FILE")
 _HOOKS = frozenset({"route", "promo", "tag", "lookup", "ping"})   # metric labels (bounded)
 _FELL_BACK: contextvars.ContextVar[bool] = contextvars.ContextVar("fell_back", default=False)
 
 
+class PeerError(Exception):
+    """The peer broke the protocol after the header (silent, endless line, oversized reply)."""
+
+
 class _RateLimitedLog:
+    """One WARNING per ``interval`` seconds at most; the next one counts those suppressed."""
+
     def __init__(self, interval: float = 10.0):
         self.interval, self.last, self.suppressed = interval, 0.0, 0
 
@@ -47,7 +65,12 @@ class _RateLimitedLog:
 
 
 class AgiServer:
-    """The FastAGI server. ``await start()``, then ``await close()``."""
+    """The FastAGI server. ``await start()``, then ``await close()``.
+
+    ``header_timeout`` bounds the header and each reply to a command (default
+    :data:`HEADER_TIMEOUT`); ``[agi] allowed_peers`` and ``[agi] max_connections`` are
+    checked when a connection arrives.
+    """
 
     def __init__(self, config, sessionmaker, clock=None, workers: int = 4,
                  host: Optional[str] = None, port: Optional[int] = None,
@@ -68,8 +91,17 @@ class AgiServer:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agi-db")
         self.server: Optional[asyncio.AbstractServer] = None
         self.connections: set[asyncio.Task] = set()
-        self.stats = {"requests": 0, "fallbacks": 0, "bad_headers": 0, "dropped": 0}
-        self._warn = _RateLimitedLog()
+        self.max_connections = config.agi.max_connections
+        self.allowed_peers = config.agi.allowed_peers
+        # dropped: peers closed for silence, an endless line or an oversized reply;
+        # refused_peer / refused_busy: closed at accept (not allowed / max_connections reached)
+        self.stats = {"requests": 0, "fallbacks": 0, "bad_headers": 0, "dropped": 0,
+                      "refused_peer": 0, "refused_busy": 0}
+        # one limiter per kind: a flood of bad peers does not hide the database's warnings
+        self._warn = _RateLimitedLog()          # the database (fallbacks)
+        self._warn_bad = _RateLimitedLog()      # bad headers, silent or broken peers
+        self._warn_peer = _RateLimitedLog()     # not in allowed_peers
+        self._warn_busy = _RateLimitedLog()     # max_connections reached
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -104,12 +136,44 @@ class AgiServer:
 
     # ----------------------------------------------------------- connection
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if not peer:                          # gone before we looked (connect/close)
+            writer.transport.abort()
+            return
+        if not self.peer_allowed(peer[0]):
+            self.stats["refused_peer"] += 1
+            self._warn_peer.warning("FastAGI: refused a connection from %s: not in [agi] "
+                                    "allowed_peers", peer[0])
+            writer.transport.abort()
+            return
+        if len(self.connections) >= self.max_connections:
+            self.stats["refused_busy"] += 1
+            self._warn_busy.warning("FastAGI: %d connections open ([agi] max_connections); "
+                                    "closed a new one from %s", len(self.connections), peer[0])
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         self.connections.add(task)
         try:
             await self._handle(reader, writer)
+        except asyncio.CancelledError:
+            # close() cancelled it (the connection is closed by _handle). Not re-raised: a
+            # cancelled connection task makes Python 3.11's StreamReaderProtocol log an
+            # "Exception in callback" traceback per open connection at every stop.
+            pass
         finally:
             self.connections.discard(task)
+
+    def peer_allowed(self, host: str) -> bool:
+        """Whether ``host`` (a peer's address) is in ``[agi] allowed_peers``; an IPv4 peer of a
+        dual-stack (``::``) listener, ``::ffff:127.0.0.1``, counts as its IPv4 address."""
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.allowed_peers)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -127,6 +191,9 @@ class AgiServer:
                                         "fallback" if _FELL_BACK.get() else "ok").inc()
         except p.Hangup as e:
             log.debug("channel gone: %s", e)
+        except PeerError as e:
+            self.stats["dropped"] += 1
+            self._warn_bad.warning("FastAGI: dropped a peer: %s", e)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except TimeoutError:
@@ -136,11 +203,14 @@ class AgiServer:
         except Exception:  # noqa: BLE001 - one request must never take the server down
             log.exception("FastAGI request failed")
         finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+            if writer.transport.get_write_buffer_size():
+                writer.transport.abort()      # a peer that reads nothing: never wait to flush
+            else:
+                writer.close()
+                try:
+                    await writer.wait_closed()
+                except (ConnectionError, OSError):
+                    pass
 
     async def _read_header(self, reader, writer) -> Optional[dict]:
         env: dict[str, str] = {}
@@ -156,18 +226,18 @@ class AgiServer:
                         return env
         except asyncio.IncompleteReadError as e:
             if e.partial or env:
-                self._warn.warning("FastAGI: connection closed in the middle of the header")
+                self._warn_bad.warning("FastAGI: connection closed in the middle of the header")
             return None                      # a bare connect/close (health check): nothing to say
         except asyncio.TimeoutError:
             self.stats["dropped"] += 1
-            self._warn.warning("FastAGI: no complete header within %.0f s; closing", self.header_timeout)
+            self._warn_bad.warning("FastAGI: no complete header within %.0f s; closing", self.header_timeout)
             return None
         except asyncio.LimitOverrunError:
             err = "header line too long"
         except p.HeaderError as e:
             err = str(e)
         self.stats["bad_headers"] += 1
-        self._warn.warning("FastAGI: rejected a request: %s", err)
+        self._warn_bad.warning("FastAGI: rejected a request: %s", err)
         writer.write((p.verbose(f"bad AGI request: {err}") + "\n").encode())
         try:
             await asyncio.wait_for(writer.drain(), 1.0)
@@ -176,20 +246,38 @@ class AgiServer:
         return None
 
     async def _command(self, line: str, reader, writer) -> p.Reply:
+        """Send one command and read its reply. End of file is a hangup; a reply that is
+        late (see the module's docstring), has a line over ``MAX_LINE`` bytes or is over
+        :data:`MAX_REPLY` bytes in all is a :class:`PeerError`."""
         writer.write(line.encode("utf-8") + b"\n")
         if writer.transport.get_write_buffer_size() > 65536:
             await writer.drain()
+        if line.startswith(_WAITS_FOR_CALLER):
+            return await self._reply(reader)      # the dialog's DIALOG_TIMEOUT bounds it
+        try:
+            async with asyncio.timeout(self.header_timeout):
+                return await self._reply(reader)
+        except TimeoutError:
+            raise PeerError(f"no reply to {' '.join(line.split()[:2])} within "
+                            f"{self.header_timeout:g} s") from None
+
+    async def _reply(self, reader) -> p.Reply:
+        size = 0
         while True:
-            raw = await reader.readline()       # the whole dialog runs under DIALOG_TIMEOUT
-            if not raw:
-                raise p.Hangup("connection closed")
+            raw = await _line(reader)
+            size += len(raw)
+            if size > MAX_REPLY:
+                raise PeerError(f"a reply longer than {MAX_REPLY} bytes")
             text = raw.decode("utf-8", "replace").strip()
             if text == "HANGUP" or text == "":
                 continue                      # Asterisk's hangup notice: the reply follows
             reply = p.parse_reply(text)
             if reply.code == 520 and text.startswith("520-"):
-                while not (await reader.readline()).startswith(b"520 "):
-                    pass
+                while not raw.startswith(b"520 "):  # the usage, to "520 End of proper usage."
+                    raw = await _line(reader)
+                    size += len(raw)
+                    if size > MAX_REPLY:
+                        raise PeerError(f"a 520 usage text longer than {MAX_REPLY} bytes")
             return reply
 
     async def _work(self, step: p.Work, started: float) -> dict:
@@ -287,6 +375,16 @@ class AgiServer:
                 value = await self._command(step.line, reader, writer)
                 if step.line.startswith("GET DATA"):
                     started = time.monotonic()   # the budget restarts after the caller typed
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    """One reply line with its newline: end of file is a hangup, an endless line a PeerError."""
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError:
+        raise p.Hangup("connection closed") from None
+    except asyncio.LimitOverrunError:
+        raise PeerError(f"a reply line longer than {p.MAX_LINE} bytes") from None
 
 
 def _retrieve(fut) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -133,6 +134,30 @@ def _contexts(v: str) -> tuple:
     return tuple(out)
 
 
+def _networks(v: str) -> tuple:
+    """``127.0.0.1/8, ::1`` -> (IPv4Network('127.0.0.0/8'), IPv6Network('::1/128')).
+
+    Comma-separated IPv4/IPv6 addresses (one host each) and CIDR networks (host bits may be
+    set: ``127.0.0.1/8`` is ``127.0.0.0/8``). Host names are refused (no DNS at accept time);
+    an empty list is refused, since no peer could connect (``0.0.0.0/0, ::/0`` admits any).
+    """
+    out = []
+    for part in v.split(","):
+        s = part.strip()
+        if not s:
+            continue
+        try:
+            net = ipaddress.ip_network(s, strict=False)
+        except ValueError:
+            raise ValueError(f"not an IP address or network: {s!r} (expected a comma-separated "
+                             "list such as 127.0.0.1/8, ::1, 192.0.2.10)") from None
+        if net not in out:
+            out.append(net)
+    if not out:
+        raise ValueError("is empty: no peer could connect (0.0.0.0/0, ::/0 admits any address)")
+    return tuple(out)
+
+
 def _dburl(v: str) -> str:
     s = v.strip()
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", s):
@@ -188,6 +213,12 @@ class AgiConfig:
                              "background then)")
     mset: bool = opt(True, _bool, "Set the plain CT_* variables with one EXEC MSet instead of one "
                      "SET VARIABLE each (turn off with [compat] res_agi = 1.4 in asterisk.conf)")
+    max_connections: int = opt(256, _int(1, 65536), "Open FastAGI connections per server process; "
+                               "a connection beyond it is closed at once (Asterisk then runs "
+                               "the dialplan's defaults for that call)")
+    allowed_peers: tuple = opt(_networks("127.0.0.1/8, ::1"), _networks,
+                               "Addresses and networks (CIDR) allowed to connect to FastAGI; "
+                               "others are closed at once")
 
 
 @dataclass(frozen=True)
@@ -302,8 +333,8 @@ class Config:
             d = {}
             for f in dataclasses.fields(sec):
                 v = getattr(sec, f.name)
-                if f.metadata.get("conv") is _contexts:
-                    v = ", ".join(v)
+                if f.metadata.get("conv") in (_contexts, _networks):
+                    v = ", ".join(map(str, v))
                 elif isinstance(v, tuple):
                     v = f"{v[0]}:{v[1]}"
                 if hide_secrets and f.metadata.get("secret") and v:
