@@ -36,6 +36,18 @@ def test_fastagi_down_sends_calls_to_the_default_queue(world):
         bad = check(w, c, rec, status="answered", operator="Fedor", queue="sales", source="Google Ads",
                     attribution="static", legs=[("Fedor", 3)], talk=3)
         assert not bad, "\n".join(bad)
+
+        # the IVR's promo hook is down too: CT_PROMO=error, and the caller still reaches the queue
+        ivr = w.call("74950002007", "79160000408", tag="agi-down-ivr", context="from-trunk-ivr",
+                     dtmf="4242", stay=30)
+        w.wait_hungup([ivr])
+        promo = w.driver.find(lambda e: e.get("Event") == "VarSet" and e.get("Linkedid") == ivr.linkedid
+                              and e.get("Variable") == "CT_PROMO")
+        assert promo and promo[-1]["Value"] == "error", promo
+        rec = w.records([ivr]).get(ivr.linkedid)
+        bad = check(w, ivr, rec, status="answered", operator="Fedor", queue="sales", source="Billboard",
+                    attribution="static", context="from-trunk-ivr", legs=[("Fedor", 3)])
+        assert not bad, "\n".join(bad)
     finally:
         restart_run(w)
 
