@@ -108,7 +108,11 @@ def test_repeat_caller_is_not_a_first_call(batch):
     assert records[calls["repeat_2"].linkedid]["first_call"] is False
 
 
-def test_no_database_lock_or_traceback_in_the_service_log(batch, world):
+def test_service_log_is_clean(batch, world):
+    """No lost write, no crash, and no cross-check warning: on a live run Asterisk's CDR and
+    queue_log agree with the records, so a warning would be a false alarm."""
     log = world.run_log()
     assert "database is locked" not in log
     assert "Traceback" not in log, log[-4000:]
+    noisy = [line for line in log.splitlines() if "CDR billsec says" in line or "talktime says" in line]
+    assert not noisy, "\n".join(noisy)

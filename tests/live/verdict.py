@@ -37,12 +37,15 @@ def check(world, placed, rec: Optional[dict], *, status: str, missed_reason: Opt
           operator: Optional[str] = None, queue: Optional[str] = None, source: Optional[str] = None,
           attribution: Optional[str] = None, tags: Optional[list] = None, legs: Optional[list] = None,
           talk: Optional[float] = None, wait: Optional[float] = None, hold: Optional[float] = None,
-          context: str = "from-trunk", queue_log_talk: bool = True, cdr: bool = True) -> list[str]:
+          context: str = "from-trunk", queue_log_talk: bool = True, cdr: bool = True,
+          queue_log_agent: bool = True) -> list[str]:
     """Every disagreement, as a readable line (empty when the record is right).
 
     ``legs``: expected ``[(operator, talk_seconds or None)]`` in order of ringing, answered legs only.
     ``talk``/``wait``/``hold``: expected values from the scenario's own timing (±1 s), beside
-    the witnesses. ``cdr=False`` where Asterisk writes no CDR (a call cut by ``core restart now``).
+    the witnesses. ``cdr=False`` where Asterisk writes no CDR (a call cut by ``core restart now``);
+    ``queue_log_agent=False`` where queue_log names the queue member but another phone talked
+    (call forwarding).
     """
     name = f"{placed.tag} ({placed.linkedid})"
     if rec is None:
@@ -112,7 +115,7 @@ def check(world, placed, rec: Optional[dict], *, status: str, missed_reason: Opt
         if not near(rec.get("queue_wait_seconds"), holdtime, TOL + 0.5):
             bad.append(f"{name}: queue_wait_seconds {rec.get('queue_wait_seconds')} but queue_log holdtime "
                        f"{holdtime:.0f}")
-        if rec.get("operator") != connects[0][3]:
+        if queue_log_agent and rec.get("operator") != connects[0][3]:
             bad.append(f"{name}: operator {rec.get('operator')!r} but queue_log CONNECT names {connects[0][3]!r}")
     completes = g.ql("COMPLETEAGENT") + g.ql("COMPLETECALLER")
     if queue_log_talk and len(completes) == 1 and len(connects) == 1:

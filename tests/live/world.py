@@ -40,6 +40,9 @@ OPERATORS = [("101", "Anna"), ("102", "Boris"), ("103", "Vera"), ("104", "Dmitri
              ("111", "Luka"), ("121", "Lev"), ("122", "Maria"), ("131", "Nina"), ("132", "Oleg"),
              ("133", "Pavel"), ("141", "Roman"), ("142", "Sofia"), ("197", "Ghost3"),
              ("198", "Ghost2"), ("199", "Ghost")]
+#: Operators known by their phone (``Local/<ext>@phones``), reached through optimising routes.
+PHONES = [("251", "Tanya"), ("252", "Ursula"), ("253", "Viktor"), ("254", "Walter"), ("255", "Xenia"),
+          ("256", "Yuri")]
 
 
 def free_port() -> int:
@@ -237,11 +240,13 @@ level = info
     def channels_of(self, linkedid: str) -> list[dict]:
         return self.driver.find(lambda e: e.get("Event") == "Newchannel" and e.get("Linkedid") == linkedid)
 
-    def operator_channel(self, linkedid: str, ext: str, half: str = ";1") -> str:
+    def operator_channel(self, linkedid: str, ext: str, half: str = ";1", prefix: str = "") -> str:
         """The channel of operator ``ext`` in call ``linkedid`` (the half bridged with the caller)."""
+        prefix = prefix or f"Local/{ext}@operators-"
+
         def find():
             for e in self.channels_of(linkedid):
-                if e["Channel"].startswith(f"Local/{ext}@operators-") and e["Channel"].endswith(half):
+                if e["Channel"].startswith(prefix) and e["Channel"].endswith(half):
                     return e["Channel"]
             return None
         return poll(find, 20, f"operator {ext}'s channel in {linkedid}")
@@ -349,7 +354,8 @@ def seed(db_url: str) -> None:
             queue_of = {}
             for n, queue in [(1001, "q_answer"), (1002, "q_ghost"), (1004, "q_second"), (1005, "q_hup"),
                              (1008, "q_repeat"), (1009, "q_blind"), (1010, "q_atx"), (1011, "q_restart"),
-                             (1012, "q_restart"), (1013, "q_restart"), (1014, "q_restart")]:
+                             (1012, "q_restart"), (1013, "q_restart"), (1014, "q_restart"),
+                             (5001, "q_opt"), (5002, "q_fwd"), (5003, "q_optx")]:
                 c = svc.add_campaign(s, ads, f"c-{n}")
                 svc.add_number(s, p, f"7495000{n}", source=ads, campaign=c, record=False)
                 queue_of[c] = queue
@@ -362,6 +368,8 @@ def seed(db_url: str) -> None:
                 svc.add_number(s, p, f"7495000400{i}", source=recs, record=True)    # recordings
             for ext, name in OPERATORS:
                 svc.add_operator(s, name, f"Local/{ext}@operators", member_name=name, extension=ext)
+            for ext, name in PHONES:
+                svc.add_operator(s, name, f"Local/{ext}@phones", member_name=name, extension=ext)
             s.flush()
             prio = itertools.count(10)
             # One rule per queue-specific number, matched on the number's own campaign.
