@@ -241,9 +241,8 @@ def dialog(env: hooks.HookEnv, req: Request) -> Dialog:
     elif h == "promo":
         yield from promo_dialog(env, req)
     elif h == "tag":
-        linkedid, name = req.arg(1), req.arg(2)
-        result = yield Work(lambda b: hooks.tag(env, linkedid, name, budget=b),
-                            lambda: hooks.defaults(env, "tag"), "tag")
+        t = hooks.TagRequest(env, req.arg(1), req.arg(2))     # its fallback still writes the tag
+        result = yield Work(t.run, t.fallback, "tag")
         yield from set_all(result, env.config.agi.mset)
     elif h == "lookup":
         linkedid, did = req.arg(1) or req.env.get("agi_uniqueid", ""), req.arg(2)

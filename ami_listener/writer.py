@@ -6,6 +6,11 @@ task takes everything queued so far as one batch and runs
 transaction), so the event loop keeps reading the socket while the database
 works. When the database fails, the interpreted state is kept and the write
 is retried with back-off; nothing queued is dropped.
+
+The store's transactions begin IMMEDIATE on SQLite (:func:`calltracking.db.write_sessionmaker`):
+a batch reads (existing calls, operators) and then writes, and a deferred transaction doing
+that fails at once with "database is locked" whenever the FastAGI server, the scheduler or
+the web UI committed in between; an immediate one waits for its turn.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from typing import Callable, Optional
 
 from calltracking import metrics
 from calltracking.calls_store import CallStore, event_row
+from calltracking.db import write_sessionmaker
 from calltracking.interpret import Interpreter
 
 log = logging.getLogger("calltracking.ami")
@@ -32,6 +38,7 @@ class Processor:
 
     def __init__(self, store: CallStore):
         self.store = store
+        store.factory = write_sessionmaker(store.factory)     # see the module's docstring
         self.it = Interpreter()
         self.pending_events: list[dict] = []
         self.pending_calls: dict = {}

@@ -14,11 +14,16 @@ from sqlalchemy import case, func
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from . import db
 from .models import Call
 
 
 class Cancelled(Exception):
     """The adapter already answered with the defaults: do not write anything."""
+
+
+class Unreachable(Exception):
+    """The database cannot be reached: the hook answers with the defaults (its write queued)."""
 
 
 class Budget:
@@ -65,40 +70,27 @@ def _upsert_stmt(dialect: str, keys: tuple[str, ...], overwrite: tuple[str, ...]
 
 
 def write(session_factory, budget: Optional[Budget], work: Callable[[Session], None]) -> None:
-    """Run ``work`` in a short write transaction that gives up when the budget is spent.
+    """Run ``work`` in one write transaction that gives up when the budget is spent.
 
-    SQLite: the busy timeout is lowered to the time left (and put back before
-    the commit), so a locked database fails fast instead of holding a worker
-    for seconds. PostgreSQL: ``statement_timeout`` for this transaction.
+    SQLite: the transaction begins IMMEDIATE (:func:`calltracking.db.writer`), waiting for
+    the write lock at most the time left; once it has the lock, none of ``work``'s reads
+    and writes can fail with "database is locked". PostgreSQL: ``statement_timeout`` for
+    this transaction. The classic AGI script writes this way; the FastAGI server hands its
+    writes to :class:`calltracking.hookwriter.CallWriter` instead.
     """
     if budget is not None:
         budget.check()
-    session = session_factory()
-    restore = None
+    wait = max(budget.remaining(), 0.001) if budget is not None else None
+    session = session_factory(bind=db.writer(session_factory.kw["bind"], wait))
     try:
         conn = session.connection()
-        ms = max(1, int(budget.remaining() * 1000)) if budget is not None else None
-        if ms is not None and conn.dialect.name == "sqlite":
-            info = conn.connection.info
-            if "ct_busy_timeout" not in info:
-                info["ct_busy_timeout"] = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar())
-            restore = info["ct_busy_timeout"]
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
-        elif ms is not None and conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+        if budget is not None and conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(budget.remaining() * 1000))}")
         work(session)
         if budget is not None:
             budget.check()      # answered with the defaults meanwhile: keep the DB consistent
-        if restore is not None:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={restore}")
-            restore = None
         session.commit()
     except BaseException:
-        if restore is not None:
-            try:
-                session.connection().exec_driver_sql(f"PRAGMA busy_timeout={restore}")
-            except Exception:  # noqa: BLE001 - the connection may be gone
-                pass
         session.rollback()
         raise
     finally:

@@ -8,10 +8,14 @@ channel. :func:`defaults` gives the safe answer used when the database is slow,
 locked or down: the adapters answer with it instead of leaving the channel
 waiting.
 
-Database work is split into a read transaction and a short write transaction
-(an upsert of the call keyed by ``(pbx_id, linkedid)``): a SQLite read
-snapshot upgraded to a write fails with "database is locked" whatever the
-busy timeout, and the split keeps the write lock as short as possible.
+Database work is split into reads and a short write transaction (an upsert of
+the call keyed by ``(pbx_id, linkedid)``, or ``tag``'s transaction). Under the
+FastAGI server every write goes to its writer thread (:mod:`calltracking.hookwriter`),
+which retries a locked database until the write is done: a hook waits for the commit
+at most ``[agi] write_wait_ms`` (within its budget) and answers anyway, so a hook never
+loses its write to "database is locked" and never keeps the channel waiting for it.
+The classic script writes itself (:func:`hookdb.write`: ``BEGIN IMMEDIATE`` within
+the budget).
 """
 from __future__ import annotations
 
@@ -44,6 +48,10 @@ _NO_VALUE = {"", "unknown", "anonymous", "restricted", "<unknown>"}
 ROUTE_OVERWRITE = ("source_id", "campaign_id", "session_id", "routing_rule_id", "attribution",
                    "attribution_confidence", "candidate_count", "queue", "target", "first_call",
                    "time_to_call_seconds", "record", "project_id", "tracking_number_id")
+# what a valid promo code replaces
+PROMO_OVERWRITE = ("project_id", "source_id", "campaign_id", "promo_code_id", "session_id", "attribution",
+                   "attribution_confidence", "candidate_count", "routing_rule_id", "queue", "target",
+                   "time_to_call_seconds")
 
 
 @dataclass
@@ -152,6 +160,15 @@ def defaults(env: HookEnv, hook: str = "route", did: str = "", linkedid: str = "
             "CT_CAMPAIGN": "", "CT_ATTRIBUTION": "none", "CT_QUEUE": fallback_queue(env, did),
             "CT_TARGET": "", "CT_CALLER_TYPE": "", "CT_RECORD": "no", "CT_CONFIDENCE": "",
             "CT_STATUS": status}
+
+
+def write_wait(env: HookEnv, budget: Optional[Budget]) -> float:
+    """Seconds a hook waits for its queued write to commit: ``[agi] write_wait_ms``, and at
+    most four fifths of the budget left (the rest is for answering the channel)."""
+    wait = env.config.agi.write_wait_ms / 1000.0
+    if budget is not None:
+        wait = min(wait, budget.remaining() * 0.8)
+    return max(wait, 0.0)
 
 
 def _load_rules(env: HookEnv, session: Session, project_id: int) -> list[routing.Rule]:
@@ -349,23 +366,20 @@ def promo(env: HookEnv, linkedid: str, code: str, budget: Optional[Budget] = Non
     finally:
         session.close()
     if linkedid:
-        hookdb.write(env.session_factory, budget, lambda s: hookdb.upsert_call(s, values, overwrite=(
-            "project_id", "source_id", "campaign_id", "promo_code_id", "session_id", "attribution",
-            "attribution_confidence", "candidate_count", "routing_rule_id", "queue", "target",
-            "time_to_call_seconds")))
+        if env.writer is not None:      # FastAGI: the writer thread, retried until written
+            env.writer.write(values, PROMO_OVERWRITE, wait=write_wait(env, budget))
+        else:
+            hookdb.write(env.session_factory, budget,
+                         lambda s: hookdb.upsert_call(s, values, overwrite=PROMO_OVERWRITE))
     return out
 
 
 # ----------------------------------------------------------------------- tag
-def tag(env: HookEnv, linkedid: str, name: str, budget: Optional[Budget] = None) -> dict[str, str]:
-    """Add the tag ``name`` (created in the call's project when missing) to the call."""
-    now = env.clock()
-    linkedid = clean_linkedid(linkedid)
-    name = " ".join((name or "").split())[:100]
-    if not name or not linkedid:
-        return {"CT_TAG": "", "CT_STATUS": "error"}
+def _tag_work(env: HookEnv, linkedid: str, name: str, now) -> Callable[[Session], None]:
+    """The transaction that adds the tag ``name`` (created in the call's project when missing)
+    to the call (created, bare, when no other hook or the listener created it yet)."""
 
-    def work(s: Session):
+    def work(s: Session) -> None:
         call = s.scalars(select(Call).where(Call.pbx_id == env.pbx_id, Call.linkedid == linkedid)).first()
         project_id = call.project_id if call else None
         if project_id is None:
@@ -375,7 +389,7 @@ def tag(env: HookEnv, linkedid: str, name: str, budget: Optional[Budget] = None)
             raise LookupError(f"call {linkedid}: no project to tag in")
         if call is None:
             hookdb.upsert_call(s, dict(pbx_id=env.pbx_id, linkedid=linkedid, project_id=project_id,
-                                 started_at=now, via_agi=True, updated_at=now), overwrite=())
+                                       started_at=now, via_agi=True, updated_at=now), overwrite=())
             call_pk = s.scalars(select(Call.id).where(Call.pbx_id == env.pbx_id,
                                                       Call.linkedid == linkedid)).one()
         else:
@@ -391,12 +405,71 @@ def tag(env: HookEnv, linkedid: str, name: str, budget: Optional[Budget] = None)
             from sqlalchemy.dialects.sqlite import insert
         s.execute(insert(call_tags).values(call_id=call_pk, tag_id=t.id).on_conflict_do_nothing())
 
-    try:
-        hookdb.write(env.session_factory, budget, work)
-    except LookupError as e:
-        log.warning("tag %r: %s", name, e, extra={"linkedid": linkedid})
-        return {"CT_TAG": "", "CT_STATUS": "error"}
-    return {"CT_TAG": name, "CT_STATUS": "ok"}
+    return work
+
+
+class TagRequest:
+    """One ``tag`` hook request: :meth:`run` is its database work, :meth:`fallback` the answer
+    when the server answers without it (late, failed, too many waiting).
+
+    FastAGI: the tag is handed to the writer thread exactly once, by whichever of the two
+    comes first, so it is written (retried while the database is locked) even when the
+    channel got the fallback answer (the defaults). ``run`` waits for the commit at most
+    :func:`write_wait`: ``CT_STATUS=ok`` means written, or queued behind a locked database
+    and written as soon as it allows; while the database cannot be reached at all the
+    answer is the fallback (the tag stays queued for the writer's ``retry_seconds``);
+    ``error`` means no project to tag in (or bad arguments). The classic script writes
+    within the budget itself; its fallback writes nothing.
+    """
+
+    def __init__(self, env: HookEnv, linkedid: str, name: str):
+        self.env = env
+        self.now = env.clock()
+        self.linkedid = clean_linkedid(linkedid)
+        self.name = " ".join((name or "").split())[:100]
+        self.valid = bool(self.name and self.linkedid)
+        self.future = None              # the writer's future, once handed over
+        self._lock = threading.Lock()
+
+    def _hand_over(self):
+        with self._lock:
+            if self.future is None:
+                self.future = self.env.writer.submit_work(
+                    _tag_work(self.env, self.linkedid, self.name, self.now),
+                    f"tag {self.name!r} of call {self.linkedid}")
+            return self.future
+
+    def run(self, budget: Optional[Budget] = None) -> dict[str, str]:
+        if not self.valid:
+            return {"CT_TAG": "", "CT_STATUS": "error"}
+        try:
+            if self.env.writer is None:
+                hookdb.write(self.env.session_factory, budget,
+                             _tag_work(self.env, self.linkedid, self.name, self.now))
+            else:
+                try:
+                    self._hand_over().result(write_wait(self.env, budget))
+                except TimeoutError:    # queued: the writer writes it as soon as it can
+                    self.env.writer.stats["late"] += 1
+                    if self.env.writer.unreachable:
+                        raise hookdb.Unreachable("the database cannot be reached; the tag is "
+                                                 "queued") from None
+        except LookupError as e:
+            if self.env.writer is None:     # (the writer thread logged it)
+                log.warning("tag %r: %s", self.name, e, extra={"linkedid": self.linkedid})
+            return {"CT_TAG": "", "CT_STATUS": "error"}
+        return {"CT_TAG": self.name, "CT_STATUS": "ok"}
+
+    def fallback(self) -> dict[str, str]:
+        if self.valid and self.env.writer is not None:
+            self._hand_over()
+        return defaults(self.env, "tag")
+
+
+def tag(env: HookEnv, linkedid: str, name: str, budget: Optional[Budget] = None) -> dict[str, str]:
+    """Add the tag ``name`` (created in the call's project when missing) to the call
+    (see :class:`TagRequest`)."""
+    return TagRequest(env, linkedid, name).run(budget)
 
 
 # -------------------------------------------------------------------- lookup

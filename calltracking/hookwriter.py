@@ -1,16 +1,19 @@
-"""Group commit of the FastAGI hooks' call rows: one writer thread, one transaction per batch.
+"""The FastAGI hooks' single write path: one writer thread, group commit of the call rows.
 
 Every ``route`` answer upserts its call row. Done one transaction per call, the
 commits and the session set-up cost more than the rest of the hook; here the
 calls that arrive together share one transaction (``executemany`` of the same
-upsert), which keeps the FastAGI server fast under a burst.
+upsert), which keeps the FastAGI server fast under a burst. The other hooks'
+writes (``promo``'s upsert, ``tag``'s transaction: :meth:`CallWriter.submit_work`)
+go through the same thread, in the order they were queued.
 
-The FastAGI server (:meth:`CallWriter.submit`) waits for the commit at most
-``[agi] write_wait_ms``. Normally the row is committed well before that; when
-the database is slow to write (SQLite locked by a long transaction, a disk
-stall) the channel goes on anyway and the row is written in the background as
-soon as the database allows, retried for ``retry_seconds``. A failing batch is
-retried row by row, so one bad row fails alone.
+A hook waits for its commit at most ``[agi] write_wait_ms``. Normally the row is
+committed well before that; when the database is slow to write (SQLite locked by
+a long transaction, a disk stall) the channel goes on anyway and the write is done
+in the background as soon as the database allows: **a locked database is retried
+until the write is done, never given up**; a database that cannot be reached at all
+is given up after ``retry_seconds`` (logged as an error). A failing batch is retried
+row by row, so one bad row fails alone.
 
 PostgreSQL: the writer's connection is in autocommit mode with
 ``synchronous_commit = off``: a batch of one shape is one statement, one round
@@ -24,12 +27,14 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from typing import Optional
+from typing import Callable, Optional
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
-from . import hookdb
+from . import db, hookdb
 from .loopwake import settle_batch
 
 log = logging.getLogger("calltracking.hooks")
@@ -38,10 +43,16 @@ _STOP = object()
 
 
 class _Job:
-    __slots__ = ("values", "overwrite", "future", "give_up_at", "afut", "loop", "settled")
+    """A call row to upsert (``values``, ``overwrite``), or a ``work(session)`` transaction."""
 
-    def __init__(self, values: dict, overwrite: tuple, retry_seconds: float, loop=None):
+    __slots__ = ("values", "overwrite", "work", "what", "future", "give_up_at", "afut", "loop",
+                 "settled")
+
+    def __init__(self, values: Optional[dict], overwrite: tuple, retry_seconds: float, loop=None,
+                 work: Optional[Callable[[Session], object]] = None, what: str = ""):
         self.values, self.overwrite = values, overwrite
+        self.work = work
+        self.what = what or f"call {(values or {}).get('linkedid')}: its row"
         self.future: Future = Future()
         self.give_up_at = time.monotonic() + retry_seconds
         self.loop = loop                # asyncio caller: settled on its loop, in bulk
@@ -61,11 +72,20 @@ class CallWriter:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.thread: Optional[threading.Thread] = None
         self.lock = threading.Lock()
-        self.stats = {"batches": 0, "rows": 0, "failed": 0, "late": 0, "retries": 0}
+        self.stats = {"batches": 0, "rows": 0, "works": 0, "failed": 0, "late": 0, "retries": 0}
+        # SQLite: every transaction of the thread begins IMMEDIATE and waits for the lock at
+        # most busy_ms; a locked attempt is retried (see _run)
+        self._engine = db.writer(engine, wait=busy_ms / 1000.0)
+        self._sessions = db.make_sessionmaker(self._engine)      # for submit_work's jobs
         self._conn = None               # the writer thread's own connection
+        self._stuck_since: Optional[float] = None     # first failed attempt of the pending writes
+        #: the last attempt failed for another reason than a lock (the database is down):
+        #: what is pending may yet be given up (``retry_seconds``)
+        self.unreachable = False
+        self._warned_at = 0.0
         self._checkpointer: Optional[Checkpointer] = None      # SQLite
         self.checkpoint_interval = checkpoint_interval  # SQLite: seconds between checkpoints
-        self._to_settle: list = []      # (event loop, asyncio future, None, exception or None)
+        self._to_settle: list = []      # (event loop, asyncio future, result, exception or None)
 
     # ----------------------------------------------------------------- API
     def write(self, values: dict, overwrite: tuple, wait: float = 5.0) -> bool:
@@ -91,6 +111,17 @@ class CallWriter:
         self.queue.put(job)
         return job.afut
 
+    def submit_work(self, work: Callable[[Session], object], what: str) -> Future:
+        """From any thread (an event loop too: it does not block): queue ``work(session)``, run
+        in its own write transaction by the writer thread after what is queued before it;
+        returns the future of its commit (its result: ``work``'s). A locked database is retried
+        until it is done; an exception of ``work`` that is not about the database (a
+        ``LookupError``, say) fails it for good. ``what`` names it in the log."""
+        job = _Job(None, (), self.retry_seconds, work=work, what=what)
+        self._start()
+        self.queue.put(job)
+        return job.future
+
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (within ``timeout``) and stop the thread."""
         with self.lock:
@@ -98,6 +129,9 @@ class CallWriter:
         if thread is not None:
             self.queue.put(_STOP)
             thread.join(timeout)
+            if thread.is_alive():
+                log.error("call writer: stopped with writes not yet committed (the database stayed "
+                          "locked or unreachable for %.0f s)", timeout)
         if self._checkpointer is not None:
             self._checkpointer.close()
 
@@ -131,25 +165,39 @@ class CallWriter:
                 pending = self._write(pending)
             except Exception:  # noqa: BLE001 - never let the writer thread die
                 log.exception("call writer: unexpected failure")
-                pending = self._keep_or_drop(pending, "unexpected failure")
+                pending = self._keep_or_drop(pending, "unexpected failure", locked=False)
             self._flush()
             if pending:
                 self.stats["retries"] += 1
+                self._waiting(len(pending))
                 self._drop()                # maybe broken: reconnect for the next attempt
                 time.sleep(0.2)             # the database is busy or down: try again shortly
+            else:
+                self._stuck_since = None
+                self.unreachable = False
         self._drop()
 
-    def _settle(self, job: _Job, exc: Optional[BaseException]) -> None:
+    def _waiting(self, n: int) -> None:
+        """A WARNING every 10 s while writes wait for the database (they are not lost)."""
+        now = time.monotonic()
+        if self._stuck_since is None:
+            self._stuck_since = now
+        elif now - self._stuck_since >= 1.0 and now - self._warned_at >= 10.0:
+            self._warned_at = now
+            log.warning("call writer: %d write(s) waiting for the database for %.0f s; retrying",
+                        n, now - self._stuck_since)
+
+    def _settle(self, job: _Job, exc: Optional[BaseException], result=None) -> None:
         if job.settled:
             return
         job.settled = True
         if job.loop is None:
             if exc is None:
-                job.future.set_result(None)
+                job.future.set_result(result)
             else:
                 job.future.set_exception(exc)
         else:
-            self._to_settle.append((job.loop, job.afut, None, exc))
+            self._to_settle.append((job.loop, job.afut, result, exc))
 
     def _flush(self) -> None:
         """Settle the asyncio futures of this batch: one wake-up per event loop."""
@@ -168,28 +216,70 @@ class CallWriter:
                     pass
 
     def _write(self, batch: list[_Job]) -> list[_Job]:
-        """Commit ``batch``; returns the jobs to try again (the database was busy or down)."""
+        """Commit ``batch`` in its order: runs of call rows together, each work alone. Returns
+        the jobs to try again (the database was busy or down): from the first run that could
+        not be written, so that nothing overtakes a write queued before it."""
+        i = 0
+        while i < len(batch):
+            if batch[i].work is not None:
+                run, i = batch[i:i + 1], i + 1
+                left = self._write_work(run[0])
+            else:
+                j = i
+                while j < len(batch) and batch[j].work is None:
+                    j += 1
+                run, i = batch[i:j], j
+                left = self._write_rows(run)
+            if left is not None:
+                jobs, why, locked = left
+                return self._keep_or_drop(jobs, why, locked) + batch[i:]
+        return []
+
+    def _write_rows(self, batch: list[_Job]):
+        """None when every row is settled, else ``(jobs to retry, why, locked)``."""
         try:
             self._commit(batch)
-            return []
+            return None
         except Exception as e:  # noqa: BLE001 - sorted out below
             if _transient(e):
-                return self._keep_or_drop(batch, _first_line(e))
+                return batch, _first_line(e), db.is_locked(e)
             if len(batch) == 1:         # this row itself is bad
                 self._fail(batch[0], e)
-                return []
-        retry = []
+                return None
+        retry, locked = [], True
         for j in batch:                 # find the bad row(s) of the batch
             try:
                 self._commit([j])
             except Exception as e1:  # noqa: BLE001
                 if _transient(e1):
                     retry.append(j)
+                    locked = locked and db.is_locked(e1)
                 else:
                     self._fail(j, e1)
-        return self._keep_or_drop(retry, "database busy") if retry else []
+        return (retry, "database busy", locked) if retry else None
 
-    def _keep_or_drop(self, jobs: list[_Job], why: str) -> list[_Job]:
+    def _write_work(self, job: _Job):
+        """``job.work`` in its own write transaction (IMMEDIATE on SQLite)."""
+        try:
+            with db.session_scope(self._sessions) as s:
+                if s.get_bind().dialect.name == "postgresql":
+                    s.execute(text(f"SET LOCAL lock_timeout = {int(self.busy_ms)}"))
+                result = job.work(s)
+        except Exception as e:  # noqa: BLE001 - sorted out below
+            if _transient(e):
+                return [job], _first_line(e), db.is_locked(e)
+            self._fail(job, e)
+            return None
+        self.stats["works"] += 1
+        self._settle(job, None, result)
+        return None
+
+    def _keep_or_drop(self, jobs: list[_Job], why: str, locked: bool) -> list[_Job]:
+        """The jobs to try again. A locked database only delays a write: kept until done. One
+        that cannot be reached: kept for ``retry_seconds``, then failed (logged)."""
+        self.unreachable = not locked
+        if locked:
+            return jobs
         now = time.monotonic()
         keep = []
         for j in jobs:
@@ -201,9 +291,12 @@ class CallWriter:
 
     def _fail(self, job: _Job, e: Exception) -> None:
         self.stats["failed"] += 1
-        log.error("call %s: could not write its row (%s: %s); the AMI listener still records the "
-                  "call, without the attribution", job.values.get("linkedid"), type(e).__name__,
-                  str(e).splitlines()[0] if str(e) else "")
+        why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if job.work is None:
+            log.error("call %s: could not write its row (%s); the AMI listener still records the "
+                      "call, without the attribution", job.values.get("linkedid"), why)
+        else:
+            log.error("%s: not written (%s)", job.what, why)
         self._settle(job, e)
 
     def _commit(self, jobs: list[_Job]) -> None:
@@ -221,7 +314,7 @@ class CallWriter:
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
             try:        # kept open between batches: no pool checkout, no pre-ping round trip
-                conn = self._conn = self.engine.connect()
+                conn = self._conn = self._engine.connect()
                 if conn.dialect.name == "postgresql":
                     # the commit returns before the WAL reaches the disk: a crash of the
                     # database server may lose the last fraction of a second of these rows
@@ -234,10 +327,12 @@ class CallWriter:
                     # SQLite: a commit that crosses the WAL's auto-checkpoint size copies the
                     # WAL into the database and syncs it (~10 ms) while the whole batch
                     # waits: the p99. Our checkpointer thread does that beside the commits.
-                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                    conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
                     self._checkpointer = self._checkpointer or Checkpointer(self.engine, self.checkpoint_interval)
             except Exception as e:  # noqa: BLE001 - not this row's fault: the database is away
-                self._conn = None
+                self._drop()
+                if db.is_locked(e):
+                    raise
                 raise Unavailable(_first_line(e)) from e
         dialect = conn.dialect.name
         try:

@@ -10,6 +10,17 @@ one's heartbeat stops for ``LEASE_SECONDS``.
 Every job run goes through :meth:`JobRunner.run_job`, which never raises: a
 failure is logged and counted in ``job_status`` (listed by ``calltracking
 doctor`` and ``calltracking jobs list``) and the next run happens as usual.
+
+Writes: the jobs get a session factory whose SQLite transactions begin IMMEDIATE
+(:func:`calltracking.db.write_sessionmaker`), so a job that reads and then writes
+waits for its turn instead of failing with "database is locked" when the FastAGI
+server, the AMI listener or the web UI committed meanwhile; the lease and the
+``job_status`` bookkeeping are written with :func:`calltracking.db.run_write`
+(retried while the database stays locked).
+
+Logs: a run that went fine writes no line (its result is in ``job_status``; DEBUG
+shows it); a failure is an ERROR with its traceback, a run slower than the job's
+interval a WARNING. APScheduler's own two INFO lines per run are not written.
 """
 from __future__ import annotations
 
@@ -29,7 +40,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import doctor as doc
-from .db import session_scope
+from .db import RETRY_SECONDS, run_write, session_scope, write_scope, write_sessionmaker
 from .models import JobStatus, SchedulerLease, utcnow
 
 log = logging.getLogger(__name__)
@@ -38,7 +49,8 @@ LEASE_NAME = "main"
 LEASE_SECONDS = 90
 HEARTBEAT_SECONDS = 20
 
-#: a job function: ``fn(config, session_factory, now) -> short result text``
+#: a job function: ``fn(config, session_factory, now) -> short result text``; the factory's
+#: sessions take SQLite's write lock at BEGIN (keep file and network work outside them)
 JobFn = Callable[[object, object, dt.datetime], Optional[str]]
 
 
@@ -121,7 +133,7 @@ def default_jobs() -> list[JobSpec]:
 
 # -------------------------------------------------------------- job status
 def _record_start(session_factory, name: str, now: dt.datetime) -> None:
-    with session_scope(session_factory) as s:
+    def write(s):
         row = s.get(JobStatus, name)
         if row is None:
             row = JobStatus(name=name, runs=0, failures=0, consecutive_failures=0, last_error="",
@@ -130,15 +142,19 @@ def _record_start(session_factory, name: str, now: dt.datetime) -> None:
         row.runs = (row.runs or 0) + 1
         row.last_started_at = now
 
+    run_write(session_factory, write, RETRY_SECONDS, f"job {name}: its start")
+
 
 def _record_end(session_factory, name: str, ok: bool, result: str, started: float) -> None:
     end = utcnow()
-    with session_scope(session_factory) as s:
+    duration_ms = int((time.monotonic() - started) * 1000)
+
+    def write(s):
         row = s.get(JobStatus, name)
         if row is None:  # the start could not be written (database down): nothing to update
             return
         row.last_finished_at = end
-        row.last_duration_ms = int((time.monotonic() - started) * 1000)
+        row.last_duration_ms = duration_ms
         if ok:
             row.last_ok_at = end
             row.consecutive_failures = 0
@@ -148,6 +164,8 @@ def _record_end(session_factory, name: str, ok: bool, result: str, started: floa
             row.consecutive_failures = (row.consecutive_failures or 0) + 1
             row.last_error_at = end
             row.last_error = result[-4000:]
+
+    run_write(session_factory, write, RETRY_SECONDS, f"job {name}: its result")
 
 
 def job_statuses(session) -> list[JobStatus]:
@@ -161,7 +179,7 @@ class JobRunner:
     def __init__(self, config, session_factory, jobs: list[JobSpec] | None = None,
                  intervals: dict[str, float] | None = None):
         self.config = config
-        self.session_factory = session_factory
+        self.session_factory = write_sessionmaker(session_factory)   # what the jobs get
         self.jobs = {j.name: j for j in (default_jobs() if jobs is None else jobs)}
         self.intervals = dict(intervals or {})
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -170,23 +188,29 @@ class JobRunner:
         self._scheduler = None
 
     # --- lease -------------------------------------------------------------
-    def acquire_lease(self, now: dt.datetime | None = None) -> bool:
-        """Take or renew the lease; True when this process runs the jobs."""
+    def acquire_lease(self, now: dt.datetime | None = None, retry_for: float = HEARTBEAT_SECONDS) -> bool:
+        """Take or renew the lease; True when this process runs the jobs. A locked database
+        is retried for ``retry_for`` seconds (one heartbeat interval)."""
         now = now or utcnow()
         stale = now - dt.timedelta(seconds=LEASE_SECONDS)
+
+        def take(s) -> bool:
+            res = s.execute(update(SchedulerLease)
+                            .where(SchedulerLease.name == LEASE_NAME,
+                                   or_(SchedulerLease.holder == self.holder,
+                                       SchedulerLease.heartbeat_at < stale))
+                            .values(holder=self.holder, heartbeat_at=now))
+            if res.rowcount == 1:
+                return True
+            if s.get(SchedulerLease, LEASE_NAME) is not None:
+                return False
+            s.add(SchedulerLease(name=LEASE_NAME, holder=self.holder, acquired_at=now,
+                                 heartbeat_at=now))
+            s.flush()
+            return True
+
         try:
-            with session_scope(self.session_factory) as s:
-                res = s.execute(update(SchedulerLease)
-                                .where(SchedulerLease.name == LEASE_NAME,
-                                       or_(SchedulerLease.holder == self.holder,
-                                           SchedulerLease.heartbeat_at < stale))
-                                .values(holder=self.holder, heartbeat_at=now))
-                got = res.rowcount == 1
-                if not got and s.get(SchedulerLease, LEASE_NAME) is None:
-                    s.add(SchedulerLease(name=LEASE_NAME, holder=self.holder, acquired_at=now,
-                                         heartbeat_at=now))
-                    s.flush()
-                    got = True
+            got = run_write(self.session_factory, take, retry_for, "scheduler lease")
         except IntegrityError:  # another process inserted it first
             got = False
         if got and not self.is_leader:
@@ -198,23 +222,26 @@ class JobRunner:
 
     def release_lease(self) -> None:
         try:
-            with session_scope(self.session_factory) as s:
+            with write_scope(self.session_factory) as s:
                 s.execute(delete(SchedulerLease).where(SchedulerLease.name == LEASE_NAME,
                                                        SchedulerLease.holder == self.holder))
         except Exception:  # shutting down: the lease expires by itself
             log.warning("scheduler: could not release the lease", exc_info=True)
         self.is_leader = False
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, retry_for: float = HEARTBEAT_SECONDS) -> None:
         try:
-            self.acquire_lease()
+            self.acquire_lease(retry_for=retry_for)
         except Exception:
             log.exception("scheduler: heartbeat failed (database unreachable?)")
             self.is_leader = False
 
     # --- jobs --------------------------------------------------------------
     def run_job(self, name: str, force: bool = False) -> tuple[bool, str]:
-        """Run one job now; never raises. Returns (ok, result or error)."""
+        """Run one job now; never raises. Returns (ok, result or error).
+
+        Logs nothing when the run went fine (DEBUG: its result); a failure is an ERROR
+        with the traceback, a run that took longer than the job's interval a WARNING."""
         spec = self.jobs[name]
         if not (self.is_leader or force):
             return True, "standby"
@@ -231,6 +258,13 @@ class JobRunner:
             log.exception("job %s failed", name)
             result = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=6)}"
             ok = False
+        took = time.monotonic() - started
+        interval = self.intervals.get(name, spec.seconds)
+        if took > interval:
+            log.warning("job %s took %.1f s, longer than its interval (%g s): %s", name, took,
+                        interval, result.splitlines()[0] if result else "")
+        elif ok:
+            log.debug("job %s: %s (%.0f ms)", name, result, took * 1000)
         try:
             _record_end(self.session_factory, name, ok, result, started)
         except Exception:
@@ -253,12 +287,16 @@ class JobRunner:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        # "Running job ..." and "... executed successfully" (INFO) for every run: with
+        # report_rollups every 2 s, ~86,000 lines a day. Its WARNINGs (a run time missed)
+        # and errors stay; run_job logs what matters (see its docstring).
+        logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(
             timezone=dt.timezone.utc,
             # the heartbeat has its own thread: long jobs must not let the lease expire
             executors={"default": ThreadPoolExecutor(max_workers=4), "lease": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
-        self._heartbeat()
+        self._heartbeat(retry_for=0)    # start() may run on an event loop: one attempt only
         if not self.is_leader:
             log.warning("scheduler: another process holds the lease; standing by")
         self._scheduler.add_job(self._heartbeat, "interval",

@@ -108,3 +108,130 @@ def test_cli_write_commands_wait_for_a_service_that_is_writing(run_cli, engine, 
         assert sorted(s.scalars(select(Source.name))) == ["Billboard", "listener"]
     # read-only commands keep deferred transactions (they never hold the write lock)
     assert "Billboard" in run_cli("sources", "list", "p").output
+
+
+def _hold_write_lock(db_url, seconds):
+    """Another connection holds the write lock on ``sources`` for ``seconds`` (in a thread):
+    SQLite's database write lock, PostgreSQL's EXCLUSIVE table lock. Returns the thread;
+    the lock is held once this returns."""
+    import threading
+    import time
+
+    from calltracking.db import make_engine
+
+    holder = make_engine(db_url)
+    taken = threading.Event()
+
+    def hold():
+        with writer(holder).connect() as conn, conn.begin():
+            if holder.dialect.name == "postgresql":
+                conn.exec_driver_sql("LOCK TABLE sources IN EXCLUSIVE MODE")
+            else:
+                conn.exec_driver_sql("UPDATE projects SET name = name")
+            taken.set()
+            time.sleep(seconds)
+        holder.dispose()
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert taken.wait(10)
+    return t
+
+
+def _short_waits(db_url):
+    """An engine whose writers wait 100 ms for a lock (SQLite busy timeout / PostgreSQL
+    lock_timeout), so a lock held longer makes each attempt fail."""
+    from calltracking.db import make_engine
+
+    if db_url.startswith("postgresql"):
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        return create_engine(make_url(db_url).set(drivername="postgresql+psycopg"),
+                             connect_args={"options": "-c lock_timeout=100"})
+    return make_engine(db_url, busy_timeout_ms=100)
+
+
+def test_run_write_runs_the_transaction_again_until_the_lock_is_free(db_url, session_factory, caplog):
+    """The lock is held for 0.8 s; each attempt waits 100 ms: run_write's transaction (a read,
+    then a write) is run again until it gets through, and is written once."""
+    import logging
+    import time
+
+    from calltracking.db import run_write
+
+    _setup(session_factory)
+    engine = _short_waits(db_url)
+    attempts = []
+
+    def add_source(s):
+        attempts.append(1)
+        p = s.scalars(select(Project)).one()
+        s.add(Source(project_id=p.id, name="from the job", channel="other"))
+        s.flush()
+        return p.key
+
+    holder = _hold_write_lock(db_url, 0.8)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, "calltracking.db"):
+        assert run_write(engine, add_source, retry_for=30, what="test job") == "p"
+    holder.join()
+    engine.dispose()
+    assert 0.6 < time.monotonic() - started < 10
+    assert len(attempts) >= 2
+    assert "test job: the database is locked (attempt 1" in caplog.text
+    with session_factory() as s:
+        assert list(s.scalars(select(Source.name))) == ["from the job"]
+
+
+def test_run_write_gives_up_after_retry_for_and_writes_nothing(db_url, session_factory):
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from calltracking.db import is_locked, run_write
+
+    _setup(session_factory)
+    engine = _short_waits(db_url)
+    holder = _hold_write_lock(db_url, 3.0)
+    started = time.monotonic()
+    with pytest.raises(OperationalError) as err:
+        run_write(engine, lambda s: s.add(Source(project_id=s.scalars(select(Project.id)).one(),
+                                                 name="never", channel="other")), retry_for=0.5)
+    took = time.monotonic() - started
+    holder.join()
+    engine.dispose()
+    assert is_locked(err.value) and 0.4 < took < 2.5
+    with session_factory() as s:
+        assert list(s.scalars(select(Source.name))) == []
+
+
+def test_a_writer_waits_at_most_its_own_wait_and_its_connection_stays_usable(engine, session_factory,
+                                                                               sqlite_only):
+    """``writer(engine, wait)`` (a hook's budget): BEGIN IMMEDIATE gives up after ``wait``, not
+    the busy timeout (5 s); the connection is then as good as new: its next transaction is
+    atomic and the busy timeout is back."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    _setup(session_factory)
+    conn = writer(engine, wait=0.15).connect()
+    holder = _hold_write_lock(str(engine.url), 1.0)
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="locked"):
+        conn.begin()
+    assert 0.1 < time.monotonic() - started < 0.9
+    holder.join()
+    with pytest.raises(ZeroDivisionError):
+        with conn.begin():
+            conn.exec_driver_sql("INSERT INTO sources (project_id, name, channel, short_label, active) "
+                                 "SELECT id, 'half', 'other', '', 1 FROM projects")
+            1 / 0
+    with conn.begin():
+        conn.exec_driver_sql("INSERT INTO sources (project_id, name, channel, short_label, active) "
+                             "SELECT id, 'whole', 'other', '', 1 FROM projects")
+    assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    conn.close()
+    with session_factory() as s:
+        assert list(s.scalars(select(Source.name))) == ["whole"]

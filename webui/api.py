@@ -217,6 +217,7 @@ def report(name):
     from sqlalchemy import or_, select
 
     from calltracking import reports as rep
+    from calltracking.db import write_scope
     from calltracking.models import Project
     from calltracking.reports_rollup import refresh_rollups
 
@@ -237,10 +238,12 @@ def report(name):
         to = rep.parse_date(request.args.get("to"), rep.today_in(project))
         frm = rep.parse_date(request.args.get("from"), to - dt.timedelta(days=29))
         flt = rep.ReportFilter(project, frm, to)
+        s.commit()      # the refresh writes in its own transaction (write lock first)
         try:
-            refresh_rollups(s, allow_full=False)
+            with write_scope(current_app.extensions["calltracking"]["sessionmaker"]) as w:
+                refresh_rollups(w, allow_full=False)
         except Exception:  # noqa: BLE001 - the scheduler catches up; answer with what is there
-            s.rollback()
+            pass
         result = rep.run_report(s, name, flt)
     except rep.ReportError as e:
         return _err(str(e))

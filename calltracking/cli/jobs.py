@@ -9,6 +9,7 @@ import click
 from sqlalchemy import select
 
 from .. import services as svc
+from ..db import write_sessionmaker
 from ..models import Delivery, NotificationRule, Project
 from . import cli, pass_ctx
 from .entities import _Errors, _out
@@ -164,7 +165,7 @@ def notify_test(app, rule_id):
     from ..integrations import send_test
 
     try:
-        ok, msg = send_test(app.config, app.sessionmaker, rule_id)
+        ok, msg = send_test(app.config, write_sessionmaker(app.engine), rule_id)
     except ValueError as e:
         raise click.ClickException(str(e))
     click.echo(f"rule {rule_id}: {msg}")
@@ -212,7 +213,7 @@ def deliveries_retry(app, ids, all_dead):
                 raise click.ClickException(str(e))
     failed = 0
     for i in ids:
-        ok = deliver_one(app.config, app.sessionmaker, i)
+        ok = deliver_one(app.config, write_sessionmaker(app.engine), i)
         failed += not ok
         click.echo(f"delivery {i}: {'sent' if ok else 'failed, will be retried'}")
     if failed:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
+import pytest
 from sqlalchemy import select
 
 from calltracking import routing
@@ -156,3 +158,142 @@ def test_unknown_hook_answers_and_server_keeps_serving(agi, data):
     assert res.commands[0].startswith('VERBOSE "calltracking: unknown hook')
     assert res.vars == {"CT_STATUS": "error"}
     assert call(agi.port, headers()).vars["CT_STATUS"] == "ok"
+
+
+# ------------------------------------------------------- writes while the database is locked
+@pytest.fixture
+def quick_agi(db_url, session_factory, clock):
+    """A FastAGI server with the production budgets: 300 ms per hook, 50 ms write wait."""
+    from calltracking.hookcache import HookCache
+    from fake_asterisk import ServerThread, make_config
+
+    srv = ServerThread(make_config(db_url, agi__timeout_ms=300, agi__write_wait_ms=50),
+                       session_factory, clock=clock, cache=HookCache(rules_ttl=0))
+    yield srv
+    srv.stop()
+
+
+class WriteLock:
+    """Another transaction holds the write lock for as long as the ``with`` block lasts:
+    SQLite's (a long write transaction elsewhere), PostgreSQL's EXCLUSIVE lock on the calls
+    and their tags (reads go on, writes wait)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def __enter__(self):
+        from calltracking.db import writer
+
+        self.conn = writer(self.engine).connect()
+        self.tx = self.conn.begin()
+        if self.engine.dialect.name == "postgresql":
+            self.conn.exec_driver_sql("LOCK TABLE calls, call_tags IN EXCLUSIVE MODE")
+        else:
+            self.conn.exec_driver_sql("UPDATE projects SET name = name")
+        return self
+
+    def __exit__(self, *exc):
+        self.tx.commit()
+        self.conn.close()
+
+
+def _tags_of(session_factory, linkedid):
+    with session_scope(session_factory) as s:
+        return sorted(s.scalars(select(Tag.name).join(Call.tags).where(Call.linkedid == linkedid)))
+
+
+def _eventually(fn, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_tag_while_the_database_is_locked_answers_in_time_and_is_written_after(
+        quick_agi, data, engine, session_factory):
+    """The lock is held for 1.5 s (five budgets): the tag hook answers within its budget with
+    the tag, and the tag is written once the lock is free, never dropped."""
+    call(quick_agi.port, headers(args=("74950001001", "8.1")))
+    with WriteLock(engine):
+        answers = []
+        for name in ("callback", "vip"):
+            started = time.monotonic()
+            answers.append((call(quick_agi.port, headers("tag", args=("8.1", name))).vars,
+                            time.monotonic() - started))
+        time.sleep(1.5 - sum(t for _, t in answers))
+        assert _tags_of(session_factory, "8.1") == []             # (nothing got through the lock)
+    assert [v for v, _ in answers] == [{"CT_TAG": "callback", "CT_STATUS": "ok"},
+                                       {"CT_TAG": "vip", "CT_STATUS": "ok"}]
+    assert max(t for _, t in answers) < 0.3 + 0.2              # the budget, plus the socket's share
+    assert _eventually(lambda: _tags_of(session_factory, "8.1") == ["callback", "vip"])
+    assert quick_agi.server.env.writer.stats["late"] >= 2
+
+
+def test_tag_answered_with_the_fallback_is_still_written(quick_agi, data, session_factory):
+    """The server answers the fallback without running the hook (too many jobs waiting):
+    the tag goes to the writer all the same."""
+    call(quick_agi.port, headers(args=("74950001001", "9.1")))
+    quick_agi.server.max_backlog = 0
+    v = call(quick_agi.port, headers("tag", args=("9.1", "vip"))).vars
+    assert v == {"CT_TAG": "", "CT_STATUS": "fallback"}
+    assert _eventually(lambda: _tags_of(session_factory, "9.1") == ["vip"])
+    v = call(quick_agi.port, headers("tag", args=("9.1", ""))).vars      # bad arguments: nothing
+    assert v["CT_STATUS"] == "fallback" and v["CT_TAG"] == ""
+
+
+def test_tag_without_a_project_to_tag_in_is_an_error(agi, data, session_factory):
+    with session_scope(session_factory) as s:
+        from calltracking import services as svc
+
+        svc.add_project(s, "other", "Other")       # two projects, and the call is unknown
+    v = call(agi.port, headers("tag", args=("10.1", "vip"))).vars
+    assert v == {"CT_TAG": "", "CT_STATUS": "error"}
+    with session_scope(session_factory) as s:
+        assert s.scalars(select(Call).where(Call.linkedid == "10.1")).first() is None
+
+
+def test_promo_while_the_database_is_locked_is_written_after(quick_agi, data, engine, session_factory):
+    call(quick_agi.port, headers(args=("74950001001", "11.1")))
+    with WriteLock(engine):
+        started = time.monotonic()
+        v = call(quick_agi.port, headers("promo", args=("11.1", "4242"))).vars
+        took = time.monotonic() - started
+        time.sleep(1.0)
+    assert v["CT_PROMO"] == "valid" and v["CT_SOURCE"] == "Billboard" and took < 0.5
+
+    def promo_written():
+        with session_scope(session_factory) as s:
+            row = s.scalars(select(Call).where(Call.linkedid == "11.1")).one()
+            return row.attribution == "promo" and row.source_id == data["billboard"]
+
+    assert _eventually(promo_written)
+
+
+def test_the_writer_retries_a_locked_database_past_retry_seconds(engine, data, session_factory, caplog):
+    """A database that cannot be reached is given up after ``retry_seconds``; a locked one is
+    only slow: its writes are retried until done, in the order they were queued."""
+    import logging
+
+    from calltracking.hooks import ROUTE_OVERWRITE
+    from calltracking.hookwriter import CallWriter
+
+    row = dict(pbx_id="pbx1", linkedid="12.1", project_id=data["project"], did="+74950001001",
+               attribution="static", queue="sales", started_at=dt.datetime.now(dt.timezone.utc),
+               via_agi=True, updated_at=dt.datetime.now(dt.timezone.utc))
+    order = []
+    w = CallWriter(engine, retry_seconds=0.2, busy_ms=100)
+    try:
+        with caplog.at_level(logging.WARNING, "calltracking.hooks"), WriteLock(engine):
+            assert w.write(row, ROUTE_OVERWRITE, wait=0.05) is False       # pending
+            fut = w.submit_work(lambda s: order.append(s.scalars(
+                select(Call.linkedid).where(Call.linkedid == "12.1")).one()), "a check after it")
+            time.sleep(1.5)                                   # seven times retry_seconds
+            assert not fut.done()
+        fut.result(10)
+    finally:
+        w.close()
+    assert order == ["12.1"]                                  # the row was written first
+    assert w.stats["failed"] == 0 and w.stats["retries"] >= 2
+    assert "write(s) waiting for the database" in caplog.text
