@@ -1,7 +1,6 @@
 """The call-record contract of DESIGN.md as plain dicts (CLI, API and exports)."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -10,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from . import csvsafe
 from .models import Call
 
 #: Column order of ``calls list`` (table/csv) and keys of its JSON objects.
@@ -104,10 +104,10 @@ def render(calls: list[dict], fmt: str) -> str:
         return json.dumps(calls, ensure_ascii=False, indent=1)
     if fmt == "csv":
         out = io.StringIO()
-        w = csv.DictWriter(out, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
+        w = csvsafe.writer(out, lineterminator="\n")
+        w.writerow(FIELDS)
         for c in calls:
-            w.writerow({k: ("" if v is None else v) for k, v in c.items()})
+            w.writerow([c.get(k) for k in FIELDS])
         return out.getvalue()
     return render_table([{k: c.get(k) for k in TABLE_FIELDS} for c in calls], TABLE_FIELDS)
 

@@ -158,6 +158,18 @@ def _networks(v: str) -> tuple:
     return tuple(out)
 
 
+def _proxies(v: str) -> tuple:
+    """Empty -> (); else :func:`_networks`. A ``/0`` network is refused: it would believe the
+    forwarded address of any peer, so every client could pick its own address."""
+    if not v.strip():
+        return ()
+    nets = _networks(v)
+    if any(n.prefixlen == 0 for n in nets):
+        raise ValueError("a /0 network would trust every peer's X-Forwarded-For; list the proxies' "
+                         "own addresses (e.g. 127.0.0.1, ::1)")
+    return nets
+
+
 def _dburl(v: str) -> str:
     s = v.strip()
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", s):
@@ -228,6 +240,9 @@ class WebConfig:
     public_url: str = opt("", _str, "URL under which browsers reach the UI (for links, dni.js)")
     threads: int = opt(8, _int(1, 256), "WSGI worker threads")
     secure_cookies: bool = opt(True, _bool, "Mark session cookies Secure (needs HTTPS)")
+    trusted_proxies: tuple = opt((), _proxies, "Reverse proxies (addresses, CIDR networks) whose "
+                                 "X-Forwarded-For and X-Forwarded-Proto are believed, by the web UI "
+                                 "and the DNI server; empty: none (the peer is the client)")
 
 
 def _listen_or_off(v: str):
@@ -258,6 +273,9 @@ class NotifyConfig:
     smtp_starttls: bool = opt(False, _bool)
     webhook_url: str = opt("", _str)
     webhook_template: str = opt("", _str)
+    allow_private_targets: bool = opt(False, _bool, "Let webhooks (CRM, SMS/chat, a GA4 endpoint URL) "
+                                      "reach loopback, private, link-local and other non-public "
+                                      "addresses")
 
 
 @dataclass(frozen=True)
@@ -333,7 +351,7 @@ class Config:
             d = {}
             for f in dataclasses.fields(sec):
                 v = getattr(sec, f.name)
-                if f.metadata.get("conv") in (_contexts, _networks):
+                if f.metadata.get("conv") in (_contexts, _networks, _proxies):
                     v = ", ".join(map(str, v))
                 elif isinstance(v, tuple):
                     v = f"{v[0]}:{v[1]}"

@@ -11,23 +11,34 @@ Integrations, configured as ``notification_rules`` rows of a project with
 event ``call_finished``:
 
 * ``crm``: ``target`` is a URL; JSON per finished call (attribution, times,
-  operator, recording URL, tags), signed with HMAC-SHA256 of the body with the
-  rule's ``secret``: header ``X-Calltracking-Signature: sha256=<hex>``.
+  operator, recording URL, tags), signed with the rule's ``secret`` (see :func:`sign`).
 * ``ga4``: GA4 Measurement Protocol. ``target`` is the measurement id
   (``G-XXXX``, sent to Google's endpoint) or a full endpoint URL (which may
   carry ``measurement_id``); ``secret`` is the API secret. The event
   (``phone_call``) carries the visitor session's GA client id and the source.
-* ``webhook`` / ``email``: see :mod:`calltracking.notify`.
+* ``webhook`` / ``email``: see :mod:`calltracking.notify` (a webhook rule with a
+  ``secret`` is signed like ``crm``).
+
+HTTP targets: every connection — the first and after each redirect — goes only to public
+addresses (:func:`public_address`) unless ``[notify] allow_private_targets``: the host is
+resolved, every address checked, and the socket connected to a checked address (a DNS answer
+that changes in between cannot slip a private address in). Environment proxy variables are
+not used. A failed answer is recorded as its status line only, never its body.
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
+import http
+import ipaddress
 import json
 import logging
 import smtplib
+import socket
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -51,6 +62,7 @@ FINISHED_LOOKBACK = dt.timedelta(hours=24)   # calls older than this are not sen
 FINISHED_GRACE = dt.timedelta(seconds=5)     # let the listener finish the record first
 GA4_ENDPOINT = "https://www.google-analytics.com/mp/collect"
 SIGNATURE_HEADER = "X-Calltracking-Signature"
+SIGNED_CHANNELS = ("crm", "webhook")         # their rule's secret signs each attempt
 
 
 class DeliveryError(Exception):
@@ -80,8 +92,111 @@ def backoff(attempts: int) -> float:
     return min(RETRY_BASE * 2 ** max(attempts - 1, 0), RETRY_MAX)
 
 
-def send_http(req: dict) -> int:
-    """Send ``{"method", "url", "headers", "body"}``; 2xx or DeliveryError."""
+# ------------------------------------------------------------------ HTTP out
+class RefusedTarget(OSError):
+    """The target resolves to an address webhooks may not reach."""
+
+
+def public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for an address of the public internet. False for loopback, private (10/8,
+    172.16/12, 192.168/16, fc00::/7), link-local (169.254/16 — cloud metadata —, fe80::/10),
+    shared (100.64/10), multicast, reserved and unspecified (0.0.0.0, ::) addresses; an
+    IPv4-mapped IPv6 address is judged as its IPv4 address."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def allow_any(_ip) -> bool:
+    return True
+
+
+def target_policy(config):
+    """Which addresses ``config`` lets webhooks reach (``[notify] allow_private_targets``)."""
+    return allow_any if config.notify.allow_private_targets else public_address
+
+
+def check_host(host: str, port: int, allowed=public_address) -> list:
+    """``getaddrinfo`` of ``host``; RefusedTarget unless ``allowed`` accepts every address."""
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if not allowed(ip):
+            shown = host if host == str(ip) else f"{host} ({ip})"
+            raise RefusedTarget(f"{shown} is not a public address; webhooks reach private, loopback "
+                                "and link-local addresses only with [notify] allow_private_targets = yes")
+    return infos
+
+
+def _guarded_create_connection(allowed):
+    """A ``socket.create_connection`` that connects only to addresses ``allowed`` accepts."""
+
+    def create(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, *args, **kwargs):
+        host, port = address
+        error = None
+        for family, type_, proto, _name, sockaddr in check_host(host, port, allowed):
+            sock = socket.socket(family, type_, proto)
+            try:
+                if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                    sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as e:
+                error = e
+                sock.close()
+        raise error or OSError(f"{host}: no address")
+
+    return create
+
+
+def _guarded_connection(http_class, allowed, host, **kwargs):
+    conn = http_class(host, **kwargs)
+    conn._create_connection = _guarded_create_connection(allowed)
+    return conn
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, allowed):
+        super().__init__()
+        self.allowed = allowed
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(functools.partial(_guarded_connection, http_class, self.allowed), req, **kwargs)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allowed):
+        super().__init__()
+        self.allowed = allowed
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(functools.partial(_guarded_connection, http_class, self.allowed), req, **kwargs)
+
+
+def _opener(allowed) -> urllib.request.OpenerDirector:
+    """http and https only (a redirect elsewhere, e.g. ``ftp:``, fails), no proxies, every
+    connection through the address check."""
+    opener = urllib.request.OpenerDirector()
+    for h in (_GuardedHTTPHandler(allowed), _GuardedHTTPSHandler(allowed),
+              urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
+              urllib.request.HTTPErrorProcessor(), urllib.request.UnknownHandler()):
+        opener.add_handler(h)
+    return opener
+
+
+def _status_line(code: int) -> str:
+    try:
+        return f"HTTP {code} {http.HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def send_http(req: dict, allowed=public_address) -> int:
+    """Send ``{"method", "url", "headers", "body"}``; 2xx or DeliveryError. Only addresses
+    ``allowed`` accepts are connected to, redirects included; an error answer's body is not
+    read into the error (it could carry what an internal service answered)."""
     url = req["url"]
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise DeliveryError(f"not an http(s) URL: {url!r}")
@@ -92,14 +207,16 @@ def send_http(req: dict) -> int:
     for k, v in (req.get("headers") or {}).items():
         r.add_header(k, v)
     try:
-        with urllib.request.urlopen(r, timeout=HTTP_TIMEOUT) as resp:
+        with _opener(allowed).open(r, timeout=HTTP_TIMEOUT) as resp:
             resp.read(65536)
             return resp.status
     except urllib.error.HTTPError as e:
-        text = e.read(300).decode("utf-8", "replace").strip()
-        raise DeliveryError(f"HTTP {e.code} {e.reason}" + (f": {text}" if text else ""), e.code) from None
+        e.close()
+        raise DeliveryError(_status_line(e.code), e.code) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, RefusedTarget):
+            raise DeliveryError(f"refused: {reason}") from None
         raise DeliveryError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {reason}") from None
 
 
@@ -128,13 +245,24 @@ def send_email(config, mail: dict) -> None:
         raise DeliveryError(f"SMTP {n.smtp_host}:{n.smtp_port}: {type(e).__name__}: {e}") from None
 
 
-def attempt(config, d: Delivery) -> int | None:
-    """One attempt; returns the HTTP status (None for mail) or raises DeliveryError."""
+def attempt(config, d: Delivery, secret: str = "") -> int | None:
+    """One attempt; returns the HTTP status (None for mail) or raises DeliveryError. An HTTP
+    delivery is signed with ``secret`` now (:func:`sign`): each attempt has its own timestamp.
+    One that was meant to be signed is not sent without a secret (its rule was deleted)."""
     payload = json.loads(d.payload)
     if d.channel == "email":
         send_email(config, payload)
         return None
-    return send_http(payload)
+    headers = dict(payload.get("headers") or {})
+    meant_signed = payload.pop("signed", False) or SIGNATURE_HEADER in headers
+    headers.pop(SIGNATURE_HEADER, None)
+    if secret:
+        body = payload.get("body")
+        headers[SIGNATURE_HEADER] = sign(secret, body.encode("utf-8") if isinstance(body, str) else b"")
+    elif meant_signed:
+        raise DeliveryError("not sent: its rule (and so the signing secret) was deleted")
+    payload["headers"] = headers
+    return send_http(payload, target_policy(config))
 
 
 def deliver_one(config, session_factory, delivery_id: int, now: dt.datetime | None = None) -> bool:
@@ -144,9 +272,11 @@ def deliver_one(config, session_factory, delivery_id: int, now: dt.datetime | No
         if d is None or d.status == "sent":
             return d is not None
         channel, snapshot = d.channel, Delivery(channel=d.channel, payload=d.payload)
+        rule = s.get(NotificationRule, d.rule_id) if d.rule_id and channel in SIGNED_CHANNELS else None
+        secret = rule.secret if rule is not None else ""
     error, status = None, None
     try:
-        status = attempt(config, snapshot)
+        status = attempt(config, snapshot, secret)
     except DeliveryError as e:
         error, status = str(e), e.http_status
     except Exception as e:  # a bug must not stop the other deliveries
@@ -261,17 +391,22 @@ def crm_payload(config, session: Session, call: Call) -> dict:
     }
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """``t=<unix time>,v1=<hex>``: HMAC-SHA256, keyed with ``secret``, of ``"<t>."`` followed
+    by the raw body. The receiver recomputes it and refuses an old ``t`` (a replay); the README
+    shows the check."""
+    t = int(time.time()) if timestamp is None else int(timestamp)
+    mac = hmac.new(secret.encode("utf-8"), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
 
 
 def crm_request(rule: NotificationRule, payload: dict) -> dict:
+    """The request of a CRM delivery; signed at each attempt when the rule has a secret."""
     body = json.dumps(payload, ensure_ascii=False, sort_keys=True)
     headers = {"Content-Type": "application/json; charset=utf-8",
                "X-Calltracking-Event": payload.get("event", "call_finished")}
-    if rule.secret:
-        headers[SIGNATURE_HEADER] = sign(rule.secret, body.encode("utf-8"))
-    return {"method": "POST", "url": rule.target, "headers": headers, "body": body}
+    return {"method": "POST", "url": rule.target, "headers": headers, "body": body,
+            "signed": bool(rule.secret)}
 
 
 def ga4_client_id(call: Call, vs: VisitorSession | None) -> str:

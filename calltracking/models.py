@@ -423,6 +423,9 @@ class User(Base):
     api_token_hash: Mapped[Optional[str]] = mapped_column(String(128), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: stored in the session cookie at login; logout and a password change increase it, which
+    #: ends every session of the user made before
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AuditLog(Base):

@@ -169,8 +169,9 @@ def rule_message(config, session: Session, rule: NotificationRule, call: Call) -
         return call_email(config, rule, call)
     if rule.channel == "webhook":
         template = rule.body_template or config.notify.webhook_template
-        return render_webhook(rule.target or config.notify.webhook_url, template,
-                              call_context(config, call))
+        req = render_webhook(rule.target or config.notify.webhook_url, template, call_context(config, call))
+        req["signed"] = bool(rule.secret)  # signed at each attempt (calltracking.integrations.attempt)
+        return req
     raise ValueError(f"channel {rule.channel!r} cannot send call alerts")
 
 

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import phone
+from . import csvsafe, phone
 from .models import Campaign, NumberPool, Project, Source, TrackingNumber
 
 COLUMNS = ("number", "project", "source", "campaign", "pool", "description", "callerid_prefix", "record")
@@ -214,7 +214,7 @@ def import_numbers(session: Session, text: str, region: str = "RU", default_proj
 
 def export_numbers(session: Session, project: str | None = None) -> str:
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    w = csvsafe.writer(out, lineterminator="\n")
     w.writerow(COLUMNS)
     stmt = select(TrackingNumber).where(TrackingNumber.active.is_(True)).order_by(TrackingNumber.number)
     for tn in session.scalars(stmt):

@@ -31,6 +31,10 @@ committed, a committed row whose originals remain gets them deleted). The
 ``retention`` job deletes the files of calls older than ``keep_days`` (per
 project: ``recording_policies``, else ``[recordings] keep_days``; 0 = keep)
 and marks them ``purged``; the calls stay.
+
+Containment: only files whose real path (symbolic links followed) lies under ``[recordings]
+dir`` are ever read, converted, served or deleted. A ``recording_file`` from AMI that points
+elsewhere (``../``, an absolute path outside, a link out of the directory) counts as missing.
 """
 from __future__ import annotations
 
@@ -99,6 +103,13 @@ def _resolve(directory: str, name: str) -> Path:
     return p if p.is_absolute() else Path(directory) / p
 
 
+def inside(directory: str, path: Path | str) -> bool:
+    """True when ``path``'s real path (links followed, ``..`` resolved) lies under ``directory``'s."""
+    root = os.path.realpath(directory)
+    real = os.path.realpath(path)
+    return os.path.commonpath([root, real]) == root
+
+
 _AUDIO_EXT_LOWER = {e.lower() for e in AUDIO_EXT}
 
 
@@ -137,16 +148,20 @@ def _by_stem(base: Path) -> list[Path]:
 
 
 def locate(directory: str, call: Call) -> list[Path]:
-    """The original recording file(s) of a call: [], [mix or stereo] or [caller, operator]."""
+    """The original recording file(s) of a call: [], [mix or stereo] or [caller, operator].
+    Files outside ``directory`` (see :func:`inside`) are never returned."""
     if call.recording_file:
         p = _resolve(directory, call.recording_file)
         if p.is_file():
             pair = _split_partner(p)
-            return list(pair) if pair else [p]
-        base = p.with_name(split_ext(p.name)[0])
-        found = _by_stem(base)
-        if found:
+            found = list(pair) if pair else [p]
+        else:
+            found = _by_stem(p.with_name(split_ext(p.name)[0]))
+        if found and all(inside(directory, f) for f in found):
             return found
+        if found:
+            log.warning("recording of call %s: %s is outside [recordings] dir %s; ignored",
+                        call.id, call.recording_file, directory)
     root = Path(directory)
     names = [f"{call.pbx_id}-{call.linkedid}", call.linkedid] if call.linkedid else []
     for name in names:
@@ -154,7 +169,7 @@ def locate(directory: str, call: Call) -> list[Path]:
             for d in (root.glob(sub) if sub else [root]):
                 if d.is_dir():
                     found = _by_stem(d / name)
-                    if found:
+                    if found and all(inside(directory, f) for f in found):
                         return found
     return []
 
@@ -400,10 +415,11 @@ def record(write_factory: sessionmaker, conv: Conversion, now: dt.datetime) -> s
     return conv.status
 
 
-def finish(write_factory: sessionmaker, call_id: int) -> bool:
+def finish(write_factory: sessionmaker, call_id: int, directory: str) -> bool:
     """Step 4: delete the originals of a committed conversion and clear the mark. True when
     it did. The originals are kept when the converted file is not there (the row then goes
-    back to ``error`` and the call is converted again) or cannot be deleted (the row says why)."""
+    back to ``error`` and the call is converted again), cannot be deleted or lie outside
+    ``directory`` (the row says why)."""
     with session_scope(write_factory) as s:
         info = s.get(RecordingInfo, call_id, with_for_update=True)
         if info is None or info.status != "ok" or info.error != ORIGINALS_PENDING:
@@ -418,6 +434,9 @@ def finish(write_factory: sessionmaker, call_id: int) -> bool:
         for name in json.loads(info.source_files or "[]"):
             f = Path(name)
             if f == out:
+                continue
+            if not inside(directory, f):
+                problems.append(f"{f}: outside [recordings] dir, not deleted")
                 continue
             try:
                 f.unlink()
@@ -452,7 +471,7 @@ def process_call(config, session_factory: sessionmaker, call_id: int, now: dt.da
         return "busy"
     status = record(write_factory, conv, now)
     if status == "ok":
-        finish(write_factory, call_id)
+        finish(write_factory, call_id, config.recordings.dir)
     return status
 
 
@@ -496,7 +515,7 @@ def process_pending(config, session_factory, now: dt.datetime | None = None, lim
     with session_scope(session_factory) as s:
         leftovers = originals_pending(s, limit)
     for cid in leftovers:
-        if finish(write_factory, cid):
+        if finish(write_factory, cid, config.recordings.dir):
             stats["cleaned"] = stats.get("cleaned", 0) + 1
     with session_scope(session_factory) as s:
         ids = [c.id for c in pending_calls(s, now, limit)]
@@ -531,14 +550,20 @@ def set_keep_days(session: Session, project: Project, days: Optional[int]) -> No
 
 
 def purge_call(config, session: Session, call: Call, now: dt.datetime) -> int:
-    """Delete a call's recording files; the call stays, marked ``purged``. Returns files deleted."""
+    """Delete a call's recording files; the call stays, marked ``purged``. Returns files deleted.
+    A file the row names outside ``[recordings] dir`` is left alone (and logged)."""
+    directory = config.recordings.dir
     info = session.get(RecordingInfo, call.id)
-    paths = set(locate(config.recordings.dir, call))
+    paths = set(locate(directory, call))
     if info is not None:
-        if info.file:
-            paths.add(Path(info.file))
-        for f in json.loads(info.source_files or "[]"):
-            paths.add(Path(f))
+        named = [info.file] if info.file else []
+        named += json.loads(info.source_files or "[]")
+        for f in named:
+            if inside(directory, f):
+                paths.add(Path(f))
+            else:
+                log.warning("recording of call %s: %s is outside [recordings] dir %s; not deleted",
+                            call.id, f, directory)
     else:
         info = RecordingInfo(call_id=call.id, status="purged", file="", format="", source_files="",
                              error="", attempts=0)
@@ -602,11 +627,10 @@ def recording_state(call: Call, directory: str) -> tuple[str, Optional[Path]]:
         if info is None:
             return ("pending" if call.record else "none"), None
         return ("error" if info.status == "error" else "missing"), None
-    root = os.path.realpath(directory)
     for p in candidates:
-        real = os.path.realpath(p)
-        if os.path.commonpath([root, real]) != root:
+        if not inside(directory, p):
             return "missing", None  # outside the recordings directory: never served
+        real = os.path.realpath(p)
         if os.path.isfile(real) and os.access(real, os.R_OK):
             return "ok", Path(real)
     return ("error" if info is not None and info.status == "error" else "missing"), None

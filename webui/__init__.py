@@ -73,6 +73,10 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["calltracking"] = {"config": config, "sessionmaker": sessionmaker}
+    # behind [web] trusted_proxies, request.remote_addr is the visitor's own address
+    from calltracking.proxies import TrustedProxies
+
+    app.wsgi_app = TrustedProxies(app.wsgi_app, config.web.trusted_proxies)
 
     from . import common, i18n
     from .auth import csrf, init_auth

@@ -5,7 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .auth import _fingerprint, current_user, new_api_token, roles_required
+from .auth import _fingerprint, current_user, end_sessions, new_api_token, roles_required
 from .common import audit, db
 
 bp = Blueprint("account", __name__)
@@ -27,8 +27,10 @@ def index():
             else:
                 user.password_hash = generate_password_hash(new)
                 audit("password", "user", user.id, {"username": user.username})
+                end_sessions(user)
                 db().commit()
-                session["fp"] = _fingerprint(user)
+                session["fp"] = _fingerprint(user)      # this session goes on, the others end
+                session["gen"] = user.session_generation
                 flash(_("Password changed."), "success")
         elif action == "token":
             token = new_api_token(user)

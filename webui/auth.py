@@ -1,17 +1,24 @@
-"""Login (Flask session, werkzeug password hashes), roles, rate limit and API tokens.
+"""Login (Flask session, werkzeug password hashes), roles, login throttling and API tokens.
 
 Users are created with ``calltracking users add`` or on the Users settings page. Roles:
 ``admin`` (everything), ``supervisor`` (journal, reports, tags, missed calls; no settings),
 ``operator`` (own calls, screen pop).
+
+A session is valid while the user is active, its password unchanged and its *session
+generation* (``users.session_generation``, stored in the signed cookie at login; a cookie
+without one counts as 0) current: logging out and changing the password increase it, so every
+copy of an older cookie of that user is refused on its next request.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
+import math
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from urllib.parse import urlsplit
 
 from flask import (
@@ -19,14 +26,14 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import select
-from werkzeug.exceptions import TooManyRequests
+from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from calltracking.models import User
 
 from .common import db
 
+log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
 
@@ -34,43 +41,97 @@ csrf = CSRFProtect()
 _DUMMY_HASH = generate_password_hash("calltracking-dummy-password")
 
 
-class LoginLimiter:
-    """At most ``limit`` failed logins per ``window`` seconds per client address and per username."""
+class LoginThrottle:
+    """Failed logins slow the guesser down and never lock an account out for anybody else.
 
-    def __init__(self, limit: int = 5, window: float = 300.0):
-        self.limit, self.window = limit, window
-        self._fails: dict[str, deque] = defaultdict(deque)
+    * Per account **and** client address: the first ``FREE`` failures cost nothing; after that
+      each failure makes that client wait before its next try at that account, twice as long as
+      the last time (1 s, 2 s, 4 s … at most ``MAX_WAIT``). Another address trying the same
+      account is not slowed, so nobody can lock the admin out of their own computer. A success
+      clears the record; one untouched for ``FORGET_AFTER`` is dropped.
+    * Per client address: at most ``CLIENT_LIMIT`` failures in ``CLIENT_WINDOW``, whatever the
+      accounts (one address trying a common password on many accounts).
+
+    While a client waits its attempts are answered 429 without checking the password. The client
+    address is ``request.remote_addr``: each visitor's own behind ``[web] trusted_proxies``
+    (:class:`calltracking.proxies.TrustedProxies`), the proxy's otherwise — then every visitor
+    shares the per-client limit, but still not the per-account waits of another address.
+    From one address, guessing one account gets 14 tries in the first 17 minutes, then 4 an
+    hour. Memory is bounded (``MAX_KEYS`` records).
+    """
+
+    FREE = 3
+    FIRST_WAIT = 1.0
+    MAX_WAIT = 900.0
+    FORGET_AFTER = 3600.0
+    CLIENT_LIMIT = 20
+    CLIENT_WINDOW = 600.0
+    MAX_KEYS = 50_000
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self._pairs: dict[tuple[str, str], tuple[int, float]] = {}   # -> (failures, last failure)
+        self._clients: dict[str, deque] = {}
         self._lock = threading.Lock()
 
-    def _prune(self, key: str, now: float) -> deque:
-        q = self._fails[key]
-        while q and q[0] <= now - self.window:
+    def _pair_wait(self, key: tuple[str, str], now: float) -> float:
+        rec = self._pairs.get(key)
+        if rec is None:
+            return 0.0
+        n, last = rec
+        if now - last >= self.FORGET_AFTER:
+            del self._pairs[key]
+            return 0.0
+        if n <= self.FREE:
+            return 0.0
+        wait = min(self.FIRST_WAIT * 2.0 ** min(n - self.FREE - 1, 30), self.MAX_WAIT)
+        return max(0.0, last + wait - now)
+
+    def _client_wait(self, client: str, now: float) -> float:
+        q = self._clients.get(client)
+        if q is None:
+            return 0.0
+        while q and q[0] <= now - self.CLIENT_WINDOW:
             q.popleft()
-        return q
+        if not q:
+            del self._clients[client]
+            return 0.0
+        return q[0] + self.CLIENT_WINDOW - now if len(q) >= self.CLIENT_LIMIT else 0.0
 
-    def retry_after(self, *keys: str) -> int:
-        now = time.monotonic()
+    def retry_after(self, account: str, client: str) -> int:
+        """Whole seconds ``client`` must wait before trying ``account`` again (0: go ahead)."""
+        now = self.clock()
         with self._lock:
-            worst = 0.0
-            for k in keys:
-                q = self._prune(k, now)
-                if len(q) >= self.limit:
-                    worst = max(worst, q[0] + self.window - now)
-            return int(worst) + 1 if worst else 0
+            wait = max(self._pair_wait((account, client), now), self._client_wait(client, now))
+        return math.ceil(wait) if wait > 0 else 0
 
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
+    def failed(self, account: str, client: str) -> None:
+        now = self.clock()
         with self._lock:
-            for k in keys:
-                self._prune(k, now).append(now)
-            if len(self._fails) > 10000:  # bound memory under a scan
-                for k in [k for k, q in self._fails.items() if not q]:
-                    del self._fails[k]
+            key = (account, client)
+            self._pair_wait(key, now)  # drops an expired record first
+            n, _last = self._pairs.get(key, (0, now))
+            self._pairs[key] = (n + 1, now)
+            self._clients.setdefault(client, deque()).append(now)
+            if len(self._pairs) > self.MAX_KEYS or len(self._clients) > self.MAX_KEYS:
+                self._trim(now)
 
-    def reset(self, *keys: str) -> None:
+    def succeeded(self, account: str, client: str) -> None:
         with self._lock:
-            for k in keys:
-                self._fails.pop(k, None)
+            self._pairs.pop((account, client), None)
+
+    def _trim(self, now: float) -> None:
+        """Drop expired records, then the oldest half (a scan from very many addresses)."""
+        for key in [k for k, (_n, last) in self._pairs.items() if now - last >= self.FORGET_AFTER]:
+            del self._pairs[key]
+        if len(self._pairs) > self.MAX_KEYS:
+            for key, _rec in sorted(self._pairs.items(), key=lambda kv: kv[1][1])[: len(self._pairs) // 2]:
+                del self._pairs[key]
+        for client in list(self._clients):
+            self._client_wait(client, now)
+        if len(self._clients) > self.MAX_KEYS:
+            for client in sorted(self._clients, key=lambda c: self._clients[c][-1])[: len(self._clients) // 2]:
+                del self._clients[client]
 
 
 def _fingerprint(user: User) -> str:
@@ -99,10 +160,18 @@ def _load_user() -> None:
     if uid is None or request.endpoint == "static":
         return
     user = db().get(User, uid)
-    if user is None or not user.active or session.get("fp") != _fingerprint(user):
+    if (user is None or not user.active or session.get("fp") != _fingerprint(user)
+            or session.get("gen", 0) != user.session_generation):
         session.clear()
         return
     g.user = user
+
+
+def end_sessions(user: User) -> None:
+    """Every session of ``user`` made so far ends (in the request's transaction; commit it)."""
+    db().execute(update(User).where(User.id == user.id)
+                 .values(session_generation=User.session_generation + 1))
+    db().refresh(user)
 
 
 def roles_required(*roles: str):
@@ -167,32 +236,40 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    limiter: LoginLimiter = current_app.extensions["calltracking"]["login_limiter"]
+    throttle: LoginThrottle = current_app.extensions["calltracking"]["login_limiter"]
     error = None
     if request.method == "POST":
         username = (request.form.get("username") or "").strip()[:100]
         password = request.form.get("password") or ""
-        keys = (f"ip:{request.remote_addr}", f"user:{username.lower()}")
-        wait = limiter.retry_after(*keys)
+        account, client = username.lower(), request.remote_addr or ""
+        wait = throttle.retry_after(account, client)
         if wait:
-            raise TooManyRequests(_("Too many failed logins; try again in %(n)s seconds.", n=wait))
+            error = _("Too many failed logins; try again in %(n)s seconds.", n=wait)
+            return render_template("login.html", error=error), 429, {"Retry-After": str(wait)}
         user = db().scalars(select(User).where(User.username == username)).first()
         ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
         if user is not None and ok and user.active:
-            limiter.reset(keys[1])
+            throttle.succeeded(account, client)
             session.clear()
             session.permanent = True
             session["uid"] = user.id
             session["fp"] = _fingerprint(user)
+            session["gen"] = user.session_generation
             session["lang"] = user.language
             return redirect(_safe_next(request.args.get("next")))
-        limiter.failed(*keys)
+        throttle.failed(account, client)
+        log.warning("failed login for user %r from %s", username, client)
         error = _("Wrong username or password.")
     return render_template("login.html", error=error), (401 if error else 200)
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    """Ends this session and every other session of the user (the generation goes up)."""
+    user = current_user()
+    if user is not None:
+        end_sessions(user)
+        db().commit()
     session.clear()
     flash(_("You have been logged out."))
     return redirect(url_for("auth.login"))
@@ -213,7 +290,7 @@ def language():
 
 
 def init_auth(app) -> None:
-    app.extensions["calltracking"].setdefault("login_limiter", LoginLimiter())
+    app.extensions["calltracking"].setdefault("login_limiter", LoginThrottle())
     app.before_request(_load_user)
 
     @app.context_processor

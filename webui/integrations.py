@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from calltracking import adspend, integrations
+from calltracking.db import write_sessionmaker
 from calltracking.models import Delivery, NotificationRule, Project
 from calltracking.notify import recipients
 from calltracking.scheduler import default_jobs, job_statuses
@@ -62,10 +63,35 @@ def _validate_rule(f) -> str | None:
             return str(e)
     elif channel in ("webhook", "crm") and not target.startswith(("http://", "https://")):
         return _("The target must be an http:// or https:// URL.")
+    if channel in ("webhook", "crm", "ga4") and target.startswith(("http://", "https://")):
+        refused = _refused_target(target)
+        if refused:
+            return refused
     if channel in ("crm", "ga4") and event != "call_finished":
         return _("CRM and GA4 take the event “Finished call”.")
     if event.startswith("digest") and channel != "email":
         return _("Digests are sent by e-mail.")
+    return None
+
+
+def _refused_target(url: str) -> str | None:
+    """Why webhooks may not reach ``url``'s host (checked again at every delivery), or None.
+    A host that does not resolve now is accepted: its deliveries fail and are retried."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as e:
+        return str(e)
+    if not host:
+        return _("The target URL has no host.")
+    try:
+        integrations.check_host(host, port, integrations.target_policy(config()))
+    except integrations.RefusedTarget as e:
+        return str(e)
+    except (OSError, UnicodeError):
+        return None
     return None
 
 
@@ -124,7 +150,7 @@ def test_rule(rule_id):
     _rule(rule_id)
     db().rollback()  # send_test uses its own transactions
     try:
-        ok, msg = integrations.send_test(config(), ext()["sessionmaker"], rule_id)
+        ok, msg = integrations.send_test(config(), write_sessionmaker(ext()["sessionmaker"]), rule_id)
     except ValueError as e:
         ok, msg = False, str(e)
     if ok:
@@ -142,7 +168,7 @@ def retry(delivery_id):
     except ValueError:
         abort(404)
     db().commit()
-    ok = integrations.deliver_one(config(), ext()["sessionmaker"], delivery_id)
+    ok = integrations.deliver_one(config(), write_sessionmaker(ext()["sessionmaker"]), delivery_id)
     flash(_("Sent.") if ok else _("Failed again; it will be retried with backoff."), "ok" if ok else "error")
     return redirect(url_for("integrations.index"))
 

@@ -1,9 +1,7 @@
 """Call journal (filters, keyset pages, CSV export) and the call card."""
 from __future__ import annotations
 
-import csv
 import io
-import os
 from pathlib import Path
 
 from flask import (
@@ -14,7 +12,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from calltracking import callrecord, journal as core
+from calltracking import callrecord, csvsafe, journal as core, recordings
 from calltracking.missed import outbound_to
 from calltracking.models import Call, PromoCode, Tag, TrackingNumber, VisitorSession
 
@@ -63,7 +61,7 @@ def export():
         session = factory()
         try:
             buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
+            w = csvsafe.writer(buf, lineterminator="\n")
             w.writerow(fields)
             yield "\ufeff" + buf.getvalue()
             for call in core.iterate(session, flt):
@@ -73,7 +71,7 @@ def export():
                 d["comment"], d["reason"] = call.comment, call.closed_reason
                 buf.seek(0)
                 buf.truncate()
-                w.writerow(["" if d.get(k) is None else d.get(k) for k in fields])
+                w.writerow([d.get(k) for k in fields])
                 yield buf.getvalue()
         finally:
             session.close()
@@ -96,6 +94,14 @@ def load_call(call_id: int) -> Call:
         if not mine:
             abort(403)
     return call
+
+
+def _visible_to(user) -> list:
+    """WHERE terms limiting calls to those ``user`` may open (the rule of :func:`load_call`)."""
+    if user.role != "operator":
+        return []
+    own = core.JournalFilter(own_operator_id=user.operator_id if user.operator_id is not None else -1)
+    return own.conditions()
 
 
 def timeline(call: Call) -> list[tuple]:
@@ -124,22 +130,19 @@ def timeline(call: Call) -> list[tuple]:
 
 
 def recording_path(call: Call) -> tuple[str, Path | None]:
-    """(name shown, existing file or None)."""
+    """(name shown, playable file or None). Only a readable audio file whose real path (links
+    followed) lies under ``[recordings] dir`` is served: :func:`calltracking.recordings.recording_state`."""
     info = getattr(call, "recording_info", None)
     name = (info.file if info is not None and info.status == "ok" and info.file else "") or call.recording_file
     if not name:
         return "", None
-    p = Path(name)
-    if not p.is_absolute():
-        p = Path(config().recordings.dir) / p
-    if p.suffix.lower() not in AUDIO_TYPES:
-        return name, None
     try:
-        if p.is_file() and os.access(p, os.R_OK):
-            return name, p
+        path = recordings.recording_path(call, config().recordings.dir)
     except OSError:
-        pass
-    return name, None
+        return name, None
+    if path is None or path.suffix.lower() not in AUDIO_TYPES:
+        return name, None
+    return name, path
 
 
 @bp.route("/calls/<int:call_id>")
@@ -153,7 +156,9 @@ def card(call_id):
     rec_name, rec_file = recording_path(call)
     history = []
     if call.caller_number:
-        history = list(s.scalars(select(Call).where(Call.caller_number == call.caller_number, Call.id != call.id)
+        # only the calls this user may open (operators: the ones they took or were rung for)
+        history = list(s.scalars(select(Call).where(Call.caller_number == call.caller_number, Call.id != call.id,
+                                                    *_visible_to(current_user()))
                                  .order_by(Call.started_at.desc()).limit(20)
                                  .options(selectinload(Call.source))))
     return render_template("journal/card.html", call=call, tz=call_tz(call), events=timeline(call),

@@ -7,7 +7,6 @@ block and is drawn by ``static/reports.js`` with the vendored Chart.js.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -19,7 +18,8 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import select
 
-from calltracking import reports as core
+from calltracking import csvsafe, reports as core
+from calltracking.db import write_scope
 from calltracking.models import Project
 from calltracking.reports_rollup import refresh_rollups
 
@@ -77,12 +77,15 @@ def _filter():
 
 def _refresh() -> bool:
     """Bring the rollups up to date (cheap when nothing changed); never fail the page.
-    False while a first build of a big database is left to the scheduler."""
+    False while a first build of a big database is left to the scheduler. The refresh
+    writes: in its own transaction, which takes SQLite's write lock first (a GET's session
+    is deferred); the request's read snapshot ends before, so the page reads the result."""
+    db().commit()
     try:
-        return refresh_rollups(db(), allow_full=False) >= 0
+        with write_scope(ext()["sessionmaker"]) as s:
+            return refresh_rollups(s, allow_full=False) >= 0
     except Exception:  # the scheduler will catch up; the page shows what is there
         log.exception("report rollup refresh failed")
-        db().rollback()
         return True
 
 
@@ -134,20 +137,12 @@ def export(name):
     _refresh()
     rep = core.run_report(db(), name, f)
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csvsafe.writer(buf)
     w.writerow(rep.columns)
-    for row in rep.rows:
-        w.writerow([_csv_safe(v) for v in row])
+    w.writerows(rep.rows)
     fname = f"{name}_{f.project.key}_{f.date_from}_{f.date_to}.csv"
     return Response(buf.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{fname}"'})
-
-
-def _csv_safe(v):
-    """Neutralise spreadsheet formulas in text cells (=, +, -, @ at the start)."""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + v
-    return "" if v is None else v
 
 
 @bp.route("/reports/drill/<dim>")

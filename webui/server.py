@@ -61,8 +61,12 @@ def make_server(config, sessionmaker=None, app=None, testing: bool = False):
     if app is None:
         app = create_app(config, sessionmaker, testing=testing)
     host, port = config.web.listen
+    # waitress trusts at most one proxy address; with [web] trusted_proxies the application's
+    # TrustedProxies middleware decides (and drops the headers of untrusted peers), without
+    # them waitress drops every forwarded header itself
     server = create_server(app, host=host, port=port, threads=config.web.threads,
-                           ident="calltracking", clear_untrusted_proxy_headers=True,
+                           ident="calltracking",
+                           clear_untrusted_proxy_headers=not config.web.trusted_proxies,
                            channel_timeout=120)
     server._ct_stop = threading.Event()
     server._ct_done = threading.Event()

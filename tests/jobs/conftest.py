@@ -107,6 +107,8 @@ class HttpSink:
         self.requests = []
         self.codes = queue.Queue()
         self.always = None
+        self.body = None        # bytes answered instead of the JSON {"ok": …}
+        self.location = None    # Location header of a 3xx answer
 
     @property
     def url(self):
@@ -128,8 +130,10 @@ def http_server():
                 code = sink.codes.get_nowait()
             except queue.Empty:
                 code = sink.always or 200
-            out = json.dumps({"ok": code < 400}).encode()
+            out = sink.body if sink.body is not None else json.dumps({"ok": code < 400}).encode()
             self.send_response(code)
+            if 300 <= code < 400 and sink.location:
+                self.send_header("Location", sink.location)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()

@@ -23,7 +23,7 @@ def add_rule(session_factory, project, **kw):
 
 
 def test_crm_webhook_signed_and_retried_after_500(make_config, session_factory, project, add_call, http_server):
-    cfg = make_config()
+    cfg = make_config(notify__allow_private_targets="yes")  # the CRM stand-in listens on loopback
     rule = add_rule(session_factory, project, channel="crm", target=http_server.url + "/crm", secret=SECRET)
     cid = add_call("answered", recording_file="/var/spool/asterisk/monitor/x.wav", name='Ivan "the" <b>')
     with session_factory() as s:
@@ -48,10 +48,11 @@ def test_crm_webhook_signed_and_retried_after_500(make_config, session_factory, 
     first, second = http_server.requests
     assert first["body"] == second["body"]  # the same message again
     req = second
-    expected = "sha256=" + hmac.new(SECRET.encode(), req["body"], hashlib.sha256).hexdigest()
-    assert req["headers"]["x-calltracking-signature"] == expected
-    wrong = "sha256=" + hmac.new(b"other", req["body"], hashlib.sha256).hexdigest()
-    assert req["headers"]["x-calltracking-signature"] != wrong
+    t = req["headers"]["x-calltracking-signature"].split(",")[0].removeprefix("t=")
+    expected = hmac.new(SECRET.encode(), f"{t}.".encode() + req["body"], hashlib.sha256).hexdigest()
+    assert req["headers"]["x-calltracking-signature"] == f"t={t},v1={expected}"
+    wrong = hmac.new(b"other", f"{t}.".encode() + req["body"], hashlib.sha256).hexdigest()
+    assert req["headers"]["x-calltracking-signature"] != f"t={t},v1={wrong}"
     body = json.loads(req["body"])
     c = body["call"]
     assert c["caller"] == "+74951234567" and c["caller_name"] == 'Ivan "the" <b>'
@@ -64,7 +65,7 @@ def test_crm_webhook_signed_and_retried_after_500(make_config, session_factory, 
 
 
 def test_ga4_event_with_the_sessions_client_id(make_config, session_factory, project, add_call, http_server):
-    cfg = make_config()
+    cfg = make_config(notify__allow_private_targets="yes")
     add_rule(session_factory, project, channel="ga4", secret="api-secret-1",
              target=http_server.url + "/mp/collect?measurement_id=G-TEST123")
     with session_factory() as s:
@@ -107,8 +108,9 @@ def test_ga4_measurement_id_goes_to_google_endpoint():
 
 
 def test_dead_letters_after_repeated_failures_then_retry(make_config, session_factory, project, add_call,
-                                                         http_server, run_cli):
-    cfg = make_config()
+                                                         http_server, run_cli, monkeypatch):
+    cfg = make_config(notify__allow_private_targets="yes")
+    monkeypatch.setenv("CALLTRACKING_NOTIFY_ALLOW_PRIVATE_TARGETS", "yes")  # for the CLI
     add_rule(session_factory, project, channel="crm", target=http_server.url + "/crm", secret=SECRET)
     add_call("missed")
     http_server.always = 503
@@ -144,8 +146,9 @@ def test_dead_letters_after_repeated_failures_then_retry(make_config, session_fa
         assert integrations.dead_letters(s) == []
 
 
-def test_send_test_reports_the_error(make_config, session_factory, project, http_server, run_cli):
-    cfg = make_config()
+def test_send_test_reports_the_error(make_config, session_factory, project, http_server, run_cli, monkeypatch):
+    cfg = make_config(notify__allow_private_targets="yes")
+    monkeypatch.setenv("CALLTRACKING_NOTIFY_ALLOW_PRIVATE_TARGETS", "yes")  # for the CLI
     rule = add_rule(session_factory, project, channel="crm", target=http_server.url + "/crm", secret=SECRET)
     ok, msg = integrations.send_test(cfg, session_factory, rule)  # no calls yet: a sample call
     assert ok and msg == "sent"

@@ -31,7 +31,7 @@ def parts(msg):
 def test_missed_call_mail_and_sms_webhook_in_one_job_run(make_config, session_factory, project, add_call,
                                                          smtp_server, http_server):
     cfg = make_config(notify__smtp_host="127.0.0.1", notify__smtp_port=smtp_server.port,
-                      notify__smtp_from="ct@example.org")
+                      notify__smtp_from="ct@example.org", notify__allow_private_targets="yes")
     add_rule(session_factory, project, channel="email", event="missed_call",
              target="boss@example.org; sales@example.org")
     add_rule(session_factory, project, channel="webhook", event="missed_call",

@@ -180,7 +180,7 @@ def test_a_failing_cleanup_commit_is_finished_by_the_next_run(
     conv = recordings.store(cfg, recordings.prepare(cfg, job_factory, cid))
     assert recordings.record(job_factory, conv, utcnow()) == "ok"
     with lock, pytest.raises(OperationalError, match="locked|lock timeout"):
-        recordings.finish(job_factory, cid)
+        recordings.finish(job_factory, cid, str(recdir))
     with session_factory() as s:  # the committed row plays meanwhile
         assert recordings.recording_state(s.get(Call, cid), str(recdir))[0] == "ok"
         assert s.get(RecordingInfo, cid).error == recordings.ORIGINALS_PENDING
