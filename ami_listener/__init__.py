@@ -2,7 +2,9 @@
 
 :func:`run_ami` connects (panoramisk), logs in, keeps the connection alive
 with pings, reconnects with back-off forever, and after every login
-reconciles with ``CoreShowChannels`` and ``QueueStatus``. The socket reader
+reconciles with what Asterisk still knows (``Ping``, ``QueueStatus``,
+``CoreShowChannels``, the queue_log lines written meanwhile, the registered
+operators: :mod:`calltracking.interpret.reconcile`). The socket reader
 only parses and queues; :class:`~ami_listener.writer.Writer` interprets and
 persists in a worker thread. On ``stop`` the queue is drained and the
 coroutine returns.
@@ -10,19 +12,30 @@ coroutine returns.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import logging
 import random
 import time
 from typing import Optional
 
+from sqlalchemy import select
+
 from calltracking import metrics
 from calltracking.calls_store import CallStore
+from calltracking.models import Call, Operator
 
 from .connection import AmiConnection, LoginError
+from .queuelog import QueueLog
 from .writer import Processor, Writer
 
 log = logging.getLogger("calltracking.ami")
+#: Calls begun while the listener was away that one reconnect looks at, at most.
+ORPHANS_MAX = 10_000
+#: The FastAGI hook's clock is ours, the last event's is Asterisk's: a margin between them (s).
+ORPHANS_MARGIN = 60.0
+#: How far back a listener that never ran looks for them (s).
+ORPHANS_AGE = 86400.0
 
 __all__ = ["run_ami", "LoginError"]
 
@@ -32,6 +45,24 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except asyncio.TimeoutError:
         pass
+
+
+def _operators(sessionmaker) -> dict:
+    """Active operators' interfaces -> names (who may be taken for a leg at a reconnect)."""
+    with sessionmaker() as s:
+        return dict(s.execute(select(Operator.interface, Operator.name).where(Operator.active.is_(True))).all())
+
+
+def _orphans(sessionmaker, pbx_id: str, since: float) -> list[dict]:
+    """Calls the FastAGI hook recorded since ``since`` that are still ``in_progress``: those the
+    listener never saw end up here when they began and ended while it was away."""
+    with sessionmaker() as s:
+        rows = s.execute(select(Call.linkedid, Call.started_at, Call.caller_number, Call.queue, Call.did)
+                         .where(Call.pbx_id == pbx_id, Call.via_agi.is_(True), Call.status == "in_progress",
+                                Call.started_at >= dt.datetime.fromtimestamp(since, dt.timezone.utc))
+                         .order_by(Call.started_at).limit(ORPHANS_MAX)).all()
+    return [{"linkedid": r.linkedid, "started_at": r.started_at.timestamp(), "caller": r.caller_number,
+             "queue": r.queue, "did": r.did} for r in rows if r.started_at is not None]
 
 
 async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asyncio.Event] = None,
@@ -74,14 +105,37 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
     stats = stats if stats is not None else {}
     stats.setdefault("connections", 0)
     lost_at = proc.last_event_at
+    heard = lost_at             # Asterisk's time of the last event heard before this connection
+    # calls the FastAGI hook recorded since the listener last knew the state may have begun and
+    # ended while it was away (its last event; else its last write; else a day)
+    since = lost_at
+    if since is None:
+        try:
+            st = await asyncio.to_thread(proc.store.listener_state)
+            since = st["updated_at"].timestamp() if st and st.get("updated_at") else None
+        except Exception as e:
+            log.debug("cannot read the listener state (%s)", e)
+    since = time.time() - ORPHANS_AGE if since is None else since - ORPHANS_MARGIN
     backoff = 1.0
+    queue_log = QueueLog(a.queue_log)
+    operators: dict = {}
+    pbx_id = config.general.pbx_id
     try:
         while not stop.is_set():
+            orphans: list = []
+            try:
+                operators = await asyncio.to_thread(_operators, sessionmaker)
+                orphans = await asyncio.to_thread(_orphans, sessionmaker, pbx_id, since)
+            except Exception as e:  # the database's trouble is the writer's to report
+                log.debug("cannot read the operators or the calls begun meanwhile (%s)", e)
             sync_started = time.monotonic()
             synced = loop.create_future()
 
-            def on_sync(snapshot, _synced=synced, _started=sync_started):
+            def on_sync(snapshot, _synced=synced, _started=sync_started, _operators=operators, _orphans=orphans,
+                        _heard=heard):
                 now = time.time()
+                if snapshot and snapshot[0].get("Event") == "CTSync":
+                    snapshot[0].update(_queue_log=queue_log, _operators=_operators, _orphans=_orphans, _lost=_heard)
 
                 def done():
                     def mark():
@@ -127,6 +181,11 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
             for t in (keep, *waiters):
                 t.cancel()
             lost_at = time.time()
+            try:
+                heard = float(conn.protocol.heard) if conn.protocol and conn.protocol.heard else heard
+            except ValueError:
+                pass
+            since = min(lost_at, heard or lost_at) - ORPHANS_MARGIN
             metrics.AMI_CONNECTED.set(0)
             writer.put(("malformed", conn.malformed + stats.get("malformed_before", 0)))
             stats["malformed_before"] = stats.get("malformed_before", 0) + conn.malformed

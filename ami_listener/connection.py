@@ -1,5 +1,12 @@
 """One AMI connection on panoramisk: login, keep-alive pings, the state sync after login.
 
+The sync after login asks ``Ping`` (Asterisk's clock), ``QueueStatus`` (queue members, so
+operators are registered before the channels are read; callers waiting) and
+``CoreShowChannels``, in this order. When the channel list is complete, ``on_sync`` gets the
+snapshot: a ``CTSync`` frame (``Timestamp``: Asterisk's time then, from the Ping answer), the
+``CoreShowChannel`` frames and the ``QueueEntry`` frames (dated by Asterisk's clock too), for
+:func:`calltracking.interpret.reconcile.plan`.
+
 panoramisk's :class:`~panoramisk.Manager` matches responses to actions
 (Login, Ping); its protocol is subclassed so that reading stays minimal:
 frames are parsed from bytes (:class:`calltracking.interpret.FrameParser`) and
@@ -39,6 +46,9 @@ class _Protocol(AMIProtocol):
         super().connection_made(transport)
         self.parser = FrameParser(skip=SKIP, keep_vars=KEEP_VARS)
         self.snapshot: list[dict] = []
+        self.waiting: list[dict] = []      # QueueEntry frames of the sync
+        self.skew = 0.0                    # Asterisk's clock minus ours (the sync's Ping)
+        self.heard: Optional[str] = None   # Timestamp of the last event received
         self.frames = 0
         self.reported_skips = 0
 
@@ -63,6 +73,7 @@ class _Protocol(AMIProtocol):
             elif "Event" in frame:
                 if frame["Event"] == "Shutdown":
                     log.warning("Asterisk is shutting down")
+                self.heard = frame.get("Timestamp") or self.heard
                 sink(recv, frame)
         p = self.parser
         if p.skipped != self.reported_skips:
@@ -73,17 +84,27 @@ class _Protocol(AMIProtocol):
 
     def _sync_frame(self, recv: float, frame: dict) -> None:
         ev = frame.get("Event", "")
+        aid = frame.get("ActionID", "")
         if ev == "CoreShowChannel":
             self.snapshot.append(frame)
         elif ev == "CoreShowChannelsComplete":
-            snap, self.snapshot = self.snapshot, []
+            clock = {"Event": "CTSync", "Timestamp": f"{recv + self.skew:.6f}"}
+            snap = [clock, *self.snapshot, *self.waiting]
+            self.snapshot, self.waiting = [], []
             self.on_sync(snap)
-        elif ev in ("QueueMember", "QueueEntry"):
+        elif ev == "QueueMember":
             self.sink(recv, frame)
+        elif ev == "QueueEntry":
+            self.waiting.append(dict(frame, Timestamp=f"{recv + self.skew:.6f}"))
         elif frame.get("Response") == "Error":
-            log.warning("AMI action %s refused: %s", frame.get("ActionID"), frame.get("Message"))
-            if "CoreShowChannels" in frame.get("ActionID", ""):
+            log.warning("AMI action %s refused: %s", aid, frame.get("Message"))
+            if aid.startswith(SYNC_ID + "channels-"):
                 self.on_sync(None)
+        elif aid.startswith(SYNC_ID + "ping-") and frame.get("Timestamp"):
+            try:
+                self.skew = float(frame["Timestamp"]) - recv
+            except ValueError:
+                pass
 
 
 class _Manager(Manager):
@@ -142,11 +163,13 @@ class AmiConnection:
         m.authenticated = True
 
     def request_sync(self) -> None:
-        """Ask for live channels and queues; the answer arrives through ``on_sync``/``sink``."""
+        """Ask for Asterisk's clock, queues and live channels; the answer arrives through
+        ``sink`` (queue members) and ``on_sync`` (the snapshot)."""
         self._sync_n += 1
         n = self._sync_n
-        data = (f"Action: CoreShowChannels\r\nActionID: {SYNC_ID}channels-{n}\r\n\r\n"
-                f"Action: QueueStatus\r\nActionID: {SYNC_ID}queues-{n}\r\n\r\n")
+        data = (f"Action: Ping\r\nActionID: {SYNC_ID}ping-{n}\r\n\r\n"
+                f"Action: QueueStatus\r\nActionID: {SYNC_ID}queues-{n}\r\n\r\n"
+                f"Action: CoreShowChannels\r\nActionID: {SYNC_ID}channels-{n}\r\n\r\n")
         self.protocol.transport.write(data.encode())
 
     async def ping(self, timeout: float) -> Optional[float]:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Optional
+import time
+from typing import Iterable, Optional
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from .interpret.state import base_interface
 from .models import AmiCall, AmiEvent, AmiListenerState, Operator
+
+#: The registered operators are re-read this often (operators added in the web UI count).
+OPERATORS_TTL = 60.0
 
 
 def _utc(ts: Optional[float]) -> Optional[dt.datetime]:
@@ -17,31 +22,39 @@ def _utc(ts: Optional[float]) -> Optional[dt.datetime]:
 
 
 class OperatorsAndState:
-    _ops_by_iface: dict
-    _ops_by_member: dict
-    _ops_loaded: bool
+    _ops_by_iface: dict          # base interface -> (operator id, name)
+    _ops_by_member: dict         # queue member name -> (operator id, name)
+    _ops_until: float
 
     # ------------------------------------------------------------------ operators
     def _load_operators(self, s: Session) -> None:
-        if self._ops_loaded:
+        """The registered operators (active ones first), re-read every :data:`OPERATORS_TTL`."""
+        if time.monotonic() < self._ops_until:
             return
-        for oid, iface, member in s.execute(select(Operator.id, Operator.interface, Operator.member_name)):
-            self._remember_operator(oid, iface, member)
-        self._ops_loaded = True
+        self._ops_by_iface, self._ops_by_member = {}, {}
+        for oid, iface, member, name in s.execute(
+                select(Operator.id, Operator.interface, Operator.member_name, Operator.name)
+                .order_by(Operator.active.desc(), Operator.id)):
+            self._remember_operator(oid, iface, member, name)
+        self._ops_until = time.monotonic() + OPERATORS_TTL
 
-    def _remember_operator(self, oid: int, iface: str, member: str) -> None:
-        self._ops_by_iface[iface] = oid
-        if iface.endswith("/n"):
-            self._ops_by_iface.setdefault(iface[:-2], oid)
+    def _remember_operator(self, oid: int, iface: str, member: str, name: str) -> None:
+        self._ops_by_iface.setdefault(base_interface(iface), (oid, name))
         if member:
-            self._ops_by_member.setdefault(member, oid)
+            self._ops_by_member.setdefault(member, (oid, name))
+
+    def _operator(self, interfaces: Iterable[str], member: str = "") -> Optional[tuple[int, str]]:
+        """(id, name) of the registered operator of the first interface that has one (compared
+        without Local options such as ``/n``), else of the queue member name; None if neither."""
+        for iface in interfaces:
+            hit = self._ops_by_iface.get(base_interface(iface)) if iface else None
+            if hit is not None:
+                return hit
+        return self._ops_by_member.get(member) if member else None
 
     def _operator_id(self, interface: str, name: str) -> Optional[int]:
-        if interface:
-            oid = self._ops_by_iface.get(interface) or self._ops_by_iface.get(interface.removesuffix("/n"))
-            if oid:
-                return oid
-        return self._ops_by_member.get(name) if name else None
+        hit = self._operator((interface,), name)
+        return hit[0] if hit else None
 
     def _operators(self, s: Session, changes: list[tuple]) -> None:
         """Queue members (QueueStatus, QueueMemberAdded/Removed) -> Operator rows."""
@@ -58,7 +71,7 @@ class OperatorsAndState:
                                queues=queue)
                 s.add(row)
                 s.flush()
-                self._remember_operator(row.id, iface, row.member_name)
+                self._remember_operator(row.id, iface, row.member_name, row.name)
                 continue
             queues = [q for q in row.queues.split(",") if q]
             if op == "remove" and queue in queues:

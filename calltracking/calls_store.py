@@ -20,12 +20,13 @@ import logging
 import time
 from typing import Iterable, Optional
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import phone
 from .attribution import attribute, is_first_call
 from .ami_state import OperatorsAndState
+from .interpret.handlers import HEADERS
 from .interpret.state import CallState
 from .models import AmiCall, AmiEvent, AmiListenerState, Call, CallLeg, Project
 from .outbound_store import OutboundStore, dec, utc
@@ -33,12 +34,7 @@ from .outbound_store import OutboundStore, dec, utc
 log = logging.getLogger(__name__)
 
 #: Headers the interpreter reads; only these are stored with an event.
-KEEP = frozenset("""Event Timestamp Uniqueid Linkedid Channel Exten CallerIDNum CallerIDName
-DestUniqueid DestChannel Variable Value Queue MemberName Interface Location Name Status Paused
-DialStatus DialString BridgeUniqueid SwapUniqueid ToBridgeUniqueid FromBridgeUniqueid
-LocalOneUniqueid LocalTwoUniqueid SourceUniqueid Result TransfereeLinkedid TransfererLinkedid
-OrigTransfererLinkedid TransferTargetUniqueid TransferTargetChannel TalkTime HoldTime RingTime
-Reason Wait Duration BridgeId Extension UniqueID BillableSeconds Disposition""".split())
+KEEP = HEADERS
 #: Call columns the listener owns (always written on update).
 OWNED = ("started_at", "queued_at", "answered_at", "ended_at", "wait_seconds", "queue_wait_seconds",
          "talk_seconds", "hold_seconds", "status", "missed_reason", "operator_id", "operator_name",
@@ -106,10 +102,10 @@ class CallStore(OperatorsAndState, OutboundStore):
         self.pbx_id = pbx_id
         self.region = region
         self.window_days = window_days
-        self._attribution: dict[str, Optional[dict]] = {}   # linkedid -> values, or None if untracked
-        self._ops_by_iface: dict[str, int] = {}
-        self._ops_by_member: dict[str, int] = {}
-        self._ops_loaded = False
+        self._attribution: dict[str, tuple] = {}   # linkedid -> (DID, values or None if untracked)
+        self._ops_by_iface: dict = {}
+        self._ops_by_member: dict = {}
+        self._ops_until = 0.0
         self._by_did: dict[str, tuple[float, Optional[dict]]] = {}
         self._windows: dict = {}
         self._init_outbound(outbound_contexts)
@@ -134,6 +130,19 @@ class CallStore(OperatorsAndState, OutboundStore):
             lids = s.scalars(select(AmiEvent.linkedid).where(
                 AmiEvent.pbx_id == self.pbx_id, AmiEvent.at >= since).distinct()).all()
             return self._events_of(s, list(lids))
+
+    def rebuild(self, since: dt.datetime) -> tuple[int, int]:
+        """Re-derive the calls active since ``since`` from their stored events, exactly as the
+        live listener derived them (same interpreter, same store rules); (calls, events)."""
+        from .interpret import Interpreter
+
+        events = self.events_since(since)
+        it = Interpreter()
+        for ev, recv in events:
+            it.feed(ev, recv)
+        calls = it.take_dirty()
+        self.persist([], calls, done=[c.linkedid for c in calls if c.done], force=True)
+        return len(calls), len(events)
 
     def finished_among(self, lids: Iterable[str]) -> set[str]:
         lids = list(lids)
@@ -182,10 +191,13 @@ class CallStore(OperatorsAndState, OutboundStore):
                   "recorded": AmiCall.__table__.c.recorded | ex.recorded}), rows)
 
     def _attribute(self, s: Session, call: CallState, rec: dict) -> Optional[dict]:
-        lid = call.linkedid
-        if lid in self._attribution:
-            return self._attribution[lid]
-        if not rec["did"] or rec["started_at"] is None:
+        """The attribution of a call the AGI hook did not see, by its DID; None while the DID
+        is not a number yet (a later event may bring it) or is not a tracked number."""
+        lid, did = call.linkedid, rec["did"]
+        known = self._attribution.get(lid)
+        if known is not None and known[0] == did:
+            return known[1]
+        if not did or not did.lstrip("+").isdigit() or rec["started_at"] is None:
             return None
         started = utc(rec["started_at"])
         cached = self._by_did.get(rec["did"])
@@ -205,7 +217,7 @@ class CallStore(OperatorsAndState, OutboundStore):
             # Static and unknown numbers do not depend on the time: remember them briefly.
             if values is None or att.tracking_number.kind == "static":
                 self._by_did[rec["did"]] = (time.monotonic() + DID_CACHE_SECONDS, values)
-        self._attribution[lid] = values
+        self._attribution[lid] = (did, values)
         if len(self._attribution) > 100_000:
             self._attribution.clear()
         return values
@@ -216,15 +228,23 @@ class CallStore(OperatorsAndState, OutboundStore):
             self._windows[project_id] = p.first_call_window_days if p is not None else 0
         return self._windows[project_id] or self.window_days
 
+    def _named(self, phone: str, route: str, name: str) -> tuple[Optional[int], str]:
+        """(operator id, name) for a leg or a call: the registered operator of the phone that
+        talked, else of the route rung (queue member, Dial() interface), else of the queue
+        member name; unregistered, ``name`` (the member name or the route's extension)."""
+        hit = self._operator((phone, route), name)
+        return (hit[0], hit[1][:200]) if hit else (None, name[:200])
+
     def _owned(self, rec: dict) -> dict:
+        op_id, op_name = (self._named(rec["operator_interface"], rec["operator_route"], rec["operator_name"])
+                          if rec["answered_at"] is not None else (None, ""))
         return {
             "started_at": utc(rec["started_at"]), "queued_at": utc(rec["queued_at"]),
             "answered_at": utc(rec["answered_at"]), "ended_at": utc(rec["ended_at"]),
             "wait_seconds": dec(rec["wait_seconds"]), "queue_wait_seconds": dec(rec["queue_wait_seconds"]),
             "talk_seconds": dec(rec["talk_seconds"]), "hold_seconds": dec(rec["hold_seconds"]),
             "status": rec["status"], "missed_reason": rec["missed_reason"],
-            "operator_id": self._operator_id(rec["operator_interface"], rec["operator_name"]),
-            "operator_name": rec["operator_name"][:200], "closed_reason": rec["closed_reason"][:40],
+            "operator_id": op_id, "operator_name": op_name, "closed_reason": rec["closed_reason"][:40],
         }
 
     def _calls(self, s: Session, calls: list[CallState], force: bool) -> set:
@@ -244,8 +264,9 @@ class CallStore(OperatorsAndState, OutboundStore):
         self._outbound(s, self._split_outbound(s, by_lid, existing), _dialect_insert)
         now = dt.datetime.now(dt.timezone.utc)
         updates, inserted, inserts = [], [], []
+        recs = {}
         for lid, call in by_lid.items():
-            rec = call.record()
+            rec = recs[lid] = call.record()
             caller = _caller(rec["caller_number"], self.region)
             owned = self._owned(rec)
             row = existing.get(lid)
@@ -292,7 +313,7 @@ class CallStore(OperatorsAndState, OutboundStore):
             for cid, lid in s.execute(select(Call.id, Call.linkedid).where(
                     Call.pbx_id == self.pbx_id, Call.linkedid.in_(inserted[i:i + CHUNK]))):
                 ids[lid] = cid
-        self._legs(s, {ids[lid]: by_lid[lid] for lid in ids})
+        self._legs(s, {ids[lid]: recs[lid]["legs"] for lid in ids})
         return set(ids)
 
     def _first_calls(self, s: Session, rows: list[dict]) -> None:
@@ -323,8 +344,10 @@ class CallStore(OperatorsAndState, OutboundStore):
                 if e is None or v["started_at"] < e:
                     earliest[v["caller_number"]] = v["started_at"]
 
-    def _legs(self, s: Session, calls: dict[int, CallState]) -> None:
-        wanted = {cid: c for cid, c in calls.items() if c.legs}
+    def _legs(self, s: Session, calls: dict[int, list]) -> None:
+        """Upsert the leg records (``call.record()["legs"]``) of each call id; rows of legs the
+        call no longer has are deleted (the listener owns every leg row)."""
+        wanted = calls
         if not wanted:
             return
         have = {}
@@ -334,12 +357,15 @@ class CallStore(OperatorsAndState, OutboundStore):
                                             .where(CallLeg.call_id.in_(cids[i:i + CHUNK]))):
                 have[(cid, uid)] = lid_
         new, upd = [], []
-        for cid, call in wanted.items():
-            for leg in call.legs.values():
-                r = leg.record()
+        current = {(cid, r["uniqueid"][:64]) for cid, legs in wanted.items() for r in legs}
+        stale = [row_id for key, row_id in have.items() if key not in current]
+        if stale:       # a leg the interpretation dropped since (a proxy Local channel): no phantom
+            s.execute(delete(CallLeg).where(CallLeg.id.in_(stale)))
+        for cid, legs in wanted.items():
+            for r in legs:
+                op_id, op_name = self._named(r["interface"], r["route"], r["operator_name"])
                 values = {
-                    "operator_id": self._operator_id(r["interface"], r["operator_name"]),
-                    "operator_name": r["operator_name"], "interface": r["interface"],
+                    "operator_id": op_id, "operator_name": op_name, "interface": r["interface"],
                     "channel": r["channel"], "queue": r["queue"], "kind": r["kind"][:12],
                     "rung_at": utc(r["rung_at"]), "answered_at": utc(r["answered_at"]),
                     "ended_at": utc(r["ended_at"]), "ring_seconds": dec(r["ring_seconds"]),

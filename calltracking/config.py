@@ -210,6 +210,8 @@ class AmiConfig:
     ping_interval: float = opt(10.0, _float(1.0), "Seconds between keep-alive pings")
     reconnect_max: float = opt(30.0, _float(1.0), "Longest back-off between reconnects (seconds)")
     originate: bool = opt(False, _bool, "Allow click-to-call (needs the 'originate' privilege)")
+    queue_log: str = opt("/var/log/asterisk/queue_log", _str, "Asterisk's queue_log, read after a "
+                         "reconnect for what happened meanwhile (empty: not read; optional)")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Which calls are outbound is decided by the pure :func:`calltracking.interpret.outbound.detect`
 with the active operators' interfaces (re-read every minute, so operators added in the web
 UI count without a restart) and ``[asterisk] outbound_contexts``. Once a call is outbound it
-stays outbound. An outbound call never reaches the ``calls`` table (reports, rollups, journal
+stays outbound, also for a restarted listener and ``ami rebuild`` (a row in ``outbound_calls``
+keeps it so). An outbound call never reaches the ``calls`` table (reports, rollups, journal
 and first/repeat logic read it as inbound calls); a row the listener itself wrote there
 before it knew better is removed. A call the AGI route hook created (``via_agi``) went
 through the inbound dialplan, so it is inbound whatever its first channel.
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from . import phone
 from .interpret import outbound as ob
-from .interpret.state import CallState, name_of_interface
+from .interpret.state import CallState, base_interface, name_of_interface
 from .models import Call, CallLeg, Operator, OutboundCall, TrackingNumber
 
 OPERATORS_TTL = 60.0
@@ -59,17 +60,20 @@ class OutboundStore:
             ops: dict[str, tuple[int, str]] = {}
             for oid, iface, name in s.execute(select(Operator.id, Operator.interface, Operator.name)
                                               .where(Operator.active.is_(True)).order_by(Operator.id)):
-                ops.setdefault(ob.norm_interface(iface), (oid, name))
+                ops.setdefault(base_interface(iface), (oid, name))
             self._ob_ops, self._ob_ops_until = ops, time.monotonic() + OPERATORS_TTL
         return self._ob_ops
 
-    def _is_outbound(self, s: Session, call: CallState, via_agi: bool) -> bool:
+    def _is_outbound(self, s: Session, call: CallState, via_agi: bool, stored: bool = False) -> bool:
+        """``stored``: the call already has an ``outbound_calls`` row."""
         lid = call.linkedid
         known = self._ob_direction.get(lid)
         if known is not None:
             return known
         if via_agi:
             out = False
+        elif stored:
+            out = True
         else:
             out = ob.detect(call, self._active_operators(s), self.outbound_contexts) is not None
         if len(self._ob_direction) > MEMORY:
@@ -81,12 +85,20 @@ class OutboundStore:
         return out
 
     # ------------------------------------------------------------------ writing
+    def _stored_outbound(self, s: Session, lids: list) -> set:
+        out: set = set()
+        for i in range(0, len(lids), 500):
+            out.update(s.scalars(select(OutboundCall.linkedid).where(
+                OutboundCall.pbx_id == self.pbx_id, OutboundCall.linkedid.in_(lids[i:i + 500]))))
+        return out
+
     def _split_outbound(self, s: Session, by_lid: dict, existing: dict) -> list[CallState]:
         """Remove outbound calls from ``by_lid`` (and their listener-made ``calls`` rows)."""
         outs = []
+        stored = self._stored_outbound(s, [lid for lid in by_lid if lid not in self._ob_direction])
         for lid, call in list(by_lid.items()):
             row = existing.get(lid)
-            if self._is_outbound(s, call, bool(row is not None and row.via_agi)):
+            if self._is_outbound(s, call, bool(row is not None and row.via_agi), lid in stored):
                 outs.append(by_lid.pop(lid))
                 if row is not None:
                     s.execute(delete(CallLeg).where(CallLeg.call_id == row.id))
@@ -95,7 +107,9 @@ class OutboundStore:
         return outs
 
     def _project_of(self, s: Session, call: CallState) -> tuple:
-        """(project_id, callback_for_id, missed caller number) of an outbound call, looked up once."""
+        """(project_id, callback_for_id, missed caller number) of an outbound call, from what the
+        call shows so far; remembered once final: the call ended, or our click-to-call's missed
+        call was found (``CT_CALLBACK_FOR`` and the caller ID may come in any batch)."""
         lid = call.linkedid
         got = self._ob_project.get(lid)
         if got is not None:
@@ -114,7 +128,7 @@ class OutboundStore:
                 project_id = s.scalar(select(func.min(TrackingNumber.project_id)).where(
                     TrackingNumber.number == e164, TrackingNumber.active.is_(True)))
         got = (project_id, callback_id, missed_number)
-        if call.finished or call.dials or cid is not None:
+        if call.finished or callback_id is not None:
             if len(self._ob_project) > MEMORY:
                 self._ob_project.clear()
             self._ob_project[lid] = got
@@ -136,7 +150,8 @@ class OutboundStore:
             if not number:
                 continue      # operator to operator, or nothing dialled yet: not an outside call
             iface = ob.first_interface(call)
-            op = ops.get(ob.norm_interface(iface))
+            # the registered operator of the phone that answered, else of the first channel
+            op = next((ops[k] for k in map(base_interface, ob.operator_side(call)) if k in ops), None)
             status = rec["status"]
             rows.append({
                 "pbx_id": self.pbx_id, "linkedid": call.linkedid[:64], "project_id": project_id,
@@ -156,6 +171,7 @@ class OutboundStore:
         set_ = {c: ex[c] for c in ("operator_id", "operator_name", "interface", "number", "started_at",
                                    "answered_at", "ended_at", "talk_seconds", "status", "originated_by_us",
                                    "updated_at")}
-        set_["project_id"] = func.coalesce(t.project_id, ex.project_id)
-        set_["callback_for_id"] = func.coalesce(t.callback_for_id, ex.callback_for_id)
+        # the latest derivation wins (it saw more of the call); a value once found is kept
+        set_["project_id"] = func.coalesce(ex.project_id, t.project_id)
+        set_["callback_for_id"] = func.coalesce(ex.callback_for_id, t.callback_for_id)
         s.execute(stmt.on_conflict_do_update(index_elements=["pbx_id", "linkedid"], set_=set_), rows)

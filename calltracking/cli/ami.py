@@ -41,7 +41,7 @@ def ami(ctx):
 def rebuild(app, since):
     """Re-derive calls from the stored AMI events of calls active since DATE."""
     from ..calls_store import CallStore
-    from ..interpret import Interpreter
+    from ..db import write_sessionmaker
     from ..services import ServiceError, parse_when
 
     try:
@@ -49,12 +49,7 @@ def rebuild(app, since):
     except ServiceError as e:
         raise click.ClickException(str(e)) from None
     g = app.config.general
-    store = CallStore(app.sessionmaker, g.pbx_id, g.default_region, g.first_call_window_days,
-                      app.config.asterisk.outbound_contexts)
-    events = store.events_since(start)
-    it = Interpreter()
-    for ev, recv in events:
-        it.feed(ev, recv)
-    calls = it.take_dirty()
-    store.persist([], calls, done=[c.linkedid for c in calls if c.done], force=True)
-    click.echo(f"rebuilt {len(calls)} call(s) from {len(events)} stored event(s)")
+    store = CallStore(write_sessionmaker(app.engine), g.pbx_id, g.default_region,
+                      g.first_call_window_days, app.config.asterisk.outbound_contexts)
+    calls, events = store.rebuild(start)
+    click.echo(f"rebuilt {calls} call(s) from {events} stored event(s)")

@@ -11,6 +11,7 @@ import logging
 from collections import Counter, OrderedDict
 from typing import Iterable, Optional
 
+from . import reconcile as _gap
 from .handlers import EVENTTYPE_MAP, IGNORED, on_newchannel
 from .state import CallState, Channel, Leg, QueueMember, name_of_interface
 
@@ -29,7 +30,7 @@ class Interpreter:
         self.chan_call: dict[str, str] = {}            # uniqueid -> linkedid of its call
         self.leg_of: dict[str, tuple[str, str]] = {}   # channel uniqueid -> (linkedid, leg uniqueid)
         self.bridges: dict[str, set] = {}
-        self.opt_alias: dict[str, str] = {}            # channel moved by Local optimisation -> Local uid
+        self.optimising: dict[str, tuple] = {}         # Local half -> (;1, ;2, peer of ;2, peer of ;1)
         self.queues: dict[str, dict[str, QueueMember]] = {}
         self.finished: OrderedDict[str, None] = OrderedDict()
         self.dirty: set[str] = set()
@@ -37,6 +38,7 @@ class Interpreter:
         self.stats: Counter = Counter()
         self.unknown: Counter = Counter()
         self.mismatches: list[str] = []
+        self.gaps: dict[str, _gap.Gap] = {}             # linkedid -> estimates left by a reconnect
 
     # ------------------------------------------------------------------ feed
     def feed(self, ev: dict, received_at: float) -> Optional[str]:
@@ -44,7 +46,7 @@ class Interpreter:
         if not name:
             self.stats["responses"] += 1
             return None
-        handler = EVENTTYPE_MAP.get(name)
+        handler = EVENTTYPE_MAP.get(name) or _gap.HANDLERS.get(name)
         self.stats["events"] += 1
         if handler is None:
             if name in IGNORED:
@@ -76,8 +78,12 @@ class Interpreter:
                     self.stats["duplicate"] += 1
                     return None
                 call.seen.add(key)
+        used = _gap.before(self, name, ev, ts) if self.gaps else None
+        if used is _gap.SKIP:
+            self.stats["duplicate"] += 1
+            return None
         try:
-            out = handler(self, ev, ts)
+            out = handler(self, ev, ts) or used
         except Exception:  # one bad event never stops the stream
             self.stats["handler_errors"] += 1
             log.exception("error interpreting %s event", name, extra={"linkedid": lid})
@@ -114,6 +120,7 @@ class Interpreter:
             for uid in list(call.channels):
                 self.chan_call.pop(uid, None)
             self.finished[lid] = None
+            self.gaps.pop(lid, None)
         while len(self.finished) > FINISHED_MEMORY:
             self.finished.popitem(last=False)
         return gone
@@ -201,8 +208,9 @@ class Interpreter:
             call = self.calls[lid]
             if any(m in call.caller_side for m in members):
                 for m in members:
-                    if m in call.caller_side or m in self.leg_of:
-                        continue
+                    ref = self.leg_of.get(m)
+                    if m in call.caller_side or (ref is not None and ref[0] == lid):
+                        continue         # a leg of another call (a consultation) is a stranger here
                     self._bridged_stranger(call, m, ts)
             self.sync(call, ts)
         return affected
@@ -212,7 +220,7 @@ class Interpreter:
         from .handlers import _answer, _leg
 
         name = self.channel_name(uid)
-        if not name or name.startswith(NOT_A_PARTY):
+        if not name or name.startswith(NOT_A_PARTY) or (self.gaps and _gap.no_leg(self, call, uid)):
             return
         leg = _leg(self, call, uid, name, ts, "transfer" if call.answered_at is not None else "pickup")
         leg.answered_at, leg.outcome = ts, "answered"
@@ -280,47 +288,27 @@ class Interpreter:
         if "Paused" in ev:
             m.paused = ev["Paused"] == "1"
 
-    def cross_check(self, what: str, leg: Leg, expected: float, ts: float, linkedid: str = "") -> None:
-        got = leg.talk + (ts - leg.talk_since if leg.talk_since is not None else 0.0)
+    def cross_check(self, what: str, leg: Leg, expected: float, ts: float, linkedid: str = "",
+                    got: Optional[float] = None) -> None:
+        """Count and log a difference over 1 s between Asterisk's figure and ours (``got``;
+        by default the leg's talk up to ``ts``)."""
+        if got is None:
+            got = leg.talk + (ts - leg.talk_since if leg.talk_since is not None else 0.0)
         if abs(got - expected) > 1.0 + 1e-6:
             self.stats["cross_check_mismatch"] += 1
-            msg = f"leg {leg.uniqueid}: talk {got:.3f}s but {what} says {expected:.0f}s"
+            msg = f"leg {leg.uniqueid}: {got:.3f}s but {what} says {expected:.0f}s"
             self.mismatches.append(msg)
             log.warning(msg, extra={"linkedid": linkedid or None})
 
     # ------------------------------------------------------------------ reconciliation
     def reconcile(self, snapshot: list[dict], lost_at: float, now: float) -> list[dict]:
-        """Events that bring our state in line with Asterisk's live channels.
-
-        ``snapshot`` holds the CoreShowChannel events after a (re)connect.
-        Channels we knew that are gone become synthetic ``CTChannelGone``
-        events dated ``lost_at`` (the last moment we knew them alive); channels
-        we did not know become ``CoreShowChannel`` events (calls started while
-        we were away).
-        """
-        live = {ev.get("Uniqueid") for ev in snapshot}
-        out = []
-        for uid, ch in sorted(self.channels.items(), key=lambda kv: kv[1].created_at or 0):
-            if uid not in live and ch.linkedid in self.calls:
-                out.append({"Event": "CTChannelGone", "Uniqueid": uid, "Linkedid": ch.linkedid,
-                            "Channel": ch.name, "Timestamp": f"{lost_at:.6f}"})
-        for ev in sorted(snapshot, key=lambda e: _uid_order(e.get("Uniqueid", ""))):
-            uid = ev.get("Uniqueid")
-            ch = self.channels.get(uid)
-            if ch is None:
-                out.append(dict(ev, Timestamp=f"{now:.6f}"))
-                continue
-            bid = ev.get("BridgeId", "")
-            if (ch.bridge or "") != bid:     # bridged or unbridged while we were away
-                base = {"Uniqueid": uid, "Linkedid": ch.linkedid, "Channel": ch.name,
-                        "Timestamp": f"{lost_at:.6f}"}
-                if ch.bridge:
-                    out.append(dict(base, Event="BridgeLeave", BridgeUniqueid=ch.bridge))
-                if bid:
-                    out.append(dict(base, Event="BridgeEnter", BridgeUniqueid=bid))
-        return out
+        """Events that bring our state in line with what Asterisk still knows after a gap
+        (``snapshot``: CoreShowChannel and QueueEntry frames and the listener's CTSync frame;
+        ``lost_at``: the last moment we knew the calls' state). See :mod:`.reconcile`."""
+        return _gap.plan(self, snapshot, lost_at, now)
 
     def found_channel(self, ev: dict, ts: float) -> None:
+        """A stored ``CoreShowChannel`` event (how earlier versions adopted a channel)."""
         uid, lid = ev.get("Uniqueid", ""), ev.get("Linkedid", "")
         if not uid or uid in self.channels or lid in self.finished:
             return
@@ -340,11 +328,3 @@ def _hms(text: str) -> float:
         return float(h * 3600 + m * 60 + s)
     except ValueError:
         return 0.0
-
-
-def _uid_order(uid: str):
-    try:
-        a, _, b = uid.partition(".")
-        return (int(a), int(b or 0))
-    except ValueError:
-        return (0, 0)

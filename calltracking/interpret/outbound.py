@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from .state import CallState, interface_of
+from .state import CallState, base_interface, interface_of, local_twin
 
 CALLBACK_CONTEXT = "calltracking-callback"
 CALLBACK_VAR = "CT_CALLBACK_FOR"
@@ -26,13 +26,25 @@ CALLBACK_VAR = "CT_CALLBACK_FOR"
 MIN_DIGITS = 7
 
 
-def norm_interface(interface: str) -> str:
-    """``PJSIP/101/n`` or ``PJSIP/101`` -> ``PJSIP/101`` (operators' interfaces as configured)."""
-    return interface.strip().removesuffix("/n")
-
-
 def first_interface(call: CallState) -> str:
     return interface_of(call.first_channel) if call.first_channel else ""
+
+
+def operator_side(call: CallState) -> list[str]:
+    """Interfaces of the operator's side, best first: the phone that answered when the first
+    channel is a Local ``;1`` whose ``;2`` half rang it (an Originate of the operator's route,
+    ``Local/101@operators`` ringing ``PJSIP/201``), then the first channel's own interface."""
+    out = []
+    twin = local_twin(call.first_channel) if call.first_channel else None
+    two = next((uid for uid, name in call.names.items() if name == twin), None) if twin else None
+    if two and two not in call.caller_side:      # not the inbound half of a trunk's Local pair
+        phone, depth = call.deepest_answer(two, skip=frozenset({call.linkedid}))
+        if depth:
+            out.append(interface_of(call.names[phone]))
+    first = first_interface(call)
+    if first and first not in out:
+        out.append(first)
+    return out
 
 
 def originated_by_us(call: CallState) -> bool:
@@ -46,8 +58,7 @@ def detect(call: CallState, operator_interfaces: Iterable[str] = (),
         return None
     if originated_by_us(call):
         return "callback"
-    iface = first_interface(call)
-    if iface and iface in operator_interfaces:
+    if any(base_interface(i) in operator_interfaces for i in operator_side(call)):
         return "operator"
     if call.first_context and call.first_context in outbound_contexts:
         return "context"

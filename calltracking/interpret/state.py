@@ -12,6 +12,11 @@ Definitions (DESIGN.md, "Call record contract"):
 - ``ended_at``    the inbound channel hung up;
 - talk = time the caller side was bridged with at least one other party,
   summed (continues across transfers); hold = ``ended - answered - talk``.
+
+A leg is named by the phone that really talked: the deepest channel that answered
+along the leg's chain of dials (a queue member's Local route dialling the phone, the
+phone forwarding to another) or the channel that took the leg's place when a Local
+channel optimised away (:meth:`CallState.talker`).
 """
 from __future__ import annotations
 
@@ -57,11 +62,15 @@ class Leg:
     talk_since: Optional[float] = None
     current: str = ""             # uniqueid of the channel carrying the leg now (Local optimisation)
 
-    def record(self) -> dict:
+    def record(self, phone: str = "") -> dict:
+        """``phone``: the channel that talked (:meth:`CallState.talker`); its interface is the
+        leg's ``interface``, the route rung (queue member, Dial() interface) is ``route``."""
         ring_end = self.answered_at if self.answered_at is not None else self.ended_at
+        iface = self.interface if not phone or phone == self.channel else interface_of(phone)
         return {
             "uniqueid": self.uniqueid, "channel": self.channel[:200], "kind": self.kind,
-            "interface": self.interface[:200], "operator_name": (self.operator or name_of_interface(self.interface))[:200],
+            "interface": iface[:200], "route": self.interface[:200], "phone": (phone or self.channel)[:200],
+            "operator_name": (self.operator or name_of_interface(self.interface))[:200],
             "queue": self.queue[:80], "rung_at": self.rung_at, "answered_at": self.answered_at,
             "ended_at": self.ended_at,
             "ring_seconds": r3(ring_end - self.rung_at) if ring_end is not None and self.rung_at is not None else None,
@@ -75,6 +84,7 @@ class CallState:
     linkedid: str
     inbound: str = ""                     # uniqueid of the inbound (caller) channel
     caller_side: set = field(default_factory=set)
+    heirs: set = field(default_factory=set)             # channels that took the inbound one's place
     channels: set = field(default_factory=set)          # live uniqueids of this linkedid
     did: str = ""
     caller_number: str = ""
@@ -113,6 +123,10 @@ class CallState:
     first_exten: str = ""
     contexts: set = field(default_factory=set)
     dials: dict = field(default_factory=dict)           # dest uniqueid -> (DialString, DestCallerIDNum, Exten)
+    # Every Dial() made by a channel of the call (src uniqueid -> {dest uniqueid: answered}) and
+    # the channels' names: the chains that lead from a leg to the phone that talked.
+    graph: dict = field(default_factory=dict)
+    names: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ record
     @property
@@ -153,6 +167,36 @@ class CallState:
             return "abandoned"
         return "abandoned" if self.caller_hung_up else "failed"
 
+    def deepest_answer(self, start: str, skip: frozenset = frozenset()) -> tuple[str, int]:
+        """(uniqueid, depth) of the deepest channel answered along the dials from ``start``
+        (a Local channel's ``;2`` half continues its ``;1``), not walking through ``skip``;
+        ``(start, 0)`` when none answered."""
+        by_name = {name: uid for uid, name in self.names.items()}
+        best, depth = start, 0
+        seen = {start} | set(skip)
+        todo = [(start, 0)]
+        while todo:
+            uid, d = todo.pop()
+            twin = by_name.get(local_twin(self.names.get(uid, "")) or "")
+            for src in (uid, twin if twin not in skip else None):
+                for dest, answered in self.graph.get(src, {}).items() if src else ():
+                    if answered and dest not in seen:
+                        seen.add(dest)
+                        todo.append((dest, d + 1))
+                        if d + 1 > depth and dest in self.names:
+                            best, depth = dest, d + 1
+        return best, depth
+
+    def talker(self, leg: Leg) -> str:
+        """Name of the channel that talked for ``leg``: the deepest answered dial along its chain,
+        else the channel that took the leg's place (Local optimisation), else the leg's channel."""
+        uid, depth = self.deepest_answer(leg.uniqueid)
+        if depth:
+            return self.names[uid]
+        if leg.current and leg.current != leg.uniqueid and leg.current in self.names:
+            return self.names[leg.current]
+        return leg.channel
+
     def talk_total(self, at: Optional[float] = None) -> float:
         t = self.talk
         if self.talk_since is not None and at is not None:
@@ -178,6 +222,8 @@ class CallState:
                 talk, hold = 0.0, 0.0
         elif answered is not None:
             talk = r3(self.talk)
+        legs = [leg.record(self.talker(leg)) for leg in self.legs.values()]
+        first = next((r for r in legs if r["uniqueid"] == self.answer_leg), None)
         return {
             "linkedid": self.linkedid, "did": self.did, "caller_number": self.caller_number,
             "caller_name": self.caller_name, "queue": self.queue,
@@ -186,11 +232,14 @@ class CallState:
             "queue_wait_seconds": r3(answered - self.queued_at)
             if answered is not None and self.queued_at is not None and answered >= self.queued_at else None,
             "talk_seconds": talk, "hold_seconds": hold, "status": self.status(),
-            "missed_reason": self.missed_reason(), "operator_name": self.operator,
-            "operator_interface": self.operator_interface, "recording_file": self.recording,
+            "missed_reason": self.missed_reason(),
+            "operator_name": first["operator_name"] if first else self.operator,
+            "operator_interface": first["interface"] if first else self.operator_interface,
+            "operator_route": first["route"] if first else self.operator_interface,
+            "recording_file": self.recording,
             "record": self.ct.get("CT_RECORD", "").lower() in ("yes", "1", "true") or bool(self.recording),
             "ct": dict(self.ct), "closed_reason": self.closed_reason, "target": self.ct.get("CT_TARGET", ""),
-            "legs": [leg.record() for leg in self.legs.values()],
+            "legs": legs,
         }
 
 
@@ -222,6 +271,17 @@ def interface_of(channel: str) -> str:
     if sep and tail and all(c in "0123456789abcdef" for c in tail.lower()) and "/" in head:
         return head
     return base
+
+
+def base_interface(interface: str) -> str:
+    """An interface as operators are matched: channel options dropped (``Local/102@operators/n``
+    or ``/nj`` -> ``Local/102@operators``, ``PJSIP/101/n`` -> ``PJSIP/101``), blanks trimmed."""
+    iface = interface.strip()
+    tech, sep, rest = iface.partition("/")
+    head, sep2, opts = rest.partition("/")
+    if sep and sep2 and opts.isalpha():
+        return f"{tech}/{head}"
+    return iface
 
 
 def name_of_interface(interface: str) -> str:

@@ -11,3 +11,23 @@ OWN = HERE / "fixtures"
 
 def event_count(frames) -> int:
     return sum(1 for f in frames if f.startswith(b"Event: ") and b"ActionID: " not in f)
+
+
+def registered_names() -> dict:
+    """Extension -> member name of the recordings' queues.conf (``Local/102@operators/n`` -> Boris)."""
+    from amiserver import queue_members_from_conf
+
+    from calltracking.interpret.state import name_of_interface
+
+    return {name_of_interface(iface): name for members in queue_members_from_conf(FIXTURES / "queues.conf").values()
+            for iface, name in members}
+
+
+def as_registered(exp: dict) -> dict:
+    """expected_calls.json names a plain ``Dial()`` leg by its interface (``102``); the listener
+    learns the queue members at login (QueueStatus) and names the leg by the registered operator
+    of that interface (``Local/102@operators/n`` is Boris)."""
+    names = registered_names()
+    if exp.get("operator") in names:
+        return dict(exp, operator=names[exp["operator"]])
+    return exp

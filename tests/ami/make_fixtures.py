@@ -130,7 +130,8 @@ def blind_transfer() -> tuple[Gen, list]:
     return g, [{"linkedid": one.uid, "status": "answered", "queue": "sales", "operator": "Anna",
                 "started_at": start, "queued_at": queued, "answered_at": answered, "ended_at": end,
                 "talk_seconds": round(talk, 3), "legs": [["Anna", "queue", "answered", 3.0],
-                                                          ["102", "transfer", "answered", 4.0]]}]
+                                                          # Local/102@operators is Boris's route
+                                                          ["Boris", "transfer", "answered", 4.0]]}]
 
 
 def attended_transfer() -> tuple[Gen, list]:
@@ -184,7 +185,9 @@ def attended_transfer() -> tuple[Gen, list]:
     g.ev("MusicOnHoldStop", "call,all", two.block())
     g.leave_bridge(b2, d)
     g.destroy(b2)
-    g.agent_complete(two, d, "support", "PJSIP/104", "Dmitry", 1, 3, "transfer")
+    # queue_log's talktime runs from the connect to the transfer, consultation included
+    # (a live Asterisk 22 logs ATTENDEDTRANSFER with 8 s for 3 s talk + 5 s consulting)
+    g.agent_complete(two, d, "support", "PJSIP/104", "Dmitry", 1, 8, "transfer")
     g.hangup(d, request="SoftHangupRequest")
     g.t += 4.0
     g.leave_bridge(b1, e)

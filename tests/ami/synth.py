@@ -20,10 +20,12 @@ _CHAN = re.compile(rb"-([0-9a-f]{8})(?=[;\r])")
 
 
 def _template(name: str):
+    from amipaths import as_registered
     from amiserver import load
 
     frames = [f for f in load(REC / f"{name}.ami") if f.startswith(b"Event: ") and b"Timestamp: " in f]
-    expected = [e for e in json.loads((REC / "expected_calls.json").read_text()) if e["scenario"] == name]
+    expected = [as_registered(e) for e in json.loads((REC / "expected_calls.json").read_text())
+                if e["scenario"] == name]
     return frames, expected
 
 

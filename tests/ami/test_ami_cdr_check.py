@@ -11,7 +11,7 @@ def _mismatches(lst):
     return lst.stats["processor"].it.stats["cross_check_mismatch"], list(lst.stats["processor"].it.mismatches)
 
 
-ALL = sorted(FIXTURES.glob("*.ami")) + sorted(OWN.glob("*.ami"))
+ALL = sorted(FIXTURES.glob("*.ami")) + sorted(OWN.glob("*.ami")) + sorted((OWN / "recorded").glob("*.ami"))
 
 
 @pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])

@@ -7,10 +7,10 @@ import datetime as dt
 import json
 
 import pytest
-from amipaths import FIXTURES, event_count
+from amipaths import FIXTURES, as_registered, event_count
 from amiserver import load
 
-EXPECTED = json.loads((FIXTURES / "expected_calls.json").read_text())
+EXPECTED = [as_registered(e) for e in json.loads((FIXTURES / "expected_calls.json").read_text())]
 SCENARIOS = sorted({e["scenario"] for e in EXPECTED})
 
 
@@ -76,7 +76,8 @@ def test_all_recordings_in_one_session_with_legs(tracked, asterisk, listener, ca
     assert rna[0]["ring_seconds"] == pytest.approx(3.001, abs=0.0011)     # queue_log RINGNOANSWER 3000 ms
     assert rna[1]["talk_seconds"] == pytest.approx(4.015, abs=0.0011)
     direct = got["1795392043.28"]["legs"]
-    assert [(l["operator"], l["kind"], l["outcome"]) for l in direct] == [("102", "dial", "answered")]
+    # Dial(Local/102@operators/n): named by the registered operator of that interface
+    assert [(l["operator"], l["kind"], l["outcome"]) for l in direct] == [("Boris", "dial", "answered")]
     abandoned = got["1795391983.4"]["legs"]
     assert [(l["operator"], l["outcome"]) for l in abandoned] == [("Ghost", "cancelled")]
     # Operators discovered from QueueStatus, mapped by interface.

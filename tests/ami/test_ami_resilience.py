@@ -8,14 +8,14 @@ import sys
 import time
 
 import pytest
-from amipaths import FIXTURES, event_count
+from amipaths import FIXTURES, as_registered, event_count
 from amiserver import load
 from sqlalchemy import func, select
 
 from calltracking.models import AmiEvent, Call
 from synth import burst
 
-EXPECTED = {e["linkedid"]: e for e in json.loads((FIXTURES / "expected_calls.json").read_text())}
+EXPECTED = {e["linkedid"]: as_registered(e) for e in json.loads((FIXTURES / "expected_calls.json").read_text())}
 
 
 def epoch(iso):

@@ -126,6 +126,7 @@ class World:
         self.connect_driver()
         if old is not None:                 # keep the events seen before the restart
             self.driver.events[:0] = old.events
+            self.driver.raw[:0] = old.raw
             old.close()
 
     # --- calltracking ------------------------------------------------------------------
@@ -143,6 +144,7 @@ username = calltracking
 secret = {self.ami_secret}
 ping_interval = 2
 reconnect_max = 1
+queue_log = {self.ast.queue_log}
 [agi]
 listen = 127.0.0.1:{self.agi_port}
 timeout_ms = 1000
