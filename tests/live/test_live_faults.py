@@ -88,8 +88,10 @@ def test_run_stopped_with_sigterm_during_calls(world):
     w = world
     w.db_put(**{"ring/141": 1, "talk/141": 5, "ring/142": 1, "talk/142": 5})
     a = w.call("74950001013", "79160000404", tag="sigterm-a", stay=30)
+    w.wait_answered_by(a.linkedid, "141")          # Roman first (linear), so b goes to Sofia
     b = w.call("74950001014", "79160000405", tag="sigterm-b", stay=30)
-    w.wait_answered_by(a.linkedid, "141")
+    w.driver.wait_event(lambda e: e.get("Event") == "AgentCalled" and e.get("Linkedid") == b.linkedid,
+                        timeout=20)
     assert w.stop_run(signal.SIGTERM) == 0
     time.sleep(2.0)
     w.start_run()
