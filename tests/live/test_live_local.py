@@ -26,11 +26,13 @@ def local(world):
                 "ring/253": 1, "talk/253": 4,          # Viktor answers Ursula's forwarded calls
                 "ring/254": 1, "talk/254": 7,          # Walter, then an attended transfer to …
                 "ring/255": 1, "talk/255": 8,          # … Xenia, through an optimising route
-                "ring/256": 1, "talk/256": 20})        # Yuri's phone, for click-to-dial
+                "ring/256": 1, "talk/256": 20,         # Yuri's phone, for click-to-dial
+                "ring/257": 1, "talk/257": 4})         # Zoya, a routing rule's Dial() of her route
     c = {}
     c["optimised"] = w.call("74950005001", "79160000501", tag="optimised", stay=30)
     c["forwarded"] = w.call("74950005002", "79160000502", tag="forwarded", stay=30)
     c["atxfer_local"] = w.call("74950005003", "79160000503", tag="atxfer_local", stay=30)
+    c["dial_route"] = w.call("74950005004", "79160000504", tag="dial_route", stay=30)
 
     # Walter transfers 2 s into the conversation, from his phone (the channel bridged with the caller)
     w.driver.wait_event(lambda e: e.get("Event") == "BridgeEnter"
@@ -60,6 +62,9 @@ def local(world):
 
 
 EXPECT = {
+    # Dial() of a route without /n: Asterisk moves the caller into the phone's bridge
+    "dial_route": dict(status="answered", operator="Zoya", source="Website desk", legs=[("Zoya", 4)], talk=4,
+                       wait=1),
     "optimised": dict(status="answered", operator="Tanya", queue="q_opt", legs=[("Tanya", 4)], talk=4),
     # queue_log names the member (Ursula); the phone that talked is Viktor's
     "forwarded": dict(status="answered", operator="Viktor", queue="q_fwd", legs=[("Viktor", 4)], talk=4,

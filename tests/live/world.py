@@ -42,7 +42,7 @@ OPERATORS = [("101", "Anna"), ("102", "Boris"), ("103", "Vera"), ("104", "Dmitri
              ("198", "Ghost2"), ("199", "Ghost")]
 #: Operators known by their phone (``Local/<ext>@phones``), reached through optimising routes.
 PHONES = [("251", "Tanya"), ("252", "Ursula"), ("253", "Viktor"), ("254", "Walter"), ("255", "Xenia"),
-          ("256", "Yuri")]
+          ("256", "Yuri"), ("257", "Zoya")]
 
 
 def free_port() -> int:
@@ -364,6 +364,8 @@ def seed(db_url: str) -> None:
             svc.add_number(s, p, "74950002003", source=board, record=False)       # IVR, queue timeout
             svc.add_number(s, p, "74950002007", source=board, record=False)       # IVR, promo code
             svc.add_number(s, p, "74950001006", source=direct, record=False)      # Dial() target
+            desk = svc.add_source(s, p, "Website desk", channel="other", short_label="WD")
+            svc.add_number(s, p, "74950005004", source=desk, record=False)        # Dial() of a route
             for i in range(40):
                 svc.add_number(s, p, f"749500030{i:02d}", source=ads, record=False)   # 30 at once
             for i in range(1, 4):
@@ -386,6 +388,8 @@ def seed(db_url: str) -> None:
                               source_id=paper.id, queue="q_promo"))
             s.add(RoutingRule(project_id=p.id, name="direct desk", priority=next(prio), source_id=direct.id,
                               target="Local/102@operators/n"))
+            s.add(RoutingRule(project_id=p.id, name="website desk", priority=next(prio), source_id=desk.id,
+                              target="Local/157@routes"))
             s.add(RoutingRule(project_id=p.id, name="radio recorded", priority=next(prio), source_id=recs.id,
                               queue="q_rec", record=True))
             s.add(PromoCode(project_id=p.id, code="4242", source_id=paper.id))
