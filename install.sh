@@ -156,7 +156,12 @@ if [ "$REAL" = yes ]; then
     OWNER=$USER_NAME
 fi
 
-mkdir -p "$ETC" "$VARLIB" "$LOGDIR" "$(dirname "$BINLINK")"
+# Configuration, data and logs hold secrets and callers' data: the service user and its group
+# only (0750 directories, 0640 files), also for files made by an older version.
+mkdir -p "$(dirname "$BINLINK")"
+install -d -m 750 "$ETC" "$VARLIB" "$LOGDIR"
+chmod 750 "$ETC" "$VARLIB" "$LOGDIR"
+chmod -R g-w,o-rwx "$VARLIB" "$LOGDIR"
 
 # 2. virtualenv + package (upgrade in place when present)
 if [ ! -x "$OPT/bin/python" ]; then
@@ -179,19 +184,32 @@ if [ ! -f "$CONF" ]; then
     gen() { "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
     WEB_SECRET="$(gen)"; AMI_SECRET="$(gen | tr -dc 'A-Za-z0-9' | cut -c1-24)"
     DB_URL="sqlite:///${VARLIB}/calltracking.db"
-    sed -e "s|^secret_key = .*|secret_key = ${WEB_SECRET}|" \
-        -e "s|^secret =.*|secret = ${AMI_SECRET}|" \
-        -e "s|^url = sqlite:.*|url = ${DB_URL}|" \
-        -e "s|^config_dir = .*|config_dir = ${AST_ETC}|" \
-        -e "s|^agi_bin_dir = .*|agi_bin_dir = ${AGI_BIN}|" \
-        "$SRC/config.example.ini" > "$CONF.tmp"
+    # umask 077: the file holds secrets from its first byte (0600, then 0640 for the group)
+    ( umask 077
+      sed -e "s|^secret_key = .*|secret_key = ${WEB_SECRET}|" \
+          -e "s|^secret =.*|secret = ${AMI_SECRET}|" \
+          -e "s|^url = sqlite:.*|url = ${DB_URL}|" \
+          -e "s|^config_dir = .*|config_dir = ${AST_ETC}|" \
+          -e "s|^agi_bin_dir = .*|agi_bin_dir = ${AGI_BIN}|" \
+          "$SRC/config.example.ini" > "$CONF.tmp" )
+    [ "$REAL" = yes ] && chown "root:$OWNER" "$CONF.tmp"
     chmod 640 "$CONF.tmp"
     mv "$CONF.tmp" "$CONF"
     say "wrote $CONF with generated secrets"
 else
+    chmod g-w,o-rwx "$CONF"
     say "kept existing $CONF"
 fi
 AMI_SECRET="$(ini_get "$CONF" ami secret)"
+
+# Where the service writes besides its data and logs: the recordings directory (it converts and
+# prunes Asterisk's recordings) and the directory of a SQLite database outside $VARLIB.
+REC_DIR="$(ini_get "$CONF" recordings dir)"; REC_DIR="${REC_DIR:-/var/spool/asterisk/monitor}"
+DB_URL_NOW="$(ini_get "$CONF" database url)"
+DB_DIR=""
+case "$DB_URL_NOW" in
+    sqlite:////*) DB_DIR="$(dirname "/${DB_URL_NOW#sqlite:////}")" ;;
+esac
 
 # 4. database
 CT=("$OPT/bin/calltracking" --config "$CONF")
@@ -207,9 +225,11 @@ fi
 # 5. Asterisk: dialplan + AMI user includes, classic AGI wrapper
 if [ "$ASTERISK" = yes ] && [ -d "$AST_ETC" ]; then
     install -m 644 "$SRC/dialplan/extensions_calltracking.conf" "$AST_ETC/extensions_calltracking.conf"
-    sed "s|@AMI_SECRET@|${AMI_SECRET}|" "$SRC/dialplan/manager_calltracking.conf" \
-        > "$AST_ETC/manager_calltracking.conf"
-    chmod 640 "$AST_ETC/manager_calltracking.conf"
+    ( umask 077
+      sed "s|@AMI_SECRET@|${AMI_SECRET}|" "$SRC/dialplan/manager_calltracking.conf" \
+          > "$AST_ETC/manager_calltracking.conf.tmp" )
+    chmod 640 "$AST_ETC/manager_calltracking.conf.tmp"
+    mv "$AST_ETC/manager_calltracking.conf.tmp" "$AST_ETC/manager_calltracking.conf"
     if [ "$REAL" = yes ] && getent group asterisk >/dev/null 2>&1; then
         chgrp asterisk "$AST_ETC/manager_calltracking.conf"
     fi
@@ -241,7 +261,6 @@ if [ "$ASTERISK" = yes ] && [ -d "$AST_ETC" ]; then
         fi
     fi
     # Recordings: MixMonitor writes them as asterisk; the scheduler converts and prunes them.
-    REC_DIR="$(ini_get "$CONF" recordings dir)"; REC_DIR="${REC_DIR:-/var/spool/asterisk/monitor}"
     if [ "$REAL" = yes ] && [ -d "$REC_DIR" ] && getent group asterisk >/dev/null 2>&1; then
         chgrp asterisk "$REC_DIR" && chmod g+rwxs "$REC_DIR"
         say "recordings directory $REC_DIR: group asterisk may write (calltracking is a member)"
@@ -260,7 +279,11 @@ elif [ "$ASTERISK" = yes ]; then
     say "notice: ${AST_ETC#$ROOT} not found (Asterisk not installed?); copy dialplan/*.conf there later"
 fi
 
-# 6. systemd unit
+# 6. systemd unit ("-": a directory that does not exist yet does not stop the service)
+RW_PATHS="-/var/lib/calltracking -/var/log/calltracking -${REC_DIR#$ROOT}"
+if [ -n "$DB_DIR" ] && [ "${DB_DIR#$ROOT}" != /var/lib/calltracking ]; then
+    RW_PATHS="$RW_PATHS -${DB_DIR#$ROOT}"
+fi
 mkdir -p "$(dirname "$UNIT")"
 cat > "$UNIT" <<EOF
 [Unit]
@@ -278,9 +301,40 @@ Restart=on-failure
 RestartSec=3
 KillSignal=SIGTERM
 TimeoutStopSec=15
+# Hardening ("systemd-analyze security calltracking" rates it OK): a read-only system but for
+# the data, logs and recordings; no capabilities, no other users' homes, its own /tmp; only IP
+# and Unix sockets; the system calls of an ordinary service; no writable+executable memory.
+UMask=0027
 NoNewPrivileges=yes
-ProtectSystem=full
-ReadWritePaths=/var/lib/calltracking /var/log/calltracking /var/spool/asterisk/monitor
+ProtectSystem=strict
+ReadWritePaths=${RW_PATHS}
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RemoveIPC=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallErrorNumber=EPERM
+DevicePolicy=closed
+KeyringMode=private
 
 [Install]
 WantedBy=multi-user.target
@@ -304,6 +358,7 @@ if [ "$SYSTEMD" = yes ]; then
 elif [ "$START" = yes ] && [ "$REAL" = yes ]; then
     stop_service
     mkdir -p /run
+    [ -f "$LOGDIR/calltracking.log" ] || install -m 640 -o "$OWNER" -g "$OWNER" /dev/null "$LOGDIR/calltracking.log"
     runuser -u "$OWNER" -- env CALLTRACKING_CONFIG="$CONF" \
         nohup "$OPT/bin/calltracking" run >>"$LOGDIR/calltracking.log" 2>&1 &
     echo $! > /run/calltracking.pid

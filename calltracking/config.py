@@ -256,6 +256,13 @@ def _listen_or_off(v: str):
 class DniConfig:
     listen: object = opt(("127.0.0.1", 8081), _listen_or_off, "Address of the asyncio server of the public "
                          "DNI endpoints (dni.js, /api/dni/*), started next to the web UI; empty: not started")
+    max_holds_per_client: int = opt(4, _int(1, 1_000_000), "Pool numbers one client (an IPv4 address, an "
+                                    "IPv6 /64) may hold at once in a pool; beyond it a new visitor gets the "
+                                    "fallback number")
+    max_holds_per_visitor: int = opt(3, _int(1, 1000), "Numbers one visitor id may hold at once (in "
+                                     "different pools of a project)")
+    rate_per_minute: int = opt(120, _int(1), "Requests a minute to /api/dni/* per client")
+    rate_burst: int = opt(60, _int(1), "Burst of requests above the rate per client")
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,19 @@
 
 ``assign()`` = :func:`prepare` (no database) + the fast path + :func:`complete`; the asyncio DNI
 server (``webui/dni_server.py``) runs the same three steps without blocking its event loop.
-A reservation is live while ``released_at`` is NULL; it lasts while the visitor is active
-(``heartbeat()``) and for the pool's ``hold_seconds`` after. :func:`release_expired` (for the
-scheduler and ``calltracking pools release``) releases the rest. :mod:`calltracking.attribution`
-reads the same rows at call time.
+A reservation is live while ``released_at`` is NULL. A new one is *provisional*: it lasts
+``PROVISIONAL_SECONDS`` (at most the pool's hold) unless a heartbeat comes, so a client that asks
+and never comes back (a script emptying the pool) holds nothing for long. A provisional
+reservation is one never seen since it was made (``last_seen_at = assigned_at``); the first
+``heartbeat()`` (or the same visitor asking again in the same session) makes it a full hold,
+which lasts while the visitor is active and for the pool's ``hold_seconds`` after.
+:func:`release_expired` (for the scheduler and ``calltracking pools release``) releases the
+rest. :mod:`calltracking.attribution` reads the same rows at call time.
+
+Visitor ids: with a :class:`calltracking.dni_guard.VisitorSigner` (the public endpoints always
+pass one) new ids are signed by the server and an id without a valid signature is treated as
+a new visitor (a new id, no previous number); without one (scripts, the simulation) any
+well-formed id is accepted.
 """
 from __future__ import annotations
 
@@ -54,6 +63,9 @@ from .models import (
 log = logging.getLogger(__name__)
 
 SESSION_IDLE = dt.timedelta(minutes=30)
+#: seconds a new reservation lasts without a heartbeat (at most the pool's hold time); the
+#: snippet confirms it about 5 s after the number is shown
+PROVISIONAL_SECONDS = 60
 CACHE_TTL = 5.0
 MAX_ATTEMPTS = 10
 
@@ -89,18 +101,20 @@ class AssignRequest:
 @dataclass
 class AssignResult:
     number: Optional[str]               # E.164 to show; None: keep the site's own number
-    kind: str                           # pool | static | fallback | default | bot
+    kind: str                           # pool | static | fallback | default | bot | refused
     visitor_id: str = ""
     session_id: Optional[int] = None
     pool_id: Optional[int] = None
-    hold_seconds: int = 0
+    hold_seconds: int = 0               # how long the number stays without a heartbeat
     exhausted: bool = False
     promo: Optional[str] = None
+    provisional: bool = False           # a new hold: a heartbeat within hold_seconds confirms it
+    held: tuple = ()                    # heartbeat: ((pool id, hold seconds), …) of the live holds
 
     def as_json(self) -> dict:
         return {"number": self.number, "kind": self.kind, "visitor_id": self.visitor_id,
                 "session": self.session_id, "hold_seconds": self.hold_seconds,
-                "exhausted": self.exhausted, "promo": self.promo}
+                "provisional": self.provisional, "exhausted": self.exhausted, "promo": self.promo}
 
 
 def _clean(value, name: str, limit: int) -> str:
@@ -292,6 +306,11 @@ def _session(conn: Connection, info: ProjectInfo, req: AssignRequest, source_id,
     return conn.execute(Q.NEW_SESSION, values).scalar_one()
 
 
+def provisional_seconds(hold_seconds: int) -> int:
+    """How long a new (provisional) hold of a pool with this hold time lasts."""
+    return min(PROVISIONAL_SECONDS, hold_seconds)
+
+
 def _take(conn: Connection, pool: PoolInfo, number_id: int, session_id: int, now) -> bool:
     """Mark the number held and reserve it; False when someone else holds it."""
     if conn.execute(Q.TAKE, {"b_tn": number_id}).rowcount != 1:
@@ -304,9 +323,11 @@ def _take(conn: Connection, pool: PoolInfo, number_id: int, session_id: int, now
 
 
 def _release_pool(conn: Connection, pool_id: int, hold_seconds: int, now) -> int:
-    """Release the pool's reservations idle for longer than the hold time."""
-    rows = conn.execute(Q.EXPIRED, {"b_pool": pool_id,
-                                    "b_before": now - dt.timedelta(seconds=hold_seconds)}).all()
+    """Release the pool's reservations idle for longer than the hold time, and the provisional
+    ones (never seen since they were made) older than :func:`provisional_seconds`."""
+    rows = conn.execute(Q.EXPIRED, {
+        "b_pool": pool_id, "b_before": now - dt.timedelta(seconds=hold_seconds),
+        "b_before_new": now - dt.timedelta(seconds=provisional_seconds(hold_seconds))}).all()
     if not rows:
         return 0
     conn.execute(Q.RELEASE_MANY, {"b_ids": [r.id for r in rows], "b_now": now})
@@ -315,7 +336,9 @@ def _release_pool(conn: Connection, pool_id: int, hold_seconds: int, now) -> int
 
 
 def _reserve(conn: Connection, info: ProjectInfo, pool: PoolInfo, visitor_id: str, session_id: int,
-             now, skip_locked: bool, known: bool) -> Optional[str]:
+             now, skip_locked: bool, known: bool) -> tuple:
+    """``(number or None, provisional)``: the number given to the visitor, and whether its
+    reservation is a new (provisional) one."""
     key = {"b_pid": info.id, "b_vid": visitor_id, "b_pool": pool.id}
     if known:
         # 1. The visitor already holds a number of this pool: keep it (moved to the new session).
@@ -323,15 +346,15 @@ def _reserve(conn: Connection, info: ProjectInfo, pool: PoolInfo, visitor_id: st
         if held is not None:
             if held.session_id == session_id:
                 conn.execute(Q.RES_SEEN, {"b_rid": held.id, "b_now": now})
-                return held.number
+                return held.number, False
             conn.execute(Q.RES_END, {"b_rid": held.id, "b_now": now})
             conn.execute(Q.NEW_RES, {"b_pool": pool.id, "b_tn": held.tracking_number_id, "b_sid": session_id,
                                      "b_now": now})
-            return held.number
+            return held.number, True
         # 2. Its previous number, when free again.
         prev = conn.execute(Q.PREVIOUS, key).first()
         if prev is not None and _take(conn, pool, prev.id, session_id, now):
-            return prev.number
+            return prev.number, True
     # 3. Never used first, then least recently released; release expired holds when none is free.
     free = Q.FREE_SKIP_LOCKED if skip_locked else Q.FREE
     for sweep in (False, True):
@@ -342,8 +365,8 @@ def _reserve(conn: Connection, info: ProjectInfo, pool: PoolInfo, visitor_id: st
             if row is None:
                 break
             if _take(conn, pool, row.id, session_id, now):
-                return row.number
-    return None
+                return row.number, True
+    return None, False
 
 
 @dataclass
@@ -365,7 +388,12 @@ class Plan:
     write_lock: object = None
 
     def fast_result(self, session_id: int, number: str) -> AssignResult:
-        return AssignResult(number, "pool", self.req.visitor_id, session_id, self.pool.id, self.pool.hold_seconds)
+        return AssignResult(number, "pool", self.req.visitor_id, session_id, self.pool.id,
+                            provisional_seconds(self.pool.hold_seconds), provisional=True)
+
+    def refused(self) -> AssignResult:
+        """The answer when a hold limit refuses a new number: the fallback, no session, no hold."""
+        return AssignResult(self.default, "refused", self.req.visitor_id, None, self.pool.id)
 
 
 def cached_project_info(engine: Engine, key: str, stale: bool = False) -> Optional[ProjectInfo]:
@@ -377,8 +405,10 @@ def cached_project_info(engine: Engine, key: str, stale: bool = False) -> Option
     return None
 
 
-def prepare(engine: Engine, req: AssignRequest, info: ProjectInfo, now: Optional[dt.datetime] = None) -> Plan:
-    """The database-free part of :func:`assign`: pool choice, bots, the new visitor's row."""
+def prepare(engine: Engine, req: AssignRequest, info: ProjectInfo, now: Optional[dt.datetime] = None,
+            signer=None) -> Plan:
+    """The database-free part of :func:`assign`: pool choice, bots, the visitor id (``signer``:
+    an id without its valid signature is a new visitor; new ids are signed), the new visitor's row."""
     now = now or utcnow()
     ua = useragent.parse(req.user_agent)
     source_id = _source_for(info, req.fields)
@@ -388,8 +418,10 @@ def prepare(engine: Engine, req: AssignRequest, info: ProjectInfo, now: Optional
     if ua.bot:
         plan.result = AssignResult(static or default, "bot")
         return plan
+    if signer is not None and req.visitor_id and not signer.valid(req.visitor_id):
+        req.visitor_id = ""               # forged, or issued under another secret: a new visitor
     plan.known = bool(req.visitor_id)
-    visitor_id = req.visitor_id = req.visitor_id or new_visitor_id()
+    visitor_id = req.visitor_id = req.visitor_id or (signer.new() if signer is not None else new_visitor_id())
     if not plan.known and pool is not None and pool.promo_mode != "always" and dni_fast.supported(engine):
         # A new visitor: batched by dni_fast's writer; what it cannot do falls through to complete().
         f = req.fields
@@ -401,13 +433,13 @@ def prepare(engine: Engine, req: AssignRequest, info: ProjectInfo, now: Optional
     return plan
 
 
-def assign(factory, req: AssignRequest, now: Optional[dt.datetime] = None) -> AssignResult:
+def assign(factory, req: AssignRequest, now: Optional[dt.datetime] = None, signer=None) -> AssignResult:
     """Give the visitor a number (see the module doc). Raises UnknownProject."""
     engine = _engine(factory)
     info = project_info(engine, req.project)
     if info is None:
         raise UnknownProject(f"unknown project {req.project!r}")
-    plan = prepare(engine, req, info, now)
+    plan = prepare(engine, req, info, now, signer)
     if plan.result is not None:
         return plan.result
     sid0 = None
@@ -433,8 +465,9 @@ def complete(plan: Plan, sid0: Optional[int] = None) -> AssignResult:
         if pool is None:
             return AssignResult(plan.static or info.default_number, "static" if plan.static else "default",
                                 req.visitor_id, sid)
-        number = _reserve(conn, info, pool, req.visitor_id, sid, now, pg, plan.known)
-        res = AssignResult(number, "pool", req.visitor_id, sid, pool.id, pool.hold_seconds)
+        number, new = _reserve(conn, info, pool, req.visitor_id, sid, now, pg, plan.known)
+        res = AssignResult(number, "pool", req.visitor_id, sid, pool.id,
+                           provisional_seconds(pool.hold_seconds) if new else pool.hold_seconds, provisional=new)
         if number is None:
             conn.execute(Q.EXHAUSTED, {"b_pool": pool.id})
             res.number, res.kind, res.exhausted = plan.default, "fallback", True
@@ -445,8 +478,11 @@ def complete(plan: Plan, sid0: Optional[int] = None) -> AssignResult:
     return _retrying(engine, work, write_first=not plan.known and sid0 is None)
 
 
-def heartbeat(factory, project: str, visitor_id: str, now: Optional[dt.datetime] = None) -> AssignResult:
-    """Extend the visitor's live reservations. ``number`` None: nothing held (ask again)."""
+def heartbeat(factory, project: str, visitor_id: str, now: Optional[dt.datetime] = None,
+              signer=None) -> AssignResult:
+    """Extend the visitor's live reservations (a provisional one becomes a full hold).
+    ``number`` None: nothing held (ask again) — also for an id without its valid signature
+    (``signer``)."""
     engine = _engine(factory)
     now = now or utcnow()
     if not isinstance(project, str) or not _KEY_RX.fullmatch(project):
@@ -456,6 +492,8 @@ def heartbeat(factory, project: str, visitor_id: str, now: Optional[dt.datetime]
     info = project_info(engine, project)
     if info is None:
         raise UnknownProject(f"unknown project {project!r}")
+    if signer is not None and not signer.valid(visitor_id):
+        return AssignResult(None, "none", visitor_id)
 
     def work(conn: Connection) -> AssignResult:
         rows = conn.execute(Q.VISITOR_LIVE, {"b_pid": info.id, "b_vid": visitor_id}).all()
@@ -463,8 +501,10 @@ def heartbeat(factory, project: str, visitor_id: str, now: Optional[dt.datetime]
             return AssignResult(None, "none", visitor_id)
         conn.execute(Q.RES_SEEN_MANY, {"b_ids": [r.id for r in rows], "b_now": now})
         conn.execute(Q.SESSION_SEEN_MANY, {"b_ids": sorted({r.session_id for r in rows}), "b_now": now})
-        hold = next((p.hold_seconds for p in info.pools if p.id == rows[0].pool_id), 0)
-        return AssignResult(rows[0].number, "pool", visitor_id, rows[0].session_id, rows[0].pool_id, hold)
+        holds = {p.id: p.hold_seconds for p in info.pools}
+        held = tuple((r.pool_id, holds.get(r.pool_id, 0)) for r in rows)
+        return AssignResult(rows[0].number, "pool", visitor_id, rows[0].session_id, rows[0].pool_id,
+                            held[0][1], held=held)
 
     return _retrying(engine, work)
 
@@ -486,13 +526,15 @@ def release_expired(factory, now: Optional[dt.datetime] = None) -> int:
 
 
 def pool_status(session, pool: NumberPool, now: Optional[dt.datetime] = None) -> dict:
-    """Numbers, live holds and exhaustion of one pool (for the UI and the CLI)."""
+    """Numbers, live holds (``provisional``: not confirmed by a heartbeat yet), pressure (held /
+    numbers) and exhaustion of one pool (for the UI and the CLI)."""
     now = now or utcnow()
     total = session.execute(select(func.count()).select_from(TN).where(
         TN.c.pool_id == pool.id, TN.c.active.is_(True))).scalar_one()
-    live = session.execute(select(func.count()).select_from(PR).where(
-        PR.c.pool_id == pool.id, PR.c.released_at.is_(None))).scalar_one()
-    return {"pool": pool.name, "numbers": total, "held": live, "free": max(total - live, 0),
+    live, provisional = session.execute(Q.LIVE_COUNTS, {"b_pool": pool.id}).one()
+    live, provisional = live or 0, provisional or 0
+    return {"pool": pool.name, "numbers": total, "held": live, "provisional": provisional,
+            "free": max(total - live, 0), "pressure": round(live / total, 3) if total else None,
             "hold_seconds": pool.hold_seconds, "exhausted_count": pool.exhausted_count,
             "promo_mode": pool.promo_mode}
 

@@ -7,7 +7,7 @@ cache then serves each execution.
 """
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import NumberPool, PoolReservation, TrackingNumber, VisitorSession
@@ -76,9 +76,17 @@ RES_SEEN_MANY = (update(PR).where(PR.c.id.in_(bindparam("b_ids", expanding=True)
 SESSION_SEEN_MANY = (update(VS).where(VS.c.id.in_(bindparam("b_ids", expanding=True)))
                      .values(last_seen=bindparam("b_now")))
 
+#: a provisional reservation: never seen since it was made (a heartbeat sets last_seen_at)
+PROVISIONAL = PR.c.last_seen_at == PR.c.assigned_at
+#: live reservations idle since ``b_before``, and provisional ones made before ``b_before_new``
 EXPIRED = (select(PR.c.id, PR.c.tracking_number_id)
            .where(PR.c.pool_id == bindparam("b_pool"), PR.c.released_at.is_(None),
-                  PR.c.last_seen_at < bindparam("b_before", type_=PR.c.last_seen_at.type)))
+                  or_(PR.c.last_seen_at < bindparam("b_before", type_=PR.c.last_seen_at.type),
+                      and_(PROVISIONAL,
+                           PR.c.assigned_at < bindparam("b_before_new", type_=PR.c.assigned_at.type)))))
+#: (live, provisional) reservations of a pool
+LIVE_COUNTS = (select(func.count(), func.sum(case((PROVISIONAL, 1), else_=0)))
+               .where(PR.c.pool_id == bindparam("b_pool"), PR.c.released_at.is_(None)))
 RELEASE_MANY = (update(PR).where(PR.c.id.in_(bindparam("b_ids", expanding=True)), PR.c.released_at.is_(None))
                 .values(released_at=bindparam("b_now")))
 FREE_MANY = (update(TN).where(TN.c.id.in_(bindparam("b_ids", expanding=True)))

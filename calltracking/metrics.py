@@ -40,7 +40,7 @@ class DatabaseCollector:
         self.sessionmaker = sessionmaker
 
     def collect(self):
-        from .models import Call, NumberPool, PoolReservation, TrackingNumber
+        from .models import Call, NumberPool
 
         calls = CounterMetricFamily("calltracking_calls", "Calls recorded, by status", labels=["status"])
         today = GaugeMetricFamily("calltracking_calls_today", "Calls since 00:00 UTC, by status",
@@ -48,6 +48,10 @@ class DatabaseCollector:
         pool_size = GaugeMetricFamily("calltracking_pool_numbers", "Active numbers in a pool", labels=["pool"])
         pool_used = GaugeMetricFamily("calltracking_pool_numbers_in_use", "Pool numbers held by a live session",
                                       labels=["pool"])
+        pool_new = GaugeMetricFamily("calltracking_pool_numbers_provisional", "Pool numbers held provisionally "
+                                     "(a new hold not confirmed by a heartbeat yet)", labels=["pool"])
+        pressure = GaugeMetricFamily("calltracking_pool_pressure", "Share of a pool's numbers held (0-1)",
+                                     labels=["pool"])
         exhausted = CounterMetricFamily("calltracking_pool_exhausted", "Times a pool had no free number",
                                         labels=["pool"])
         up = GaugeMetricFamily("calltracking_database_up", "1 when the database answered the scrape")
@@ -59,20 +63,22 @@ class DatabaseCollector:
                 for status, n in s.execute(select(Call.status, func.count()).where(Call.started_at >= midnight)
                                            .group_by(Call.status)):
                     today.add_metric([status], n)
+                from .dni import pool_status
+
                 for pool in s.scalars(select(NumberPool)):
                     label = f"{pool.project_id}/{pool.name}"
-                    size = s.scalar(select(func.count()).select_from(TrackingNumber).where(
-                        TrackingNumber.pool_id == pool.id, TrackingNumber.active.is_(True)))
-                    used = s.scalar(select(func.count()).select_from(PoolReservation).where(
-                        PoolReservation.pool_id == pool.id, PoolReservation.released_at.is_(None)))
-                    pool_size.add_metric([label], size or 0)
-                    pool_used.add_metric([label], used or 0)
+                    st = pool_status(s, pool)
+                    pool_size.add_metric([label], st["numbers"])
+                    pool_used.add_metric([label], st["held"])
+                    pool_new.add_metric([label], st["provisional"])
+                    if st["pressure"] is not None:
+                        pressure.add_metric([label], st["pressure"])
                     exhausted.add_metric([label], pool.exhausted_count or 0)
             up.add_metric([], 1)
         except Exception as e:  # a scrape never fails because the DB is down
             log.warning("metrics: database unavailable: %s", e)
             up.add_metric([], 0)
-        yield from (calls, today, pool_size, pool_used, exhausted, up)
+        yield from (calls, today, pool_size, pool_used, pool_new, pressure, exhausted, up)
         yield from self._jobs()
 
     def _jobs(self):

@@ -4,14 +4,19 @@
 - ``POST /api/dni/assign`` — a number for this visitor;
 - ``POST /api/dni/heartbeat`` — the visitor is still active: extend the hold.
 
-The API is public and CSRF-exempt; browsers may call it only from the
-project's ``allowed_origins`` (CORS; ``*`` allows any). Bodies are JSON
-objects of at most ``DNI_MAX_BODY`` bytes (the snippet sends ``text/plain``
-so that no preflight is needed; ``application/json`` works too). Each client
-IP gets ``DNI_RATE_PER_MINUTE`` requests a minute with bursts of
-``DNI_RATE_BURST`` (Flask config keys); local peers without a forwarded
-address are not limited (see :func:`_is_loopback`). Errors are JSON:
-``{"error": "..."}``.
+The API is public and CSRF-exempt; browsers may call it only from the project's
+``allowed_origins`` (CORS; ``*`` allows any), and when the project lists origins a request
+without an ``Origin`` header is refused too (browsers always send one with a POST). Bodies are
+JSON objects of at most ``DNI_MAX_BODY`` bytes (the snippet sends ``text/plain`` so that no
+preflight is needed; ``application/json`` works too). Errors are JSON: ``{"error": "..."}``.
+
+Abuse limits (:mod:`calltracking.dni_guard`), the same on both listeners: the client is the
+peer, or the forwarded address when the peer is one of ``[web] trusted_proxies``; each client
+key (IPv4 address, IPv6 /64) gets ``DNI_RATE_PER_MINUTE`` requests a minute with bursts of
+``DNI_RATE_BURST``, and may hold at most ``DNI_MAX_HOLDS_PER_CLIENT`` numbers of a pool at
+once; a visitor id (signed by the server) at most ``DNI_MAX_HOLDS_PER_VISITOR``. The settings
+come from ``[dni]`` and ``[web] trusted_proxies``; a Flask config key of the same name
+(``DNI_TRUSTED_PROXIES``: a list of networks) overrides one.
 
 Two servers call the SAME code: :meth:`DniApi.handle` takes plain arguments
 (method, path, origin, client IP, user agent, body bytes) and is a generator
@@ -23,81 +28,34 @@ asyncio DNI server (``webui/dni_server.py``) runs them off its event loop.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import os
-import threading
 import time
 
 from flask import Blueprint, Response, current_app, request
 
-from calltracking import dni, dni_fast
+from calltracking import dni, dni_fast, dni_guard
+from calltracking.dni_guard import ClientResolver, HoldLedger, RateLimiter, VisitorSigner
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("dni", __name__)
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-#: DNI_DB_TIMEOUT: seconds the asyncio server waits for the database before answering 503
-DEFAULTS = {"DNI_MAX_BODY": 8 * 1024, "DNI_RATE_PER_MINUTE": 120, "DNI_RATE_BURST": 60, "DNI_DB_TIMEOUT": 1.5}
+#: DNI_DB_TIMEOUT: seconds the asyncio server waits for the database before answering 503; the
+#: others default to the ``[dni]`` settings of the same name (see :class:`DniApi`)
+DEFAULTS = {"DNI_MAX_BODY": 8 * 1024, "DNI_RATE_PER_MINUTE": 120, "DNI_RATE_BURST": 60, "DNI_DB_TIMEOUT": 1.5,
+            "DNI_MAX_HOLDS_PER_CLIENT": 4, "DNI_MAX_HOLDS_PER_VISITOR": 3, "DNI_TRUSTED_PROXIES": ()}
+#: Flask config key → (section, key) of calltracking's configuration
+FROM_CONFIG = {"DNI_RATE_PER_MINUTE": ("dni", "rate_per_minute"), "DNI_RATE_BURST": ("dni", "rate_burst"),
+               "DNI_MAX_HOLDS_PER_CLIENT": ("dni", "max_holds_per_client"),
+               "DNI_MAX_HOLDS_PER_VISITOR": ("dni", "max_holds_per_visitor"),
+               "DNI_TRUSTED_PROXIES": ("web", "trusted_proxies")}
 #: headers of every API answer
 #: the ``body`` of :meth:`DniApi.handle` when the Content-Length header is not a number
 BAD_LENGTH = b"\0invalid Content-Length"
 API_HEADERS = [("Cache-Control", "no-store"), ("Vary", "Origin"), ("X-Content-Type-Options", "nosniff")]
-
-
-class RateLimiter:
-    """A token bucket per key, in memory (one web process), bounded in size."""
-
-    def __init__(self, max_keys: int = 100_000):
-        self.buckets: dict[str, tuple[float, float]] = {}
-        self.lock = threading.Lock()
-        self.max_keys = max_keys
-
-    def allow(self, key: str, per_minute: float, burst: float) -> bool:
-        now = time.monotonic()
-        rate = per_minute / 60.0
-        with self.lock:
-            tokens, last = self.buckets.get(key, (burst, now))
-            tokens = min(burst, tokens + (now - last) * rate)
-            ok = tokens >= 1.0
-            self.buckets[key] = (tokens - 1.0 if ok else tokens, now)
-            if len(self.buckets) > self.max_keys:
-                full = [k for k, (t, ts) in self.buckets.items() if t + (now - ts) * rate >= burst]
-                for k in full:
-                    del self.buckets[k]
-                if len(self.buckets) > self.max_keys:
-                    self.buckets.clear()
-            return ok
-
-
-def peer_client_ip(peer: str, forwarded: str = "") -> str:
-    """The peer address; from a loopback peer (a local reverse proxy), the last X-Forwarded-For hop."""
-    ip = peer or ""
-    if forwarded:
-        try:
-            if ipaddress.ip_address(ip).is_loopback:
-                ip = forwarded.split(",")[-1].strip()[:45] or ip
-        except ValueError:
-            pass
-    return ip
-
-
-def client_ip(environ) -> str:
-    """:func:`peer_client_ip` of a WSGI request."""
-    return peer_client_ip(environ.get("REMOTE_ADDR") or "", environ.get("HTTP_X_FORWARDED_FOR", ""))
-
-
-def _is_loopback(ip: str) -> bool:
-    """A local peer without a forwarded address: a reverse proxy whose client address the
-    WSGI server did not pass on (waitress drops X-Forwarded-For from untrusted proxies). One
-    bucket for every visitor would throttle the whole site, so no per-IP limit then: limit at
-    the proxy, or make the server trust it."""
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
 
 
 class Step:
@@ -159,22 +117,45 @@ def run_blocking(gen):
 class DniApi:
     """The two API endpoints, for both servers; also a WSGI fast path in front of Flask.
 
-    ``settings``: a mapping with the :data:`DEFAULTS` keys (the Flask config, read on every
-    request); ``engine``: a function returning the SQLAlchemy engine. As WSGI middleware
-    (``inner`` the Flask app) these public, high-rate endpoints skip the UI's request
-    machinery (sessions, login, CSRF, templates); everything else goes on to Flask unchanged.
+    ``settings``: a mapping that may override the :data:`DEFAULTS` keys (the Flask config, read
+    on every request); ``config``: calltracking's configuration (the ``[dni]`` limits and
+    ``[web] trusted_proxies``; else the defaults); ``engine``: a function returning the
+    SQLAlchemy engine; ``secret``: the key of the visitor id signatures (``[web] secret_key``).
+    As WSGI middleware (``inner`` the Flask app) these public, high-rate endpoints skip the
+    UI's request machinery (sessions, login, CSRF, templates); everything else goes on to
+    Flask unchanged. One instance holds the rate limiter and the hold ledger of both listeners.
     """
 
     PATHS = {"/api/dni/assign": "assign", "/api/dni/heartbeat": "heartbeat"}
 
-    def __init__(self, settings, engine, inner=None):
+    def __init__(self, settings, engine, inner=None, config=None, secret=None):
         self.settings = settings
         self.engine = engine
         self.inner = inner
+        self.config = config
+        self._defaults = dict(DEFAULTS)      # DEFAULTS, then what the configuration says
+        for name, (section, key) in FROM_CONFIG.items():
+            if config is not None and hasattr(getattr(config, section), key):
+                self._defaults[name] = getattr(getattr(config, section), key)
+        if not secret:
+            secret = settings.get("SECRET_KEY") or (config.web.secret_key if config is not None else "")
+        self.signer = VisitorSigner(secret)
         self.limiter = RateLimiter()
+        self.holds = HoldLedger()
+        self._prime_after = 0.0              # monotonic time of the next try to fill the ledger
+        self._resolver = None
 
     def cfg(self, name):
-        return self.settings.get(name, DEFAULTS[name])
+        v = self.settings.get(name)
+        return self._defaults[name] if v is None else v
+
+    def client_ip(self, peer: str, forwarded: str = "") -> str:
+        """The client's address (see :class:`calltracking.dni_guard.ClientResolver`)."""
+        trusted = self.cfg("DNI_TRUSTED_PROXIES")
+        r = self._resolver
+        if r is None or r[0] is not trusted:
+            r = self._resolver = (trusted, ClientResolver(trusted))
+        return r[1](peer, forwarded)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -194,11 +175,15 @@ class DniApi:
             elif length:
                 body = environ["wsgi.input"].read(length)
         status, payload, headers = run_blocking(self.handle(
-            method, path, environ.get("HTTP_ORIGIN"), client_ip(environ), environ.get("HTTP_USER_AGENT", ""),
+            method, path, environ.get("HTTP_ORIGIN"), self.environ_ip(environ), environ.get("HTTP_USER_AGENT", ""),
             body))
         status_line, headers, data = render(status, payload, headers)
         start_response(status_line, headers)
         return [data]
+
+    def environ_ip(self, environ) -> str:
+        """:meth:`client_ip` of a WSGI request."""
+        return self.client_ip(environ.get("REMOTE_ADDR") or "", environ.get("HTTP_X_FORWARDED_FOR", ""))
 
     def handle(self, method: str, path: str, origin, ip: str, user_agent: str, body):
         """Generator: yields :class:`Step`/:class:`FastStep` (send back the result or throw the
@@ -211,8 +196,9 @@ class DniApi:
             return 204, None, _cors(origin)
         if method != "POST":
             return 405, {"error": "use POST"}, [("Allow", "POST, OPTIONS")]
-        if not _is_loopback(ip) and not self.limiter.allow(ip, self.cfg("DNI_RATE_PER_MINUTE"),
-                                                           self.cfg("DNI_RATE_BURST")):
+        client = dni_guard.client_key(ip)
+        if not self.limiter.allow(client, self.cfg("DNI_RATE_PER_MINUTE"), self.cfg("DNI_RATE_BURST")):
+            dni_guard.count_rejected("rate_limit")
             return 429, {"error": "too many requests"}, [("Retry-After", "10")]
         data, err = self.parse_body(body)
         if err is not None:
@@ -230,14 +216,18 @@ class DniApi:
                 return 503, {"error": "temporarily unavailable"}, []
         if info is None:
             return 404, {"error": f"unknown project {key!r}"}, []
+        if info.origins and not origin:
+            dni_guard.count_rejected("origin_missing")
+            return 403, {"error": "Origin header required: this project accepts only its allowed origins"}, []
         if origin and not ("*" in info.origins or origin.rstrip("/").lower() in info.origins):
+            dni_guard.count_rejected("origin_forbidden")
             return 403, {"error": "origin not allowed for this project (add it to the project's allowed origins)"}, []
         cors = _cors(origin)
         try:
             if kind == "assign":
-                out = yield from self._assign(engine, info, dni.parse_request(data, user_agent, ip))
+                out = yield from self._assign(engine, info, dni.parse_request(data, user_agent, ip), client)
             else:
-                out = yield Step(dni.heartbeat, engine, key, data.get("visitor_id"))
+                out = yield from self._heartbeat(engine, key, data.get("visitor_id"), client)
         except dni.UnknownProject as e:
             return 404, {"error": str(e)}, cors
         except dni.DniError as e:
@@ -249,11 +239,31 @@ class DniApi:
         out["default"] = info.default_number
         return 200, out, cors
 
-    @staticmethod
-    def _assign(engine, info, req):
-        plan = dni.prepare(engine, req, info)
+    def _assign(self, engine, info, req, client: str):
+        plan = dni.prepare(engine, req, info, signer=self.signer)
         if plan.result is not None:
             return plan.result
+        if plan.pool is None:                # the static or default number: nothing is held
+            return (yield Step(dni.complete, plan))
+        holds = self.holds
+        if not holds.primed and time.monotonic() >= self._prime_after:
+            yield Step(self._prime, engine)
+        pool, vid, now = plan.pool.id, req.visitor_id, plan.now.timestamp()
+        refused = holds.claim(pool, vid, client, now, self.cfg("DNI_MAX_HOLDS_PER_CLIENT"),
+                              self.cfg("DNI_MAX_HOLDS_PER_VISITOR"))
+        if refused is not None:
+            dni_guard.count_refused(dni_guard.db_key(engine), pool, f"{info.id}/{plan.pool.name}", refused)
+            return plan.refused()
+        res = None
+        try:
+            res = yield from self._reserve(plan)
+            return res
+        finally:                             # also when the request is abandoned (timeout)
+            held = res is not None and res.kind == "pool"
+            holds.settle(pool, vid, client, now + res.hold_seconds if held else None)
+
+    @staticmethod
+    def _reserve(plan):
         sid0 = None
         if plan.fast is not None:
             try:
@@ -264,6 +274,29 @@ class DniApi:
                 if number is not None:
                     return plan.fast_result(sid0, number)
         return (yield Step(dni.complete, plan, sid0))
+
+    def _heartbeat(self, engine, key, visitor_id, client: str):
+        now = time.time()
+        out = yield Step(dni.heartbeat, engine, key, visitor_id, None, self.signer)
+        for pool_id, hold in out.held:
+            self.holds.settle(pool_id, visitor_id, client, now + hold)
+        return out
+
+    def _prime(self, engine):
+        """Fill the hold ledger from the database's live holds, once (after a failure, the
+        requests of the next 10 s go on without it; then it is tried again)."""
+        with self.holds.prime_lock:
+            if self.holds.primed:
+                return
+            now = dni.utcnow()
+            try:
+                rows = dni_guard.load_live_holds(engine, now)
+            except Exception as e:
+                self._prime_after = time.monotonic() + 10.0
+                log.warning("DNI: could not read the live holds (%s); the hold caps count this "
+                            "process's holds only until it works", e)
+                return
+            self.holds.prime(rows, now.timestamp())
 
     def parse_body(self, raw):
         if raw is BAD_LENGTH:
@@ -303,6 +336,33 @@ def _cors(origin):
             ("Access-Control-Allow-Headers", "Content-Type"), ("Access-Control-Max-Age", "600")]
 
 
+def pool_held_text(pool) -> str:
+    """The pools page's pressure column: ``held/numbers (share), N new`` (new: provisional holds)."""
+    from flask_babel import gettext
+    from sqlalchemy.orm import object_session
+
+    st = dni.pool_status(object_session(pool), pool)
+    text = f"{st['held']}/{st['numbers']}"
+    if st["pressure"] is not None:
+        text += f" ({st['pressure']:.0%})"
+    if st["provisional"]:
+        text += ", " + gettext("%(n)d new", n=st["provisional"])
+    return text
+
+
+def pool_refused_text(pool) -> str:
+    """The pools page's refusals column: new holds refused by the caps since the service started."""
+    from flask_babel import gettext
+    from sqlalchemy.orm import object_session
+
+    counts = dni_guard.refused_counts(dni_guard.db_key(object_session(pool).get_bind()), pool.id)
+    if not counts:
+        return "0"
+    names = {dni_guard.CLIENT_LIMIT: gettext("per client"), dni_guard.VISITOR_LIMIT: gettext("per visitor")}
+    detail = ", ".join(f"{names.get(k, k)} {n}" for k, n in sorted(counts.items()))
+    return gettext("%(n)d refused", n=sum(counts.values())) + f" ({detail})"
+
+
 _snippet_cache: dict = {}
 
 
@@ -328,7 +388,8 @@ def snippet(if_none_match: str = ""):
 @bp.record_once
 def _install(state):
     app = state.app
-    api = DniApi(app.config, lambda: app.extensions["calltracking"]["sessionmaker"].kw["bind"], app.wsgi_app)
+    ext = app.extensions["calltracking"]
+    api = DniApi(app.config, lambda: ext["sessionmaker"].kw["bind"], app.wsgi_app, config=ext.get("config"))
     app.wsgi_app = api
     app.extensions["dni_api"] = api
 
@@ -348,7 +409,8 @@ def _through_flask(kind: str):
     body = request.get_data(cache=False) if request.content_length is None or \
         request.content_length <= api.cfg("DNI_MAX_BODY") else None
     status, payload, headers = run_blocking(api.handle(request.method, request.path, request.headers.get("Origin"),
-                                                       client_ip(request.environ), request.user_agent.string, body))
+                                                       api.environ_ip(request.environ), request.user_agent.string,
+                                                       body))
     status_line, headers, data = render(status, payload, headers)
     return Response(data, status=status, headers=headers)
 

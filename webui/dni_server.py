@@ -12,7 +12,8 @@ it exists because the WSGI server costs far more CPU per request than the assign
   and HTTP/1.0 close; head ≤ 16 KiB (431), body ≤ ``DNI_MAX_BODY`` (413), no chunked bodies (411),
   malformed → 400 and close; ``HEADER_IDLE``/``HEADER_TOTAL`` against slow clients (408),
   ``KEEPALIVE`` for idle connections, at most ``max_connections`` (the longest idle one is closed
-  for a new one, else 503). Client IP: the peer, ``X-Forwarded-For`` only from a loopback peer.
+  for a new one, else 503). Client IP: the peer; ``X-Forwarded-For`` only from a peer listed in
+  ``[web] trusted_proxies`` (:meth:`webui.dni.DniApi.client_ip`, as on the web port).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from . import dni_http as H
-from .dni import DniApi, FastStep, Refresh, peer_client_ip, render, snippet
+from .dni import DniApi, FastStep, Refresh, render, snippet
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,9 @@ class _Conn(asyncio.Protocol):
                          H.error_body("use POST"), head.keep_alive, True)
         elif path in DniApi.PATHS:
             h = head.headers
-            ip = peer_client_ip(self.ip, h.get("x-forwarded-for", ""))
-            gen = self.server.api.handle(method, path, h.get("origin"), ip, h.get("user-agent", ""), body)
+            api = self.server.api
+            ip = api.client_ip(self.ip, h.get("x-forwarded-for", ""))
+            gen = api.handle(method, path, h.get("origin"), ip, h.get("user-agent", ""), body)
             _Call(self, gen, head.keep_alive).advance(None, None)
         elif path == "/dni.js" or path == "/healthz":
             if method not in ("GET", "HEAD"):
@@ -435,8 +437,8 @@ def make_dni_server(config, sessionmaker=None, api: DniApi | None = None, worker
     """The DNI server of ``[dni] listen`` (not started), or None when the key is empty.
 
     ``api``: the web application's :class:`DniApi` (``app.extensions["dni_api"]``), so both
-    listeners share settings and rate-limit buckets; else one with the default settings on
-    ``sessionmaker``'s engine."""
+    listeners share settings, rate-limit buckets and hold caps; else one with ``config``'s
+    settings on ``sessionmaker``'s engine (visitor ids signed with ``[web] secret_key``)."""
     listen = config.dni.listen
     if not listen:
         return None
@@ -446,7 +448,7 @@ def make_dni_server(config, sessionmaker=None, api: DniApi | None = None, worker
 
             sessionmaker = make_sessionmaker(engine_from_config(config))
         engine = sessionmaker.kw["bind"]
-        api = DniApi({}, lambda: engine)
+        api = DniApi({}, lambda: engine, config=config, secret=config.require_web_secret())
     return DniServer(api, listen[0], listen[1], workers=workers)
 
 

@@ -67,6 +67,18 @@ def promo_modes(_s):
     return [("off", "off"), ("exhausted", "exhausted"), ("always", "always")]
 
 
+def _pool_held(pool):
+    from .dni import pool_held_text
+
+    return pool_held_text(pool)
+
+
+def _pool_refused(pool):
+    from .dni import pool_refused_text
+
+    return pool_refused_text(pool)
+
+
 def _name(obj, attr):
     v = getattr(obj, attr, None)
     return v.name if v is not None else ""
@@ -318,7 +330,8 @@ ENTITIES = [
     ] + ([Field("promo_mode", _l("Show a promo code"), kind="select", choices=promo_modes, default="off")]
          if _has(NumberPool, "promo_mode") else []),
         [(_l("Name"), lambda o: o.name), (_l("Hold (s)"), lambda o: o.hold_seconds),
-         (_l("Fallback"), lambda o: o.fallback_number), (_l("Exhausted"), lambda o: o.exhausted_count),
+         (_l("Fallback"), lambda o: o.fallback_number), (_l("Held / numbers"), _pool_held),
+         (_l("Exhausted"), lambda o: o.exhausted_count), (_l("Refused (since start)"), _pool_refused),
          (_l("Active"), lambda o: o.active)],
         create_pool, update_pool, toggle="active", order_by=(NumberPool.project_id, NumberPool.name)),
     Entity("numbers", _l("Tracking numbers"), TrackingNumber, [

@@ -72,16 +72,25 @@ def make_app(cfg, factory):
         return app
 
 
-class LiveServer:
-    """The real Flask app under waitress (the production WSGI server) in a thread."""
+def server_config(db_url, extra=None):
+    """The configuration of the test servers; ``extra``: {"section_key": value} (e.g.
+    ``{"web_trusted_proxies": "127.0.0.1/8"}``)."""
+    env = {"CALLTRACKING_DATABASE_URL": db_url,
+           "CALLTRACKING_WEB_SECRET_KEY": "test-secret-key-0123456789abcdef",
+           "CALLTRACKING_WEB_SECURE_COOKIES": "no"}
+    env.update({f"CALLTRACKING_{k.upper()}": str(v) for k, v in (extra or {}).items()})
+    return load_config(env=env, path="/nonexistent.ini", require_file=False)
 
-    def __init__(self, db_url, factory, app=None, **flask_config):
+
+class LiveServer:
+    """The real Flask app under waitress (the production WSGI server) in a thread. Waitress
+    passes X-Forwarded-For on (as when it trusts the proxy in front of it); the application
+    decides whom to believe (``[web] trusted_proxies``)."""
+
+    def __init__(self, db_url, factory, app=None, config=None, **flask_config):
         from waitress import create_server
 
-        cfg = load_config(env={"CALLTRACKING_DATABASE_URL": db_url,
-                               "CALLTRACKING_WEB_SECRET_KEY": "test-secret-key-0123456789abcdef",
-                               "CALLTRACKING_WEB_SECURE_COOKIES": "no"}, path="/nonexistent.ini",
-                          require_file=False)
+        cfg = server_config(db_url, config)
         self.app = app or make_app(cfg, factory)
         self.app.config.update(flask_config)
         self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8,
@@ -214,13 +223,10 @@ class FastServer:
     """The asyncio DNI server ([dni] listen; webui.dni_server) on a free port, sharing the real
     application's DniApi (so ``flask_config`` such as DNI_RATE_BURST applies to both)."""
 
-    def __init__(self, db_url, factory, max_connections: int = 1000, **flask_config):
+    def __init__(self, db_url, factory, max_connections: int = 1000, config=None, **flask_config):
         from webui.dni_server import DniServer
 
-        cfg = load_config(env={"CALLTRACKING_DATABASE_URL": db_url,
-                               "CALLTRACKING_WEB_SECRET_KEY": "test-secret-key-0123456789abcdef",
-                               "CALLTRACKING_WEB_SECURE_COOKIES": "no"}, path="/nonexistent.ini",
-                          require_file=False)
+        cfg = server_config(db_url, config)
         self.app = make_app(cfg, factory)
         self.app.config.update(flask_config)
         self.api = self.app.extensions["dni_api"]

@@ -51,14 +51,17 @@ def test_200_simultaneous_sessions_core(session_factory):
 
 def test_200_simultaneous_sessions_http(db_url, session_factory):
     ids = make_project(session_factory, pool_size=POOL, origins="*")
-    srv = LiveServer(db_url, session_factory, DNI_RATE_BURST=10_000, DNI_RATE_PER_MINUTE=600_000)
+    # 200 visitors behind the reverse proxy (each its own client address)
+    srv = LiveServer(db_url, session_factory, config={"web_trusted_proxies": "127.0.0.1"},
+                     DNI_RATE_BURST=10_000, DNI_RATE_PER_MINUTE=600_000)
     try:
         barrier = threading.Barrier(50)
 
         def one(i):
             if i < 50:
                 barrier.wait(timeout=60)
-            return post_json(srv.url + "/api/dni/assign", {"project": "acme", "utm_term": f"kw{i}"})
+            return post_json(srv.url + "/api/dni/assign", {"project": "acme", "utm_term": f"kw{i}"},
+                             {"Origin": "https://shop.example", "X-Forwarded-For": f"198.51.100.{i}"})
 
         with ThreadPoolExecutor(50) as ex:
             results = list(ex.map(one, range(N_VISITORS)))

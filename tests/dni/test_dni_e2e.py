@@ -42,10 +42,11 @@ def test_session_number_call_attributed(servers, session_factory):
 
 def test_exhausted_pool_promo_code_typed_in_ivr(servers, session_factory):
     web, agi = servers
+    site = {"Origin": "https://shop.example"}
     for i in range(2):
-        post_json(web.url + "/api/dni/assign", {"project": "acme", "utm_term": f"k{i}"})
+        post_json(web.url + "/api/dni/assign", {"project": "acme", "utm_term": f"k{i}"}, site)
     st, c, _ = post_json(web.url + "/api/dni/assign", {"project": "acme", "utm_source": "google",
-                                                       "utm_term": "late visitor"})
+                                                       "utm_term": "late visitor"}, site)
     assert c["kind"] == "fallback" and c["promo"]
     v = agi.call("route", (c["number"].lstrip("+"), "e2e.2"))
     assert v["CT_ATTRIBUTION"] == "none"                      # the fallback number alone says nothing

@@ -26,7 +26,8 @@ def test_hostile_utm_shown_as_text_on_the_call_card(db_url, session_factory):
     agi = Agi(db_url, session_factory)
     try:
         st, a, _ = post_json(web.url + "/api/dni/assign", {"project": "acme", "utm_source": EVIL_SOURCE,
-                                                           "utm_medium": "<b>cpc</b>", "utm_term": EVIL_TERM})
+                                                           "utm_medium": "<b>cpc</b>", "utm_term": EVIL_TERM},
+                             {"Origin": "https://shop.example"})
         assert st == 200 and a["kind"] == "pool"
         v = agi.call("route", (a["number"].lstrip("+"), "esc.1"))
         assert v["CT_ATTRIBUTION"] == "dynamic"

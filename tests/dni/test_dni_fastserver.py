@@ -17,6 +17,7 @@ from dni_helpers import (FALLBACK, SNIPPET_ROOT, UA, FastServer, LiveServer, mak
                          read_response, request_bytes)
 
 SITE = "https://shop.example"
+O = {"Origin": SITE}           # browsers send it with every POST; required when origins are listed
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_assign_and_heartbeat_over_one_keepalive_connection(fast):
             st, _, body = read_response(sock, buf)
             assert st == 200 and json.loads(body)["number"] == a["number"]
         # the returning visitor (general path, in the thread pool) keeps its number
-        sock.sendall(request_bytes("POST", "/api/dni/assign", {"project": "acme", "visitor_id": a["visitor_id"]}))
+        sock.sendall(request_bytes("POST", "/api/dni/assign", {"project": "acme", "visitor_id": a["visitor_id"]}, O))
         st, _, body = read_response(sock, buf)
         assert st == 200 and json.loads(body)["number"] == a["number"]
         sock.sendall(request_bytes("GET", "/healthz"))
@@ -55,9 +56,9 @@ def test_assign_and_heartbeat_over_one_keepalive_connection(fast):
 
 def test_pipelined_requests_are_answered_in_order(fast):
     reqs = (request_bytes("GET", "/healthz")
-            + request_bytes("POST", "/api/dni/assign", {"project": "acme", "utm_term": "one"})
+            + request_bytes("POST", "/api/dni/assign", {"project": "acme", "utm_term": "one"}, O)
             + request_bytes("GET", "/nowhere")
-            + request_bytes("POST", "/api/dni/assign", {"project": "acme", "utm_term": "two"})
+            + request_bytes("POST", "/api/dni/assign", {"project": "acme", "utm_term": "two"}, O)
             + request_bytes("OPTIONS", "/api/dni/assign", headers={"Origin": SITE, "Connection": "close"}))
     with socket.create_connection(("127.0.0.1", fast.port), timeout=10) as sock:
         sock.sendall(reqs)
@@ -116,26 +117,27 @@ def _head_response(sock, buf):
 
 def test_rate_limit_429(db_url, session_factory):
     make_project(session_factory, origins="*")
-    s = FastServer(db_url, session_factory, DNI_RATE_BURST=3, DNI_RATE_PER_MINUTE=60)
+    s = FastServer(db_url, session_factory, config={"web_trusted_proxies": "127.0.0.1"},
+                   DNI_RATE_BURST=3, DNI_RATE_PER_MINUTE=60)
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
             buf = bytearray()
             codes = []
-            for _ in range(5):        # behind a local proxy: the forwarded client address counts
+            for _ in range(5):        # behind a trusted local proxy: the forwarded client address counts
                 sock.sendall(request_bytes("POST", "/api/dni/assign", {"project": "acme"},
-                                           {"X-Forwarded-For": "203.0.113.9"}))
+                                           {"X-Forwarded-For": "203.0.113.9", **O}))
                 st, h, body = read_response(sock, buf)
                 codes.append(st)
             assert codes == [200, 200, 200, 429, 429]
             assert h["retry-after"] == "10" and json.loads(body) == {"error": "too many requests"}
             sock.sendall(request_bytes("POST", "/api/dni/assign", {"project": "acme"},
-                                       {"X-Forwarded-For": "198.51.100.1"}))
+                                       {"X-Forwarded-For": "198.51.100.1", **O}))
             assert read_response(sock, buf)[0] == 200             # another client, another bucket
         # waitress on the same application shares the buckets (one DniApi): limited there too
         w = LiveServer(db_url, session_factory, app=s.app)
         try:
             st, body, _ = post_json(f"{w.url}/api/dni/assign", {"project": "acme"},
-                                    {"X-Forwarded-For": "203.0.113.9"})
+                                    {"X-Forwarded-For": "203.0.113.9", **O})
             assert (st, body) == (429, {"error": "too many requests"})
         finally:
             w.close()
@@ -153,7 +155,7 @@ def test_oversized_and_bad_bodies(fast):
     out = raw_exchange(fast.port, b"POST /api/dni/assign HTTP/1.1\r\nContent-Length: 3000000\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 413 ") and time.monotonic() - t < 3
     out = raw_exchange(fast.port, request_bytes("POST", "/api/dni/assign", b"{not json",
-                                                {"Connection": "close"}))
+                                                {"Connection": "close", **O}))
     assert out.startswith(b"HTTP/1.1 400 ") and b'"invalid JSON body"' in out
     out = raw_exchange(fast.port, b"POST /api/dni/assign HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                                   b"5\r\nhello\r\n0\r\n\r\n")
@@ -182,7 +184,7 @@ def test_garbage_is_refused_and_the_server_keeps_serving(fast, garbage, status):
     assert head.startswith(f"HTTP/1.1 {status} ".encode()) and b"Connection: close" in head
     assert json.loads(body)["error"]
     out = raw_exchange(fast.port, request_bytes("POST", "/api/dni/assign", {"project": "acme"},
-                                                {"Connection": "close"}))
+                                                {"Connection": "close", **O}))
     assert out.startswith(b"HTTP/1.1 200 ") and b'"kind":"pool"' in out
 
 
@@ -190,14 +192,14 @@ def test_http10_and_connection_close(fast):
     out = raw_exchange(fast.port, request_bytes("GET", "/healthz", version="HTTP/1.0"))
     assert out.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in out     # and closed (recv ended)
     out = raw_exchange(fast.port, request_bytes("POST", "/api/dni/assign", {"project": "acme"},
-                                                {"Connection": "close"}))
+                                                {"Connection": "close", **O}))
     assert out.count(b"HTTP/1.1 ") == 1 and b"Connection: close" in out
 
 
 def test_expect_100_continue(fast):
     body = json.dumps({"project": "acme", "referrer": "r" * 2000}).encode()
     with socket.create_connection(("127.0.0.1", fast.port), timeout=10) as sock:
-        sock.sendall(f"POST /api/dni/assign HTTP/1.1\r\nUser-Agent: {UA}\r\nExpect: 100-continue\r\n"
+        sock.sendall(f"POST /api/dni/assign HTTP/1.1\r\nUser-Agent: {UA}\r\nExpect: 100-continue\r\nOrigin: {SITE}\r\n"
                      f"Content-Length: {len(body)}\r\n\r\n"
                      .encode())
         assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -217,7 +219,7 @@ def test_half_sent_head_is_closed_after_the_timeout_without_blocking_others(fast
         t0 = time.monotonic()
         for i in range(5):                       # others are served meanwhile, at once
             out = raw_exchange(fast.port, request_bytes("POST", "/api/dni/assign", {"project": "acme"},
-                                                        {"Connection": "close"}), timeout=2)
+                                                        {"Connection": "close", **O}), timeout=2)
             assert out.startswith(b"HTTP/1.1 200 ")
         assert time.monotonic() - t0 < 1.0
         got = b""
@@ -260,9 +262,11 @@ def test_connections_are_bounded(db_url, session_factory):
 
 def test_100_concurrent_new_visitors_on_a_small_pool(db_url, session_factory):
     ids = make_project(session_factory, pool_size=20, origins="*")
-    s = FastServer(db_url, session_factory)
+    # 100 visitors behind the reverse proxy (each its own client address)
+    s = FastServer(db_url, session_factory, config={"web_trusted_proxies": "127.0.0.1"})
     payloads = [request_bytes("POST", "/api/dni/assign", {"project": "acme", "utm_term": f"kw{i}"},
-                              {"Connection": "close"}) for i in range(100)]
+                              {"Connection": "close", "X-Forwarded-For": f"198.51.100.{i}", **O})
+                for i in range(100)]
 
     async def one(data):
         reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
@@ -296,7 +300,8 @@ def test_a_pipelining_client_that_reads_late_gets_every_answer(fast):
     """Flow control: 300 pipelined requests sent before reading anything (reading is paused and
     resumed on the server meanwhile), then every answer arrives, in order."""
     n = 300
-    reqs = b"".join(request_bytes("POST", "/api/dni/assign", {"project": "acme", "utm_term": f"k{i}"})
+    fast.app.config.update(DNI_RATE_BURST=1000)     # 100 API requests at once from one client
+    reqs = b"".join(request_bytes("POST", "/api/dni/assign", {"project": "acme", "utm_term": f"k{i}"}, O)
                     if i % 3 == 0 else request_bytes("GET", "/healthz" if i % 3 == 1 else "/dni.js")
                     for i in range(n))
     with socket.create_connection(("127.0.0.1", fast.port), timeout=20) as sock:
@@ -305,7 +310,8 @@ def test_a_pipelining_client_that_reads_late_gets_every_answer(fast):
         buf = bytearray()
         got = [read_response(sock, buf) for _ in range(n)]
     assert [g[0] for g in got] == [200] * n
-    assert all(json.loads(g[2])["kind"] in ("pool", "fallback") for g in got[::3])
+    kinds = [json.loads(g[2])["kind"] for g in got[::3]]       # one client: 4 holds, then refused
+    assert kinds == ["pool"] * 4 + ["refused"] * (len(kinds) - 4)
     assert all(g[2] == SNIPPET_ROOT.read_bytes() for g in got[2::3])
 
 

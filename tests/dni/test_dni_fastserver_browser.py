@@ -72,3 +72,20 @@ def test_locked_database_falls_back_quickly(browser, world, engine):
         ctx.close()
     finally:
         release()
+
+
+def test_the_snippet_confirms_its_provisional_number(browser, world, session_factory):
+    from calltracking import dni
+    from calltracking.models import NumberPool
+
+    fast, site = world
+    ctx, page, errors = open_page(browser)
+    page.goto(site.url + "/")
+    page.wait_for_selector("html[data-ct-dni='ready']", timeout=10_000)
+    assert page.evaluate("window.CallTrackingDNI.provisional") is True        # a new hold
+    page.wait_for_function("window.CallTrackingDNI.provisional === false", timeout=10_000)
+    with session_scope(session_factory) as s:                  # the first heartbeat made it a full hold
+        st = dni.pool_status(s, s.scalars(select(NumberPool)).one())
+    assert (st["held"], st["provisional"]) == (1, 0)
+    assert errors == []
+    ctx.close()

@@ -12,6 +12,8 @@ import pytest
 
 from dni_helpers import FastServer, make_project, raw_exchange, read_response, request_bytes
 
+O = {"Origin": "https://shop.example"}       # browsers send it with every POST
+
 
 def _lock_database(engine):
     """Hold the database's write lock (SQLite) or an exclusive lock on the numbers (PostgreSQL)
@@ -38,7 +40,7 @@ def test_locked_database_gives_a_quick_503_and_the_loop_keeps_serving(db_url, se
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
             buf = bytearray()
-            sock.sendall(request_bytes("POST", "/api/dni/assign", {"project": "acme"}))
+            sock.sendall(request_bytes("POST", "/api/dni/assign", {"project": "acme"}, O))
             st, _, body = read_response(sock, buf)
             assert st == 200                              # settings cached, writer warm
             visitor = json.loads(body)["visitor_id"]
@@ -49,7 +51,7 @@ def test_locked_database_gives_a_quick_503_and_the_loop_keeps_serving(db_url, se
                 def ask(name, payload):
                     t = time.monotonic()
                     out = raw_exchange(s.port, request_bytes("POST", "/api/dni/assign", payload,
-                                                             {"Connection": "close"}), timeout=10)
+                                                             {"Connection": "close", **O}), timeout=10)
                     answers[name] = (out, time.monotonic() - t)
 
                 threads = [threading.Thread(target=ask, args=("new", {"project": "acme"})),
@@ -72,7 +74,7 @@ def test_locked_database_gives_a_quick_503_and_the_loop_keeps_serving(db_url, se
                 release()
             deadline = time.monotonic() + 15        # the stuck writer finishes its wait, then all is well
             while True:
-                sock.sendall(request_bytes("POST", "/api/dni/assign", {"project": "acme"}))
+                sock.sendall(request_bytes("POST", "/api/dni/assign", {"project": "acme"}, O))
                 st, _, body = read_response(sock, buf)
                 if st == 200 or time.monotonic() > deadline:
                     break

@@ -89,8 +89,8 @@ def test_cli_pools(run_cli, session_factory):
     a = dni.assign(session_factory, dni.parse_request({"project": "acme"}, UA),
                    dni.utcnow() - dt.timedelta(minutes=5))
     out = json.loads(run_cli("pools", "list", "acme", "--format", "json").output)
-    assert out == [{"project": "acme", "pool": "website", "numbers": 3, "held": 1, "free": 2, "hold_seconds": 60,
-                    "exhausted_count": 0, "promo_mode": "off"}]
+    assert out == [{"project": "acme", "pool": "website", "numbers": 3, "held": 1, "provisional": 1, "free": 2,
+                    "pressure": 0.333, "hold_seconds": 60, "exhausted_count": 0, "promo_mode": "off"}]
     assert "released 1 number(s)" in run_cli("pools", "release").output
     with session_scope(session_factory) as s:
         assert s.scalars(select(PoolReservation)).one().released_at is not None

@@ -11,6 +11,10 @@
  *   data-heartbeat="30"                 seconds between keep-alives while the visitor is active
  *   data-promo-selector="[data-ct-promo]" elements that receive a promo code when one is shown
  *
+ * A new number is held provisionally (about a minute) until the first heartbeat, sent about
+ * 5 s after it is shown (or as soon as the page becomes visible); then it is held while the
+ * visitor is active. The visitor id is issued (and signed) by the server.
+ *
  * Everything runs inside try/catch: the snippet never breaks the page.
  */
 (function (window, document) {
@@ -19,7 +23,7 @@
   window.__ctDniLoaded = true;
 
   var VID_KEY = "_ct_vid", CACHE_KEY = "_ct_dni";
-  var state = { status: "init", number: null, visitorId: null, promo: null, replaced: 0 };
+  var state = { status: "init", number: null, visitorId: null, promo: null, replaced: 0, provisional: false };
   window.CallTrackingDNI = state;
 
   function safe(fn) {
@@ -241,7 +245,7 @@
     }
     showPromo(data.promo);
     finish(data.kind === "pool" ? "ready" : (data.kind || "ready"));
-    if (data.kind === "pool") { scheduleHeartbeat(); }
+    if (data.kind === "pool") { scheduleHeartbeat(!!data.provisional, data.hold_seconds); }
   });
 
   var assign = safe(function () {
@@ -257,19 +261,33 @@
   });
 
   var hbTimer = null;
-  function scheduleHeartbeat() {
+  // confirming: the number is still provisional; it is confirmed whatever the visitor's activity
+  var beat = safe(function (confirming) {
+    if (document.hidden || (!confirming && Date.now() - lastActive > cfg.heartbeat * 1000 * 2)) { return; }
+    post("/api/dni/heartbeat", { project: cfg.project, visitor_id: state.visitorId }, safe(function (err, data) {
+      if (!err && data && !data.number) { clearInterval(hbTimer); hbTimer = null; assign(); }
+      else if (!err && data) {
+        state.provisional = false;
+        var c = cached();
+        if (c) { c.until = Date.now() + (data.hold_seconds || 0) * 1000; store(CACHE_KEY, JSON.stringify(c)); }
+      }
+    }));
+  });
+
+  function scheduleHeartbeat(provisional, holdSeconds) {
+    state.provisional = provisional;
+    if (provisional) {
+      setTimeout(function () { beat(true); }, Math.max(1, Math.min(5, (holdSeconds || 60) / 4)) * 1000);
+    }
     if (hbTimer) { return; }
-    hbTimer = setInterval(safe(function () {
-      if (document.hidden || Date.now() - lastActive > cfg.heartbeat * 1000 * 2) { return; }
-      post("/api/dni/heartbeat", { project: cfg.project, visitor_id: state.visitorId }, safe(function (err, data) {
-        if (!err && data && !data.number) { clearInterval(hbTimer); hbTimer = null; assign(); }
-        else if (!err && data) {
-          var c = cached();
-          if (c) { c.until = Date.now() + (data.hold_seconds || 0) * 1000; store(CACHE_KEY, JSON.stringify(c)); }
-        }
-      }));
-    }), cfg.heartbeat * 1000);
+    hbTimer = setInterval(function () { beat(state.provisional); }, cfg.heartbeat * 1000);
   }
+
+  try {
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden && state.provisional && hbTimer) { beat(true); }
+    });
+  } catch (e) { /* ignore */ }
 
   var markActive = function () { lastActive = Date.now(); };
   ["mousemove", "keydown", "scroll", "touchstart", "click"].forEach(function (ev) {
