@@ -15,14 +15,17 @@ import asyncio
 import datetime as dt
 import gc
 import logging
+import math
 import random
 import time
+from functools import partial
 from typing import Optional
 
 from sqlalchemy import select
 
 from calltracking import metrics
 from calltracking.calls_store import CallStore
+from calltracking.interpret.frames import WINDOW
 from calltracking.models import Call, Operator
 
 from .connection import AmiConnection, LoginError
@@ -45,6 +48,12 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except asyncio.TimeoutError:
         pass
+
+
+def _skew(writer: Writer, skew: float) -> None:
+    """The clock skew of a Ping answer, when its Timestamp was a sane time."""
+    if math.isfinite(skew) and abs(skew) < WINDOW:
+        writer.put(("state", {"clock_skew_ms": round(skew * 1000)}))
 
 
 def _operators(sessionmaker) -> dict:
@@ -169,8 +178,7 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
             log.info("AMI connected to %s:%s as %s", a.host, a.port, a.username)
             writer.put(("state", {"connected_at": connected_at}))
             conn.request_sync()
-            keep = asyncio.create_task(conn.keepalive(
-                a.ping_interval, lambda skew: writer.put(("state", {"clock_skew_ms": round(skew * 1000)}))))
+            keep = asyncio.create_task(conn.keepalive(a.ping_interval, partial(_skew, writer)))
             waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(conn.lost.wait())]
             if ready is not None and not ready.is_set():
                 sync_wait = asyncio.ensure_future(synced)
@@ -181,10 +189,8 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
             for t in (keep, *waiters):
                 t.cancel()
             lost_at = time.time()
-            try:
-                heard = float(conn.protocol.heard) if conn.protocol and conn.protocol.heard else heard
-            except ValueError:
-                pass
+            if conn.protocol and conn.protocol.heard:     # a Timestamp the stream's clock believes
+                heard = proc.clock.usable(conn.protocol.heard, lost_at) or heard
             since = min(lost_at, heard or lost_at) - ORPHANS_MARGIN
             metrics.AMI_CONNECTED.set(0)
             writer.put(("malformed", conn.malformed + stats.get("malformed_before", 0)))

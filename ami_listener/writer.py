@@ -11,6 +11,19 @@ The store's transactions begin IMMEDIATE on SQLite (:func:`calltracking.db.write
 a batch reads (existing calls, operators) and then writes, and a deferred transaction doing
 that fails at once with "database is locked" whenever the FastAGI server, the scheduler or
 the web UI committed in between; an immediate one waits for its turn.
+
+A bad event never blocks the writer. Before it is interpreted each event is checked
+(:mod:`calltracking.interpret.frames`): one with a NUL byte, a value over ``MAX_VALUE``
+characters or a ``Linkedid``/``Uniqueid`` longer than the columns is set aside; a
+``Timestamp`` the stream's clock does not believe is replaced by that clock
+(:class:`~calltracking.interpret.frames.StreamClock`); bytes that are not UTF-8 stay U+FFFD.
+An event a handler fails on is set aside too. Each one is logged once with its text (escaped,
+cut; at most :data:`LOG_BURST` lines a minute, the rest counted) and counted by reason
+(``ami_listener_state.stats.quarantined``, ``calltracking_ami_events_quarantined_total``).
+Last resort: when a write fails and the error is not the database's own (:func:`transient`:
+connection, lock, disk, permissions, schema -- retried with back-off, nothing dropped), the
+events since the last commit are written again from the committed state in halves, down to the
+event(s) the database refuses, which are set aside (``write_failed``); the others are written.
 """
 from __future__ import annotations
 
@@ -21,16 +34,70 @@ import time
 from collections import Counter, deque
 from typing import Callable, Optional
 
+from sqlalchemy import exc as sa_exc
+
 from calltracking import metrics
 from calltracking.calls_store import CallStore, event_row
-from calltracking.db import write_sessionmaker
+from calltracking.db import is_locked, write_sessionmaker
 from calltracking.interpret import Interpreter
+from calltracking.interpret.frames import (EARLIEST, ID_TOO_LONG, MAX_ID, TIMESTAMP, UNDECODABLE, WINDOW,
+                                           StreamClock, shown)
+from calltracking.interpret.state import QueueMember
 
 log = logging.getLogger("calltracking.ami")
 MAX_BATCH = 20_000
 STATE_EVERY = 5.0          # seconds between listener-state writes when idle
 MAINTAIN_EVERY = 60.0
 KEEP_EVENTS_DAYS = 35      # stored events of finished calls (for `ami rebuild`)
+#: Reasons of the events set aside here (the others are the frames module's).
+WRITE_FAILED, HANDLER_ERROR = "write_failed", "handler_error"
+#: Lines about bad events logged per minute, at most (a flood of them is counted, not logged).
+LOG_BURST = 20
+#: Errors of the database itself, not of the values written: the write is retried as it is.
+TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.ProgrammingError,
+             sa_exc.DisconnectionError, sa_exc.TimeoutError, OSError)
+#: SQLSTATE classes of the PostgreSQL errors the values written cause: data exception,
+#: integrity constraint, a trigger's RAISE, cardinality, triggered action/data change, WITH CHECK.
+VALUE_ERRORS = ("22", "23", "P0", "21", "09", "27", "44")
+
+
+def transient(e: BaseException) -> bool:
+    """Whether a failed write is the database's trouble (down, locked, full, not migrated, no
+    permission; on PostgreSQL every SQLSTATE class but :data:`VALUE_ERRORS`): retried with
+    back-off. Any other error (a value refused: ``DataError``, ``IntegrityError``, a trigger; a
+    value Python or the driver cannot convert; a bug reached by an event's values) starts the
+    search for the event that causes it."""
+    if getattr(e, "connection_invalidated", False):
+        return True
+    sqlstate = getattr(getattr(e, "orig", None), "sqlstate", None)
+    if sqlstate:
+        return sqlstate[:2] not in VALUE_ERRORS
+    return isinstance(e, TRANSIENT) or is_locked(e)
+
+
+def _brief(e: BaseException) -> str:
+    first = (str(e).splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first[:200]}"
+
+
+class _Kept:
+    """What the interpreter holds that its stored events do not give back (queue members and
+    their state, counters), as of the last commit."""
+
+    __slots__ = ("members", "stats", "unknown")
+
+    def __init__(self, it: Interpreter):
+        self.members = _copy_members(it.queues)
+        self.stats, self.unknown = Counter(it.stats), Counter(it.unknown)
+
+    def apply(self, it: Interpreter) -> None:
+        it.queues = _copy_members(self.members)
+        it.stats, it.unknown = Counter(self.stats), Counter(self.unknown)
+
+
+def _copy_members(queues: dict) -> dict:
+    return {q: {i: QueueMember(m.interface, m.name, m.status, m.paused) for i, m in members.items()}
+            for q, members in queues.items()}
 
 
 class Processor:
@@ -55,6 +122,12 @@ class Processor:
         self.last_maintenance = time.time()
         self.last_purge = 0.0
         self.on_commit: Optional[Callable[[list], None]] = None   # benchmark hook
+        self.clock = StreamClock()
+        self.fed: list[tuple[dict, float]] = []     # events interpreted since the last commit
+        self.broken = False                         # interpreting one of them raised
+        self.quarantined: Counter = Counter()       # reason -> events set aside or repaired
+        self._kept = _Kept(self.it)
+        self._log_until, self._log_left, self._log_muted = 0.0, LOG_BURST, 0
 
     # ------------------------------------------------------------------ restore
     def restore(self) -> int:
@@ -64,6 +137,8 @@ class Processor:
             self.it.feed(ev, recv)
         self.it.take_dirty()
         self.it.take_member_changes()
+        self.it.rejected.clear()
+        self._kept = _Kept(self.it)
         self.last_event_at = self.store.last_event_at()
         return len(events)
 
@@ -79,7 +154,7 @@ class Processor:
                     it.finished[lid] = None
             except Exception:  # pragma: no cover - the write below reports database trouble
                 log.warning("cannot check finished calls; continuing", exc_info=True)
-        rows = self.pending_events
+        rows, fed = self.pending_events, self.fed
         pbx = self.store.pbx_id
         callbacks = []
         for item in items:
@@ -91,31 +166,133 @@ class Processor:
                     for priv in ev["_privileges"]:
                         self.privileges[priv] = recv
                     continue
-                self._count(ev, recv)
-                lid = it.feed(ev, recv)
-                if lid:
-                    rows.append(event_row(pbx, lid, ev, _ts(ev, recv), recv))
+                ts = self._vet(ev, recv)
+                if ts is None:
+                    continue
+                fed.append((ev, recv))
+                try:
+                    lid = it.feed(ev, recv)
+                    if lid:
+                        rows.append(event_row(pbx, lid, ev, ts, recv))
+                except Exception:       # the search at the write finds the event again
+                    self.broken = True
             elif kind == "reconcile":
                 _, snapshot, lost_at, now, done_cb = item
                 # Asterisk's clock: the last event time we saw is the last moment a call was known alive.
                 lost_at = self.last_event_at or lost_at
                 now = max(now if self.last_event_at is None else self.last_event_at, lost_at)
-                for ev in it.reconcile(snapshot, lost_at, now):
-                    lid = it.feed(ev, now)
-                    if lid:
-                        rows.append(event_row(pbx, lid, ev, _ts(ev, now), now))
+                try:
+                    made = it.reconcile(self._vet_snapshot(snapshot), lost_at, now)
+                except Exception:
+                    log.exception("reconciling with Asterisk's snapshot failed; the calls stay as they were")
+                    made = []
+                for ev in made:
+                    ts = self._vet_made(ev, now)
+                    fed.append((ev, now))
+                    try:
+                        lid = it.feed(ev, now)
+                        if lid:
+                            rows.append(event_row(pbx, lid, ev, ts, now))
+                    except Exception:
+                        self.broken = True
                 if done_cb is not None:
                     callbacks.append(done_cb)
             elif kind == "state":
                 self.state.update(item[1])
             elif kind == "malformed":
                 self.malformed = item[1]
+        if it.rejected:
+            for ev in it.rejected:
+                self.set_aside(HANDLER_ERROR, ev)
+            it.rejected.clear()
         self._maintain()
         self._collect()
         self.flush()
         for cb in callbacks:
             cb()
 
+    # ------------------------------------------------------------------ bad events
+    def _vet(self, ev: dict, recv: float) -> Optional[float]:
+        """Count an event, check it at the edge and date it; None when it is set aside."""
+        c = self.counts
+        c["events"] += 1
+        reason = ev.get("_quarantine")
+        if reason is None and (len(ev.get("Linkedid", "")) > MAX_ID or len(ev.get("Uniqueid", "")) > MAX_ID):
+            reason = ID_TOO_LONG
+        if reason is not None:
+            self.set_aside(reason, ev)
+            return None
+        if "_undecodable" in ev:
+            self.set_aside(UNDECODABLE, ev, "bytes that are not UTF-8 kept as U+FFFD")
+        raw = ev.get("Timestamp")
+        if raw is None:
+            c["without_timestamp"] += 1
+            if "Linkedid" not in ev:
+                return recv     # FullyBooted and the like: no Asterisk time to learn from
+            ts = recv
+        else:
+            ts, own = self.clock.read(raw, recv)
+            if not own:
+                self.set_aside(TIMESTAMP, ev, f"Timestamp replaced by the stream's clock, {ts:.6f}")
+                ev["Timestamp"] = f"{ts:.6f}"
+        priv = ev.get("Privilege")
+        if priv is not None:
+            self.privileges[priv] = recv
+        if self.last_event_at is None or ts > self.last_event_at:
+            self.last_event_at = ts
+        return ts
+
+    def _vet_snapshot(self, snapshot: list[dict]) -> list[dict]:
+        """The frames of a reconnect's snapshot without the bad ones; a ``CTSync`` time that is
+        not a sane clock is dropped (the plan then uses the writer's clock)."""
+        out = []
+        for f in snapshot:
+            reason = f.get("_quarantine")
+            if reason is None and (len(f.get("Linkedid", "")) > MAX_ID or len(f.get("Uniqueid", "")) > MAX_ID):
+                reason = ID_TOO_LONG
+            if reason is not None:
+                self.set_aside(reason, f)
+                continue
+            if f.get("Event") == "CTSync":
+                for key in ("Timestamp", "_lost"):
+                    if f.get(key) is not None and _sane(f[key]) is None:
+                        f.pop(key)
+            out.append(f)
+        return out
+
+    def _vet_made(self, ev: dict, now: float) -> float:
+        """An event the reconciliation wrote: its time (``now`` when it is not a sane one)."""
+        raw = ev.get("Timestamp")
+        if raw is None:
+            return now
+        ts = _sane(raw)
+        if ts is None:
+            self.set_aside(TIMESTAMP, ev, f"Timestamp replaced by the writer's clock, {now:.6f}")
+            ev["Timestamp"], ts = f"{now:.6f}", now
+        return ts
+
+    def set_aside(self, reason: str, ev: dict, kept: str = "", why: str = "") -> None:
+        """Count a bad event by ``reason`` and log it once with its text (``kept``: what was
+        done instead of skipping it; ``why``: the error it caused)."""
+        self.quarantined[reason] += 1
+        metrics.AMI_QUARANTINED.labels(reason).inc()
+        now = time.monotonic()
+        if now >= self._log_until:
+            if self._log_muted:
+                log.warning("%d more bad AMI event(s) counted but not logged in the last minute", self._log_muted)
+            self._log_until, self._log_left, self._log_muted = now + 60.0, LOG_BURST, 0
+        if self._log_left <= 0:
+            self._log_muted += 1
+            return
+        self._log_left -= 1
+        if kept:
+            log.warning("AMI event with a bad value (%s) kept, %s: %s", reason, kept, shown(ev),
+                        extra={"linkedid": ev.get("Linkedid", "")[:MAX_ID] or None})
+        else:
+            log.warning("AMI event set aside (%s%s): %s", reason, f": {why}" if why else "", shown(ev),
+                        extra={"linkedid": ev.get("Linkedid", "")[:MAX_ID] or None})
+
+    # ------------------------------------------------------------------ upkeep
     def _maintain(self) -> None:
         """Once a minute: forget calls that ended long ago; once a day: purge old stored events."""
         now = time.time()
@@ -134,23 +311,6 @@ class Processor:
             except Exception:
                 log.warning("purging old AMI events failed", exc_info=True)
 
-    def _count(self, ev: dict, recv: float) -> None:
-        c = self.counts
-        c["events"] += 1
-        raw = ev.get("Timestamp")
-        if raw is None:
-            c["without_timestamp"] += 1
-            if "Linkedid" not in ev:
-                return          # FullyBooted and the like: no Asterisk time to learn from
-            ts = recv
-        else:
-            ts = _ts(ev, recv)
-        priv = ev.get("Privilege")
-        if priv is not None:
-            self.privileges[priv] = recv
-        if self.last_event_at is None or ts > self.last_event_at:
-            self.last_event_at = ts
-
     @property
     def classes(self) -> dict:
         out: dict = {}
@@ -166,15 +326,31 @@ class Processor:
                 self.pending_done.add(call.linkedid)
         self.pending_members += self.it.take_member_changes()
 
+    def _state_row(self, force: bool) -> Optional[dict]:
+        if not (force or self.state or self.pending_calls or time.time() - self.last_state_write > STATE_EVERY):
+            return None
+        return dict(self.state, events=self.counts["events"],
+                    unknown_events=self.it.stats["unknown"], malformed_frames=self.malformed,
+                    without_timestamp=self.counts["without_timestamp"], classes=self.classes,
+                    last_event_at=self.last_event_at,
+                    stats=dict(self.it.stats, unknown_types=dict(self.it.unknown.most_common(20)),
+                               quarantined=dict(self.quarantined)))
+
+    # ------------------------------------------------------------------ writing
     def flush(self, force_state: bool = False) -> None:
-        now = time.time()
-        state = None
-        if force_state or self.state or self.pending_calls or now - self.last_state_write > STATE_EVERY:
-            state = dict(self.state, events=self.counts["events"],
-                         unknown_events=self.it.stats["unknown"], malformed_frames=self.malformed,
-                         without_timestamp=self.counts["without_timestamp"], classes=self.classes,
-                         last_event_at=self.last_event_at,
-                         stats=dict(self.it.stats, unknown_types=dict(self.it.unknown.most_common(20))))
+        """Write what is pending. Database trouble (:func:`transient`) is raised, everything kept
+        for the next try; any other failure is searched (:meth:`_search`)."""
+        try:
+            if self.broken:
+                raise RuntimeError("an event could not be interpreted")
+            self._flush(force_state)
+        except Exception as e:
+            if transient(e):
+                raise
+            self._search(e)
+
+    def _flush(self, force_state: bool) -> None:
+        state = self._state_row(force_state)
         if not (self.pending_events or self.pending_calls or self.pending_members or state):
             return
         calls = list(self.pending_calls.values())
@@ -184,9 +360,105 @@ class Processor:
         self.pending_events, self.pending_calls, self.pending_members = [], {}, []
         self.pending_done = set()
         self.state = {}
-        self.last_state_write = now
+        self.last_state_write = time.time()
         self.committed += 1
         self.it.evict_done()
+        self.fed = []
+        self._kept = _Kept(self.it)
+
+    def _search(self, error: BaseException) -> None:
+        """The last resort: the events since the last commit written again, from the committed
+        state, in halves down to the ones the database refuses; those are set aside.
+
+        First the database must take a write (the listener's state) and give back the committed
+        state (the stored events of the live calls, replayed as at a restart; queue members and
+        counters kept from the last commit): if it cannot, it is the database's trouble, raised
+        with everything kept. A chunk that fails is written again halved from a state rebuilt the
+        same way, so each refused event costs about 2 x log2(events) writes. Database trouble
+        during the search leaves the events not written yet pending, as before it."""
+        fed = self.fed
+        log.warning("writing %d AMI event(s) failed (%s); looking for the event(s) the database refuses",
+                    len(fed), _brief(error))
+        self.store.persist([], [], state=self._state_row(True))    # raises on the database's own trouble
+        self.state, self.last_state_write = {}, time.time()
+        self.it = self._rebuilt()
+        self._drop_pending()
+        i, n, size = 0, len(fed), len(fed)
+        while i < n:
+            chunk = fed[i:i + size]
+            try:
+                self._write_chunk(chunk)
+            except Exception as e:
+                if transient(e):
+                    self._refeed(fed[i + len(chunk):])
+                    raise
+                try:
+                    self.it = self._rebuilt()
+                except Exception:
+                    self._refeed(fed[i + len(chunk):])     # all pending again, searched at the next write
+                    raise
+                self._drop_pending()
+                if size > 1:
+                    size = (size + 1) // 2
+                    continue
+                self.set_aside(WRITE_FAILED, chunk[0][0], why=_brief(e))
+                i += 1
+                size = n - i
+                continue
+            i += len(chunk)
+            size = n - i
+
+    def _rebuilt(self) -> Interpreter:
+        it = Interpreter()
+        for ev, recv in self.store.load_live_events():
+            it.feed(ev, recv)
+        it.take_dirty()
+        it.take_member_changes()
+        it.rejected.clear()
+        it.finished = self.it.finished
+        self._kept.apply(it)
+        return it
+
+    def _drop_pending(self) -> None:
+        self.pending_events, self.pending_calls, self.pending_members = [], {}, []
+        self.pending_done, self.fed, self.broken = set(), [], False
+
+    def _refeed(self, events: list) -> None:
+        """Interpret ``events`` again into the pending write (they were interpreted and checked
+        before: events a handler fails on were reported then)."""
+        it, pbx = self.it, self.store.pbx_id
+        for ev, recv in events:
+            self.fed.append((ev, recv))
+            try:
+                lid = it.feed(ev, recv)
+                if lid:
+                    self.pending_events.append(event_row(pbx, lid, ev, _ts(ev, recv), recv))
+            except Exception:
+                self.broken = True
+        it.rejected.clear()
+        self._collect()
+
+    def _write_chunk(self, chunk: list) -> None:
+        self._refeed(chunk)
+        if self.broken:
+            raise RuntimeError("an event could not be interpreted")
+        events = self.pending_events
+        self.store.persist(events, list(self.pending_calls.values()), self.pending_done, self.pending_members)
+        if self.on_commit is not None:
+            self.on_commit(events)
+        self._drop_pending()
+        self.committed += 1
+        self.it.evict_done()
+        self._kept = _Kept(self.it)
+
+
+def _sane(raw) -> Optional[float]:
+    """A time the reconciliation may use: a finite number after 2000 and not a day ahead of ours."""
+    try:
+        ts = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return ts if EARLIEST <= ts <= time.time() + WINDOW else None
 
 
 def _ts(ev: dict, recv: float) -> float:
@@ -222,6 +494,7 @@ class Writer:
         self.closing = False
         self.max_backlog = 0
         self.inflight = 0
+        self.failures = 0           # writes that failed and were retried
 
     @property
     def idle(self) -> bool:
@@ -256,6 +529,7 @@ class Writer:
                 backoff = 0.5
                 self.inflight = 0
             except Exception as e:
+                self.failures += 1
                 log.error("writing AMI state failed (%s: %s); retrying in %.1fs, nothing is dropped",
                           type(e).__name__, str(e).splitlines()[0][:200], backoff)
                 await asyncio.sleep(backoff)

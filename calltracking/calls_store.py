@@ -162,20 +162,34 @@ class CallStore(OperatorsAndState, OutboundStore):
             at = st.last_event_at if st else None
             return at.timestamp() if at else None
 
+    def forget(self) -> None:
+        """Read again from the database what is remembered between batches (registered operators,
+        the attribution of DIDs and calls, projects' windows): a row rolled back with a failed
+        write, or deleted meanwhile (an operator, a number), must not be written as a reference."""
+        self._ops_until = self._ob_ops_until = 0.0
+        self._attribution.clear()
+        self._by_did.clear()
+        self._windows.clear()
+
     # ------------------------------------------------------------------ writing
     def persist(self, events: list[dict], calls: list[CallState], done: Iterable[str] = (),
                 member_changes: Iterable[tuple] = (), state: Optional[dict] = None,
                 force: bool = False) -> None:
-        """Write one batch in one transaction (raises on database errors: the caller retries)."""
+        """Write one batch in one transaction (raises on database errors: the caller retries, or
+        looks for the event whose values the database refuses, see :mod:`ami_listener.writer`)."""
         done = set(done)
-        with self.factory() as s, s.begin():
-            if events:
-                s.execute(AmiEvent.__table__.insert(), events)
-            self._operators(s, list(member_changes))
-            recorded = self._calls(s, calls, force)
-            self._index(s, calls, done, recorded)
-            if state:
-                self._state(s, state)
+        try:
+            with self.factory() as s, s.begin():
+                if events:
+                    s.execute(AmiEvent.__table__.insert(), events)
+                self._operators(s, list(member_changes))
+                recorded = self._calls(s, calls, force)
+                self._index(s, calls, done, recorded)
+                if state:
+                    self._state(s, state)
+        except BaseException:
+            self.forget()       # rows the caches learnt in this transaction (a new operator) are gone
+            raise
 
     def _index(self, s: Session, calls: list[CallState], done: set, recorded: set) -> None:
         rows = [{"pbx_id": self.pbx_id, "linkedid": c.linkedid, "live": c.linkedid not in done and not c.done,
@@ -365,8 +379,8 @@ class CallStore(OperatorsAndState, OutboundStore):
             for r in legs:
                 op_id, op_name = self._named(r["interface"], r["route"], r["operator_name"])
                 values = {
-                    "operator_id": op_id, "operator_name": op_name, "interface": r["interface"],
-                    "channel": r["channel"], "queue": r["queue"], "kind": r["kind"][:12],
+                    "operator_id": op_id, "operator_name": op_name, "interface": r["interface"][:200],
+                    "channel": r["channel"][:200], "queue": r["queue"][:80], "kind": r["kind"][:12],
                     "rung_at": utc(r["rung_at"]), "answered_at": utc(r["answered_at"]),
                     "ended_at": utc(r["ended_at"]), "ring_seconds": dec(r["ring_seconds"]),
                     "talk_seconds": dec(r["talk_seconds"]), "outcome": r["outcome"],

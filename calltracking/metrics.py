@@ -26,6 +26,10 @@ AGI_LATENCY = Histogram("calltracking_agi_latency_seconds", "Time to answer a Fa
 AMI_EVENTS = Counter("calltracking_ami_events", "AMI events received", registry=REGISTRY)
 AMI_UNKNOWN_EVENTS = Counter("calltracking_ami_unknown_events", "AMI events skipped (unknown type)",
                              registry=REGISTRY)
+AMI_QUARANTINED = Counter("calltracking_ami_events_quarantined",
+                          "AMI events with a bad value: skipped (nul_byte, value_too_long, id_too_long, "
+                          "handler_error, write_failed) or kept with it replaced (timestamp, undecodable)",
+                          ["reason"], registry=REGISTRY)
 AMI_LAG = Gauge("calltracking_ami_lag_seconds", "Event time to committed record, last batch",
                 registry=REGISTRY)
 AMI_QUEUE = Gauge("calltracking_ami_queue_depth", "Events waiting for the writer", registry=REGISTRY)

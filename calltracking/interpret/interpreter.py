@@ -3,7 +3,9 @@
 ``Interpreter.feed(event, received_at)`` applies one event and returns the
 Linkedid of the call it belongs to (the caller stores the event with that
 call) or None. ``take_dirty()`` returns the calls changed since the last
-call; ``evict_done()`` forgets calls whose channels are all gone.
+call; ``evict_done()`` forgets calls whose channels are all gone. An event
+a handler fails on is counted (``handler_errors``), skipped and kept in
+``rejected`` for the caller to report.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 #: Channels that sit in a bridge without being a party (ConfBridge announcers, recorders).
 NOT_A_PARTY = ("Announcer/", "Recorder/", "CBAnn/", "CBRec/", "Snoop/")
 FINISHED_MEMORY = 200_000
+#: Events a handler failed on kept for the caller (:attr:`Interpreter.rejected`), at most.
+REJECTED_MAX = 1000
 
 
 class Interpreter:
@@ -39,6 +43,7 @@ class Interpreter:
         self.unknown: Counter = Counter()
         self.mismatches: list[str] = []
         self.gaps: dict[str, _gap.Gap] = {}             # linkedid -> estimates left by a reconnect
+        self.rejected: list[dict] = []                  # events a handler failed on (the caller drains it)
 
     # ------------------------------------------------------------------ feed
     def feed(self, ev: dict, received_at: float) -> Optional[str]:
@@ -84,9 +89,11 @@ class Interpreter:
             return None
         try:
             out = handler(self, ev, ts) or used
-        except Exception:  # one bad event never stops the stream
+        except Exception:  # one bad event never stops the stream: it is set aside
             self.stats["handler_errors"] += 1
-            log.exception("error interpreting %s event", name, extra={"linkedid": lid})
+            log.exception("error interpreting %s event", name[:60], extra={"linkedid": lid})
+            if len(self.rejected) < REJECTED_MAX:
+                self.rejected.append(ev)
             return None
         self.stats["handled"] += 1
         if out:
