@@ -2,6 +2,7 @@
 when pytest collects several test folders in one run)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -31,3 +32,15 @@ def as_registered(exp: dict) -> dict:
     if exp.get("operator") in names:
         return dict(exp, operator=names[exp["operator"]])
     return exp
+
+
+def poll(fn, timeout=20.0):
+    """``fn()`` once it is truthy, polled every 50 ms; AssertionError after ``timeout`` s."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.05)

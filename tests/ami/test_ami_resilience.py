@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from amipaths import FIXTURES, as_registered, event_count
+from amipaths import FIXTURES, as_registered, event_count, poll
 from amiserver import load
 from sqlalchemy import func, select
 
@@ -39,16 +39,6 @@ def _ts(frame_pred_frames, pred):
             return float(h["Timestamp"])
     raise AssertionError("no such frame")
 
-
-def poll(fn, timeout=20.0):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.05)
 
 
 def spawn_listener(db_url, port, tmp_path):

@@ -17,7 +17,7 @@ import sys
 import time
 
 import pytest
-from amipaths import OWN
+from amipaths import OWN, poll
 from conftest import Listener, make_config
 from restartstream import RecordedAsterisk, Recording, epoch
 from sqlalchemy import select, update
@@ -26,16 +26,6 @@ from calltracking.models import AmiEvent, AmiListenerState, Call, Project
 
 RESTARTS = OWN / "restarts"
 
-
-def poll(fn, timeout=20.0):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.05)
 
 
 class Run:
