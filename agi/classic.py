@@ -18,9 +18,9 @@ import sys
 import threading
 import time
 
-from calltracking import hooks
+from calltracking.hooks import core as hooks
 
-from . import protocol as p
+from agi import protocol as p
 
 log = logging.getLogger("calltracking.agi.classic")
 

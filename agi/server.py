@@ -25,11 +25,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
-from calltracking import hooks, metrics
-from calltracking.hookwriter import CallWriter
+from calltracking import metrics
+from calltracking.hooks import core as hooks
+from calltracking.hooks.writer import CallWriter
 from calltracking.logsetup import CURRENT_LINKEDID
 
-from . import protocol as p
+from agi import protocol as p
 
 log = logging.getLogger("calltracking.agi")
 

@@ -24,13 +24,13 @@ from typing import Optional
 from sqlalchemy import select
 
 from calltracking import metrics
-from calltracking.calls_store import CallStore
+from calltracking.callstore.store import CallStore
 from calltracking.interpret.frames import WINDOW
 from calltracking.models import Call, Operator
 
-from .connection import AmiConnection, LoginError
-from .queuelog import QueueLog
-from .writer import Processor, Writer
+from ami_listener.connection import AmiConnection, LoginError
+from ami_listener.queuelog import QueueLog
+from ami_listener.writer import Processor, Writer
 
 log = logging.getLogger("calltracking.ami")
 #: Calls begun while the listener was away that one reconnect looks at, at most.

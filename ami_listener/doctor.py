@@ -303,7 +303,7 @@ def _is_call_event(frame: dict) -> bool:
 # ---------------------------------------------------------------------- what the listener saw
 def _listener_state(ctx):
     try:
-        from calltracking.calls_store import CallStore
+        from calltracking.callstore.store import CallStore
 
         return CallStore(ctx.sessionmaker, ctx.config.general.pbx_id).listener_state()
     except Exception:
@@ -315,7 +315,7 @@ def _stored_call_events(ctx) -> list[tuple[dict, dt.datetime]]:
     try:
         from sqlalchemy import select
 
-        from calltracking.calls_store import row_event
+        from calltracking.callstore.store import row_event
         from calltracking.models import AmiEvent
 
         with ctx.sessionmaker() as s:

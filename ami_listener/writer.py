@@ -37,7 +37,7 @@ from typing import Callable, Optional
 from sqlalchemy import exc as sa_exc
 
 from calltracking import metrics
-from calltracking.calls_store import CallStore, event_row
+from calltracking.callstore.store import CallStore, event_row
 from calltracking.db import is_locked, write_sessionmaker
 from calltracking.interpret import Interpreter
 from calltracking.interpret.frames import (EARLIEST, ID_TOO_LONG, MAX_ID, TIMESTAMP, UNDECODABLE, WINDOW,

@@ -117,7 +117,8 @@ def start_server(path, mode="fast", rate=0, seconds=0.0):
 
 # ---------------------------------------------------------------------- listener side
 def make_db(tmp: Path, name: str, pg) -> str:
-    from calltracking import migrate, services as svc
+    from calltracking import migrate
+    from calltracking import entities as svc
     from calltracking.db import make_engine, make_sessionmaker
     from conftest import DIDS
 

@@ -17,9 +17,9 @@
    raised for the run (every client is 127.0.0.1 here); the cap's bookkeeping
    still runs for every request.
 2. ``sim``: a day of synthetic visitor traffic through the real core
-   (``calltracking.dni`` with simulated time, the scheduler's release every
-   minute, calls attributed with ``calltracking.attribution``): day 1 on a
-   large pool measures the traffic, ``calltracking.pool_sizing`` recommends a
+   (``calltracking.dni.assign`` with simulated time, the scheduler's release every
+   minute, calls attributed with ``calltracking.attribution.lookup``): day 1 on a
+   large pool measures the traffic, ``calltracking.dni.pool_sizing`` recommends a
    size, day 2 runs fresh traffic on a pool of that size and reports the
    attribution accuracy (calls attributed to the visitor who called).
 
@@ -50,8 +50,11 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, insert, select  # noqa: E402
 
 import dni_load as L  # noqa: E402
-from calltracking import dni, migrate, pool_sizing, services as svc  # noqa: E402
-from calltracking.attribution import attribute  # noqa: E402
+from calltracking import migrate  # noqa: E402
+from calltracking.dni import assign as dni  # noqa: E402
+from calltracking.dni import pool_sizing  # noqa: E402
+from calltracking import entities as svc  # noqa: E402
+from calltracking.attribution.lookup import attribute  # noqa: E402
 from calltracking.config import load_config  # noqa: E402
 from calltracking.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
 from calltracking.models import Call, NumberPool, PoolReservation, TrackingNumber, VisitorSession  # noqa: E402

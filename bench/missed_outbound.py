@@ -7,7 +7,7 @@
 Loads calls with bench/reports.py's generator (about 20 % missed), then outbound calls: for
 60 % of the missed calls an operator calls the number back after a log-normal delay (median
 about 20 minutes; 70 % answered, some attempts before the answered one), plus unrelated outbound
-calls to other numbers (``--noise`` × calls). Times ``calltracking.missed.worklist`` as the web
+calls to other numbers (``--noise`` × calls). Times ``calltracking.calls.missed.worklist`` as the web
 page runs it (last 30 days, open / closed / all, with and without a project) and prints p50/p95
 in milliseconds. PostgreSQL without ``--url`` runs in a throw-away cluster.
 """
@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from calltracking import migrate, missed  # noqa: E402
+from calltracking import migrate  # noqa: E402
+from calltracking.calls import missed  # noqa: E402
 from calltracking.db import make_engine, make_sessionmaker  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("bench_reports", ROOT / "bench" / "reports.py")

@@ -45,7 +45,7 @@ def make_call(path: Path, minutes: float) -> None:
 
 
 def bench_audio(minutes: float, tmp: Path) -> None:
-    from calltracking import recordings
+    from calltracking.jobs import recordings
 
     wav = tmp / "call.wav"
     t = time.perf_counter()
@@ -63,7 +63,8 @@ def bench_audio(minutes: float, tmp: Path) -> None:
 
 
 def bench_outbox(n: int, tmp: Path) -> None:
-    from calltracking import integrations, migrate
+    from calltracking import migrate
+    from calltracking.jobs import integrations
     from calltracking.config import load_config
     from calltracking.db import make_engine, make_sessionmaker, session_scope
     from calltracking.models import Project

@@ -35,10 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select, text  # noqa: E402
 
-from calltracking import journal, migrate, reports  # noqa: E402
+from calltracking import migrate  # noqa: E402
+from calltracking.calls import journal  # noqa: E402
+from calltracking.reports import queries as reports  # noqa: E402
 from calltracking.db import make_engine, make_sessionmaker  # noqa: E402
 from calltracking.models import Call, Project  # noqa: E402
-from calltracking.reports_rollup import refresh_rollups  # noqa: E402
+from calltracking.reports.rollup import refresh_rollups  # noqa: E402
 
 UTC = dt.timezone.utc
 WORKDIR = os.environ.get("CT_BENCH_DIR", "/var/tmp")

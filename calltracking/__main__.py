@@ -1,3 +1,3 @@
-from .cli import main
+from calltracking.cli import main
 
 main()

@@ -49,7 +49,7 @@ def run_checks(ctx) -> list[Result]:
 
 @check("config")
 def _config(ctx):
-    from .config import ConfigError
+    from calltracking.config import ConfigError
 
     try:
         cfg = ctx.config
@@ -74,8 +74,8 @@ def _config(ctx):
 def _database(ctx):
     from sqlalchemy import text
 
-    from .config import ConfigError
-    from .migrate import current_revision, head_revision
+    from calltracking.config import ConfigError
+    from calltracking.migrate import current_revision, head_revision
 
     try:
         engine = ctx.engine

@@ -44,7 +44,7 @@ class DatabaseCollector:
         self.sessionmaker = sessionmaker
 
     def collect(self):
-        from .models import Call, NumberPool
+        from calltracking.models import Call, NumberPool
 
         calls = CounterMetricFamily("calltracking_calls", "Calls recorded, by status", labels=["status"])
         today = GaugeMetricFamily("calltracking_calls_today", "Calls since 00:00 UTC, by status",
@@ -67,7 +67,7 @@ class DatabaseCollector:
                 for status, n in s.execute(select(Call.status, func.count()).where(Call.started_at >= midnight)
                                            .group_by(Call.status)):
                     today.add_metric([status], n)
-                from .dni import pool_status
+                from calltracking.dni.assign import pool_status
 
                 for pool in s.scalars(select(NumberPool)):
                     label = f"{pool.project_id}/{pool.name}"
@@ -86,7 +86,7 @@ class DatabaseCollector:
         yield from self._jobs()
 
     def _jobs(self):
-        from .models import JobStatus
+        from calltracking.models import JobStatus
 
         runs = CounterMetricFamily("calltracking_job_runs", "Scheduled job runs", labels=["job"])
         failures = CounterMetricFamily("calltracking_job_failures", "Scheduled job failures", labels=["job"])

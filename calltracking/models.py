@@ -141,7 +141,7 @@ class TrackingNumber(Base):
     description: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
-    # --- DNI (issue 6): assignment hints kept by calltracking.dni in the same transaction
+    # --- DNI (issue 6): assignment hints kept by calltracking.dni.assign in the same transaction
     # as the PoolReservation rows (whose partial unique index is the real guarantee).
     pool_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     pool_released_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
@@ -440,7 +440,7 @@ class AuditLog(Base):
 
 
 # --- Reports (issue 5, reports helper): rollup tables kept up to date by
-# calltracking.reports_rollup.refresh_rollups(); see README "### Reports". ------
+# calltracking.reports.rollup.refresh_rollups(); see README "### Reports". ------
 
 Index("ix_calls_updated_at", Call.updated_at)
 Index("ix_calls_project_source_started", Call.project_id, Call.source_id, Call.started_at)
@@ -506,7 +506,7 @@ class ReportRollupState(Base):
 
 
 # --- DNI (issue 6, dynamic number insertion): free pool numbers in assignment order
-# (never released first, then least recently released); see calltracking/dni.py. ----
+# (never released first, then least recently released); see calltracking/dni/assign.py. ----
 Index("ix_tracking_numbers_pool_free", TrackingNumber.pool_id, TrackingNumber.pool_held,
       TrackingNumber.pool_released_at, TrackingNumber.id)
 Index("ix_pool_reservations_live_seen", PoolReservation.pool_id, PoolReservation.released_at,
@@ -515,7 +515,7 @@ Index("ix_promo_codes_session", PromoCode.session_id)
 # --- end of DNI block ---------------------------------------------------------------
 
 
-# --- Jobs, recordings and integrations (issue 7): calltracking/scheduler.py,
+# --- Jobs, recordings and integrations (issue 7): calltracking/jobs/scheduler.py,
 # recordings.py, notify.py, integrations.py. ----------------------------------------
 from sqlalchemy.orm import backref  # noqa: E402
 
@@ -611,7 +611,7 @@ class RecordingPolicy(Base):
 
 
 # --- AMI listener (issue 4): stored events of calls, live-call index, listener state.
-# Written by calltracking.calls_store; see README "## AMI listener". -----------------
+# Written by calltracking.callstore.store; see README "## AMI listener". -----------------
 from sqlalchemy import BigInteger  # noqa: E402
 
 class AmiEvent(Base):
@@ -664,8 +664,8 @@ class AmiListenerState(Base):
 # --- Outbound calls (issue 5: callbacks detected by the AMI listener; outbound-callbacks
 # helper). Calls an operator placed (own phone, click-to-call, or a context listed in
 # [asterisk] outbound_contexts), kept apart from the inbound `calls` table that reports,
-# rollups and the journal read. Written by calltracking.calls_store (upsert by
-# (pbx_id, linkedid)); read by calltracking.missed. Migration 0007. -------------------
+# rollups and the journal read. Written by calltracking.callstore.store (upsert by
+# (pbx_id, linkedid)); read by calltracking.calls.missed. Migration 0007. -------------------
 class OutboundCall(Base):
     """One call placed by an operator to an outside number (never counted as an inbound call)."""
 

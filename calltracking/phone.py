@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -56,6 +57,28 @@ def try_normalize(raw: str | None, region: str = "RU") -> str | None:
         return normalize(raw or "", region)
     except InvalidNumber:
         return None
+
+
+#: What Asterisk puts in CALLERID(num) when there is no number to show (withheld, unknown).
+NO_NUMBER = frozenset({"", "unknown", "anonymous", "restricted", "<unknown>"})
+
+
+@lru_cache(maxsize=65536)
+def caller_number(raw: str | None, region: str = "RU") -> str:
+    """The caller number as stored on a call: one rule for the AGI hooks and the AMI listener.
+
+    E.164 when the text reads as a valid number (``8 (495) 123-45-67`` -> ``+74951234567``);
+    otherwise its digits, at most 32 (an internal extension ``101`` stays ``101``); ``''`` when
+    the caller withheld or has no number (:data:`NO_NUMBER`, any case: ``anonymous``,
+    ``Restricted``, ...) or the text has no digits. Remembered: regular callers repeat all day.
+    """
+    text = (raw or "").strip()
+    if text.lower() in NO_NUMBER:
+        return ""
+    e164 = try_normalize(text[:64], region)
+    if e164:
+        return e164
+    return re.sub(r"\D", "", text)[:32]
 
 
 def digits(e164: str) -> str:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from calltracking import services as svc
+from calltracking import entities as svc
 from calltracking.config import load_config
 from calltracking.demo import seed
 from calltracking.models import Call

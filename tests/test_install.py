@@ -295,7 +295,7 @@ def test_the_service_works_without_writable_executable_memory(tmp_path, db_url, 
     import urllib.request
     import wave
 
-    from calltracking import services as svc
+    from calltracking import entities as svc
     from calltracking.db import session_scope
 
     py = sys.executable
@@ -355,7 +355,7 @@ def test_the_service_works_without_writable_executable_memory(tmp_path, db_url, 
     with wave.open(str(wav), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
         w.writeframes(b"".join(struct.pack("<h", int(8000 * ((i // 40) % 2 * 2 - 1))) for i in range(16000)))
-    script = ("import sys; from pathlib import Path; from calltracking import recordings as r\n"
+    script = ("import sys; from pathlib import Path; from calltracking.jobs import recordings as r\n"
               "audio, info = r.analyze([Path(sys.argv[1])])\n"
               "for fmt in ('mp3', 'ogg'):\n"
               "    out = r.convert(audio, Path(sys.argv[1]).with_suffix('.' + fmt), fmt)\n"

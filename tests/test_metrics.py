@@ -4,7 +4,8 @@ import datetime as dt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from calltracking import metrics, services as svc
+from calltracking import metrics
+from calltracking import entities as svc
 from calltracking.config import load_config
 from calltracking.models import Call, VisitorSession, PoolReservation
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from calltracking import services as svc
+from calltracking import entities as svc
 from calltracking.models import (
     AdSpend, Call, CallLeg, NumberPool, PoolReservation, TrackingNumber, User, VisitorSession,
 )

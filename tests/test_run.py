@@ -22,7 +22,7 @@ from amiserver import FakeAsterisk, load, queue_members_from_conf  # noqa: E402
 from fake_asterisk import call as agi_call, headers as agi_headers, listeners  # noqa: E402
 from synth import burst  # noqa: E402
 
-from calltracking import services as svc  # noqa: E402
+from calltracking import entities as svc  # noqa: E402
 from calltracking.models import Call  # noqa: E402
 
 FIXTURES = HERE / "fixtures" / "asterisk-22"

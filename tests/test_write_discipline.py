@@ -32,8 +32,8 @@ from amiserver import FakeAsterisk, queue_members_from_conf  # noqa: E402
 from fake_asterisk import ServerThread, call, headers, make_config  # noqa: E402
 from synth import burst  # noqa: E402
 
-from calltracking import scheduler as sched  # noqa: E402
-from calltracking import services as svc  # noqa: E402
+from calltracking.jobs import scheduler as sched  # noqa: E402
+from calltracking import entities as svc  # noqa: E402
 from calltracking.models import Call, JobStatus, Tag, call_tags, utcnow  # noqa: E402
 
 pytestmark = pytest.mark.db
@@ -44,7 +44,7 @@ HOOK_THREADS, CALLS_PER_THREAD = 4, 12
 WEB_REQUESTS = 40
 TAGS = ("callback", "vip")
 #: the loggers of the writers under test (other parts' errors are their tests' business)
-WRITERS = {"calltracking.scheduler", "calltracking.hooks", "calltracking.agi", "calltracking.ami",
+WRITERS = {"calltracking.jobs.scheduler", "calltracking.hooks.core", "calltracking.agi", "calltracking.ami",
            "calltracking.db", "webui", "flask.app"}
 
 

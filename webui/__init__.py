@@ -78,15 +78,15 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
 
     app.wsgi_app = TrustedProxies(app.wsgi_app, config.web.trusted_proxies)
 
-    from . import common, i18n
-    from .auth import csrf, init_auth
+    from webui import common, i18n
+    from webui.auth import csrf, init_auth
 
     csrf.init_app(app)
     i18n.init_app(app, config)
     common.init_app(app)
     init_auth(app)
 
-    from . import account, api, auth, journal, missed, screenpop, settings, settings_tools
+    from webui import account, api, auth, journal, missed, screenpop, settings, settings_tools
 
     for mod in (auth, account, journal, missed, screenpop, settings, settings_tools):
         app.register_blueprint(mod.bp)
@@ -123,7 +123,7 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
     @app.route("/")
     def index():
         from flask import redirect, url_for
-        from .auth import current_user
+        from webui.auth import current_user
 
         user = current_user()
         if user is None:

@@ -5,8 +5,8 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .auth import _fingerprint, current_user, end_sessions, new_api_token, roles_required
-from .common import audit, db
+from webui.auth import _fingerprint, current_user, end_sessions, new_api_token, roles_required
+from webui.common import audit, db
 
 bp = Blueprint("account", __name__)
 

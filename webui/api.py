@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from calltracking import callrecord, journal as core
-from calltracking import numbers_csv
-from calltracking import services as svc
+from calltracking.calls import export as callrecord
+from calltracking.calls import journal as core
+from calltracking.attribution import numbers_csv
+from calltracking import entities as svc
 from calltracking.models import Call, TrackingNumber
 
-from .auth import api_auth, current_user
-from .common import audit, config, db
-from .filters import parse_filter
-from .openapi import openapi_document
+from webui.auth import api_auth, current_user
+from webui.common import audit, config, db
+from webui.filters import parse_filter
+from webui.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -76,8 +77,8 @@ def call_detail(call_id):
 @bp.route("/calls/<int:call_id>", methods=["PATCH"])
 @api_auth()
 def call_update(call_id):
-    from .common import parse_money
-    from .journal import set_tags
+    from webui.common import parse_money
+    from webui.journal import set_tags
 
     call, err = _visible_call(call_id)
     if err:
@@ -203,7 +204,7 @@ def _jsonable(v):
 @bp.route("/reports")
 @api_auth("admin", "supervisor")
 def reports_index():
-    from calltracking import reports as rep
+    from calltracking.reports import queries as rep
 
     return jsonify({"reports": list(rep.REPORTS)})
 
@@ -216,10 +217,10 @@ def report(name):
 
     from sqlalchemy import or_, select
 
-    from calltracking import reports as rep
+    from calltracking.reports import queries as rep
     from calltracking.db import write_scope
     from calltracking.models import Project
-    from calltracking.reports_rollup import refresh_rollups
+    from calltracking.reports.rollup import refresh_rollups
 
     if name not in rep.REPORTS:
         return _err(f"unknown report {name!r} (known: {', '.join(rep.REPORTS)})", 404)

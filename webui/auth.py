@@ -31,7 +31,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from calltracking.models import User
 
-from .common import db
+from webui.common import db
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)

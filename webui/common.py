@@ -107,7 +107,7 @@ def status_names() -> dict:
 
 def audit(action: str, entity: str, entity_id=None, details: dict | str = "") -> None:
     """Record a settings change in the audit log (in the request's transaction)."""
-    from .auth import current_user
+    from webui.auth import current_user
 
     user = current_user()
     if isinstance(details, dict):

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from calltracking import phone
-from calltracking import services as svc
+from calltracking import entities as svc
 
-from .common import config
+from webui.common import config
 
 
 class FormError(ValueError):
@@ -117,7 +117,7 @@ def display(v) -> str:
     if isinstance(v, dt.time):
         return v.strftime("%H:%M")
     if isinstance(v, dt.datetime):
-        from .common import fmt_time
+        from webui.common import fmt_time
 
         return fmt_time(v, fmt="%Y-%m-%d %H:%M")
     return str(v)
@@ -132,7 +132,7 @@ def form_value(obj, f: Field):
     if f.kind == "time" and v is not None:
         return v.strftime("%H:%M")
     if f.kind == "date" and v is not None:
-        from .common import fmt_time
+        from webui.common import fmt_time
 
         return fmt_time(v, fmt="%Y-%m-%d")
     return v

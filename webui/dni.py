@@ -1,4 +1,4 @@
-"""Public endpoints of dynamic number insertion (thin adapter over :mod:`calltracking.dni`).
+"""Public endpoints of dynamic number insertion (thin adapter over :mod:`calltracking.dni.assign`).
 
 - ``GET /dni.js`` — the website snippet (``webui/static/dni.js``);
 - ``POST /api/dni/assign`` — a number for this visitor;
@@ -10,7 +10,7 @@ without an ``Origin`` header is refused too (browsers always send one with a POS
 JSON objects of at most ``DNI_MAX_BODY`` bytes (the snippet sends ``text/plain`` so that no
 preflight is needed; ``application/json`` works too). Errors are JSON: ``{"error": "..."}``.
 
-Abuse limits (:mod:`calltracking.dni_guard`), the same on both listeners: the client is the
+Abuse limits (:mod:`calltracking.dni.guard`), the same on both listeners: the client is the
 peer, or the forwarded address when the peer is one of ``[web] trusted_proxies``; each client
 key (IPv4 address, IPv6 /64) gets ``DNI_RATE_PER_MINUTE`` requests a minute with bursts of
 ``DNI_RATE_BURST``, and may hold at most ``DNI_MAX_HOLDS_PER_CLIENT`` numbers of a pool at
@@ -35,8 +35,10 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
-from calltracking import dni, dni_fast, dni_guard
-from calltracking.dni_guard import ClientResolver, HoldLedger, RateLimiter, VisitorSigner
+from calltracking.dni import assign as dni
+from calltracking.dni import fast as dni_fast
+from calltracking.dni import guard as dni_guard
+from calltracking.dni.guard import ClientResolver, HoldLedger, RateLimiter, VisitorSigner
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ class Refresh(Step):
 
 
 class FastStep:
-    """A new visitor for :mod:`calltracking.dni_fast`'s batching writer: ``(session id, number)``."""
+    """A new visitor for :mod:`calltracking.dni.fast`'s batching writer: ``(session id, number)``."""
 
     __slots__ = ("plan",)
 
@@ -150,7 +152,7 @@ class DniApi:
         return self._defaults[name] if v is None else v
 
     def client_ip(self, peer: str, forwarded: str = "") -> str:
-        """The client's address (see :class:`calltracking.dni_guard.ClientResolver`)."""
+        """The client's address (see :class:`calltracking.dni.guard.ClientResolver`)."""
         trusted = self.cfg("DNI_TRUSTED_PROXIES")
         r = self._resolver
         if r is None or r[0] is not trusted:

@@ -15,7 +15,7 @@ import json
 import re
 from email.utils import formatdate
 
-from .dni import STATUS
+from webui.dni import STATUS
 
 MAX_HEAD = 16 * 1024        # request line + headers
 MAX_HEADERS = 100

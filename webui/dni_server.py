@@ -5,7 +5,7 @@ JSON), with the SAME code as the web port (:meth:`webui.dni.DniApi.handle`, :fun
 it exists because the WSGI server costs far more CPU per request than the assignment itself.
 
 - Its own event loop (uvloop when installed) in a thread: the FastAGI loop is never shared.
-- No database work on the loop: a new visitor goes to :mod:`calltracking.dni_fast`'s batching
+- No database work on the loop: a new visitor goes to :mod:`calltracking.dni.fast`'s batching
   writer (futures settled once per batch), the rest to a small thread pool; ``DNI_DB_TIMEOUT``
   (1.5 s) of database time per request, then ``503`` JSON; a full pool answers 503 at once.
 - HTTP (:mod:`webui.dni_http`): keep-alive, pipelining answered in order, ``Connection: close``
@@ -25,8 +25,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import dni_http as H
-from .dni import DniApi, FastStep, Refresh, render, snippet
+from webui import dni_http as H
+from webui.dni import DniApi, FastStep, Refresh, render, snippet
 
 log = logging.getLogger(__name__)
 

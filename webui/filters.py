@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from calltracking import services as svc
-from calltracking.journal import JournalError, JournalFilter
+from calltracking import entities as svc
+from calltracking.calls.journal import JournalError, JournalFilter
 from calltracking.models import Campaign, Operator, Project, Source, Tag
 
-from .auth import current_user
-from .common import config, db, default_tz
+from webui.auth import current_user
+from webui.common import config, db, default_tz
 
 FILTER_KEYS = ("from", "to", "project", "source", "campaign", "status", "operator", "first", "tag", "caller")
 

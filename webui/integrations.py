@@ -6,14 +6,15 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from calltracking import adspend, integrations
+from calltracking.reports import adspend
+from calltracking.jobs import integrations
 from calltracking.db import write_sessionmaker
 from calltracking.models import Delivery, NotificationRule, Project
-from calltracking.notify import recipients
-from calltracking.scheduler import default_jobs, job_statuses
+from calltracking.jobs.notify import recipients
+from calltracking.jobs.scheduler import default_jobs, job_statuses
 
-from .auth import roles_required
-from .common import audit, config, db, ext
+from webui.auth import roles_required
+from webui.common import audit, config, db, ext
 
 bp = Blueprint("integrations", __name__, url_prefix="/settings/integrations")
 

@@ -12,13 +12,16 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from calltracking import callrecord, csvsafe, journal as core, recordings
-from calltracking.missed import outbound_to
+from calltracking import csvsafe
+from calltracking.calls import export as callrecord
+from calltracking.calls import journal as core
+from calltracking.jobs import recordings
+from calltracking.calls.missed import outbound_to
 from calltracking.models import Call, PromoCode, Tag, TrackingNumber, VisitorSession
 
-from .auth import current_user, roles_required
-from .common import audit, call_tz, config, db, ext, parse_money
-from .filters import FILTER_KEYS, filter_choices, parse_filter
+from webui.auth import current_user, roles_required
+from webui.common import audit, call_tz, config, db, ext, parse_money
+from webui.filters import FILTER_KEYS, filter_choices, parse_filter
 
 bp = Blueprint("journal", __name__)
 AUDIO_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".ogg": "audio/ogg", ".oga": "audio/ogg",
@@ -131,7 +134,7 @@ def timeline(call: Call) -> list[tuple]:
 
 def recording_path(call: Call) -> tuple[str, Path | None]:
     """(name shown, playable file or None). Only a readable audio file whose real path (links
-    followed) lies under ``[recordings] dir`` is served: :func:`calltracking.recordings.recording_state`."""
+    followed) lies under ``[recordings] dir`` is served: :func:`calltracking.jobs.recordings.recording_state`."""
     info = getattr(call, "recording_info", None)
     name = (info.file if info is not None and info.status == "ok" and info.file else "") or call.recording_file
     if not name:

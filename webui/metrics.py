@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app
 
 from calltracking import metrics
 
-from .auth import api_user, current_user
+from webui.auth import api_user, current_user
 
 bp = Blueprint("metrics", __name__)
 

@@ -6,14 +6,14 @@ import datetime as dt
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from calltracking import missed as core
-from calltracking import originate as ami
-from calltracking import services as svc
+from calltracking.calls import missed as core
+from calltracking.calls import originate as ami
+from calltracking import entities as svc
 from calltracking.models import Call, Operator, Project
 
-from .auth import current_user, roles_required
-from .common import audit, config, db, default_tz, zone
-from .filters import filter_choices
+from webui.auth import current_user, roles_required
+from webui.common import audit, config, db, default_tz, zone
+from webui.filters import filter_choices
 
 bp = Blueprint("missed", __name__)
 DEFAULT_DAYS = 30

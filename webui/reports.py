@@ -1,6 +1,6 @@
 """Reports (chart + table + CSV per report), drill-downs, and the live dashboard (SSE).
 
-Thin adapter over :mod:`calltracking.reports`: parse the filter (project, local
+Thin adapter over :mod:`calltracking.reports.queries`: parse the filter (project, local
 date range), make sure the rollups are current, render. Chart data goes to the
 page as JSON through ``|tojson`` in a non-executed ``<script type="application/json">``
 block and is drawn by ``static/reports.js`` with the vendored Chart.js.
@@ -18,13 +18,14 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import select
 
-from calltracking import csvsafe, reports as core
+from calltracking import csvsafe
+from calltracking.reports import queries as core
 from calltracking.db import write_scope
 from calltracking.models import Project
-from calltracking.reports_rollup import refresh_rollups
+from calltracking.reports.rollup import refresh_rollups
 
-from .auth import roles_required
-from .common import db, ext
+from webui.auth import roles_required
+from webui.common import db, ext
 
 log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__)
@@ -113,7 +114,7 @@ def report(name):
         rep = core.run_report(db(), name, f)
     talk = []
     if rep is not None and name == "operators":
-        from calltracking.recordings import operator_talk_stats
+        from calltracking.jobs.recordings import operator_talk_stats
 
         talk = operator_talk_stats(db(), f.project.id, *f.utc_range)
     if rep is not None:

@@ -13,7 +13,7 @@ import types
 from waitress import create_server
 from waitress import wasyncore
 
-from . import create_app
+from webui import create_app
 
 log = logging.getLogger(__name__)
 

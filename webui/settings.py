@@ -6,13 +6,13 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from calltracking import services as svc
+from calltracking import entities as svc
 from calltracking.models import AuditLog
 
-from .auth import roles_required
-from .common import audit, config, db
-from .crud import FormError, display, form_value, parse_form
-from .settings_specs import BY_SLUG, ENTITIES
+from webui.auth import roles_required
+from webui.common import audit, config, db
+from webui.crud import FormError, display, form_value, parse_form
+from webui.settings_specs import BY_SLUG, ENTITIES
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 AUDIT_PAGE = 100
@@ -133,7 +133,7 @@ def toggle(slug, obj_id):
     obj = s.get(entity.model, obj_id)
     if obj is None or not entity.toggle:
         abort(404)
-    from .auth import current_user
+    from webui.auth import current_user
 
     if entity.slug == "users" and obj.id == current_user().id:
         flash(_("You cannot deactivate yourself."), "error")

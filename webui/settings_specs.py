@@ -7,14 +7,14 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from calltracking import routing
-from calltracking import services as svc
+from calltracking.attribution import routing
+from calltracking import entities as svc
 from calltracking.models import (
     Campaign, NumberPool, Operator, Project, PromoCode, RoutingRule, Source, TrackingNumber, User,
 )
 
-from .crud import Entity, Field
-from .common import config
+from webui.crud import Entity, Field
+from webui.common import config
 
 
 # ------------------------------------------------------------------ choices
@@ -68,13 +68,13 @@ def promo_modes(_s):
 
 
 def _pool_held(pool):
-    from .dni import pool_held_text
+    from webui.dni import pool_held_text
 
     return pool_held_text(pool)
 
 
 def _pool_refused(pool):
-    from .dni import pool_refused_text
+    from webui.dni import pool_refused_text
 
     return pool_refused_text(pool)
 
@@ -269,7 +269,7 @@ def create_user(s, v):
 
 
 def update_user(s, u, v, acting=None):
-    from .auth import current_user
+    from webui.auth import current_user
 
     me = current_user()
     if me is not None and me.id == u.id and (v["role"] != "admin" or not v["active"]):

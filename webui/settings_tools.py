@@ -7,14 +7,15 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from calltracking import attribution, routing
-from calltracking import numbers_csv as ncsv
-from calltracking import services as svc
+from calltracking.attribution import lookup as attribution
+from calltracking.attribution import routing
+from calltracking.attribution import numbers_csv as ncsv
+from calltracking import entities as svc
 from calltracking.models import Project, RoutingRule, Source
 
-from .auth import roles_required
-from .common import audit, config, db, default_tz, zone
-from .settings_specs import ENTITIES, campaigns, projects, sources
+from webui.auth import roles_required
+from webui.common import audit, config, db, default_tz, zone
+from webui.settings_specs import ENTITIES, campaigns, projects, sources
 
 bp = Blueprint("settings_tools", __name__, url_prefix="/settings")
 

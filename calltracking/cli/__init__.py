@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..config import ConfigError, load_config
+from calltracking.config import ConfigError, load_config
 
 
 class AppContext:
@@ -28,7 +28,7 @@ class AppContext:
     @property
     def engine(self):
         if self._engine is None:
-            from ..db import engine_from_config
+            from calltracking.db import engine_from_config
 
             self._engine = engine_from_config(self.config)
         return self._engine
@@ -36,7 +36,7 @@ class AppContext:
     @property
     def sessionmaker(self):
         if self._sessionmaker is None:
-            from ..db import make_sessionmaker
+            from calltracking.db import make_sessionmaker
 
             self._sessionmaker = make_sessionmaker(self.engine)
         return self._sessionmaker
@@ -45,7 +45,7 @@ class AppContext:
         """A transaction. ``write=True`` for commands that change data: on SQLite it begins
         IMMEDIATE (see :func:`calltracking.db.writer`), so that a service committing at the
         same moment makes it wait its turn instead of failing with "database is locked"."""
-        from ..db import make_sessionmaker, session_scope, writer
+        from calltracking.db import make_sessionmaker, session_scope, writer
 
         if not write:
             return session_scope(self.sessionmaker)
@@ -91,4 +91,5 @@ def main(argv=None):
 
 
 # Sub-command modules register themselves on `cli` when imported.
-from . import calls, db, demo, doctor, entities, services, jobs, web, agi, pools, ami  # noqa: E402,F401
+from calltracking.cli import calls, db, demo, doctor, entities, jobs, web, agi, pools, ami  # noqa: E402,F401
+from calltracking.cli import run  # noqa: E402,F401

@@ -9,8 +9,9 @@ import signal
 
 import click
 
-from .. import hooks, services as svc
-from . import cli, pass_ctx
+from calltracking.hooks import core as hooks
+from calltracking import entities as svc
+from calltracking.cli import cli, pass_ctx
 
 
 def run_loop(coro):
@@ -46,7 +47,7 @@ def agi_serve(app, listen, workers, processes, reuse_port):
                             processes - 1)
     kwargs = {"workers": workers, "reuse_port": reuse_port}
     if listen:
-        from ..config import _hostport
+        from calltracking.config import _hostport
 
         try:
             kwargs["host"], kwargs["port"] = _hostport(listen)
@@ -94,7 +95,7 @@ def routes_test(app, did, caller, at, fmt):
     """Show the CT_* variables a call to DID would get (dry run: nothing is written)."""
     env = hooks.HookEnv(app.config, app.sessionmaker, cache=hooks.HookCache(rules_ttl=0))
     if at:
-        from ..attribution import attribute
+        from calltracking.attribution.lookup import attribute
 
         with app.session() as s:
             project = attribute(s, did, dt.datetime.now(dt.timezone.utc), app.region).project

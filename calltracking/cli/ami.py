@@ -7,7 +7,7 @@ import signal
 
 import click
 
-from . import cli, pass_ctx
+from calltracking.cli import cli, pass_ctx
 
 
 @cli.group(invoke_without_command=True)
@@ -40,9 +40,9 @@ def ami(ctx):
 @pass_ctx
 def rebuild(app, since):
     """Re-derive calls from the stored AMI events of calls active since DATE."""
-    from ..calls_store import CallStore
-    from ..db import write_sessionmaker
-    from ..services import ServiceError, parse_when
+    from calltracking.callstore.store import CallStore
+    from calltracking.db import write_sessionmaker
+    from calltracking.entities import ServiceError, parse_when
 
     try:
         start = parse_when(since, app.config.general.timezone)

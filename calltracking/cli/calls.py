@@ -1,9 +1,10 @@
 """`calltracking calls list`: the call-record contract, as table, JSON or CSV."""
 import click
 
-from .. import callrecord, services as svc
-from . import cli, pass_ctx
-from .entities import _Errors
+from calltracking.calls import export as callrecord
+from calltracking import entities as svc
+from calltracking.cli import cli, pass_ctx
+from calltracking.cli.entities import _Errors
 
 
 @cli.group()

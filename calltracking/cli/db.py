@@ -1,8 +1,8 @@
 """`calltracking db upgrade|downgrade|current`."""
 import click
 
-from .. import migrate
-from . import cli, pass_ctx
+from calltracking import migrate
+from calltracking.cli import cli, pass_ctx
 
 
 @cli.group()

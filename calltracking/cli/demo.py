@@ -6,7 +6,7 @@ import secrets
 
 import click
 
-from . import cli, pass_ctx
+from calltracking.cli import cli, pass_ctx
 
 
 @cli.command()
@@ -23,10 +23,11 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
 
     Never touches the configured database: everything goes to --db.
     """
-    from ..config import load_config
-    from ..db import make_engine, make_sessionmaker
-    from .. import migrate, services
-    from ..demo import seed
+    from calltracking.config import load_config
+    from calltracking.db import make_engine, make_sessionmaker
+    from calltracking import migrate
+    from calltracking import entities as services
+    from calltracking.demo import seed
 
     db_path = os.path.abspath(db_path)
     for suffix in ("", "-wal", "-shm"):

@@ -1,11 +1,11 @@
 """`calltracking doctor`."""
 import click
 
-from .. import doctor as doc
-from .. import scheduler as _scheduler_checks  # noqa: F401  (registers job checks)
+from calltracking import doctor as doc
+from calltracking.jobs import scheduler as _scheduler_checks  # noqa: F401  (registers job checks)
 from agi import doctor as _agi_checks  # noqa: F401,E402  (FastAGI port, dialplan include)
 from ami_listener import doctor as _ami_checks  # noqa: F401,E402  (AMI login, events, clock)
-from . import cli, pass_ctx
+from calltracking.cli import cli, pass_ctx
 
 MARK = {doc.OK: click.style("OK  ", fg="green"), doc.INFO: click.style("INFO", fg="blue"),
         doc.WARN: click.style("WARN", fg="yellow"), doc.FAIL: click.style("FAIL", fg="red")}

@@ -8,11 +8,12 @@ import sys
 import click
 from sqlalchemy import select
 
-from .. import numbers_csv, services as svc
-from ..callrecord import render_table
-from ..models import Campaign, NumberPool, Operator, Project, Source, TrackingNumber, User
-from ..phone import InvalidNumber
-from . import cli, pass_ctx
+from calltracking.attribution import numbers_csv
+from calltracking import entities as svc
+from calltracking.calls.export import render_table
+from calltracking.models import Campaign, NumberPool, Operator, Project, Source, TrackingNumber, User
+from calltracking.phone import InvalidNumber
+from calltracking.cli import cli, pass_ctx
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                       show_default=True)

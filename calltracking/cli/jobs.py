@@ -8,11 +8,11 @@ import threading
 import click
 from sqlalchemy import select
 
-from .. import services as svc
-from ..db import write_sessionmaker
-from ..models import Delivery, NotificationRule, Project
-from . import cli, pass_ctx
-from .entities import _Errors, _out
+from calltracking import entities as svc
+from calltracking.db import write_sessionmaker
+from calltracking.models import Delivery, NotificationRule, Project
+from calltracking.cli import cli, pass_ctx
+from calltracking.cli.entities import _Errors, _out
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                       show_default=True)
@@ -27,11 +27,11 @@ def _iso(t):
 @pass_ctx
 def scheduler(app):
     """Run the scheduled jobs in the foreground (only one process may run them)."""
-    from ..scheduler import start_scheduler
+    from calltracking.jobs.scheduler import start_scheduler
 
     cfg = app.config
     try:
-        from ..logsetup import setup_logging
+        from calltracking.logsetup import setup_logging
 
         setup_logging(cfg)
     except ImportError:  # pragma: no cover - older tree
@@ -57,7 +57,7 @@ def jobs():
 @FORMAT
 @pass_ctx
 def jobs_list(app, fmt):
-    from ..scheduler import default_jobs, job_statuses
+    from calltracking.jobs.scheduler import default_jobs, job_statuses
 
     with app.session() as s:
         st = {j.name: j for j in job_statuses(s)}
@@ -79,7 +79,7 @@ def jobs_list(app, fmt):
 @pass_ctx
 def jobs_run(app, name):
     """Run job NAME once now, in the foreground (recorded like a scheduled run)."""
-    from ..scheduler import JobRunner
+    from calltracking.jobs.scheduler import JobRunner
 
     runner = JobRunner(app.config, app.sessionmaker)
     if name not in runner.jobs:
@@ -108,7 +108,7 @@ def notify():
 @pass_ctx
 def notify_add(app, project, channel, event, target, template, secret, name):
     """Add a notification rule to PROJECT."""
-    from ..notify import recipients
+    from calltracking.jobs.notify import recipients
 
     if channel == "email":
         try:
@@ -162,7 +162,7 @@ def notify_remove(app, rule_id):
 @pass_ctx
 def notify_test(app, rule_id):
     """Send RULE_ID's message for the project's latest call (or a sample) right now."""
-    from ..integrations import send_test
+    from calltracking.jobs.integrations import send_test
 
     try:
         ok, msg = send_test(app.config, write_sessionmaker(app.engine), rule_id)
@@ -201,7 +201,7 @@ def deliveries_list(app, status, limit, fmt):
 @pass_ctx
 def deliveries_retry(app, ids, all_dead):
     """Send dead deliveries again now."""
-    from ..integrations import deliver_one, requeue
+    from calltracking.jobs.integrations import deliver_one, requeue
 
     with app.session(write=True) as s:
         if all_dead:
@@ -231,7 +231,7 @@ def recordings():
 @pass_ctx
 def recordings_process(app, limit):
     """Convert and measure the recordings of finished calls now."""
-    from ..recordings import process_pending
+    from calltracking.jobs.recordings import process_pending
 
     stats = process_pending(app.config, app.sessionmaker, limit=limit)
     click.echo(", ".join(f"{k}: {v}" for k, v in sorted(stats.items())) or "nothing to do")
@@ -241,7 +241,7 @@ def recordings_process(app, limit):
 @pass_ctx
 def recordings_retention(app):
     """Delete the recordings older than keep_days now (the calls stay)."""
-    from ..recordings import apply_retention
+    from calltracking.jobs.recordings import apply_retention
 
     click.echo(f"purged {apply_retention(app.config, app.sessionmaker)} recording(s)")
 
@@ -252,7 +252,7 @@ def recordings_retention(app):
 @pass_ctx
 def recordings_keep_days(app, project, days):
     """Keep PROJECT's recordings DAYS days (0 = forever, 'default' = [recordings] keep_days)."""
-    from ..recordings import set_keep_days
+    from calltracking.jobs.recordings import set_keep_days
 
     if days != "default" and not days.isdigit():
         raise click.ClickException(f"DAYS must be a whole number or 'default', got {days!r}")
@@ -269,7 +269,7 @@ def recordings_analyze(files):
     """Measure FILE (stereo: caller left) or CALLER_FILE OPERATOR_FILE."""
     from pathlib import Path
 
-    from ..recordings import RecordingError, analyze
+    from calltracking.jobs.recordings import RecordingError, analyze
 
     if len(files) > 2:
         raise click.ClickException("give one file, or two (caller, operator)")
@@ -295,7 +295,7 @@ def spend():
 @pass_ctx
 def spend_import(app, file, project, create_missing):
     """Import ad spend from a CSV file (day, source, campaign, amount): all rows or none."""
-    from ..adspend import ImportFailed, import_spend
+    from calltracking.reports.adspend import ImportFailed, import_spend
 
     text = file.read()
     try:
@@ -313,7 +313,7 @@ def spend_import(app, file, project, create_missing):
 @FORMAT
 @pass_ctx
 def spend_list(app, project, fmt):
-    from ..models import AdSpend, Campaign, Source
+    from calltracking.models import AdSpend, Campaign, Source
 
     with _Errors(), app.session() as s:
         p = svc.get_project(s, project)

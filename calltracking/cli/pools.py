@@ -6,11 +6,14 @@ import json
 import click
 from sqlalchemy import select
 
-from .. import dni, phone, pool_sizing, services as svc
-from ..callrecord import render_table
-from ..models import NumberPool, Project
-from ..promo import PROMO_MODES
-from . import cli, pass_ctx
+from calltracking import phone
+from calltracking.dni import assign as dni
+from calltracking.dni import pool_sizing
+from calltracking import entities as svc
+from calltracking.calls.export import render_table
+from calltracking.models import NumberPool, Project
+from calltracking.attribution.promo import PROMO_MODES
+from calltracking.cli import cli, pass_ctx
 
 
 def _out(rows, columns, fmt):

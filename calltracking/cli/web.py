@@ -6,7 +6,7 @@ import signal
 
 import click
 
-from . import cli, pass_ctx
+from calltracking.cli import cli, pass_ctx
 
 
 @cli.command()

@@ -6,9 +6,9 @@
 - :mod:`.frames`: parsing the AMI byte stream into events (shared by the listener,
   tests, benchmark and ``ami rebuild``).
 """
-from .frames import FrameParser, parse_frame
-from .handlers import EVENTTYPE_MAP, IGNORED
-from .interpreter import Interpreter
-from .state import CallState, Leg
+from calltracking.interpret.frames import FrameParser, parse_frame
+from calltracking.interpret.handlers import EVENTTYPE_MAP, IGNORED
+from calltracking.interpret.interpreter import Interpreter
+from calltracking.interpret.state import CallState, Leg
 
 __all__ = ["EVENTTYPE_MAP", "IGNORED", "Interpreter", "CallState", "Leg", "FrameParser", "parse_frame"]

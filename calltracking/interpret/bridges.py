@@ -14,12 +14,12 @@ optimisation announced (a transfer completed by swapping the target in) is a new
 """
 from __future__ import annotations
 
-from .handlers import _leg
+from calltracking.interpret.handlers import _leg
 
 
 def _peer(it, uid: str) -> str:
     """The other party in ``uid``'s bridge (a party, not an announcer), or ""."""
-    from .interpreter import NOT_A_PARTY
+    from calltracking.interpret.interpreter import NOT_A_PARTY
 
     ch = it.channels.get(uid)
     for m in sorted(it.bridges.get(ch.bridge, ()) if ch is not None and ch.bridge else ()):

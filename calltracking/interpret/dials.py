@@ -4,8 +4,8 @@ that talked (:meth:`~.state.CallState.talker`: a route dialling a phone, a phone
 """
 from __future__ import annotations
 
-from .handlers import GRAPH_MAX, NAMES_MAX, _answer, _leg, _seen_context
-from .state import DIAL_OUTCOME, CallState, interface_of
+from calltracking.interpret.handlers import GRAPH_MAX, NAMES_MAX, _answer, _leg, _seen_context
+from calltracking.interpret.state import DIAL_OUTCOME, CallState, interface_of
 
 
 def _edge(call: CallState, src: str, dest: str, answered=None) -> bool:

@@ -7,7 +7,7 @@ changed nothing worth keeping. Handlers never do I/O.
 """
 from __future__ import annotations
 
-from .state import CallState, Channel, Leg, interface_of, local_twin
+from calltracking.interpret.state import CallState, Channel, Leg, interface_of, local_twin
 
 UNKNOWN_IDS = ("", "<unknown>", "<Unknown>")
 #: VarSet variables we read (besides every ``CT_*``).
@@ -370,11 +370,11 @@ def on_core_show_channel(it, ev: dict, ts: float):
     return ev.get("Linkedid") if ev.get("Linkedid") in it.calls else None
 
 
-from .bridges import (  # noqa: E402  (they use _leg/_answer from here)
+from calltracking.interpret.bridges import (  # noqa: E402  (they use _leg/_answer from here)
     on_attended_transfer, on_blind_transfer, on_bridge_enter, on_bridge_leave, on_bridge_merge,
     on_local_optimization,
 )
-from .dials import on_dial_begin, on_dial_end  # noqa: E402
+from calltracking.interpret.dials import on_dial_begin, on_dial_end  # noqa: E402
 
 EVENTTYPE_MAP = {
     "Newchannel": on_newchannel,

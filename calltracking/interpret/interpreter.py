@@ -13,9 +13,9 @@ import logging
 from collections import Counter, OrderedDict
 from typing import Iterable, Optional
 
-from . import reconcile as _gap
-from .handlers import EVENTTYPE_MAP, IGNORED, on_newchannel
-from .state import CallState, Channel, Leg, QueueMember, name_of_interface
+from calltracking.interpret import reconcile as _gap
+from calltracking.interpret.handlers import EVENTTYPE_MAP, IGNORED, on_newchannel
+from calltracking.interpret.state import CallState, Channel, Leg, QueueMember, name_of_interface
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class Interpreter:
 
     def _bridged_stranger(self, call: CallState, uid: str, ts: float) -> None:
         """A party we did not see being dialed joined the caller (pickup, transfer target)."""
-        from .handlers import _answer, _leg
+        from calltracking.interpret.handlers import _answer, _leg
 
         name = self.channel_name(uid)
         if not name or name.startswith(NOT_A_PARTY) or (self.gaps and _gap.no_leg(self, call, uid)):

@@ -3,7 +3,7 @@
 A call is *outbound* when its first channel (the one whose Uniqueid is the Linkedid):
 
 - carries ``CT_CALLBACK_FOR`` or ran in the ``calltracking-callback`` context: our own
-  click-to-call (:mod:`calltracking.originate`), ``originated_by_us``;
+  click-to-call (:mod:`calltracking.calls.originate`), ``originated_by_us``;
 - is an operator's device: its interface (the channel name without the ``-0000001a``
   suffix, e.g. ``PJSIP/101``) is an active operator's interface;
 - was created in one of the contexts of ``[asterisk] outbound_contexts``.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from .state import CallState, base_interface, interface_of, local_twin
+from calltracking.interpret.state import CallState, base_interface, interface_of, local_twin
 
 CALLBACK_CONTEXT = "calltracking-callback"
 CALLBACK_VAR = "CT_CALLBACK_FOR"

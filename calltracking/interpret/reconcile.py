@@ -41,7 +41,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
-from .state import interface_of, local_twin, name_of_interface
+from calltracking.interpret.state import interface_of, local_twin, name_of_interface
 
 #: Tolerance on clock reads and whole-second boundaries (seconds).
 EPS = 0.05

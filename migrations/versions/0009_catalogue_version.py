@@ -15,7 +15,7 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-# table -> the columns the AGI hooks' catalogue reads (calltracking/hookcache.py); inserts and
+# table -> the columns the AGI hooks' catalogue reads (calltracking/attribution/catalogue.py); inserts and
 # deletes always count. Columns others update all day (exhaustion counters...) are left out.
 WATCHED = {
     "projects": ("key", "timezone", "default_queue", "first_call_window_days"),

@@ -5,8 +5,8 @@ import datetime as dt
 
 import pytest
 
-from calltracking import services as svc
-from calltracking.hookcache import HookCache
+from calltracking import entities as svc
+from calltracking.attribution.catalogue import HookCache
 from calltracking.db import session_scope
 from fake_asterisk import Clock, ServerThread, make_config
 

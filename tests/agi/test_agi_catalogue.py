@@ -5,8 +5,8 @@ import time
 
 from sqlalchemy import text
 
-from calltracking import hookcache
-from calltracking import services as svc
+from calltracking.attribution import catalogue as hookcache
+from calltracking import entities as svc
 from calltracking.db import session_scope
 from calltracking.models import Call, RoutingRule, utcnow
 

@@ -6,7 +6,9 @@ import time
 
 from sqlalchemy import select
 
-from calltracking import attribution, hooks, services as svc
+from calltracking.attribution import lookup as attribution
+from calltracking.hooks import core as hooks
+from calltracking import entities as svc
 from calltracking.db import session_scope
 from calltracking.models import PoolReservation, RoutingRule, TrackingNumber, VisitorSession
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from calltracking import routing
+from calltracking.attribution import routing
 from calltracking.db import session_scope
 from calltracking.models import Call, PromoCode, RoutingRule, Tag, VisitorSession
 
@@ -164,7 +164,7 @@ def test_unknown_hook_answers_and_server_keeps_serving(agi, data):
 @pytest.fixture
 def quick_agi(db_url, session_factory, clock):
     """A FastAGI server with the production budgets: 300 ms per hook, 50 ms write wait."""
-    from calltracking.hookcache import HookCache
+    from calltracking.attribution.catalogue import HookCache
     from fake_asterisk import ServerThread, make_config
 
     srv = ServerThread(make_config(db_url, agi__timeout_ms=300, agi__write_wait_ms=50),
@@ -245,7 +245,7 @@ def test_tag_answered_with_the_fallback_is_still_written(quick_agi, data, sessio
 
 def test_tag_without_a_project_to_tag_in_is_an_error(agi, data, session_factory):
     with session_scope(session_factory) as s:
-        from calltracking import services as svc
+        from calltracking import entities as svc
 
         svc.add_project(s, "other", "Other")       # two projects, and the call is unknown
     v = call(agi.port, headers("tag", args=("10.1", "vip"))).vars
@@ -276,8 +276,8 @@ def test_the_writer_retries_a_locked_database_past_retry_seconds(engine, data, s
     only slow: its writes are retried until done, in the order they were queued."""
     import logging
 
-    from calltracking.hooks import ROUTE_OVERWRITE
-    from calltracking.hookwriter import CallWriter
+    from calltracking.hooks.core import ROUTE_OVERWRITE
+    from calltracking.hooks.writer import CallWriter
 
     row = dict(pbx_id="pbx1", linkedid="12.1", project_id=data["project"], did="+74950001001",
                attribution="static", queue="sales", started_at=dt.datetime.now(dt.timezone.utc),
@@ -285,7 +285,7 @@ def test_the_writer_retries_a_locked_database_past_retry_seconds(engine, data, s
     order = []
     w = CallWriter(engine, retry_seconds=0.2, busy_ms=100)
     try:
-        with caplog.at_level(logging.WARNING, "calltracking.hooks"), WriteLock(engine):
+        with caplog.at_level(logging.WARNING, "calltracking.hooks.core"), WriteLock(engine):
             assert w.write(row, ROUTE_OVERWRITE, wait=0.05) is False       # pending
             fut = w.submit_work(lambda s: order.append(s.scalars(
                 select(Call.linkedid).where(Call.linkedid == "12.1")).one()), "a check after it")

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from agi import protocol as p
-from calltracking import services as svc
+from calltracking import entities as svc
 from calltracking.db import session_scope
 
-from calltracking.hookcache import HookCache
+from calltracking.attribution.catalogue import HookCache
 from fake_asterisk import RECORDED, ServerThread, call, headers, make_config, mset
 
 ROUTE_VARS = {"CT_CALL_ID", "CT_PROJECT", "CT_SOURCE", "CT_CAMPAIGN", "CT_ATTRIBUTION", "CT_QUEUE",

@@ -100,7 +100,7 @@ class Listener:
 @pytest.fixture
 def tracked(session_factory):
     """A project whose source owns every DID of the recordings."""
-    from calltracking import services as svc
+    from calltracking import entities as svc
 
     with session_factory() as s, s.begin():
         p = svc.add_project(s, "acme", timezone="Europe/Moscow")

@@ -172,7 +172,7 @@ def parsed(frames, recv):
 def test_one_batch_with_two_poisons_keeps_everything_around_them(tracked, session_factory, engine, calls):
     """The last resort on one batch: the calls before, between and after two events the
     database refuses are written; only those two are set aside, in a bounded number of tries."""
-    from calltracking.calls_store import CallStore
+    from calltracking.callstore.store import CallStore
     from ami_listener.writer import Processor
 
     reject_poison(engine)
@@ -247,7 +247,7 @@ class Sickness:
 
 def impatient_processor(db_url):
     """A processor on an engine that waits 0.2 s for a lock (the lock shows as an error fast)."""
-    from calltracking.calls_store import CallStore
+    from calltracking.callstore.store import CallStore
     from calltracking.db import make_engine, make_sessionmaker
     from ami_listener.writer import Processor
 

@@ -86,7 +86,7 @@ def test_idle_pbx_with_the_listener_running_is_not_a_failure(asterisk, listener,
                                                             session_factory):
     """The listener logs in, asks QueueStatus (one QueueMember answer per member, no Timestamp:
     answers are not stamped) and sees no call: nothing of this is a misconfiguration."""
-    from calltracking.calls_store import CallStore
+    from calltracking.callstore.store import CallStore
 
     listener_ran(listener, asterisk)
     state = CallStore(session_factory, "pbx1").listener_state()

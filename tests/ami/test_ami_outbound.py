@@ -9,8 +9,8 @@ from fixturegen import Gen
 from sqlalchemy import func, select
 from test_ami_outbound_streams import click_to_call, operator_calls_operator, operator_dials
 
-from calltracking import missed
-from calltracking import services as svc
+from calltracking.calls import missed
+from calltracking import entities as svc
 from calltracking.models import Call, OutboundCall, ReportDaily
 
 MISSED_NUMBER = "+79161110002"          # the caller of abandoned_queue.ami
@@ -99,7 +99,7 @@ def test_outbound_calls_are_never_inbound_calls(operator, asterisk, listener, se
     assert calls() == before                  # journal / CLI listing unchanged
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(Call)) == 1
-        from calltracking.reports_rollup import rebuild_rollups
+        from calltracking.reports.rollup import rebuild_rollups
 
         rebuild_rollups(s)
         s.commit()

@@ -52,7 +52,7 @@ def asterisk():
 @pytest.fixture
 def world(session_factory):
     """The recordings' DIDs tracked; the operators' phones registered by hand."""
-    from calltracking import services as svc
+    from calltracking import entities as svc
 
     with session_factory() as s, s.begin():
         p = svc.add_project(s, "acme", timezone="Europe/Moscow")
@@ -130,7 +130,7 @@ def test_inbound_call_named_by_the_phone_that_talked(name, world, asterisk, list
 
 def test_unregistered_phones_fall_back_to_the_route(session_factory, asterisk, listener, calls):
     """Without the phones registered, the queue member (the route rung) names the leg."""
-    from calltracking import services as svc
+    from calltracking import entities as svc
 
     with session_factory() as s, s.begin():
         p = svc.add_project(s, "acme", timezone="Europe/Moscow")

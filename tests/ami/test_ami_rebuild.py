@@ -17,8 +17,8 @@ from fixturegen import Chan, Gen
 from sqlalchemy import select
 
 from ami_listener.writer import Processor
-from calltracking import services as svc
-from calltracking.calls_store import CallStore
+from calltracking import entities as svc
+from calltracking.callstore.store import CallStore
 from calltracking.db import make_engine, make_sessionmaker
 from calltracking.models import AmiEvent, Call, CallLeg, OutboundCall
 

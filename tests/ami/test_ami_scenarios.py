@@ -88,7 +88,7 @@ def test_untracked_did_without_agi_is_not_recorded(tracked, asterisk, listener, 
 
 
 def test_agi_row_first_keeps_its_attribution(tracked, asterisk, listener, calls, session_factory):
-    from calltracking import services as svc
+    from calltracking import entities as svc
 
     with session_factory() as s, s.begin():
         p = svc.get_project(s, "acme")

@@ -8,7 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-from calltracking import dni, services as svc
+from calltracking.dni import assign as dni
+from calltracking import entities as svc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agi"))
 import fake_asterisk  # noqa: E402  (the Asterisk-like FastAGI client of the AGI tests)

@@ -11,7 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from calltracking import dni, services as svc
+from calltracking.dni import assign as dni
+from calltracking import entities as svc
 from calltracking.db import session_scope
 from calltracking.models import NumberPool, PoolReservation, Project, VisitorSession
 
@@ -122,7 +123,7 @@ def test_the_rate_limit_applies_to_loopback_peers(start, session_factory):
 
 
 def test_forged_visitor_ids_are_new_visitors(start, session_factory):
-    from calltracking.dni_guard import VisitorSigner
+    from calltracking.dni.guard import VisitorSigner
 
     make_project(session_factory, origins=SITE)
     srv = start()
@@ -204,7 +205,7 @@ def test_a_flood_of_new_clients_neither_resets_a_limited_client_nor_grows_memory
 
 
 def test_the_hold_ledger_is_bounded():
-    from calltracking.dni_guard import HoldLedger
+    from calltracking.dni.guard import HoldLedger
 
     ledger = HoldLedger(max_entries=100)
     for i in range(1000):

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from calltracking import dni
+from calltracking.dni import assign as dni
 from calltracking.db import session_scope
 from calltracking.models import NumberPool, PoolReservation, TrackingNumber
 

@@ -6,8 +6,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from calltracking import dni, useragent
-from calltracking.attribution import attribute
+from calltracking.dni import assign as dni
+from calltracking.dni import useragent
+from calltracking.attribution.lookup import attribute
 from calltracking.db import session_scope
 from calltracking.models import NumberPool, PoolReservation, PromoCode, TrackingNumber, VisitorSession
 

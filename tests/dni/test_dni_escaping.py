@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
-from calltracking import services as svc
+from calltracking import entities as svc
 from calltracking.db import session_scope
 from calltracking.models import Call
 

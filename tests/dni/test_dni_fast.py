@@ -1,4 +1,4 @@
-"""The new-visitor fast path (calltracking.dni_fast): batched writes, complete rows, recovery (both DBs)."""
+"""The new-visitor fast path (calltracking.dni.fast): batched writes, complete rows, recovery (both DBs)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from calltracking import dni, dni_fast
+from calltracking.dni import assign as dni
+from calltracking.dni import fast as dni_fast
 from calltracking.db import session_scope
 from calltracking.models import PoolReservation, TrackingNumber, VisitorSession
 

@@ -75,7 +75,7 @@ def test_locked_database_falls_back_quickly(browser, world, engine):
 
 
 def test_the_snippet_confirms_its_provisional_number(browser, world, session_factory):
-    from calltracking import dni
+    from calltracking.dni import assign as dni
     from calltracking.models import NumberPool
 
     fast, site = world

@@ -7,8 +7,9 @@ import json
 import pytest
 from sqlalchemy import select
 
-from calltracking import dni, pool_sizing
-from calltracking.attribution import attribute
+from calltracking.dni import assign as dni
+from calltracking.dni import pool_sizing
+from calltracking.attribution.lookup import attribute
 from calltracking.db import session_scope
 from calltracking.models import Call, NumberPool, PoolReservation
 

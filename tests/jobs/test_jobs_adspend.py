@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from calltracking import adspend
+from calltracking.reports import adspend
 from calltracking.models import AdSpend, Campaign, Source
 
 

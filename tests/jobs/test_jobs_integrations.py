@@ -8,7 +8,7 @@ import json
 
 from sqlalchemy import select
 
-from calltracking import integrations
+from calltracking.jobs import integrations
 from calltracking.models import Call, Delivery, NotificationRule, Tag, VisitorSession, utcnow
 
 SECRET = "s3cr3t-hmac-key"

@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from calltracking import integrations, notify
+from calltracking.jobs import integrations
+from calltracking.jobs import notify
 from calltracking.models import Delivery, NotificationRule, utcnow
-from calltracking.scheduler import JobRunner
+from calltracking.jobs.scheduler import JobRunner
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

@@ -9,7 +9,7 @@ import pytest
 from pydub import AudioSegment
 from pydub.generators import Sine
 
-from calltracking import recordings
+from calltracking.jobs import recordings
 from calltracking.models import Call, Project, RecordingInfo, utcnow
 
 RATE = 8000

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from calltracking import recordings
+from calltracking.jobs import recordings
 from calltracking.db import make_engine, make_sessionmaker, writer
 from calltracking.models import Call, RecordingInfo, utcnow
 

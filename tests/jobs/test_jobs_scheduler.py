@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from calltracking import scheduler as sched
+from calltracking.jobs import scheduler as sched
 from calltracking.models import JobStatus, SchedulerLease
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from calltracking import integrations, recordings
+from calltracking.jobs import integrations
+from calltracking.jobs import recordings
 from calltracking.models import Call, Delivery, NotificationRule, RecordingInfo, utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,7 +161,7 @@ def test_https_targets_go_through_the_same_check(tmp_path, monkeypatch):
 
 
 def test_the_rule_form_refuses_a_private_target(db_url, session_factory, project):
-    from calltracking import services as svc
+    from calltracking import entities as svc
     from calltracking.config import load_config
     from webui import create_app
 
@@ -250,7 +251,7 @@ def test_webhook_channel_signed_when_the_rule_has_a_secret(make_config, session_
     add_rule(session_factory, project, channel="webhook", event="missed_call", target=http_server.url + "/sms",
              body_template='{"text": "$caller"}', secret=SECRET)
     add_call("missed")
-    from calltracking import notify
+    from calltracking.jobs import notify
 
     now = utcnow()
     assert notify.enqueue_missed(cfg, session_factory, now) == 1

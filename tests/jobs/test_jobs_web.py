@@ -6,7 +6,7 @@ import io
 import pytest
 from sqlalchemy import select
 
-from calltracking import services as svc
+from calltracking import entities as svc
 from calltracking.config import load_config
 from calltracking.models import AdSpend, Delivery, NotificationRule
 

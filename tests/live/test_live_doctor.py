@@ -133,7 +133,7 @@ def poll(pred, timeout: float, what: str):
 @contextmanager
 def listener(session_factory):
     """`calltracking ami` as a process, as systemd runs it; yields a reader of its stored state."""
-    from calltracking.calls_store import CallStore
+    from calltracking.callstore.store import CallStore
 
     proc = subprocess.Popen([sys.executable, "-m", "calltracking", "ami"], env=dict(os.environ),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)

@@ -340,7 +340,7 @@ level = info
 def seed(db_url: str) -> None:
     """The project the live calls belong to: sources, static numbers, operators, routing rules,
     a promo code. Numbers 7495000xxxx are tracked; 74959999999 is not."""
-    from calltracking import services as svc
+    from calltracking import entities as svc
     from calltracking.db import make_engine, make_sessionmaker
     from calltracking.models import PromoCode, RoutingRule
 

@@ -13,7 +13,7 @@ from webui_support import PASSWORD, login, make_config  # noqa: E402
 
 @pytest.fixture
 def world(session_factory):
-    from calltracking import services as svc
+    from calltracking import entities as svc
 
     s = session_factory()
     p = svc.add_project(s, "acme", "ACME", "Europe/Moscow", default_queue="sales")

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from webui_support import HOSTILE_NAMES, add_call
 
-from calltracking import missed
+from calltracking.calls import missed
 from calltracking.models import OutboundCall, utcnow
 
 pytestmark = pytest.mark.db

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from calltracking import services as svc
+from calltracking import entities as svc
 from webui_support import PASSWORD, login, make_config
 
 

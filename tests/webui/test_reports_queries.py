@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from calltracking import reports as R
+from calltracking.reports import queries as R
 from calltracking.models import Call, ReportDaily, ReportHourly
-from calltracking.reports_rollup import peak_per_hour, refresh_rollups, rebuild_rollups, ttc_bucket
+from calltracking.reports.rollup import peak_per_hour, refresh_rollups, rebuild_rollups, ttc_bucket
 
 _spec = importlib.util.spec_from_file_location("reports_testdata", Path(__file__).with_name("reports_testdata.py"))
 D = importlib.util.module_from_spec(_spec)
@@ -196,7 +196,7 @@ def test_split_range_and_monthly_rows_agree_with_daily(session, data):
 
 
 def test_first_build_of_a_big_database_is_left_to_the_scheduler(session, monkeypatch):
-    from calltracking import reports_rollup
+    from calltracking.reports import rollup as reports_rollup
 
     d = D.build(session)
     monkeypatch.setattr(reports_rollup, "FULL_BUILD_LIMIT", 2)     # "big": more than 2 calls
@@ -209,7 +209,7 @@ def test_first_build_of_a_big_database_is_left_to_the_scheduler(session, monkeyp
 
 def test_month_rows_stay_equal_to_the_sum_of_day_rows(session, data):
     """Incremental refreshes apply deltas to the @m rows; a from-scratch month sum must agree."""
-    from calltracking.reports_rollup import recompute_month
+    from calltracking.reports.rollup import recompute_month
 
     p, g, h = data["project"], data["google"], data["hostile"]
     D.add_call(session, p, "2026-03-01 06:00:00", wait=3, talk=30, source=h)     # 1 March local = month start

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from calltracking import services as svc
+from calltracking import entities as svc
 from calltracking.config import load_config
 from calltracking.models import Call, User
 

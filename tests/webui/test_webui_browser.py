@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from calltracking import attribution
+from calltracking.attribution import lookup as attribution
 from calltracking.models import Call, utcnow
 from webui_support import HOSTILE_NAMES, PASSWORD, make_config
 from browser_support import ARGS, CHROMIUM  # noqa: E402

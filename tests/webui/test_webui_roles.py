@@ -97,7 +97,7 @@ def test_every_browser_route_is_in_the_matrix(app):
 
 
 def test_operator_without_operator_link_sees_no_calls(app, session_factory, world):
-    from calltracking import services as svc
+    from calltracking import entities as svc
     from webui_support import PASSWORD, login
 
     s = session_factory()

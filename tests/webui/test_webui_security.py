@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
-from calltracking import callrecord, migrate
+from calltracking import migrate
+from calltracking.calls import export as callrecord
 from calltracking.db import make_engine
 from calltracking.models import Call, TrackingNumber, User, utcnow
 from webui_support import PASSWORD, add_call, login, make_config

@@ -1,0 +1,1 @@
+"""Attribution: which project, source and campaign a call belongs to, and which queue gets it."""

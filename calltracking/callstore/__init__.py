@@ -1,0 +1,1 @@
+"""Interpreted call state -> the database (calls, legs, operators, the listener's state)."""

@@ -1,0 +1,379 @@
+"""Applying interpreted call state to the database (Call, CallLeg, Operator, AMI tables).
+
+Everything happens in one transaction per batch (:meth:`CallStore.persist`):
+the events that changed calls, the live-call index, the Call rows (upsert by
+``(pbx_id, linkedid)``), their legs (upsert by ``(call_id, uniqueid)``),
+operators discovered from queue members, and the listener's counters.
+
+The AGI hook may create the Call row first (``via_agi``): the listener then
+only writes the fields it owns (times, durations, status, operator, queue
+joined, recording) and keeps the attribution. A call that never passed the
+hook is attributed here when its DID is a tracked number, and not recorded
+at all otherwise. Calls an operator placed (outbound, see
+:mod:`calltracking.interpret.outbound`) go to ``outbound_calls`` instead
+(:mod:`calltracking.callstore.outbound`). Applying the same state twice writes the same values.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Iterable, Optional
+
+from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from calltracking import phone
+from calltracking.attribution.lookup import attribute, is_first_call
+from calltracking.callstore.listener_state import OperatorsAndState
+from calltracking.interpret.handlers import HEADERS
+from calltracking.interpret.state import CallState
+from calltracking.models import AmiCall, AmiEvent, AmiListenerState, Call, CallLeg, Project
+from calltracking.callstore.outbound import OutboundStore, dec, utc
+
+log = logging.getLogger(__name__)
+
+#: Headers the interpreter reads; only these are stored with an event.
+KEEP = HEADERS
+#: Call columns the listener owns (always written on update).
+OWNED = ("started_at", "queued_at", "answered_at", "ended_at", "wait_seconds", "queue_wait_seconds",
+         "talk_seconds", "hold_seconds", "status", "missed_reason", "operator_id", "operator_name",
+         "closed_reason")
+CHUNK = 500
+DID_CACHE_SECONDS = 30.0
+
+
+
+def event_row(pbx_id: str, lid: str, ev: dict, ts: float, received_at: float) -> dict:
+    """A stored event: the headers we read, in AMI's own ``Key: Value`` line format."""
+    lines = [f"{k}: {v}" for k, v in ev.items() if k in KEEP]
+    if "Timestamp" not in ev:
+        lines.append(f"_recv: {received_at:.6f}")
+    return {"pbx_id": pbx_id, "linkedid": lid[:64], "at": utc(ts), "event": ev.get("Event", "")[:40],
+            "data": "\n".join(lines)}
+
+
+def row_event(data: str) -> tuple[dict, float]:
+    """A stored event back as (event, received_at)."""
+    ev = {}
+    for line in data.split("\n"):
+        k, _, v = line.partition(": ")
+        ev[k] = v
+    recv = float(ev.pop("_recv", 0) or 0)
+    if not recv and ev.get("Timestamp"):
+        try:
+            recv = float(ev["Timestamp"])
+        except ValueError:
+            recv = 0.0
+    return ev, recv
+
+
+def _dialect_insert(session: Session, table):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dinsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dinsert
+    return dinsert(table)
+
+
+
+
+class CallStore(OperatorsAndState, OutboundStore):
+    def __init__(self, factory: sessionmaker, pbx_id: str, region: str = "RU", window_days: int = 0,
+                 outbound_contexts: Iterable[str] = ()):
+        self.factory = factory
+        self.pbx_id = pbx_id
+        self.region = region
+        self.window_days = window_days
+        self._attribution: dict[str, tuple] = {}   # linkedid -> (DID, values or None if untracked)
+        self._ops_by_iface: dict = {}
+        self._ops_by_member: dict = {}
+        self._ops_until = 0.0
+        self._by_did: dict[str, tuple[float, Optional[dict]]] = {}
+        self._windows: dict = {}
+        self._init_outbound(outbound_contexts)
+
+    # ------------------------------------------------------------------ reading
+    def load_live_events(self) -> list[tuple[dict, float]]:
+        with self.factory() as s:
+            lids = s.scalars(select(AmiCall.linkedid).where(AmiCall.pbx_id == self.pbx_id,
+                                                            AmiCall.live.is_(True))).all()
+            return self._events_of(s, lids)
+
+    def _events_of(self, s: Session, lids: list[str]) -> list[tuple[int, dict, float]]:
+        rows = []
+        for i in range(0, len(lids), CHUNK):
+            rows += s.execute(select(AmiEvent.id, AmiEvent.data).where(
+                AmiEvent.pbx_id == self.pbx_id, AmiEvent.linkedid.in_(lids[i:i + CHUNK]))).all()
+        rows.sort()
+        return [row_event(data) for _, data in rows]
+
+    def events_since(self, since: dt.datetime) -> list[tuple[dict, float]]:
+        with self.factory() as s:
+            lids = s.scalars(select(AmiEvent.linkedid).where(
+                AmiEvent.pbx_id == self.pbx_id, AmiEvent.at >= since).distinct()).all()
+            return self._events_of(s, list(lids))
+
+    def rebuild(self, since: dt.datetime) -> tuple[int, int]:
+        """Re-derive the calls active since ``since`` from their stored events, exactly as the
+        live listener derived them (same interpreter, same store rules); (calls, events)."""
+        from calltracking.interpret import Interpreter
+
+        events = self.events_since(since)
+        it = Interpreter()
+        for ev, recv in events:
+            it.feed(ev, recv)
+        calls = it.take_dirty()
+        self.persist([], calls, done=[c.linkedid for c in calls if c.done], force=True)
+        return len(calls), len(events)
+
+    def finished_among(self, lids: Iterable[str]) -> set[str]:
+        lids = list(lids)
+        if not lids:
+            return set()
+        out = set()
+        with self.factory() as s:
+            for i in range(0, len(lids), CHUNK):
+                out.update(s.scalars(select(AmiCall.linkedid).where(
+                    AmiCall.pbx_id == self.pbx_id, AmiCall.linkedid.in_(lids[i:i + CHUNK]),
+                    AmiCall.live.is_(False))).all())
+        return out
+
+    def last_event_at(self) -> Optional[float]:
+        with self.factory() as s:
+            st = s.get(AmiListenerState, self.pbx_id)
+            at = st.last_event_at if st else None
+            return at.timestamp() if at else None
+
+    def forget(self) -> None:
+        """Read again from the database what is remembered between batches (registered operators,
+        the attribution of DIDs and calls, projects' windows): a row rolled back with a failed
+        write, or deleted meanwhile (an operator, a number), must not be written as a reference."""
+        self._ops_until = self._ob_ops_until = 0.0
+        self._attribution.clear()
+        self._by_did.clear()
+        self._windows.clear()
+
+    # ------------------------------------------------------------------ writing
+    def persist(self, events: list[dict], calls: list[CallState], done: Iterable[str] = (),
+                member_changes: Iterable[tuple] = (), state: Optional[dict] = None,
+                force: bool = False) -> None:
+        """Write one batch in one transaction (raises on database errors: the caller retries, or
+        looks for the event whose values the database refuses, see :mod:`ami_listener.writer`)."""
+        done = set(done)
+        try:
+            with self.factory() as s, s.begin():
+                if events:
+                    s.execute(AmiEvent.__table__.insert(), events)
+                self._operators(s, list(member_changes))
+                recorded = self._calls(s, calls, force)
+                self._index(s, calls, done, recorded)
+                if state:
+                    self._state(s, state)
+        except BaseException:
+            self.forget()       # rows the caches learnt in this transaction (a new operator) are gone
+            raise
+
+    def _index(self, s: Session, calls: list[CallState], done: set, recorded: set) -> None:
+        rows = [{"pbx_id": self.pbx_id, "linkedid": c.linkedid, "live": c.linkedid not in done and not c.done,
+                 "recorded": c.linkedid in recorded, "first_event_at": utc(c.started_at),
+                 "last_event_at": utc(c.last_event_at)} for c in calls]
+        if not rows:
+            return
+        stmt = _dialect_insert(s, AmiCall.__table__)
+        ex = stmt.excluded
+        s.execute(stmt.on_conflict_do_update(
+            index_elements=["pbx_id", "linkedid"],
+            set_={"live": ex.live, "last_event_at": ex.last_event_at,
+                  "recorded": AmiCall.__table__.c.recorded | ex.recorded}), rows)
+
+    def _attribute(self, s: Session, call: CallState, rec: dict) -> Optional[dict]:
+        """The attribution of a call the AGI hook did not see, by its DID; None while the DID
+        is not a number yet (a later event may bring it) or is not a tracked number."""
+        lid, did = call.linkedid, rec["did"]
+        known = self._attribution.get(lid)
+        if known is not None and known[0] == did:
+            return known[1]
+        if not did or not did.lstrip("+").isdigit() or rec["started_at"] is None:
+            return None
+        started = utc(rec["started_at"])
+        cached = self._by_did.get(rec["did"])
+        if cached is not None and cached[0] > time.monotonic():
+            values = cached[1]
+        else:
+            att = attribute(s, rec["did"], started, self.region)
+            if att.tracking_number is None:
+                values = None
+            else:
+                values = dict(project_id=att.project_id, tracking_number_id=att.tracking_number.id,
+                              did=att.did[:32], source_id=att.source_id, campaign_id=att.campaign_id,
+                              session_id=att.session_id, attribution=att.kind,
+                              attribution_confidence=att.confidence, candidate_count=att.candidate_count,
+                              time_to_call_seconds=att.time_to_call(started),
+                              record=bool(att.tracking_number.record and att.kind != "none"))
+            # Static and unknown numbers do not depend on the time: remember them briefly.
+            if values is None or att.tracking_number.kind == "static":
+                self._by_did[rec["did"]] = (time.monotonic() + DID_CACHE_SECONDS, values)
+        self._attribution[lid] = (did, values)
+        if len(self._attribution) > 100_000:
+            self._attribution.clear()
+        return values
+
+    def _window(self, s: Session, project_id: Optional[int]) -> int:
+        if project_id not in self._windows:
+            p = s.get(Project, project_id) if project_id is not None else None
+            self._windows[project_id] = p.first_call_window_days if p is not None else 0
+        return self._windows[project_id] or self.window_days
+
+    def _named(self, phone: str, route: str, name: str) -> tuple[Optional[int], str]:
+        """(operator id, name) for a leg or a call: the registered operator of the phone that
+        talked, else of the route rung (queue member, Dial() interface), else of the queue
+        member name; unregistered, ``name`` (the member name or the route's extension)."""
+        hit = self._operator((phone, route), name)
+        return (hit[0], hit[1][:200]) if hit else (None, name[:200])
+
+    def _owned(self, rec: dict) -> dict:
+        op_id, op_name = (self._named(rec["operator_interface"], rec["operator_route"], rec["operator_name"])
+                          if rec["answered_at"] is not None else (None, ""))
+        return {
+            "started_at": utc(rec["started_at"]), "queued_at": utc(rec["queued_at"]),
+            "answered_at": utc(rec["answered_at"]), "ended_at": utc(rec["ended_at"]),
+            "wait_seconds": dec(rec["wait_seconds"]), "queue_wait_seconds": dec(rec["queue_wait_seconds"]),
+            "talk_seconds": dec(rec["talk_seconds"]), "hold_seconds": dec(rec["hold_seconds"]),
+            "status": rec["status"], "missed_reason": rec["missed_reason"],
+            "operator_id": op_id, "operator_name": op_name, "closed_reason": rec["closed_reason"][:40],
+        }
+
+    def _calls(self, s: Session, calls: list[CallState], force: bool) -> set:
+        if not calls:
+            return set()
+        self._load_operators(s)
+        by_lid = {c.linkedid: c for c in calls}
+        lids = list(by_lid)
+        existing = {}
+        for i in range(0, len(lids), CHUNK):
+            for row in s.execute(select(Call.id, Call.linkedid, Call.via_agi, Call.project_id,
+                                        Call.first_call, Call.caller_number, Call.did, Call.queue,
+                                        Call.recording_file)
+                                 .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(lids[i:i + CHUNK]))):
+                existing[row.linkedid] = row
+        # outbound calls (an operator dialling out) go to outbound_calls, never to calls
+        self._outbound(s, self._split_outbound(s, by_lid, existing), _dialect_insert)
+        now = dt.datetime.now(dt.timezone.utc)
+        updates, inserted, inserts = [], [], []
+        recs = {}
+        for lid, call in by_lid.items():
+            rec = recs[lid] = call.record()
+            caller = phone.caller_number(rec["caller_number"], self.region)
+            owned = self._owned(rec)
+            row = existing.get(lid)
+            if row is not None:
+                values = dict(owned, id=row.id, updated_at=now)
+                if rec["queue"]:
+                    values["queue"] = rec["queue"][:80]
+                if rec["recording_file"] and not row.recording_file:
+                    values["recording_file"] = rec["recording_file"][:500]
+                if caller and not row.caller_number:
+                    values["caller_number"] = caller
+                    values["caller_name"] = rec["caller_name"][:200]
+                if not row.did and rec["did"]:
+                    values["did"] = (phone.try_normalize(rec["did"], self.region) or rec["did"])[:32]
+                if row.first_call is None and caller and owned["started_at"] is not None:
+                    values["first_call"] = is_first_call(s, row.project_id, caller, owned["started_at"],
+                                                         self._window(s, row.project_id), exclude_call_id=row.id)
+                updates.append(values)
+                continue
+            att = self._attribute(s, call, rec)
+            if att is None:
+                continue          # untracked DID and no AGI row: not recorded (yet)
+            values = dict(att, **owned, pbx_id=self.pbx_id, linkedid=lid, caller_number=caller,
+                          caller_name=rec["caller_name"][:200], queue=rec["queue"][:80],
+                          recording_file=rec["recording_file"][:500], via_agi=False,
+                          created_at=now, updated_at=now, first_call=None)
+            inserts.append(values)
+            inserted.append(lid)
+        if inserts:
+            self._first_calls(s, inserts)
+            stmt = _dialect_insert(s, Call.__table__)
+            ex, t = stmt.excluded, Call.__table__.c
+            set_ = {c: ex[c] for c in OWNED}
+            set_["queue"] = case((ex.queue != "", ex.queue), else_=t.queue)
+            set_["recording_file"] = case((t.recording_file == "", ex.recording_file), else_=t.recording_file)
+            set_["caller_number"] = case((t.caller_number == "", ex.caller_number), else_=t.caller_number)
+            set_["first_call"] = func.coalesce(t.first_call, ex.first_call)
+            set_["updated_at"] = ex.updated_at
+            s.execute(stmt.on_conflict_do_update(index_elements=["pbx_id", "linkedid"], set_=set_), inserts)
+        if updates:
+            s.execute(update(Call), updates)
+        ids = {lid: row.id for lid, row in existing.items()}
+        for i in range(0, len(inserted), CHUNK):
+            for cid, lid in s.execute(select(Call.id, Call.linkedid).where(
+                    Call.pbx_id == self.pbx_id, Call.linkedid.in_(inserted[i:i + CHUNK]))):
+                ids[lid] = cid
+        self._legs(s, {ids[lid]: recs[lid]["legs"] for lid in ids})
+        return set(ids)
+
+    def _first_calls(self, s: Session, rows: list[dict]) -> None:
+        """first_call of new rows: one query per project (window 0), else the per-call check."""
+        groups: dict = {}
+        for v in rows:
+            c = v["caller_number"]
+            if c and c.lstrip("+").isdigit() and v["started_at"] is not None:
+                groups.setdefault(v["project_id"], []).append(v)
+        for pid, group in groups.items():
+            window = self._window(s, pid)
+            if window:
+                for v in group:
+                    v["first_call"] = is_first_call(s, pid, v["caller_number"], v["started_at"], window)
+                continue
+            callers = list({v["caller_number"] for v in group})
+            earliest: dict = {}
+            for i in range(0, len(callers), CHUNK):
+                cond = [Call.caller_number.in_(callers[i:i + CHUNK]), Call.pbx_id.isnot(None)]
+                cond.append(Call.project_id == pid if pid is not None else Call.project_id.is_(None))
+                for num, first in s.execute(select(Call.caller_number, func.min(Call.started_at))
+                                            .where(*cond).group_by(Call.caller_number)):
+                    if first is not None:
+                        earliest[num] = first
+            for v in sorted(group, key=lambda v: v["started_at"]):
+                e = earliest.get(v["caller_number"])
+                v["first_call"] = e is None or e >= v["started_at"]
+                if e is None or v["started_at"] < e:
+                    earliest[v["caller_number"]] = v["started_at"]
+
+    def _legs(self, s: Session, calls: dict[int, list]) -> None:
+        """Upsert the leg records (``call.record()["legs"]``) of each call id; rows of legs the
+        call no longer has are deleted (the listener owns every leg row)."""
+        wanted = calls
+        if not wanted:
+            return
+        have = {}
+        cids = list(wanted)
+        for i in range(0, len(cids), CHUNK):
+            for lid_, cid, uid in s.execute(select(CallLeg.id, CallLeg.call_id, CallLeg.uniqueid)
+                                            .where(CallLeg.call_id.in_(cids[i:i + CHUNK]))):
+                have[(cid, uid)] = lid_
+        new, upd = [], []
+        current = {(cid, r["uniqueid"][:64]) for cid, legs in wanted.items() for r in legs}
+        stale = [row_id for key, row_id in have.items() if key not in current]
+        if stale:       # a leg the interpretation dropped since (a proxy Local channel): no phantom
+            s.execute(delete(CallLeg).where(CallLeg.id.in_(stale)))
+        for cid, legs in wanted.items():
+            for r in legs:
+                op_id, op_name = self._named(r["interface"], r["route"], r["operator_name"])
+                values = {
+                    "operator_id": op_id, "operator_name": op_name, "interface": r["interface"][:200],
+                    "channel": r["channel"][:200], "queue": r["queue"][:80], "kind": r["kind"][:12],
+                    "rung_at": utc(r["rung_at"]), "answered_at": utc(r["answered_at"]),
+                    "ended_at": utc(r["ended_at"]), "ring_seconds": dec(r["ring_seconds"]),
+                    "talk_seconds": dec(r["talk_seconds"]), "outcome": r["outcome"],
+                }
+                key = (cid, r["uniqueid"][:64])
+                if key in have:
+                    upd.append(dict(values, id=have[key]))
+                else:
+                    new.append(dict(values, call_id=cid, uniqueid=key[1]))
+        if new:
+            s.execute(insert(CallLeg), new)
+        if upd:
+            s.execute(update(CallLeg), upd)

@@ -1,0 +1,1 @@
+"""Dynamic number insertion: visitor sessions, pool-number assignment, abuse limits, pool sizing."""

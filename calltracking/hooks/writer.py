@@ -1,0 +1,418 @@
+"""The FastAGI hooks' single write path: one writer thread, group commit of the call rows.
+
+Every ``route`` answer upserts its call row. Done one transaction per call, the
+commits and the session set-up cost more than the rest of the hook; here the
+calls that arrive together share one transaction (``executemany`` of the same
+upsert), which keeps the FastAGI server fast under a burst. The other hooks'
+writes (``promo``'s upsert, ``tag``'s transaction: :meth:`CallWriter.submit_work`)
+go through the same thread, in the order they were queued.
+
+A hook waits for its commit at most ``[agi] write_wait_ms``. Normally the row is
+committed well before that; when the database is slow to write (SQLite locked by
+a long transaction, a disk stall) the channel goes on anyway and the write is done
+in the background as soon as the database allows: **a locked database is retried
+until the write is done, never given up**; a database that cannot be reached at all
+is given up after ``retry_seconds`` (logged as an error). A failing batch is retried
+row by row, so one bad row fails alone.
+
+PostgreSQL: the writer's connection is in autocommit mode with
+``synchronous_commit = off``: a batch of one shape is one statement, one round
+trip, no flush to wait for. SQLite: see :class:`Checkpointer`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Callable, Optional
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from calltracking import db
+from calltracking.hooks import storage as hookdb
+from calltracking.futures import settle_batch
+
+log = logging.getLogger("calltracking.hooks.core")
+
+_STOP = object()
+
+
+class _Job:
+    """A call row to upsert (``values``, ``overwrite``), or a ``work(session)`` transaction."""
+
+    __slots__ = ("values", "overwrite", "work", "what", "future", "give_up_at", "afut", "loop",
+                 "settled")
+
+    def __init__(self, values: Optional[dict], overwrite: tuple, retry_seconds: float, loop=None,
+                 work: Optional[Callable[[Session], object]] = None, what: str = ""):
+        self.values, self.overwrite = values, overwrite
+        self.work = work
+        self.what = what or f"call {(values or {}).get('linkedid')}: its row"
+        self.future: Future = Future()
+        self.give_up_at = time.monotonic() + retry_seconds
+        self.loop = loop                # asyncio caller: settled on its loop, in bulk
+        self.afut = loop.create_future() if loop is not None else None
+        self.settled = False
+
+
+class CallWriter:
+    """The writer thread (started on first use); :meth:`close` drains and stops it."""
+
+    def __init__(self, engine: Engine, max_batch: int = 200, retry_seconds: float = 60.0,
+                 busy_ms: int = 2000, checkpoint_interval: float = 1.0):
+        self.engine = engine
+        self.max_batch = max_batch
+        self.retry_seconds = retry_seconds
+        self.busy_ms = busy_ms          # how long one attempt may wait for a lock
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread: Optional[threading.Thread] = None
+        self.lock = threading.Lock()
+        self.stats = {"batches": 0, "rows": 0, "works": 0, "failed": 0, "late": 0, "retries": 0}
+        # SQLite: every transaction of the thread begins IMMEDIATE and waits for the lock at
+        # most busy_ms; a locked attempt is retried (see _run)
+        self._engine = db.writer(engine, wait=busy_ms / 1000.0)
+        self._sessions = db.make_sessionmaker(self._engine)      # for submit_work's jobs
+        self._conn = None               # the writer thread's own connection
+        self._stuck_since: Optional[float] = None     # first failed attempt of the pending writes
+        #: the last attempt failed for another reason than a lock (the database is down):
+        #: what is pending may yet be given up (``retry_seconds``)
+        self.unreachable = False
+        self._warned_at = 0.0
+        self._checkpointer: Optional[Checkpointer] = None      # SQLite
+        self.checkpoint_interval = checkpoint_interval  # SQLite: seconds between checkpoints
+        self._to_settle: list = []      # (event loop, asyncio future, result, exception or None)
+
+    # ----------------------------------------------------------------- API
+    def write(self, values: dict, overwrite: tuple, wait: float = 5.0) -> bool:
+        """From a thread: upsert one call row. True once committed; False when still pending
+        after ``wait`` seconds: it is then written in the background. Raises when the write
+        failed for good within the wait."""
+        job = _Job(values, overwrite, self.retry_seconds)
+        self._start()
+        self.queue.put(job)
+        try:
+            job.future.result(wait)
+        except TimeoutError:
+            self.stats["late"] += 1
+            return False
+        return True
+
+    def submit(self, values: dict, overwrite: tuple, loop) -> "asyncio.Future":
+        """From an event loop: queue the upsert, return an asyncio future of its commit. The
+        futures of a batch are settled with one ``call_soon_threadsafe`` per loop (waking the
+        loop once per batch, not once per call)."""
+        job = _Job(values, overwrite, self.retry_seconds, loop)
+        self._start()
+        self.queue.put(job)
+        return job.afut
+
+    def submit_work(self, work: Callable[[Session], object], what: str) -> Future:
+        """From any thread (an event loop too: it does not block): queue ``work(session)``, run
+        in its own write transaction by the writer thread after what is queued before it;
+        returns the future of its commit (its result: ``work``'s). A locked database is retried
+        until it is done; an exception of ``work`` that is not about the database (a
+        ``LookupError``, say) fails it for good. ``what`` names it in the log."""
+        job = _Job(None, (), self.retry_seconds, work=work, what=what)
+        self._start()
+        self.queue.put(job)
+        return job.future
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (within ``timeout``) and stop the thread."""
+        with self.lock:
+            thread, self.thread = self.thread, None
+        if thread is not None:
+            self.queue.put(_STOP)
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("call writer: stopped with writes not yet committed (the database stayed "
+                          "locked or unreachable for %.0f s)", timeout)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+
+    # ---------------------------------------------------------- the thread
+    def _start(self) -> None:
+        if self.thread is None:
+            with self.lock:
+                if self.thread is None:
+                    self.thread = threading.Thread(target=self._run, name="agi-writer", daemon=True)
+                    self.thread.start()
+
+    def _run(self) -> None:
+        pending: list[_Job] = []
+        stop = False
+        while not (stop and not pending):
+            if not pending:
+                job = self.queue.get()
+                if job is _STOP:
+                    break
+                pending.append(job)
+            while len(pending) < self.max_batch:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                pending.append(more)
+            try:
+                pending = self._write(pending)
+            except Exception:  # noqa: BLE001 - never let the writer thread die
+                log.exception("call writer: unexpected failure")
+                pending = self._keep_or_drop(pending, "unexpected failure", locked=False)
+            self._flush()
+            if pending:
+                self.stats["retries"] += 1
+                self._waiting(len(pending))
+                self._drop()                # maybe broken: reconnect for the next attempt
+                time.sleep(0.2)             # the database is busy or down: try again shortly
+            else:
+                self._stuck_since = None
+                self.unreachable = False
+        self._drop()
+
+    def _waiting(self, n: int) -> None:
+        """A WARNING every 10 s while writes wait for the database (they are not lost)."""
+        now = time.monotonic()
+        if self._stuck_since is None:
+            self._stuck_since = now
+        elif now - self._stuck_since >= 1.0 and now - self._warned_at >= 10.0:
+            self._warned_at = now
+            log.warning("call writer: %d write(s) waiting for the database for %.0f s; retrying",
+                        n, now - self._stuck_since)
+
+    def _settle(self, job: _Job, exc: Optional[BaseException], result=None) -> None:
+        if job.settled:
+            return
+        job.settled = True
+        if job.loop is None:
+            if exc is None:
+                job.future.set_result(result)
+            else:
+                job.future.set_exception(exc)
+        else:
+            self._to_settle.append((job.loop, job.afut, result, exc))
+
+    def _flush(self) -> None:
+        """Settle the asyncio futures of this batch: one wake-up per event loop."""
+        pending, self._to_settle = self._to_settle, []
+        settle_batch(pending)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                try:
+                    conn.invalidate()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _write(self, batch: list[_Job]) -> list[_Job]:
+        """Commit ``batch`` in its order: runs of call rows together, each work alone. Returns
+        the jobs to try again (the database was busy or down): from the first run that could
+        not be written, so that nothing overtakes a write queued before it."""
+        i = 0
+        while i < len(batch):
+            if batch[i].work is not None:
+                run, i = batch[i:i + 1], i + 1
+                left = self._write_work(run[0])
+            else:
+                j = i
+                while j < len(batch) and batch[j].work is None:
+                    j += 1
+                run, i = batch[i:j], j
+                left = self._write_rows(run)
+            if left is not None:
+                jobs, why, locked = left
+                return self._keep_or_drop(jobs, why, locked) + batch[i:]
+        return []
+
+    def _write_rows(self, batch: list[_Job]):
+        """None when every row is settled, else ``(jobs to retry, why, locked)``."""
+        try:
+            self._commit(batch)
+            return None
+        except Exception as e:  # noqa: BLE001 - sorted out below
+            if _transient(e):
+                return batch, _first_line(e), db.is_locked(e)
+            if len(batch) == 1:         # this row itself is bad
+                self._fail(batch[0], e)
+                return None
+        retry, locked = [], True
+        for j in batch:                 # find the bad row(s) of the batch
+            try:
+                self._commit([j])
+            except Exception as e1:  # noqa: BLE001
+                if _transient(e1):
+                    retry.append(j)
+                    locked = locked and db.is_locked(e1)
+                else:
+                    self._fail(j, e1)
+        return (retry, "database busy", locked) if retry else None
+
+    def _write_work(self, job: _Job):
+        """``job.work`` in its own write transaction (IMMEDIATE on SQLite)."""
+        try:
+            with db.session_scope(self._sessions) as s:
+                if s.get_bind().dialect.name == "postgresql":
+                    s.execute(text(f"SET LOCAL lock_timeout = {int(self.busy_ms)}"))
+                result = job.work(s)
+        except Exception as e:  # noqa: BLE001 - sorted out below
+            if _transient(e):
+                return [job], _first_line(e), db.is_locked(e)
+            self._fail(job, e)
+            return None
+        self.stats["works"] += 1
+        self._settle(job, None, result)
+        return None
+
+    def _keep_or_drop(self, jobs: list[_Job], why: str, locked: bool) -> list[_Job]:
+        """The jobs to try again. A locked database only delays a write: kept until done. One
+        that cannot be reached: kept for ``retry_seconds``, then failed (logged)."""
+        self.unreachable = not locked
+        if locked:
+            return jobs
+        now = time.monotonic()
+        keep = []
+        for j in jobs:
+            if now < j.give_up_at:
+                keep.append(j)
+            else:
+                self._fail(j, RuntimeError(f"gave up after {self.retry_seconds:.0f} s: {why}"))
+        return keep
+
+    def _fail(self, job: _Job, e: Exception) -> None:
+        self.stats["failed"] += 1
+        why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if job.work is None:
+            log.error("call %s: could not write its row (%s); the AMI listener still records the "
+                      "call, without the attribution", job.values.get("linkedid"), why)
+        else:
+            log.error("%s: not written (%s)", job.what, why)
+        self._settle(job, e)
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        """Write ``jobs`` in one transaction (PostgreSQL: one statement per shape)."""
+        self._transaction(jobs)
+        self.stats["batches"] += 1
+        self.stats["rows"] += len(jobs)
+        for j in jobs:
+            self._settle(j, None)
+
+    def _transaction(self, jobs: list[_Job]) -> None:
+        groups: dict[tuple, list[dict]] = {}
+        for j in jobs:
+            groups.setdefault((tuple(sorted(j.values)), j.overwrite), []).append(j.values)
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            try:        # kept open between batches: no pool checkout, no pre-ping round trip
+                conn = self._conn = self._engine.connect()
+                if conn.dialect.name == "postgresql":
+                    # the commit returns before the WAL reaches the disk: a crash of the
+                    # database server may lose the last fraction of a second of these rows
+                    # (never corrupts anything; the AMI listener still records the calls)
+                    conn.exec_driver_sql(f"SET lock_timeout = {self.busy_ms}")
+                    conn.exec_driver_sql("SET synchronous_commit = off")
+                    conn.commit()
+                    conn.execution_options(isolation_level="AUTOCOMMIT")    # no COMMIT round trip
+                else:
+                    # SQLite: a commit that crosses the WAL's auto-checkpoint size copies the
+                    # WAL into the database and syncs it (~10 ms) while the whole batch
+                    # waits: the p99. Our checkpointer thread does that beside the commits.
+                    conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
+                    self._checkpointer = self._checkpointer or Checkpointer(self.engine, self.checkpoint_interval)
+            except Exception as e:  # noqa: BLE001 - not this row's fault: the database is away
+                self._drop()
+                if db.is_locked(e):
+                    raise
+                raise Unavailable(_first_line(e)) from e
+        dialect = conn.dialect.name
+        try:
+            for (keys, overwrite), rows in groups.items():
+                conn.execute(hookdb._upsert_stmt(dialect, keys, overwrite), rows)
+            conn.commit()
+            if self._checkpointer is not None:
+                self._checkpointer.wrote()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - a broken connection: open a new one next time
+                self._drop()
+            raise
+
+
+class Checkpointer:
+    """SQLite: copies the WAL back into the database (``PRAGMA wal_checkpoint(PASSIVE)``) in
+    its own thread and connection, at most every ``interval`` seconds and only after writes,
+    so that no commit of the writer pays for it. A passive checkpoint never blocks readers or
+    writers; the other processes (AMI listener, web UI) keep SQLite's automatic checkpoints."""
+
+    def __init__(self, engine: Engine, interval: float = 1.0):
+        self.engine, self.interval = engine, interval
+        self.dirty = threading.Event()
+        self.stop = threading.Event()
+        self.stats = {"checkpoints": 0, "failed": 0}
+        self.thread = threading.Thread(target=self._run, name="agi-checkpoint", daemon=True)
+        self.thread.start()
+
+    def wrote(self) -> None:
+        self.dirty.set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.stop.set()
+        self.dirty.set()
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        conn = None
+        while True:
+            self.dirty.wait()
+            if self.stop.wait(self.interval):   # gather a second of commits per checkpoint
+                break
+            self.dirty.clear()
+            try:
+                if conn is None:
+                    conn = self.engine.raw_connection()
+                conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self.stats["checkpoints"] += 1
+            except Exception as e:  # noqa: BLE001 - busy or broken: the next round tries again
+                self.stats["failed"] += 1
+                log.debug("WAL checkpoint failed: %s", e)
+                if conn is not None:
+                    try:
+                        conn.invalidate()
+                    except Exception:  # noqa: BLE001
+                        pass
+                    conn = None
+        if conn is not None:
+            conn.close()
+
+
+class Unavailable(Exception):
+    """The database could not be reached at all."""
+
+
+def _transient(e: Exception) -> bool:
+    """Locked, busy, timed out, connection trouble: worth another try (a bad row is not)."""
+    if isinstance(e, Unavailable):
+        return True
+    if not isinstance(e, DBAPIError):
+        return False
+    if e.connection_invalidated or isinstance(e, OperationalError):
+        return True
+    code = getattr(e.orig, "sqlstate", None) or ""
+    return code.startswith(("40", "55P03", "57014", "08"))    # serialization, lock, cancel, connection
+
+
+def _first_line(e: Exception) -> str:
+    text = str(getattr(e, "orig", None) or e)
+    return text.splitlines()[0] if text else type(e).__name__

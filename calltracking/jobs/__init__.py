@@ -1,0 +1,1 @@
+"""Background work: the scheduler, notifications, integrations and recordings."""

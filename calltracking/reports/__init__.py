@@ -1,0 +1,1 @@
+"""Reports: queries, rollups and ad spend."""

@@ -1,0 +1,372 @@
+"""Report queries: pure functions over the rollup tables (and ``calls`` for the
+live dashboard and drill-downs).
+
+Every report takes a session and a :class:`ReportFilter` (project, first and
+last local day, both inclusive, in the project's time zone) and returns a
+:class:`Report`: column names, rows (lists of plain values) and the chart
+series. The web UI, the CSV export and the benchmark all use these functions.
+See :mod:`calltracking.reports.rollup` for how the rollups are kept current.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable, Optional
+
+from sqlalchemy import and_, case, func, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from calltracking.models import (
+    AdSpend, Call, Campaign, Operator, Project, ReportDaily, ReportHourly, Source, VisitorSession,
+)
+from calltracking.reports.rollup import MONTH_SUFFIX, TTC_LABELS, day_bounds, month_end, month_start, zone
+
+MAX_RANGE_DAYS = 3660
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class ReportError(ValueError):
+    """Bad report parameters (message is shown to the user)."""
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    project: Project
+    date_from: dt.date
+    date_to: dt.date
+
+    def __post_init__(self):
+        if self.date_from > self.date_to:
+            raise ReportError(f"date range is reversed: {self.date_from} > {self.date_to}")
+        if (self.date_to - self.date_from).days > MAX_RANGE_DAYS:
+            raise ReportError(f"date range longer than {MAX_RANGE_DAYS} days")
+
+    @property
+    def utc_range(self) -> tuple[dt.datetime, dt.datetime]:
+        tz = zone(self.project)
+        return day_bounds(tz, self.date_from)[0], day_bounds(tz, self.date_to)[1]
+
+
+@dataclass
+class Report:
+    name: str
+    columns: list[str]
+    rows: list[list]
+    chart: dict = field(default_factory=dict)   # {"type", "labels", "datasets": [{label, data}]}
+
+    def as_dicts(self) -> list[dict]:
+        return [dict(zip(self.columns, r)) for r in self.rows]
+
+
+def parse_date(value: Optional[str], default: dt.date) -> dt.date:
+    if not value:
+        return default
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ReportError(f"invalid date {value!r}: use YYYY-MM-DD") from None
+
+
+def today_in(project: Project, now: Optional[dt.datetime] = None) -> dt.date:
+    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(zone(project)).date()
+
+
+def _avg(total, n) -> Optional[float]:
+    return round(float(total) / n, 1) if n else None
+
+
+def _money(v) -> Optional[float]:
+    return None if v is None else float(Decimal(v).quantize(Decimal("0.01")))
+
+
+def split_range(date_from: dt.date, date_to: dt.date):
+    """(whole months as (first, last month start) or None, [daily (from, to) edges])."""
+    m0 = date_from if date_from.day == 1 else month_end(date_from) + dt.timedelta(days=1)
+    m1 = date_to if date_to == month_end(date_to) else month_start(date_to) - dt.timedelta(days=1)
+    if m0 > m1:
+        return None, [(date_from, date_to)]
+    edges = [(a, b) for a, b in ((date_from, m0 - dt.timedelta(days=1)),
+                                 (m1 + dt.timedelta(days=1), date_to)) if a <= b]
+    return (m0, month_start(m1)), edges
+
+
+def rollup_range(session: Session, f: ReportFilter):
+    """:func:`split_range`, but a partial first or last month is read from its monthly rows
+    when the project has no rolled-up day in that month outside the range: the current
+    month when the range ends today, the first month of data when it starts there. Exact,
+    and far fewer rows (two years of keywords: ~50,000 rows instead of ~100,000)."""
+    months, edges = split_range(f.date_from, f.date_to)
+    if not edges:
+        return months, edges
+    d = ReportDaily
+    kept, widened = [], []
+    for a, b in edges:
+        ms, me = month_start(a), month_end(a)
+        if month_start(b) != ms:
+            kept.append((a, b))
+            continue
+        outside = session.execute(select(d.day).where(
+            d.project_id == f.project.id, d.dim == "all",
+            or_(and_(d.day >= ms, d.day < a), and_(d.day > b, d.day <= me))).limit(1)).first()
+        (kept if outside else widened).append((a, b) if outside else ms)
+    if widened:
+        starts = widened + ([months[0], months[1]] if months else [])
+        months = (min(starts), max(starts))
+    return months, kept
+
+
+def _rollup_rows(f: ReportFilter, dims, cols, session: Optional[Session] = None):
+    """The report_daily rows covering the filter's range for ``dims``: monthly
+    rows for whole months, daily rows for the edges; as a subquery."""
+    d = ReportDaily
+    months, edges = rollup_range(session, f) if session is not None else \
+        split_range(f.date_from, f.date_to)
+    parts = []
+    for a, b in edges:
+        parts.append(select(d.dim.label("dim"), *cols).where(
+            d.project_id == f.project.id, d.dim.in_(dims), d.day >= a, d.day <= b))
+    if months:
+        parts.append(select(func.replace(d.dim, MONTH_SUFFIX, "").label("dim"), *cols).where(
+            d.project_id == f.project.id, d.dim.in_([x + MONTH_SUFFIX for x in dims]),
+            d.day >= months[0], d.day <= months[1]))
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+
+
+_SUM_COLS = ("calls", "answered", "missed", "first_calls", "repeat_calls", "wait_sum", "talk_sum",
+             "deals", "value_sum", "missed_rung")
+
+
+def _sums(f: ReportFilter, dim: str, session: Optional[Session] = None):
+    d = ReportDaily
+    sub = _rollup_rows(f, [dim], [d.key] + [getattr(d, c) for c in _SUM_COLS], session)
+    return (select(sub.c.key, *[func.sum(sub.c[c]) for c in _SUM_COLS]).group_by(sub.c.key)
+            .having(func.sum(sub.c.calls) + func.sum(sub.c.missed_rung) > 0))
+
+
+def _names(session: Session, model, ids, label=lambda o: o.name) -> dict[str, str]:
+    ids = [int(k) for k in ids if k and k.isdigit()]
+    if not ids:
+        return {}
+    return {str(o.id): label(o) for o in session.scalars(select(model).where(model.id.in_(ids)))}
+
+
+def _spend(session: Session, f: ReportFilter, by: str) -> dict[str, Decimal]:
+    col = AdSpend.source_id if by == "source" else AdSpend.campaign_id
+    q = (select(col, func.sum(AdSpend.amount))
+         .where(AdSpend.project_id == f.project.id, AdSpend.day >= f.date_from, AdSpend.day <= f.date_to,
+                col.is_not(None))
+         .group_by(col))
+    return {str(k): v for k, v in session.execute(q)}
+
+
+ATTR_COLUMNS = ["key", "name", "calls", "answered", "missed", "first", "repeat", "avg_wait",
+                "avg_talk", "deals", "value", "spend", "cost_per_call", "cost_per_deal"]
+
+
+def by_attribute(session: Session, f: ReportFilter, dim: str) -> Report:
+    """Calls by source, campaign or keyword, with ad spend, cost per call and cost per deal."""
+    if dim not in ("source", "campaign", "keyword"):
+        raise ReportError(f"unknown dimension {dim!r}")
+    raw = session.execute(_sums(f, dim, session)).all()
+    keys = [r[0] for r in raw]
+    if dim == "source":
+        names = _names(session, Source, keys)
+    elif dim == "campaign":
+        ids = [int(k) for k in keys if k.isdigit()]
+        names = {str(i): f"{sn} / {cn}" for i, cn, sn in session.execute(
+            select(Campaign.id, Campaign.name, Source.name).join(Source, Source.id == Campaign.source_id)
+            .where(Campaign.id.in_(ids)))} if ids else {}
+    else:
+        names = {k: k for k in keys}
+    spend = _spend(session, f, dim) if dim != "keyword" else {}
+    rows = []
+    for key, calls, ans, mis, first, rep, wsum, tsum, deals, vsum, _ in raw:
+        sp = spend.get(key)
+        rows.append([key, names.get(key) or "", calls, ans, mis, first, rep, _avg(wsum, calls),
+                     _avg(tsum, ans), deals, _money(vsum), _money(sp),
+                     _money(sp / calls) if sp is not None and calls else None,
+                     _money(sp / deals) if sp is not None and deals else None])
+    rows.sort(key=lambda r: (-r[2], r[1]))
+    top = rows[:20]
+    chart = {"type": "bar", "labels": [r[1] for r in top],
+             "datasets": [{"label": "answered", "data": [r[3] for r in top]},
+                          {"label": "missed", "data": [r[4] for r in top]}], "stacked": True}
+    return Report(dim, ATTR_COLUMNS, rows, chart)
+
+
+def daily_trend(session: Session, f: ReportFilter) -> Report:
+    d = ReportDaily
+    q = (select(d.day, d.calls, d.answered, d.missed, d.first_calls, d.wait_sum, d.talk_sum)
+         .where(d.project_id == f.project.id, d.dim == "all", d.day >= f.date_from, d.day <= f.date_to))
+    got = {r[0]: r for r in session.execute(q)}
+    rows, day = [], f.date_from
+    while day <= f.date_to:
+        r = got.get(day)
+        rows.append([day.isoformat(), *(r[1:5] if r else (0, 0, 0, 0)),
+                     _avg(r[5], r[1]) if r else None, _avg(r[6], r[2]) if r else None])
+        day += dt.timedelta(days=1)
+    chart = {"type": "line", "labels": [r[0] for r in rows],
+             "datasets": [{"label": "calls", "data": [r[1] for r in rows]},
+                          {"label": "answered", "data": [r[2] for r in rows]},
+                          {"label": "missed", "data": [r[3] for r in rows]}]}
+    return Report("daily", ["day", "calls", "answered", "missed", "first", "avg_wait", "avg_talk"],
+                  rows, chart)
+
+
+def heatmap(session: Session, f: ReportFilter) -> Report:
+    """Calls by local weekday × local hour (the project's time zone)."""
+    h = ReportHourly
+    q = (select(h.weekday, h.hour, func.sum(h.calls), func.sum(h.missed))
+         .where(h.project_id == f.project.id, h.day >= f.date_from, h.day <= f.date_to)
+         .group_by(h.weekday, h.hour))
+    cells = {(wd, hr): (c, m) for wd, hr, c, m in session.execute(q)}
+    rows = [[WEEKDAYS[wd - 1], *[cells.get((wd, hr), (0, 0))[0] for hr in range(24)]]
+            for wd in range(1, 8)]
+    data = [{"x": hr, "y": WEEKDAYS[wd - 1], "v": cells.get((wd, hr), (0, 0))[0]}
+            for wd in range(1, 8) for hr in range(24)]
+    chart = {"type": "matrix", "labels": [str(h) for h in range(24)], "ylabels": list(WEEKDAYS),
+             "datasets": [{"label": "calls", "data": data}]}
+    return Report("heatmap", ["weekday", *[f"{hr:02d}" for hr in range(24)]], rows, chart)
+
+
+def operators(session: Session, f: ReportFilter) -> Report:
+    """Per operator: calls taken, missed while rung (legs no_answer), avg talk,
+    avg wait of the callers they answered."""
+    raw = session.execute(_sums(f, "operator", session)).all()
+    names = _names(session, Operator, [r[0] for r in raw])
+    rows = []
+    for key, calls, ans, mis, first, rep, wsum, tsum, deals, vsum, rung in raw:
+        rows.append([key, names.get(key) or "", ans, rung, _avg(tsum, ans), _avg(wsum, ans),
+                     _money(vsum)])
+    rows.sort(key=lambda r: (-r[2], -r[3], r[1]))
+    chart = {"type": "bar", "labels": [r[1] or "?" for r in rows[:30]],
+             "datasets": [{"label": "taken", "data": [r[2] for r in rows[:30]]},
+                          {"label": "missed_rung", "data": [r[3] for r in rows[:30]]}]}
+    return Report("operators", ["key", "name", "taken", "missed_rung", "avg_talk", "avg_wait",
+                                "value"], rows, chart)
+
+
+def time_to_call(session: Session, f: ReportFilter) -> Report:
+    got = {r[0]: r for r in session.execute(_sums(f, "ttc", session))}
+    rows = [[lbl, got[lbl][1] if lbl in got else 0, got[lbl][2] if lbl in got else 0]
+            for lbl in TTC_LABELS]
+    chart = {"type": "bar", "labels": list(TTC_LABELS),
+             "datasets": [{"label": "calls", "data": [r[1] for r in rows]}]}
+    return Report("time_to_call", ["bucket", "calls", "answered"], rows, chart)
+
+
+def devices(session: Session, f: ReportFilter) -> Report:
+    """Devices, operating systems and browsers of dynamically attributed calls."""
+    d = ReportDaily
+    sub = _rollup_rows(f, ["device", "os", "browser"], [d.key, d.calls, d.answered], session)
+    q = (select(sub.c.dim, sub.c.key, func.sum(sub.c.calls), func.sum(sub.c.answered))
+         .group_by(sub.c.dim, sub.c.key).having(func.sum(sub.c.calls) > 0))
+    rows = sorted(([dim, key, c, a] for dim, key, c, a in session.execute(q)),
+                  key=lambda r: (("device", "os", "browser").index(r[0]), -r[2], r[1]))
+    dev = [r for r in rows if r[0] == "device"]
+    chart = {"type": "doughnut", "labels": [r[1] or "?" for r in dev],
+             "datasets": [{"label": "calls", "data": [r[2] for r in dev]}]}
+    return Report("devices", ["kind", "name", "calls", "answered"], rows, chart)
+
+
+def peak_concurrency(session: Session, f: ReportFilter) -> Report:
+    """Peak concurrent calls by local hour of day: the highest and the average
+    of the daily peaks (are there enough lines?)."""
+    h = ReportHourly
+    q = (select(h.hour, func.max(h.peak_concurrent), func.sum(h.peak_concurrent), func.count())
+         .where(h.project_id == f.project.id, h.day >= f.date_from, h.day <= f.date_to)
+         .group_by(h.hour))
+    got = {hr: (mx, sm) for hr, mx, sm, _ in session.execute(q)}
+    days = (f.date_to - f.date_from).days + 1
+    rows = [[f"{hr:02d}:00", got.get(hr, (0, 0))[0] or 0,
+             round(float(got.get(hr, (0, 0))[1] or 0) / days, 2)] for hr in range(24)]
+    chart = {"type": "bar", "labels": [r[0] for r in rows],
+             "datasets": [{"label": "peak", "data": [r[1] for r in rows]},
+                          {"label": "avg_peak", "data": [r[2] for r in rows]}]}
+    return Report("concurrency", ["hour", "peak", "avg_daily_peak"], rows, chart)
+
+
+REPORTS: dict[str, tuple[str, Callable[[Session, ReportFilter], Report]]] = {
+    "sources": ("By source", lambda s, f: by_attribute(s, f, "source")),
+    "campaigns": ("By campaign", lambda s, f: by_attribute(s, f, "campaign")),
+    "keywords": ("By keyword", lambda s, f: by_attribute(s, f, "keyword")),
+    "daily": ("Daily trend", daily_trend),
+    "heatmap": ("Hour × weekday", heatmap),
+    "operators": ("Operators", operators),
+    "time_to_call": ("Time to call", time_to_call),
+    "devices": ("Devices, OS, browsers", devices),
+    "concurrency": ("Peak concurrent calls", peak_concurrency),
+}
+
+
+def run_report(session: Session, name: str, f: ReportFilter) -> Report:
+    if name not in REPORTS:
+        raise ReportError(f"unknown report {name!r}")
+    return REPORTS[name][1](session, f)
+
+
+# --- drill-down and live data (straight from ``calls``) ---------------------------
+
+DRILL_DIMS = ("source", "campaign", "operator", "keyword")
+DRILL_COLUMNS = ["id", "started_at", "caller_number", "status", "wait_seconds", "talk_seconds",
+                 "operator_name", "value"]
+
+
+def drilldown(session: Session, f: ReportFilter, dim: str, key: str, limit: int = 50,
+              before: Optional[tuple[dt.datetime, int]] = None) -> list[Call]:
+    """The calls behind one report row, newest first, one keyset page
+    (``before`` = (started_at, id) of the last row of the previous page)."""
+    if dim not in DRILL_DIMS:
+        raise ReportError(f"unknown drill-down {dim!r}")
+    start, end = f.utc_range
+    q = select(Call).where(Call.project_id == f.project.id, Call.started_at >= start,
+                           Call.started_at < end, Call.status.in_(("answered", "missed")))
+    ident = int(key) if key.isdigit() else None
+    if dim == "keyword":
+        q = q.join(VisitorSession, VisitorSession.id == Call.session_id).where(
+            or_(VisitorSession.keyword == key,
+                and_(VisitorSession.keyword == "", VisitorSession.utm_term == key)))
+    else:
+        col = {"source": Call.source_id, "campaign": Call.campaign_id, "operator": Call.operator_id}[dim]
+        q = q.where(col == ident if ident is not None else col.is_(None))
+    if before is not None:
+        q = q.where(or_(Call.started_at < before[0], and_(Call.started_at == before[0], Call.id < before[1])))
+    return list(session.scalars(q.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)))
+
+
+def live_snapshot(session: Session, project: Project, now: Optional[dt.datetime] = None,
+                  max_in_progress: int = 100) -> dict:
+    """Calls in progress and today's counters (local day) for the dashboard."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    start, end = day_bounds(zone(project), today_in(project, now))
+    tz = zone(project)
+    c = Call
+    cnt = session.execute(
+        select(func.count(), func.sum(case((c.status == "answered", 1), else_=0)),
+               func.sum(case((c.status == "missed", 1), else_=0)),
+               func.sum(case((c.status == "in_progress", 1), else_=0)),
+               func.avg(case((c.status != "in_progress", c.wait_seconds), else_=None)),
+               func.sum(case((c.first_call.is_(True), 1), else_=0)))
+        .where(c.project_id == project.id, c.started_at >= start, c.started_at < end)).one()
+    live = session.execute(
+        select(c.id, c.started_at, c.answered_at, c.caller_number, c.caller_name, c.operator_name,
+               Source.name)
+        .outerjoin(Source, Source.id == c.source_id)
+        .where(c.project_id == project.id, c.status == "in_progress",
+               c.started_at >= now - dt.timedelta(hours=12))
+        .order_by(c.started_at).limit(max_in_progress)).all()
+    return {
+        "project": project.key,
+        "now": now.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+        "today": {"calls": cnt[0] or 0, "answered": int(cnt[1] or 0), "missed": int(cnt[2] or 0),
+                  "in_progress": int(cnt[3] or 0), "first": int(cnt[5] or 0),
+                  "avg_wait": _avg(cnt[4], 1) if cnt[4] is not None else None},
+        "in_progress": [
+            {"id": r.id, "started": r.started_at.astimezone(tz).strftime("%H:%M:%S"),
+             "seconds": int((now - r.started_at).total_seconds()),
+             "state": "talking" if r.answered_at else "waiting",
+             "caller": r.caller_number, "caller_name": r.caller_name,
+             "operator": r.operator_name, "source": r.name or ""}
+            for r in live],
+    }
