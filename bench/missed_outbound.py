@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark the missed-calls worklist with outbound callbacks (issue 5).
+"""Benchmark the missed-calls worklist with outbound callbacks.
 
     .venv/bin/python bench/missed_outbound.py --db sqlite --calls 1000000
     .venv/bin/python bench/missed_outbound.py --db postgresql --calls 1000000

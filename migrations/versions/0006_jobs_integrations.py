@@ -1,4 +1,4 @@
-"""jobs, recordings and integrations schema (issue 7)
+"""jobs, recordings and integrations schema
 
 Revision ID: 0006
 Revises: 0005

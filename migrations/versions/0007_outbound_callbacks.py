@@ -1,4 +1,4 @@
-"""outbound calls detected by the AMI listener (issue 5: callbacks close missed calls)
+"""outbound calls detected by the AMI listener (callbacks close missed calls)
 
 Revision ID: 0007
 Revises: 0006
