@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from calltracking.hooks import core as hooks
+from calltracking import hooks
 
 from agi import protocol as p
 

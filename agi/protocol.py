@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Generator
 
-from calltracking.hooks import core as hooks
+from calltracking import hooks
 
 MAX_LINE = 4096            # bytes in one header line
 MAX_HEADER = 32 * 1024     # bytes in the whole header

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from calltracking import metrics
-from calltracking.hooks import core as hooks
+from calltracking import hooks
 from calltracking.hooks.writer import CallWriter
 from calltracking.logsetup import CURRENT_LINKEDID
 

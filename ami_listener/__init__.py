@@ -5,8 +5,9 @@ with pings, reconnects with back-off forever, and after every login
 reconciles with what Asterisk still knows (``Ping``, ``QueueStatus``,
 ``CoreShowChannels``, the queue_log lines written meanwhile, the registered
 operators: :mod:`calltracking.interpret.reconcile`). The socket reader
-only parses and queues; :class:`~ami_listener.writer.Writer` interprets and
-persists in a worker thread. On ``stop`` the queue is drained and the
+only parses and queues; :class:`~ami_listener.writer.Writer` hands the batches
+to the core (:class:`calltracking.callstore.ingest.Processor`: interpretation
+and persistence) in a worker thread. On ``stop`` the queue is drained and the
 coroutine returns.
 """
 from __future__ import annotations
@@ -24,13 +25,15 @@ from typing import Optional
 from sqlalchemy import select
 
 from calltracking import metrics
+from calltracking.callstore.ingest import Processor
 from calltracking.callstore.store import CallStore
+from calltracking.enums import CallStatus
 from calltracking.interpret.frames import WINDOW
 from calltracking.models import Call, Operator
 
 from ami_listener.connection import AmiConnection, LoginError
 from ami_listener.queuelog import QueueLog
-from ami_listener.writer import Processor, Writer
+from ami_listener.writer import Writer
 
 log = logging.getLogger("calltracking.ami")
 #: Calls begun while the listener was away that one reconnect looks at, at most.
@@ -67,7 +70,7 @@ def _orphans(sessionmaker, pbx_id: str, since: float) -> list[dict]:
     listener never saw end up here when they began and ended while it was away."""
     with sessionmaker() as s:
         rows = s.execute(select(Call.linkedid, Call.started_at, Call.caller_number, Call.queue, Call.did)
-                         .where(Call.pbx_id == pbx_id, Call.via_agi.is_(True), Call.status == "in_progress",
+                         .where(Call.pbx_id == pbx_id, Call.via_agi.is_(True), Call.status == CallStatus.IN_PROGRESS,
                                 Call.started_at >= dt.datetime.fromtimestamp(since, dt.timezone.utc))
                          .order_by(Call.started_at).limit(ORPHANS_MAX)).all()
     return [{"linkedid": r.linkedid, "started_at": r.started_at.timestamp(), "caller": r.caller_number,

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import datetime as dt
 import gc
-import importlib.util
 import json
 import os
 import random
@@ -37,7 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]       # calltracking, and the tests' helpers (support)
 
 from sqlalchemy import insert, select  # noqa: E402
 
@@ -416,11 +415,9 @@ def _free_port():
 
 
 def start_pg():
-    spec = importlib.util.spec_from_file_location("ct_test_conftest", ROOT / "tests" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    cluster = mod.PgCluster().start()
-    return cluster, mod
+    from support.postgres import PgCluster
+
+    return PgCluster().start()
 
 
 def main():
@@ -452,9 +449,8 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="ct-bench-"))
     cluster = None
     if a.db == "postgresql":
-        cluster, mod = start_pg()
-        mod._pg_exec(cluster.url("postgres"), 'CREATE DATABASE "bench"')
-        url = cluster.url("bench")
+        cluster = start_pg()
+        url = cluster.create_database("bench")
     else:
         url = f"sqlite:///{tmp / 'bench.db'}"
     servers = []
@@ -525,7 +521,7 @@ def main():
             print(f"load average after the run: {os.getloadavg()[0]:.1f}", flush=True)
             return ol, cl, cc
 
-        from calltracking.cli.agi import run_loop          # uvloop when installed
+        from calltracking.cli._common import run_loop      # uvloop on Linux
 
         ol, cl, cc = run_loop(run())
         total = ol["calls"] + cl["calls"]

@@ -1,4 +1,4 @@
-"""AMI listener ingest benchmark (a script, not a test). Prints the figures for the README.
+"""AMI listener ingest benchmark (a script, not a test). Prints the figures for docs/performance.md.
 
     .venv/bin/python bench/ami_ingest.py                  # full run: 1 M events, 60 s burst
     .venv/bin/python bench/ami_ingest.py --quick          # 50 k events, 10 s burst
@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ami"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]       # calltracking, and the tests' helpers (support)
 
-from synth import burst  # noqa: E402
+from support.ami_streams import burst  # noqa: E402
 
 _TS = re.compile(rb"Timestamp: \d+\.\d+")
 
@@ -120,7 +120,7 @@ def make_db(tmp: Path, name: str, pg) -> str:
     from calltracking import migrate
     from calltracking import entities as svc
     from calltracking.db import make_engine, make_sessionmaker
-    from conftest import DIDS
+    from support.fixtures import DIDS
 
     url = pg.url(name) if pg is not None else f"sqlite:///{tmp / (name + '.db')}"
     if pg is not None:
@@ -142,10 +142,11 @@ def make_db(tmp: Path, name: str, pg) -> str:
 class Run:
     def __init__(self, url: str, port: int, hook=None, instrument=False):
         from calltracking.db import make_engine, make_sessionmaker
-        from conftest import Listener, make_config
+        from support.config import make_config
+        from support.listener import Listener
 
         self.engine = make_engine(url)
-        self.listener = Listener(make_config(url, port, **{"ami.ping_interval": "5"}),
+        self.listener = Listener(make_config(url, ami__port=port, ami__ping_interval=5),
                                  make_sessionmaker(self.engine))
         self.gaps = []
         if instrument:
@@ -323,14 +324,14 @@ def paced_burst(tmp, pg, seconds, rate=5000):
 
 
 def resync(tmp, pg, live_calls=200):
-    from amiserver import FakeAsterisk
-    from conftest import members
+    from support.ami_server import FakeAsterisk
+    from support.fixtures import queue_members
 
     frames, expected = burst(live_calls * 140, spacing=0.001)
     # Stop the stream while most calls are in progress: before the first caller hangs up.
     cut = next(i for i, f in enumerate(frames) if b"Event: Hangup" in f and b"from-trunk" in f)
     url = make_db(tmp, "ct_bench_resync", pg)
-    srv = FakeAsterisk(members=members()).start()
+    srv = FakeAsterisk(members=queue_members()).start()
     srv.add(frames)
     run = Run(url, srv.port).start()
     srv.emit(cut)
@@ -364,12 +365,8 @@ def main():
     logging.basicConfig(level=logging.ERROR)
     pg = None
     if a.postgresql:
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("tests_conftest", ROOT / "tests" / "conftest.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["tests_conftest"] = mod
-        spec.loader.exec_module(mod)
-        pg = mod.PgCluster().start()
+        from support.postgres import PgCluster
+        pg = PgCluster().start()
     print(f"database: {'PostgreSQL (throw-away cluster)' if pg else 'SQLite (WAL)'}; "
           f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
     try:

@@ -52,12 +52,13 @@ from sqlalchemy import func, insert, select  # noqa: E402
 import dni_load as L  # noqa: E402
 from calltracking import migrate  # noqa: E402
 from calltracking.dni import assign as dni  # noqa: E402
-from calltracking.dni import pool_sizing  # noqa: E402
+from calltracking.dni import holds, pool_sizing, projects  # noqa: E402
+from calltracking.dni.request import parse_request  # noqa: E402
 from calltracking import entities as svc  # noqa: E402
 from calltracking.attribution.lookup import attribute  # noqa: E402
 from calltracking.config import load_config  # noqa: E402
 from calltracking.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
-from calltracking.models import Call, NumberPool, PoolReservation, TrackingNumber, VisitorSession  # noqa: E402
+from calltracking.models import Call, NumberPool, PoolReservation, TrackingNumber, VisitorSession, utcnow  # noqa: E402
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 
@@ -118,10 +119,10 @@ def setup_pool(url: str, numbers: int, hold: int = 900):
         conn.execute(insert(TrackingNumber.__table__), [
             dict(project_id=pid, number=f"+7800{i:07d}", kind="pool", pool_id=pool_id, active=True,
                  callerid_prefix=True, record=True, description="", pool_held=False,
-                 created_at=dni.utcnow()) for i in range(numbers)])
+                 created_at=utcnow()) for i in range(numbers)])
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql("ANALYZE")      # fresh statistics after the bulk load (autovacuum's job)
-    dni.invalidate_cache()
+    projects.invalidate_cache()
     return engine, factory, pool_id
 
 
@@ -279,18 +280,18 @@ def simulate(factory, engine, visits, label: str) -> dict:
     while events:
         at, _, i, what = heapq.heappop(events)
         if what == "release":
-            dni.release_expired(factory, at)
+            holds.release_expired(factory, at)
         elif what == "visit":
             ret = visits[i][2]
             body = {"project": "acme", "utm_source": "google", "utm_term": f"kw{i}"}
             if ret is not None and ret in vid:
                 body["visitor_id"] = vid[ret]
                 body.pop("utm_source")
-            r = dni.assign(factory, dni.parse_request(body, UA), at)
+            r = dni.assign(factory, parse_request(body, UA), at)
             vid[i] = r.visitor_id
             visits[i].append(r.kind)
         elif what == "hb":
-            dni.heartbeat(factory, "acme", vid[i], at)
+            holds.heartbeat(factory, "acme", vid[i], at)
         else:
             calls += 1
             if visits[i][4] != "pool":
@@ -333,7 +334,7 @@ def sim(kind: str, visitors: int, seed: int = 7) -> dict:
             conn.execute(TrackingNumber.__table__.update().values(pool_held=False, pool_released_at=None))
             conn.execute(NumberPool.__table__.update().values(exhausted_count=0))
         set_pool_size(engine, pool_id, size)
-        dni.invalidate_cache()
+        projects.invalidate_cache()
         day2 = day1 + dt.timedelta(days=1)
         res = simulate(factory, engine, _day(random.Random(seed + 1), visitors, day2), label)
         with session_scope(factory) as s:

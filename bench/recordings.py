@@ -45,7 +45,7 @@ def make_call(path: Path, minutes: float) -> None:
 
 
 def bench_audio(minutes: float, tmp: Path) -> None:
-    from calltracking.jobs import recordings
+    from calltracking.jobs import recording_audio, recordings
 
     wav = tmp / "call.wav"
     t = time.perf_counter()
@@ -53,7 +53,7 @@ def bench_audio(minutes: float, tmp: Path) -> None:
     print(f"generated {minutes:g} min stereo 8 kHz WAV ({wav.stat().st_size / 1e6:.1f} MB) "
           f"in {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
-    audio, a = recordings.analyze([wav])
+    audio, a = recording_audio.analyze([wav])
     print(f"analyze: {time.perf_counter() - t:.2f} s  (talk caller {a.caller_talk:.0f} s, operator "
           f"{a.operator_talk:.0f} s, ratio {a.talk_ratio}, longest silence {a.longest_silence:.1f} s)")
     for fmt in ("mp3", "ogg"):
@@ -64,7 +64,7 @@ def bench_audio(minutes: float, tmp: Path) -> None:
 
 def bench_outbox(n: int, tmp: Path) -> None:
     from calltracking import migrate
-    from calltracking.jobs import integrations
+    from calltracking.jobs import outbox
     from calltracking.config import load_config
     from calltracking.db import make_engine, make_sessionmaker, session_scope
     from calltracking.models import Project
@@ -84,19 +84,20 @@ def bench_outbox(n: int, tmp: Path) -> None:
     url = f"sqlite:///{tmp / 'bench.db'}"
     migrate.upgrade(url)
     sf = make_sessionmaker(make_engine(url))
-    cfg = load_config(tmp / "none.ini", env={}, require_file=False, overrides={"database.url": url})
+    cfg = load_config(tmp / "none.ini", env={}, require_file=False,      # the receiver is on loopback
+                      overrides={"database.url": url, "notify.allow_private_targets": "yes"})
     with session_scope(sf) as s:
         p = Project(key="b", name="b")
         s.add(p)
         s.flush()
         for i in range(n):
-            integrations.enqueue(s, "crm", "call_finished", {
+            outbox.enqueue(s, "crm", "call_finished", {
                 "method": "POST", "url": f"http://127.0.0.1:{srv.server_address[1]}/crm",
                 "headers": {"Content-Type": "application/json"}, "body": '{"n": %d}' % i}, project_id=p.id)
     t = time.perf_counter()
     sent = 0
     while True:
-        s_, f_, d_ = integrations.deliver_due(cfg, sf)
+        s_, f_, d_ = outbox.deliver_due(cfg, sf)
         sent += s_
         if not (s_ or f_):
             break

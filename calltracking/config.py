@@ -17,7 +17,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from calltracking import settings_rules
 
 DEFAULT_CONFIG_PATH = "/etc/calltracking/config.ini"
 ENV_CONFIG = "CALLTRACKING_CONFIG"
@@ -78,11 +79,7 @@ def _float(lo: float | None = None) -> Callable[[str], float]:
 
 
 def _tz(v: str) -> str:
-    try:
-        ZoneInfo(v.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Europe/Moscow)") from None
-    return v.strip()
+    return settings_rules.timezone(v.strip())
 
 
 def _hostport(v: str) -> tuple[str, int]:
@@ -189,7 +186,7 @@ class GeneralConfig:
     default_queue: str = opt("", _str, "Queue used when nothing matches and the project has none")
     default_region: str = opt("RU", _region, "Region used to read national phone numbers")
     first_call_window_days: int = opt(0, _int(0), "A caller is 'repeat' if they called within N days (0 = ever)")
-    language: str = opt("en", _choice("en", "ru"), "Default UI language")
+    language: str = opt("en", _choice(*settings_rules.LANGUAGES), "Default UI language")
 
 
 @dataclass(frozen=True)

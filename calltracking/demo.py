@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from calltracking.enums import LegOutcome
+from calltracking.interpret import record
 from calltracking.models import (
     AdSpend, Call, CallLeg, Campaign, NumberPool, Operator, PoolReservation, Project, Source, Tag,
     TrackingNumber, VisitorSession,
@@ -170,6 +172,9 @@ def seed(session: Session, days: int = 30, per_day: int = 90, seed_value: int = 
 
 
 def _outcome(rng, call: Call, ops, started: dt.datetime, hour: int) -> None:
+    """A made-up course of the call (queue join, rings, answer, talk and hold, end); the record's
+    figures (status, wait, queue wait, talk, hold, ring times) follow from it by the call
+    record's rules (:mod:`calltracking.interpret.record`), as for a real call."""
     call.queued_at = started + dt.timedelta(seconds=rng.uniform(0.5, 4))
     night = hour < 8 or hour >= 21
     p_missed = 0.5 if night else 0.1
@@ -179,24 +184,17 @@ def _outcome(rng, call: Call, ops, started: dt.datetime, hour: int) -> None:
         reason = _pick(rng, ["abandoned", "timeout", "no_operators"], [70, 20, 10])
         wait = rng.uniform(5, 90)
         call.ended_at = started + dt.timedelta(seconds=wait)
-        call.status, call.missed_reason = "missed", reason
-        call.wait_seconds = Decimal(wait).quantize(Decimal("0.001"))
-        call.talk_seconds = call.hold_seconds = Decimal(0)
+        call.missed_reason = reason
+        _timings(call)
         if reason != "no_operators":
             for i, op in enumerate(legs_ops):
                 ring = rng.uniform(3, 15)
-                call.legs.append(CallLeg(operator_id=op.id, operator_name=op.name, interface=op.interface,
-                                         uniqueid=f"{call.linkedid}-{i}", queue="sales", rung_at=t,
-                                         ended_at=t + dt.timedelta(seconds=ring), outcome="no_answer",
-                                         ring_seconds=Decimal(ring).quantize(Decimal("0.001"))))
+                call.legs.append(_leg(call, op, f"{call.linkedid}-{i}", t, t + dt.timedelta(seconds=ring)))
                 t += dt.timedelta(seconds=ring + 1)
         return
     for i, op in enumerate(legs_ops[:-1]):
         ring = rng.uniform(3, 12)
-        call.legs.append(CallLeg(operator_id=op.id, operator_name=op.name, interface=op.interface,
-                                 uniqueid=f"{call.linkedid}-{i}", queue="sales", rung_at=t,
-                                 ended_at=t + dt.timedelta(seconds=ring), outcome="no_answer",
-                                 ring_seconds=Decimal(ring).quantize(Decimal("0.001"))))
+        call.legs.append(_leg(call, op, f"{call.linkedid}-{i}", t, t + dt.timedelta(seconds=ring)))
         t += dt.timedelta(seconds=ring + 1)
     op = legs_ops[-1]
     ring = rng.uniform(1, 12)
@@ -204,16 +202,37 @@ def _outcome(rng, call: Call, ops, started: dt.datetime, hour: int) -> None:
     talk = max(8.0, rng.lognormvariate(4.6, 0.8))
     hold = rng.choice([0.0, 0.0, 0.0, rng.uniform(5, 40)])
     ended = answered + dt.timedelta(seconds=talk + hold)
-    call.answered_at, call.ended_at, call.status = answered, ended, "answered"
+    call.answered_at, call.ended_at = answered, ended
     call.operator_id, call.operator_name = op.id, op.name
-    call.wait_seconds = Decimal((answered - call.started_at).total_seconds()).quantize(Decimal("0.001"))
-    call.queue_wait_seconds = Decimal((answered - call.queued_at).total_seconds()).quantize(Decimal("0.001"))
-    call.talk_seconds = Decimal(talk).quantize(Decimal("0.001"))
-    call.hold_seconds = Decimal(hold).quantize(Decimal("0.001"))
-    call.legs.append(CallLeg(operator_id=op.id, operator_name=op.name, interface=op.interface,
-                             uniqueid=f"{call.linkedid}-x", queue="sales", rung_at=t, answered_at=answered,
-                             ended_at=ended, outcome="answered", ring_seconds=Decimal(ring).quantize(Decimal("0.001")),
-                             talk_seconds=Decimal(talk).quantize(Decimal("0.001"))))
+    _timings(call, talk)
+    call.legs.append(_leg(call, op, f"{call.linkedid}-x", t, ended, answered, talk))
+
+
+def _seconds(x) -> Decimal | None:
+    """Seconds as stored (3 decimals)."""
+    return None if x is None else Decimal(f"{x:.3f}")
+
+
+def _timings(call: Call, talk: float = 0.0) -> None:
+    """The call's status and durations from its times (``talk``: the seconds it talked)."""
+    answered, ended = call.answered_at, call.ended_at
+    call.status = record.status(answered, ended)
+    call.wait_seconds = _seconds(record.wait_seconds(call.started_at, answered, ended))
+    call.queue_wait_seconds = _seconds(record.queue_wait_seconds(call.queued_at, answered))
+    talked = record.talk_seconds(talk, answered, ended)
+    call.talk_seconds = _seconds(talked)
+    call.hold_seconds = _seconds(record.hold_seconds(answered, ended, talked))
+
+
+def _leg(call: Call, op, uniqueid: str, rung: dt.datetime, ended: dt.datetime,
+         answered: dt.datetime | None = None, talk: float = 0.0) -> CallLeg:
+    """A queue leg rung at ``rung``: answered at ``answered`` and talking ``talk`` seconds, or
+    given up unanswered at ``ended``."""
+    return CallLeg(operator_id=op.id, operator_name=op.name, interface=op.interface, uniqueid=uniqueid,
+                   queue=call.queue, rung_at=rung, answered_at=answered, ended_at=ended,
+                   outcome=LegOutcome.ANSWERED if answered is not None else LegOutcome.NO_ANSWER,
+                   ring_seconds=_seconds(record.ring_seconds(rung, answered, ended)),
+                   talk_seconds=_seconds(record.leg_talk_seconds(talk, answered)))
 
 
 def _recording(directory: str, call: Call, rng) -> str:

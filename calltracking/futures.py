@@ -1,6 +1,6 @@
 """Settling asyncio futures from a writer thread: each event loop woken once per batch.
 
-The batching writers (:mod:`calltracking.hooks.writer`, :mod:`calltracking.dni.fast`) finish
+The batching writers (:mod:`calltracking.hooks.writer`, :mod:`calltracking.dni.new_visitors`) finish
 many requests at a time; one ``call_soon_threadsafe`` per loop and batch (instead of one per
 request) keeps the loops' wake-ups, and their share of the interpreter lock, low.
 """

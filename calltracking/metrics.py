@@ -67,7 +67,7 @@ class DatabaseCollector:
                 for status, n in s.execute(select(Call.status, func.count()).where(Call.started_at >= midnight)
                                            .group_by(Call.status)):
                     today.add_metric([status], n)
-                from calltracking.dni.assign import pool_status
+                from calltracking.dni.holds import pool_status
 
                 for pool in s.scalars(select(NumberPool)):
                     label = f"{pool.project_id}/{pool.name}"

@@ -1,18 +1,19 @@
-"""Shared fixtures: a real database per test, on SQLite or PostgreSQL.
+"""The fixtures every test folder shares: a real database per test, on SQLite or PostgreSQL,
+and the ``calltracking`` CLI on it.
 
-``CALLTRACKING_TEST_DB=postgresql`` runs the suite on PostgreSQL: a throw-away
-cluster is started with Debian's ``initdb``/``pg_ctl`` on a Unix socket in a
-temporary directory (as the ``postgres`` user when the tests run as root), or
-``CALLTRACKING_TEST_PG_URL`` names an existing server to create databases on.
-Each test gets a new database already at the migrations' head.
+``CALLTRACKING_TEST_DB=postgresql`` runs the suite on PostgreSQL: a throw-away cluster
+(:class:`support.postgres.PgCluster`) is started for the session, or ``CALLTRACKING_TEST_PG_URL``
+names an existing server to create databases on. Each test gets a new database already at the
+migrations' head.
+
+The test helpers are the package ``tests/support`` (``from support.web import login``):
+``tests/`` is on ``sys.path`` through ``pythonpath = tests`` in setup.cfg's ``[tool:pytest]``.
+Folder conftests hold only their folder's fixtures.
 """
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -21,58 +22,13 @@ from click.testing import CliRunner
 
 from calltracking import migrate
 from calltracking.db import make_engine, make_sessionmaker
+from support.postgres import PgCluster
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "asterisk-22"
 BACKEND = os.environ.get("CALLTRACKING_TEST_DB", "sqlite")
-PG_BIN = next((p for p in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
-               if os.path.isdir(p)), "")
 
 
 def pytest_report_header(config):
     return f"calltracking test database: {BACKEND}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PgCluster:
-    """A throw-away PostgreSQL cluster on a Unix socket."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="ct-pg-"))
-        self.data = self.dir / "data"
-        self.port = _free_port()
-        self.as_root = os.geteuid() == 0
-        if self.as_root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        os.chmod(self.dir, 0o755)
-
-    def _run(self, *cmd):
-        cmd = [os.path.join(PG_BIN, cmd[0]) if PG_BIN else cmd[0], *cmd[1:]]
-        if self.as_root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-    def start(self):
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                  "--no-sync")
-        opts = (f"-c listen_addresses='' -k {self.dir} -p {self.port} -c fsync=off "
-                f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
-        return self
-
-    def stop(self):
-        try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def url(self, dbname: str) -> str:
-        return f"postgresql+psycopg://postgres@/{dbname}?host={self.dir}&port={self.port}"
 
 
 @pytest.fixture(scope="session")

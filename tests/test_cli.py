@@ -201,3 +201,18 @@ def test_config_error_exit_code(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2
     assert f"{bad}: [agi] timeout_ms: expected an integer, got 'soon'" in p.stderr
+
+
+def test_help_loads_the_commands_not_the_services():
+    """`calltracking --help` imports the command modules only: not the web UI, the AGI and AMI
+    servers, Alembic or the user-agent matcher (those load inside the commands that use them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, calltracking.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('webui', 'agi', 'ami_listener', 'alembic', 'flask') or m == 'calltracking.dni.useragent'))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert p.stdout.strip() == "[]"
+    help_text = subprocess.run([sys.executable, "-m", "calltracking", "--help"], capture_output=True, text=True,
+                               check=True).stdout
+    assert all(f"\n  {name} " in help_text for name in ("agi", "pools", "projects", "run", "web", "doctor", "spend"))

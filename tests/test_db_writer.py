@@ -66,7 +66,7 @@ def test_immediate_transaction_makes_the_other_writer_wait_instead(engine, sessi
 
 def test_web_requests_that_may_write_use_the_writer_engine(engine, session_factory):
     from webui import create_app
-    from webui.common import db
+    from webui.context import db
     from calltracking.config import load_config
 
     cfg = load_config("/nonexistent.ini", env={}, require_file=False,

@@ -1,4 +1,4 @@
-"""The demo data renders every report in Chromium; these runs also make the README's screenshots.
+"""The demo data renders every report in Chromium; these runs also make the screenshots in docs/screenshots.
 
 Set ``CALLTRACKING_UPDATE_SCREENSHOTS=1`` to write them to ``docs/screenshots/`` (committed);
 otherwise they go to a temporary directory and are only checked.
@@ -18,7 +18,7 @@ from calltracking import entities as svc
 from calltracking.config import load_config
 from calltracking.demo import seed
 from calltracking.models import Call
-from browser_support import ARGS, CHROMIUM, DRAWN, log_in  # noqa: E402
+from support.browser import ARGS, CHROMIUM, DRAWN, log_in
 
 pytestmark = pytest.mark.browser
 

@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "ami"))
-
-from amiserver import FakeAsterisk  # noqa: E402
+from support.ami_server import FakeAsterisk
 
 
 def lines(output: str) -> dict:

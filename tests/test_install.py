@@ -355,10 +355,11 @@ def test_the_service_works_without_writable_executable_memory(tmp_path, db_url, 
     with wave.open(str(wav), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
         w.writeframes(b"".join(struct.pack("<h", int(8000 * ((i // 40) % 2 * 2 - 1))) for i in range(16000)))
-    script = ("import sys; from pathlib import Path; from calltracking.jobs import recordings as r\n"
-              "audio, info = r.analyze([Path(sys.argv[1])])\n"
+    script = ("import sys; from pathlib import Path\n"
+              "from calltracking.jobs import recording_audio, recordings\n"
+              "audio, info = recording_audio.analyze([Path(sys.argv[1])])\n"
               "for fmt in ('mp3', 'ogg'):\n"
-              "    out = r.convert(audio, Path(sys.argv[1]).with_suffix('.' + fmt), fmt)\n"
+              "    out = recordings.convert(audio, Path(sys.argv[1]).with_suffix('.' + fmt), fmt)\n"
               "    print(out.name, out.stat().st_size)\n"
               "print('seconds', info.duration)\n")
     out = subprocess.run(_mdwe(tmp_path, py, "-c", script, str(wav)), capture_output=True, text=True,

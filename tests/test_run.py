@@ -14,27 +14,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "ami"))
-sys.path.insert(0, str(HERE / "agi"))
+from calltracking import entities as svc
+from calltracking.models import Call
+from support.ami_server import FakeAsterisk, load
+from support.ami_streams import burst
+from support.fastagi_client import call as agi_call, headers as agi_headers
+from support.fixtures import FIXTURES, queue_members
+from support.net import free_port, listeners
 
-from amiserver import FakeAsterisk, load, queue_members_from_conf  # noqa: E402
-from fake_asterisk import call as agi_call, headers as agi_headers, listeners  # noqa: E402
-from synth import burst  # noqa: E402
-
-from calltracking import entities as svc  # noqa: E402
-from calltracking.models import Call  # noqa: E402
-
-FIXTURES = HERE / "fixtures" / "asterisk-22"
 EXPECTED = {e["linkedid"]: e for e in json.loads((FIXTURES / "expected_calls.json").read_text())}
 DIDS = ["74950001001", "74950001002", "74950001003", "74950001004", "74950001005", "74950001006",
         "74950001008", "74950001009", "74950001010", "74951110007"]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def poll(pred, timeout=30.0, what="condition"):
@@ -61,7 +51,7 @@ def tracked(session_factory):
 
 @pytest.fixture
 def asterisk():
-    srv = FakeAsterisk(members=queue_members_from_conf(FIXTURES / "queues.conf")).start()
+    srv = FakeAsterisk(members=queue_members()).start()
     yield srv
     srv.stop()
 
@@ -70,7 +60,7 @@ class Run:
     """`python -m calltracking run` in a subprocess with its own config file."""
 
     def __init__(self, db_url: str, tmp: Path, ami_port: int, agi_processes: int = 1):
-        self.agi_port, self.web_port = _port(), _port()
+        self.agi_port, self.web_port = free_port(), free_port()
         self.ini = tmp / "config.ini"
         self.ini.write_text(f"""
 [general]

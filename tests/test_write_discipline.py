@@ -12,29 +12,23 @@ start/result").
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text, update
 
-HERE = Path(__file__).resolve().parent
-for sub in ("agi", "ami"):
-    if str(HERE / sub) not in sys.path:
-        sys.path.insert(0, str(HERE / sub))
-
-from amipaths import FIXTURES, event_count  # noqa: E402
-from amiserver import FakeAsterisk, queue_members_from_conf  # noqa: E402
-from fake_asterisk import ServerThread, call, headers, make_config  # noqa: E402
-from synth import burst  # noqa: E402
-
-from calltracking.jobs import scheduler as sched  # noqa: E402
-from calltracking import entities as svc  # noqa: E402
-from calltracking.models import Call, JobStatus, Tag, call_tags, utcnow  # noqa: E402
+from calltracking.jobs import scheduler as sched
+from calltracking import entities as svc
+from calltracking.models import Call, JobStatus, Tag, call_tags, utcnow
+from support.agi_server import ServerThread
+from support.ami_server import FakeAsterisk, event_count
+from support.ami_streams import burst
+from support.config import make_config
+from support.fastagi_client import call, headers
+from support.fixtures import queue_members
+from support.listener import Listener
 
 pytestmark = pytest.mark.db
 
@@ -44,43 +38,8 @@ HOOK_THREADS, CALLS_PER_THREAD = 4, 12
 WEB_REQUESTS = 40
 TAGS = ("callback", "vip")
 #: the loggers of the writers under test (other parts' errors are their tests' business)
-WRITERS = {"calltracking.jobs.scheduler", "calltracking.hooks.core", "calltracking.agi", "calltracking.ami",
+WRITERS = {"calltracking.jobs.scheduler", "calltracking.hooks", "calltracking.agi", "calltracking.ami",
            "calltracking.db", "webui", "flask.app"}
-
-
-class ListenerThread:
-    """run_ami on its own event loop in a thread, as `calltracking run` runs it."""
-
-    def __init__(self, config, factory):
-        self.config, self.factory, self.stats = config, factory, {}
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        self.thread.start()
-        assert self.ready.wait(20), "listener not ready"
-
-    async def _main(self):
-        from ami_listener import run_ami
-
-        self.loop, self.stop_event, ready = asyncio.get_running_loop(), asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(run_ami(self.config, self.factory, self.stop_event, ready,
-                                           stats=self.stats))
-        await ready.wait()
-        self.ready.set()
-        await task
-
-    def wait_idle(self, events: int, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            w, p = self.stats["writer"], self.stats["processor"]
-            if w.idle and p.counts["events"] >= events:
-                return
-            time.sleep(0.05)
-        raise AssertionError("the listener did not store every event")
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(30)
-        assert not self.thread.is_alive()
 
 
 def _seed(session_factory, dids) -> tuple[list[int], str]:
@@ -120,7 +79,7 @@ def test_every_writer_at_once_loses_nothing(db_url, engine, session_factory, tmp
     frames, expected = burst(1500)
     dids = sorted({e["did"] for e in expected.values()})
     web_calls, token = _seed(session_factory, dids)
-    asterisk = FakeAsterisk(members=queue_members_from_conf(FIXTURES / "queues.conf"), chunk=701).start()
+    asterisk = FakeAsterisk(members=queue_members(), chunk=701).start()
     cfg = make_config(db_url, agi__timeout_ms=TIMEOUT_MS, agi__write_wait_ms=50,
                       ami__port=asterisk.port, ami__secret="ctsecret", ami__username="calltracking",
                       ami__ping_interval=1, recordings__dir=tmp_path, recordings__keep_days=30,
@@ -140,7 +99,7 @@ def test_every_writer_at_once_loses_nothing(db_url, engine, session_factory, tmp
     intervals = {"report_rollups": 0.1, "notifications": 0.2, "pool_release": 0.2, "digests": 0.3,
                  "recordings": 0.3, "retention": 0.5, "heartbeat": 0.5}
     runner = Runner(cfg, session_factory, jobs, intervals).start()
-    listener = ListenerThread(cfg, session_factory)
+    listener = Listener(cfg, session_factory).start()
     agi = ServerThread(cfg, session_factory)
     from webui import create_app
 
@@ -183,7 +142,7 @@ def test_every_writer_at_once_loses_nothing(db_url, engine, session_factory, tmp
             t.start()
         for t in threads:
             t.join(120)
-        listener.wait_idle(event_count(frames))
+        listener.wait_idle(event_count(frames), timeout=60)
     finally:
         agi.stop()              # its writer writes what is still queued (the hog's turn may delay it)
         runner.shutdown()

@@ -2,44 +2,41 @@
 
 How another blueprint plugs in
 ------------------------------
-* Write ``webui/<area>.py`` exposing ``bp = Blueprint("<area>", __name__, url_prefix=...)``
-  and templates under ``webui/templates/<area>/`` that ``{% extends "base.html" %}`` and fill
+* Write ``webui/<area>.py`` exposing ``bp = Blueprint("<area>", __name__, url_prefix=...)``,
+  register it in :func:`create_app` (with whether it is exempt from CSRF: only what no cookie
+  session reaches is), and templates under
+  ``webui/templates/<area>/`` that ``{% extends "base.html" %}`` and fill
   ``{% block content %}`` (optional ``{% block title %}``, ``{% block head %}`` for extra
   ``<link>``/``<script src>``, ``{% block scripts %}`` at the end of ``<body>``).
-  ``create_app`` registers the known optional blueprints with a guarded import
-  (``webui.reports``: endpoint ``reports.index`` is linked in the navigation, and
-  ``reports.dashboard`` too when it exists; ``webui.dni``: public, CSRF-exempt).
-* Database: ``from webui.common import db`` gives the request's SQLAlchemy session (closed
-  after the request; call ``db().commit()`` yourself). ``current_app.extensions["calltracking"]``
-  is a dict with ``config`` (the :class:`calltracking.config.Config`) and ``sessionmaker``.
-* Access: ``from webui.auth import roles_required, current_user`` —
+  Every blueprint is imported when the app is built: a module that fails to import stops
+  the start with its traceback.
+* Database and user: ``from webui.context import db, current_user, config, audit`` —
+  ``db()`` is the request's SQLAlchemy session (closed after the request; call
+  ``db().commit()`` yourself); ``audit(...)`` records a settings change.
+  ``current_app.extensions["calltracking"]`` is a dict with ``config`` (the
+  :class:`calltracking.config.Config`) and ``sessionmaker``.
+* Access: ``from webui.auth import roles_required`` —
   ``@roles_required("admin", "supervisor")`` (anonymous → redirect to the login page,
   wrong role → 403); ``@roles_required()`` means any logged-in user. For JSON API views use
   ``@api_auth("admin", "supervisor")`` (token in ``Authorization: Bearer …``; 401/403 as JSON).
+* Rules: creating or changing an entity goes through :mod:`calltracking.entities` (the rules
+  the CLI and the API apply too); a page declares its form fields (:mod:`webui.crud`).
 * Forms: every POST form needs ``<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">``.
 * Text: ``from flask_babel import gettext as _`` / ``lazy_gettext``; in templates ``{{ _("…") }}``.
   Russian strings: add them to ``webui/translations/ru/<area>.po`` (a separate catalog per
   area; every ``webui/translations/<lang>/*.po`` file is merged and compiled at start-up,
   no ``pybabel`` needed).
 * Times: stored UTC; show them with the ``localtime`` filter (``{{ call.started_at|localtime(tz) }}``,
-  ``tz`` a project's time zone; default ``[general] timezone``) or ``webui.common.fmt_time``.
+  ``tz`` a project's time zone; default ``[general] timezone``) or ``webui.display.fmt_time``.
 * The pages are served with a strict Content-Security-Policy (``script-src 'self'``): put
   JavaScript in static files (``url_for('static', filename=...)``), never inline, and never
   ``|safe`` on data (caller-ID names are hostile).
 """
 from __future__ import annotations
 
-import importlib
-import logging
 import secrets
 
 from flask import Flask, request
-
-log = logging.getLogger(__name__)
-
-#: optional blueprints built elsewhere: module name → CSRF exempt?
-OPTIONAL_BLUEPRINTS = {"webui.reports": False, "webui.dni": True, "webui.metrics": True,
-                       "webui.integrations": False}
 
 
 def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
@@ -78,34 +75,26 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
 
     app.wsgi_app = TrustedProxies(app.wsgi_app, config.web.trusted_proxies)
 
-    from webui import common, i18n
-    from webui.auth import csrf, init_auth
+    from webui import (
+        account, api, auth, context, display, dni, errors, i18n, integrations, journal, metrics, missed,
+        reports, screenpop, settings, settings_tools,
+    )
 
-    csrf.init_app(app)
+    auth.csrf.init_app(app)
     i18n.init_app(app, config)
-    common.init_app(app)
-    init_auth(app)
+    context.init_app(app)
+    display.init_app(app)
+    errors.init_app(app)
+    auth.init_auth(app)
 
-    from webui import account, api, auth, journal, missed, screenpop, settings, settings_tools
-
-    for mod in (auth, account, journal, missed, screenpop, settings, settings_tools):
+    # every blueprint, and whether it is exempt from CSRF (no cookie session: the token API,
+    # the public DNI endpoints, /metrics)
+    for mod, csrf_exempt in ((auth, False), (account, False), (journal, False), (missed, False),
+                             (screenpop, False), (settings, False), (settings_tools, False), (api, True),
+                             (reports, False), (dni, True), (metrics, True), (integrations, False)):
         app.register_blueprint(mod.bp)
-    app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)
-
-    for name, exempt in OPTIONAL_BLUEPRINTS.items():
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        bp = getattr(mod, "bp", None)
-        if bp is None:
-            continue
-        app.register_blueprint(bp)
-        if exempt:
-            csrf.exempt(bp)
+        if csrf_exempt:
+            auth.csrf.exempt(mod.bp)
 
     @app.after_request
     def _security_headers(resp):
@@ -123,7 +112,8 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
     @app.route("/")
     def index():
         from flask import redirect, url_for
-        from webui.auth import current_user
+
+        from webui.context import current_user
 
         user = current_user()
         if user is None:

@@ -3,12 +3,23 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
-from webui.auth import _fingerprint, current_user, end_sessions, new_api_token, roles_required
-from webui.common import audit, db
+from calltracking import entities
+
+from webui.auth import _fingerprint, end_sessions, new_api_token, roles_required
+from webui.context import audit, current_user, db
 
 bp = Blueprint("account", __name__)
+
+
+def _set_password(user, new: str) -> bool:
+    """False when ``new`` breaks the password rule (:func:`calltracking.settings_rules.password`)."""
+    try:
+        entities.set_password(user, new)
+    except entities.ServiceError:
+        return False
+    return True
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -22,10 +33,9 @@ def index():
             old, new = request.form.get("old_password", ""), request.form.get("new_password", "")
             if not check_password_hash(user.password_hash, old):
                 flash(_("The current password is wrong."), "error")
-            elif len(new) < 8:
+            elif not _set_password(user, new):
                 flash(_("The new password must have at least 8 characters."), "error")
             else:
-                user.password_hash = generate_password_hash(new)
                 audit("password", "user", user.id, {"username": user.username})
                 end_sessions(user)
                 db().commit()

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from calltracking.calls import export as callrecord
-from calltracking.calls import journal as core
+from calltracking.calls import export as call_export
+from calltracking.calls import journal as call_journal
 from calltracking.attribution import numbers_csv
-from calltracking import entities as svc
+from calltracking import entities
 from calltracking.models import Call, TrackingNumber
 
-from webui.auth import api_auth, current_user
-from webui.common import audit, config, db
+from webui.auth import api_auth
+from webui.context import audit, config, current_user, db
+from webui.display import parse_money
 from webui.filters import parse_filter
 from webui.openapi import openapi_document
 
@@ -23,7 +24,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _call_json(c: Call) -> dict:
-    d = callrecord.call_to_dict(c, with_legs=True)
+    d = call_export.call_to_dict(c, with_legs=True)
     d["id"] = c.id
     d["value"] = None if c.value is None else str(c.value)
     d["comment"] = c.comment
@@ -46,9 +47,9 @@ def calls():
     try:
         flt, _tz = parse_filter(request.args)
         limit = request.args.get("limit", default=100, type=int)
-        pg = core.page(db(), flt, after=request.args.get("after"), before=request.args.get("before"),
-                       limit=max(1, min(limit or 100, 1000)))
-    except core.JournalError as e:
+        pg = call_journal.page(db(), flt, after=request.args.get("after"),
+                               before=request.args.get("before"), limit=max(1, min(limit or 100, 1000)))
+    except call_journal.JournalError as e:
         return _err(str(e))
     return jsonify({"calls": [_call_json(c) for c in pg.calls], "next": pg.next_cursor,
                     "prev": pg.prev_cursor})
@@ -77,7 +78,6 @@ def call_detail(call_id):
 @bp.route("/calls/<int:call_id>", methods=["PATCH"])
 @api_auth()
 def call_update(call_id):
-    from webui.common import parse_money
     from webui.journal import set_tags
 
     call, err = _visible_call(call_id)
@@ -139,20 +139,18 @@ def number_create():
     if not isinstance(data, dict):
         return _err("expected a JSON object with number, project and source or pool")
     try:
-        project = svc.get_project(s, str(data.get("project") or ""))
-        source = svc.get_source(s, project, data["source"]) if data.get("source") else None
-        campaign = svc.get_campaign(s, source, data["campaign"]) if data.get("campaign") and source else None
+        project = entities.get_project(s, str(data.get("project") or ""))
+        source = entities.get_source(s, project, data["source"]) if data.get("source") else None
         if data.get("campaign") and source is None:
-            raise svc.ServiceError("a campaign needs a source")
-        pool = svc.get_pool(s, project, data["pool"]) if data.get("pool") else None
-        if source is not None and pool is not None:
-            raise svc.ServiceError("give either source or pool, not both")
-        tn = svc.add_number(s, project, str(data.get("number") or ""), config().general.default_region,
-                            source=source, campaign=campaign, pool=pool,
-                            description=str(data.get("description") or "")[:200],
-                            callerid_prefix=bool(data.get("callerid_prefix", True)),
-                            record=bool(data.get("record", True)))
-    except (svc.ServiceError, ValueError) as e:
+            raise entities.ServiceError("a campaign needs a source")
+        campaign = entities.get_campaign(s, source, data["campaign"]) if data.get("campaign") else None
+        pool = entities.get_pool(s, project, data["pool"]) if data.get("pool") else None
+        tn = entities.add_number(s, project, str(data.get("number") or ""), config().general.default_region,
+                                 source=source, campaign=campaign, pool=pool,
+                                 description=str(data.get("description") or "")[:200],
+                                 callerid_prefix=bool(data.get("callerid_prefix", True)),
+                                 record=bool(data.get("record", True)))
+    except ValueError as e:      # entities.ServiceError, phone.InvalidNumber
         s.rollback()
         return _err(str(e))
     audit("create", "numbers", tn.id, {"api": True, "number": tn.number})
@@ -165,8 +163,8 @@ def number_create():
 def number_retire(number):
     s = db()
     try:
-        tn = svc.retire_number(s, number, config().general.default_region)
-    except (svc.ServiceError, ValueError) as e:
+        tn = entities.retire_number(s, number, config().general.default_region)
+    except ValueError as e:      # entities.ServiceError, phone.InvalidNumber
         s.rollback()
         return _err(str(e), 404 if "not mapped" in str(e) else 400)
     audit("retire", "numbers", tn.id, {"api": True, "number": tn.number})
@@ -204,9 +202,9 @@ def _jsonable(v):
 @bp.route("/reports")
 @api_auth("admin", "supervisor")
 def reports_index():
-    from calltracking.reports import queries as rep
+    from calltracking.reports import queries
 
-    return jsonify({"reports": list(rep.REPORTS)})
+    return jsonify({"reports": list(queries.REPORTS)})
 
 
 @bp.route("/reports/<name>")
@@ -217,13 +215,13 @@ def report(name):
 
     from sqlalchemy import or_, select
 
-    from calltracking.reports import queries as rep
+    from calltracking.reports import queries
     from calltracking.db import write_scope
     from calltracking.models import Project
     from calltracking.reports.rollup import refresh_rollups
 
-    if name not in rep.REPORTS:
-        return _err(f"unknown report {name!r} (known: {', '.join(rep.REPORTS)})", 404)
+    if name not in queries.REPORTS:
+        return _err(f"unknown report {name!r} (known: {', '.join(queries.REPORTS)})", 404)
     s = db()
     key = (request.args.get("project") or "").strip()
     stmt = select(Project).order_by(Project.id)
@@ -236,17 +234,17 @@ def report(name):
     if project is None:
         return _err(f"project {key!r} not found" if key else "no project yet", 404)
     try:
-        to = rep.parse_date(request.args.get("to"), rep.today_in(project))
-        frm = rep.parse_date(request.args.get("from"), to - dt.timedelta(days=29))
-        flt = rep.ReportFilter(project, frm, to)
+        to = queries.parse_date(request.args.get("to"), queries.today_in(project))
+        frm = queries.parse_date(request.args.get("from"), to - dt.timedelta(days=29))
+        flt = queries.ReportFilter(project, frm, to)
         s.commit()      # the refresh writes in its own transaction (write lock first)
         try:
             with write_scope(current_app.extensions["calltracking"]["sessionmaker"]) as w:
                 refresh_rollups(w, allow_full=False)
         except Exception:  # noqa: BLE001 - the scheduler catches up; answer with what is there
             pass
-        result = rep.run_report(s, name, flt)
-    except rep.ReportError as e:
+        result = queries.run_report(s, name, flt)
+    except queries.ReportError as e:
         return _err(str(e))
     rows = [{k: _jsonable(v) for k, v in row.items()} for row in result.as_dicts()]
     return jsonify({"report": name, "project": project.key, "from": frm.isoformat(), "to": to.isoformat(),

@@ -31,7 +31,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from calltracking.models import User
 
-from webui.common import db
+from webui.context import current_user, db
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -148,10 +148,6 @@ def new_api_token(user: User) -> str:
     token = "ct_" + secrets.token_urlsafe(32)
     user.api_token_hash = hash_token(token)
     return token
-
-
-def current_user() -> User | None:
-    return g.get("user")
 
 
 def _load_user() -> None:

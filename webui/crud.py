@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from calltracking import phone
-from calltracking import entities as svc
+from calltracking import entities
 
-from webui.common import config
+from webui.context import config
+from webui.display import fmt_time
 
 
 class FormError(ValueError):
@@ -85,8 +86,8 @@ def parse_value(f: Field, raw: Optional[str], choices: list | None = None):
             raise ValueError(f"expected a time HH:MM, got {raw!r}") from None
     if f.kind == "date":
         try:
-            return svc.parse_when(raw, config().general.timezone)
-        except svc.ServiceError as e:
+            return entities.parse_when(raw, config().general.timezone)
+        except entities.ServiceError as e:
             raise ValueError(str(e)) from None
     if f.kind == "phone":
         try:
@@ -117,8 +118,6 @@ def display(v) -> str:
     if isinstance(v, dt.time):
         return v.strftime("%H:%M")
     if isinstance(v, dt.datetime):
-        from webui.common import fmt_time
-
         return fmt_time(v, fmt="%Y-%m-%d %H:%M")
     return str(v)
 
@@ -132,7 +131,5 @@ def form_value(obj, f: Field):
     if f.kind == "time" and v is not None:
         return v.strftime("%H:%M")
     if f.kind == "date" and v is not None:
-        from webui.common import fmt_time
-
         return fmt_time(v, fmt="%Y-%m-%d")
     return v

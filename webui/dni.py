@@ -36,7 +36,8 @@ import time
 from flask import Blueprint, Response, current_app, request
 
 from calltracking.dni import assign as dni
-from calltracking.dni import fast as dni_fast
+from calltracking.dni import holds, projects, request as dni_request
+from calltracking.dni import new_visitors as dni_fast
 from calltracking.dni import guard as dni_guard
 from calltracking.dni.guard import ClientResolver, HoldLedger, RateLimiter, VisitorSigner
 
@@ -79,12 +80,12 @@ class Refresh(Step):
     __slots__ = ("stale",)
 
     def __init__(self, stale, engine, key):
-        super().__init__(dni.project_info, engine, key)
+        super().__init__(projects.project_info, engine, key)
         self.stale = stale
 
 
 class FastStep:
-    """A new visitor for :mod:`calltracking.dni.fast`'s batching writer: ``(session id, number)``."""
+    """A new visitor for :mod:`calltracking.dni.new_visitors`'s batching writer: ``(session id, number)``."""
 
     __slots__ = ("plan",)
 
@@ -206,11 +207,11 @@ class DniApi:
         if err is not None:
             return err[0], {"error": err[1]}, []
         key = data.get("project")
-        if not isinstance(key, str) or not dni._KEY_RX.fullmatch(key):
+        if not isinstance(key, str) or not dni_request.PROJECT_KEY.fullmatch(key):
             return 400, {"error": "field 'project' must be a project key"}, []
         engine = self.engine()
-        info = dni.cached_project_info(engine, key, stale=True)
-        if info is None or time.monotonic() - info.loaded >= dni.CACHE_TTL:
+        info = projects.cached_project_info(engine, key, stale=True)
+        if info is None or time.monotonic() - info.loaded >= projects.CACHE_TTL:
             try:
                 info = yield Refresh(info, engine, key)
             except Exception:
@@ -227,12 +228,12 @@ class DniApi:
         cors = _cors(origin)
         try:
             if kind == "assign":
-                out = yield from self._assign(engine, info, dni.parse_request(data, user_agent, ip), client)
+                out = yield from self._assign(engine, info, dni_request.parse_request(data, user_agent, ip), client)
             else:
                 out = yield from self._heartbeat(engine, key, data.get("visitor_id"), client)
-        except dni.UnknownProject as e:
+        except dni_request.UnknownProject as e:
             return 404, {"error": str(e)}, cors
-        except dni.DniError as e:
+        except dni_request.DniError as e:
             return 400, {"error": str(e)}, cors
         except Exception:
             log.exception("DNI: request failed")
@@ -279,7 +280,7 @@ class DniApi:
 
     def _heartbeat(self, engine, key, visitor_id, client: str):
         now = time.time()
-        out = yield Step(dni.heartbeat, engine, key, visitor_id, None, self.signer)
+        out = yield Step(holds.heartbeat, engine, key, visitor_id, None, self.signer)
         for pool_id, hold in out.held:
             self.holds.settle(pool_id, visitor_id, client, now + hold)
         return out
@@ -343,7 +344,7 @@ def pool_held_text(pool) -> str:
     from flask_babel import gettext
     from sqlalchemy.orm import object_session
 
-    st = dni.pool_status(object_session(pool), pool)
+    st = holds.pool_status(object_session(pool), pool)
     text = f"{st['held']}/{st['numbers']}"
     if st["pressure"] is not None:
         text += f" ({st['pressure']:.0%})"

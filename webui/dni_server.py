@@ -5,7 +5,7 @@ JSON), with the SAME code as the web port (:meth:`webui.dni.DniApi.handle`, :fun
 it exists because the WSGI server costs far more CPU per request than the assignment itself.
 
 - Its own event loop (uvloop when installed) in a thread: the FastAGI loop is never shared.
-- No database work on the loop: a new visitor goes to :mod:`calltracking.dni.fast`'s batching
+- No database work on the loop: a new visitor goes to :mod:`calltracking.dni.new_visitors`'s batching
   writer (futures settled once per batch), the rest to a small thread pool; ``DNI_DB_TIMEOUT``
   (1.5 s) of database time per request, then ``503`` JSON; a full pool answers 503 at once.
 - HTTP (:mod:`webui.dni_http`): keep-alive, pipelining answered in order, ``Connection: close``
@@ -372,10 +372,13 @@ class DniServer:
 
     def _thread(self):
         try:
-            import uvloop
-            loop = uvloop.new_event_loop()
-        except ImportError:
+            import uvloop            # installed on Linux (setup.cfg); elsewhere the stock loop
+        except ModuleNotFoundError as e:
+            if e.name != "uvloop":
+                raise
             loop = asyncio.new_event_loop()
+        else:
+            loop = uvloop.new_event_loop()
         self.loop = loop
         try:
             loop.run_until_complete(self._serve())

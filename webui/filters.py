@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from calltracking import entities as svc
+from calltracking import entities
 from calltracking.calls.journal import JournalError, JournalFilter
 from calltracking.models import Campaign, Operator, Project, Source, Tag
 
-from webui.auth import current_user
-from webui.common import config, db, default_tz
+from webui.context import config, current_user, db
+from webui.display import default_tz
 
 FILTER_KEYS = ("from", "to", "project", "source", "campaign", "status", "operator", "first", "tag", "caller")
 
@@ -37,9 +37,9 @@ def parse_filter(args) -> tuple[JournalFilter, str]:
     if first not in ("", "first", "repeat"):
         raise JournalError(f"invalid first/repeat value {first!r}")
     try:
-        start = svc.parse_when(args["from"], tz) if (args.get("from") or "").strip() else None
-        end = svc.parse_when(args["to"], tz, end=True) if (args.get("to") or "").strip() else None
-    except svc.ServiceError as e:
+        start = entities.parse_when(args["from"], tz) if (args.get("from") or "").strip() else None
+        end = entities.parse_when(args["to"], tz, end=True) if (args.get("to") or "").strip() else None
+    except entities.ServiceError as e:
         raise JournalError(str(e)) from None
     flt = JournalFilter(
         start=start, end=end, project_id=project_id,

@@ -66,7 +66,7 @@ def select_locale() -> str:
     user = g.get("user")
     if user is not None and user.language in LANGUAGES:
         return user.language
-    from webui.common import config
+    from webui.context import config
 
     default = config().general.language
     if request and not session.get("uid"):

@@ -7,19 +7,20 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from calltracking.reports import adspend
-from calltracking.jobs import integrations
+from calltracking.jobs import outbox, rules, transport
 from calltracking.db import write_sessionmaker
+from calltracking.enums import NotificationChannel, NotificationEvent
 from calltracking.models import Delivery, NotificationRule, Project
 from calltracking.jobs.notify import recipients
 from calltracking.jobs.scheduler import default_jobs, job_statuses
 
 from webui.auth import roles_required
-from webui.common import audit, config, db, ext
+from webui.context import audit, config, db, ext
 
 bp = Blueprint("integrations", __name__, url_prefix="/settings/integrations")
 
-CHANNELS = ("email", "webhook", "crm", "ga4")
-EVENTS = ("missed_call", "call_finished", "digest_daily", "digest_weekly")
+CHANNELS = tuple(c.value for c in NotificationChannel)
+EVENTS = tuple(e.value for e in NotificationEvent)
 MAX_CSV = 5 * 1024 * 1024
 
 
@@ -34,13 +35,13 @@ def _labels():
 def _page(spend_errors=None, form=None, status=200):
     s = db()
     projects = s.scalars(select(Project).order_by(Project.key)).all()
-    rules = s.execute(select(NotificationRule, Project.key).join(Project, Project.id == NotificationRule.project_id)
-                      .order_by(Project.key, NotificationRule.id)).all()
-    dead = integrations.dead_letters(s, limit=100)
+    rows = s.execute(select(NotificationRule, Project.key).join(Project, Project.id == NotificationRule.project_id)
+                     .order_by(Project.key, NotificationRule.id)).all()
+    dead = outbox.dead_letters(s, limit=100)
     pending = s.scalar(select(func.count(Delivery.id)).where(Delivery.status == "pending"))
     st = {j.name: j for j in job_statuses(s)}
     jobs = [(spec, st.get(spec.name)) for spec in default_jobs()]
-    return render_template("integrations/index.html", projects=projects, rules=rules, dead=dead,
+    return render_template("integrations/index.html", projects=projects, rules=rows, dead=dead,
                            pending=pending, jobs=jobs, labels=_labels(), channels=CHANNELS, events=EVENTS,
                            spend_errors=spend_errors or [], form=form or {}), status
 
@@ -88,8 +89,8 @@ def _refused_target(url: str) -> str | None:
     if not host:
         return _("The target URL has no host.")
     try:
-        integrations.check_host(host, port, integrations.target_policy(config()))
-    except integrations.RefusedTarget as e:
+        transport.check_host(host, port, transport.target_policy(config()))
+    except transport.RefusedTarget as e:
         return str(e)
     except (OSError, UnicodeError):
         return None
@@ -151,7 +152,7 @@ def test_rule(rule_id):
     _rule(rule_id)
     db().rollback()  # send_test uses its own transactions
     try:
-        ok, msg = integrations.send_test(config(), write_sessionmaker(ext()["sessionmaker"]), rule_id)
+        ok, msg = rules.send_test(config(), write_sessionmaker(ext()["sessionmaker"]), rule_id)
     except ValueError as e:
         ok, msg = False, str(e)
     if ok:
@@ -165,11 +166,11 @@ def test_rule(rule_id):
 @roles_required("admin")
 def retry(delivery_id):
     try:
-        integrations.requeue(db(), delivery_id)
+        outbox.requeue(db(), delivery_id)
     except ValueError:
         abort(404)
     db().commit()
-    ok = integrations.deliver_one(config(), write_sessionmaker(ext()["sessionmaker"]), delivery_id)
+    ok = outbox.deliver_one(config(), write_sessionmaker(ext()["sessionmaker"]), delivery_id)
     flash(_("Sent.") if ok else _("Failed again; it will be retried with backoff."), "ok" if ok else "error")
     return redirect(url_for("integrations.index"))
 

@@ -13,14 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from calltracking import csvsafe
-from calltracking.calls import export as callrecord
-from calltracking.calls import journal as core
-from calltracking.jobs import recordings
+from calltracking.calls import export as call_export
+from calltracking.calls import journal as call_journal
+from calltracking.jobs import recording_files
 from calltracking.calls.missed import outbound_to
 from calltracking.models import Call, PromoCode, Tag, TrackingNumber, VisitorSession
 
-from webui.auth import current_user, roles_required
-from webui.common import audit, call_tz, config, db, ext, parse_money
+from webui.auth import roles_required
+from webui.context import audit, config, current_user, db, ext
+from webui.display import call_tz, parse_money
 from webui.filters import FILTER_KEYS, filter_choices, parse_filter
 
 bp = Blueprint("journal", __name__)
@@ -38,11 +39,12 @@ def _args_without_cursor() -> dict:
 def index():
     try:
         flt, tz = parse_filter(request.args)
-        pg = core.page(db(), flt, after=request.args.get("after"), before=request.args.get("before"),
-                       last=request.args.get("page") == "last", limit=PAGE_SIZE)
+        pg = call_journal.page(db(), flt, after=request.args.get("after"),
+                               before=request.args.get("before"), last=request.args.get("page") == "last",
+                               limit=PAGE_SIZE)
         error = None
-    except core.JournalError as e:
-        pg, error, tz = core.Page([], None, None, True, True), str(e), None
+    except call_journal.JournalError as e:
+        pg, error, tz = call_journal.Page([], None, None, True, True), str(e), None
     base = _args_without_cursor()
     return render_template("journal/index.html", page=pg, error=error, args=base,
                            choices=filter_choices(), filter_tz=tz,
@@ -55,10 +57,10 @@ def export():
     try:
         flt, _tz = parse_filter(request.args)
         flt.conditions()
-    except core.JournalError as e:
+    except call_journal.JournalError as e:
         return Response(str(e) + "\n", status=400, mimetype="text/plain")
     factory = ext()["sessionmaker"]
-    fields = callrecord.FIELDS + ("tags", "value", "comment", "reason")
+    fields = call_export.FIELDS + ("tags", "value", "comment", "reason")
 
     def generate():
         session = factory()
@@ -67,8 +69,8 @@ def export():
             w = csvsafe.writer(buf, lineterminator="\n")
             w.writerow(fields)
             yield "\ufeff" + buf.getvalue()
-            for call in core.iterate(session, flt):
-                d = callrecord.call_to_dict(call, with_legs=False)
+            for call in call_journal.iterate(session, flt):
+                d = call_export.call_to_dict(call, with_legs=False)
                 d["tags"] = " ".join(sorted(t.name for t in call.tags))
                 d["value"] = "" if call.value is None else str(call.value)
                 d["comment"], d["reason"] = call.comment, call.closed_reason
@@ -103,7 +105,7 @@ def _visible_to(user) -> list:
     """WHERE terms limiting calls to those ``user`` may open (the rule of :func:`load_call`)."""
     if user.role != "operator":
         return []
-    own = core.JournalFilter(own_operator_id=user.operator_id if user.operator_id is not None else -1)
+    own = call_journal.JournalFilter(own_operator_id=user.operator_id if user.operator_id is not None else -1)
     return own.conditions()
 
 
@@ -134,13 +136,13 @@ def timeline(call: Call) -> list[tuple]:
 
 def recording_path(call: Call) -> tuple[str, Path | None]:
     """(name shown, playable file or None). Only a readable audio file whose real path (links
-    followed) lies under ``[recordings] dir`` is served: :func:`calltracking.jobs.recordings.recording_state`."""
+    followed) lies under ``[recordings] dir`` is served: :func:`calltracking.jobs.recording_files.recording_state`."""
     info = getattr(call, "recording_info", None)
     name = (info.file if info is not None and info.status == "ok" and info.file else "") or call.recording_file
     if not name:
         return "", None
     try:
-        path = recordings.recording_path(call, config().recordings.dir)
+        path = recording_files.recording_path(call, config().recordings.dir)
     except OSError:
         return name, None
     if path is None or path.suffix.lower() not in AUDIO_TYPES:

@@ -8,7 +8,8 @@ from flask import Blueprint, Response, current_app
 
 from calltracking import metrics
 
-from webui.auth import api_user, current_user
+from webui.auth import api_user
+from webui.context import current_user
 
 bp = Blueprint("metrics", __name__)
 

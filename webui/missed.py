@@ -6,13 +6,14 @@ import datetime as dt
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from calltracking.calls import missed as core
-from calltracking.calls import originate as ami
-from calltracking import entities as svc
+from calltracking.calls import missed as missed_calls
+from calltracking.calls import originate
+from calltracking import entities
 from calltracking.models import Call, Operator, Project
 
-from webui.auth import current_user, roles_required
-from webui.common import audit, config, db, default_tz, zone
+from webui.auth import roles_required
+from webui.context import audit, config, current_user, db
+from webui.display import default_tz, zone
 from webui.filters import filter_choices
 
 bp = Blueprint("missed", __name__)
@@ -40,12 +41,12 @@ def index():
         args["from"] = (dt.datetime.now(zone(tz)) - dt.timedelta(days=DEFAULT_DAYS)).date().isoformat()
     try:
         if args.get("from"):
-            start = svc.parse_when(args["from"], tz)
+            start = entities.parse_when(args["from"], tz)
         if request.args.get("to"):
-            end = svc.parse_when(request.args["to"], tz, end=True)
-    except svc.ServiceError as e:
+            end = entities.parse_when(request.args["to"], tz, end=True)
+    except entities.ServiceError as e:
         error = str(e)
-    rows = core.worklist(db(), project_id=project_id, state=state, start=start, end=end)
+    rows = missed_calls.worklist(db(), project_id=project_id, state=state, start=start, end=end)
     return render_template("missed/index.html", rows=rows, state=state, error=error,
                            args=args, choices=filter_choices(),
                            can_originate=config().ami.originate)
@@ -62,7 +63,7 @@ def _missed_call(call_id: int) -> Call:
 @roles_required("admin", "supervisor")
 def handled(call_id):
     call = _missed_call(call_id)
-    core.mark_handled(db(), call, current_user().username)
+    missed_calls.mark_handled(db(), call, current_user().username)
     audit("handled", "call", call.id, {"caller": call.caller_number})
     db().commit()
     flash(_("Marked as handled."), "success")
@@ -82,10 +83,10 @@ def click_to_call(call_id):
         flash(_("Link your user to an operator (Settings → Users) to call back from your phone."), "error")
         return redirect(url_for("missed.index"))
     try:
-        ami.originate(cfg.ami.host, cfg.ami.port, cfg.ami.username, cfg.ami.secret, op.interface,
+        originate.originate(cfg.ami.host, cfg.ami.port, cfg.ami.username, cfg.ami.secret, op.interface,
                       call.caller_number, caller_id=f"Callback <{call.did}>" if call.did else "",
                       variables={"CT_CALLBACK_FOR": call.id})
-    except ami.OriginateError as e:
+    except originate.OriginateError as e:
         flash(_("Click-to-call failed: %(err)s", err=str(e)), "error")
         return redirect(url_for("missed.index"))
     audit("originate", "call", call.id, {"operator": op.interface, "number": call.caller_number})

@@ -19,13 +19,13 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import select
 
 from calltracking import csvsafe
-from calltracking.reports import queries as core
+from calltracking.reports import queries
 from calltracking.db import write_scope
 from calltracking.models import Project
 from calltracking.reports.rollup import refresh_rollups
 
 from webui.auth import roles_required
-from webui.common import db, ext
+from webui.context import db, ext
 
 log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__)
@@ -67,12 +67,12 @@ def _filter():
         return None, projects, _("No project yet: add one in the settings.")
     pid = request.args.get("project", "")
     project = next((p for p in projects if str(p.id) == pid), projects[0])
-    today = core.today_in(project)
+    today = queries.today_in(project)
     try:
-        to = core.parse_date(request.args.get("to"), today)
-        frm = core.parse_date(request.args.get("from"), to - dt.timedelta(days=DEFAULT_DAYS - 1))
-        return core.ReportFilter(project, frm, to), projects, None
-    except core.ReportError as e:
+        to = queries.parse_date(request.args.get("to"), today)
+        frm = queries.parse_date(request.args.get("from"), to - dt.timedelta(days=DEFAULT_DAYS - 1))
+        return queries.ReportFilter(project, frm, to), projects, None
+    except queries.ReportError as e:
         return None, projects, str(e)
 
 
@@ -105,16 +105,16 @@ def index():
 @bp.route("/reports/<name>")
 @roles_required(*ROLES)
 def report(name):
-    if name not in core.REPORTS:
+    if name not in queries.REPORTS:
         abort(404)
     f, projects, error = _filter()
     rep, building = None, False
     if f is not None:
         building = not _refresh()
-        rep = core.run_report(db(), name, f)
+        rep = queries.run_report(db(), name, f)
     talk = []
     if rep is not None and name == "operators":
-        from calltracking.jobs.recordings import operator_talk_stats
+        from calltracking.jobs.recording_audio import operator_talk_stats
 
         talk = operator_talk_stats(db(), f.project.id, *f.utc_range)
     if rep is not None:
@@ -130,13 +130,13 @@ def report(name):
 @bp.route("/reports/<name>.csv")
 @roles_required(*ROLES)
 def export(name):
-    if name not in core.REPORTS:
+    if name not in queries.REPORTS:
         abort(404)
     f, _projects_, error = _filter()
     if f is None:
         return Response((error or "no project") + "\n", status=400, mimetype="text/plain")
     _refresh()
-    rep = core.run_report(db(), name, f)
+    rep = queries.run_report(db(), name, f)
     buf = io.StringIO()
     w = csvsafe.writer(buf)
     w.writerow(rep.columns)
@@ -149,7 +149,7 @@ def export(name):
 @bp.route("/reports/drill/<dim>")
 @roles_required(*ROLES)
 def drill(dim):
-    if dim not in core.DRILL_DIMS:
+    if dim not in queries.DRILL_DIMS:
         abort(404)
     f, projects, error = _filter()
     calls, next_args = [], None
@@ -164,7 +164,7 @@ def drill(dim):
                     raise ValueError
             except ValueError:
                 abort(400)
-        calls = core.drilldown(db(), f, dim, key, limit=50, before=before)
+        calls = queries.drilldown(db(), f, dim, key, limit=50, before=before)
         if len(calls) == 50:
             last = calls[-1]
             next_args = dict(_args(f), key=key,
@@ -180,7 +180,7 @@ def dashboard():
     projects = _projects()
     pid = request.args.get("project", "")
     project = next((p for p in projects if str(p.id) == pid), projects[0] if projects else None)
-    snap = core.live_snapshot(db(), project) if project else None
+    snap = queries.live_snapshot(db(), project) if project else None
     return render_template("reports/dashboard.html", projects=projects, project=project, snap=snap)
 
 
@@ -188,7 +188,7 @@ def dashboard():
 @roles_required(*ROLES)
 def snapshot():
     project = _one_project()
-    return core.live_snapshot(db(), project)
+    return queries.live_snapshot(db(), project)
 
 
 def _one_project() -> Project:
@@ -225,7 +225,7 @@ def stream():
             while time.monotonic() - started < limit:
                 s = factory()
                 try:
-                    snap = core.live_snapshot(s, s.get(Project, project_id))
+                    snap = queries.live_snapshot(s, s.get(Project, project_id))
                 finally:
                     s.close()
                 body = json.dumps({k: v for k, v in snap.items() if k != "now"}, sort_keys=True)

@@ -7,8 +7,8 @@ from sqlalchemy.orm import selectinload
 
 from calltracking.models import Call, CallLeg, Operator, VisitorSession
 
-from webui.auth import current_user, roles_required
-from webui.common import db
+from webui.auth import roles_required
+from webui.context import current_user, db
 
 bp = Blueprint("screenpop", __name__)
 

@@ -6,11 +6,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from calltracking import entities as svc
-from calltracking.models import AuditLog
+from calltracking import entities
+from calltracking.models import AuditLog, TrackingNumber
 
 from webui.auth import roles_required
-from webui.common import audit, config, db
+from webui.context import audit, config, current_user, db
 from webui.crud import FormError, display, form_value, parse_form
 from webui.settings_specs import BY_SLUG, ENTITIES
 
@@ -64,7 +64,7 @@ def listing(slug):
         except FormError as e:
             s.rollback()
             errors = e.errors
-        except (svc.ServiceError, ValueError) as e:
+        except ValueError as e:      # entities.ServiceError, phone.InvalidNumber
             s.rollback()
             errors = {"": str(e)}
         except IntegrityError as e:
@@ -113,7 +113,7 @@ def edit(slug, obj_id):
             return redirect(url_for("settings.listing", slug=slug))
         except FormError as e:
             errors = e.errors
-        except (svc.ServiceError, ValueError) as e:
+        except ValueError as e:      # entities.ServiceError, phone.InvalidNumber
             errors = {"": str(e)}
         except IntegrityError as e:
             errors = {"": _("This conflicts with an existing entry (%(detail)s).",
@@ -133,12 +133,13 @@ def toggle(slug, obj_id):
     obj = s.get(entity.model, obj_id)
     if obj is None or not entity.toggle:
         abort(404)
-    from webui.auth import current_user
-
-    if entity.slug == "users" and obj.id == current_user().id:
-        flash(_("You cannot deactivate yourself."), "error")
-        return redirect(url_for("settings.listing", slug=slug))
     new = not getattr(obj, entity.toggle)
+    if entity.slug == "users":
+        try:
+            entities.check_user_change(obj, obj.role, new, acting=current_user())
+        except entities.ServiceError:
+            flash(_("You cannot deactivate yourself."), "error")
+            return redirect(url_for("settings.listing", slug=slug))
     setattr(obj, entity.toggle, new)
     audit("enable" if new else "disable", entity.slug, obj.id, _snapshot(entity, obj))
     s.commit()
@@ -148,14 +149,12 @@ def toggle(slug, obj_id):
 @bp.route("/numbers/<int:obj_id>/retire", methods=["POST"])
 @roles_required("admin")
 def retire(obj_id):
-    from calltracking.models import TrackingNumber
-
     s = db()
     tn = s.get(TrackingNumber, obj_id)
     if tn is None:
         abort(404)
     if tn.active:
-        svc.retire_number(s, tn.number, region=config().general.default_region)
+        entities.retire_number(s, tn.number, region=config().general.default_region)
         audit("retire", "numbers", tn.id, {"number": tn.number})
         s.commit()
         flash(_("Number %(n)s retired; calls to it keep ringing the default queue.", n=tn.number), "success")

@@ -1,20 +1,19 @@
-"""The settings entities: which fields each has and how it is created and updated."""
+"""The settings pages' entities: each one's form fields (labels, choices, defaults) and list
+columns, and how a submitted form reaches :mod:`calltracking.entities`, which applies the rules."""
 from __future__ import annotations
-
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
-from werkzeug.security import generate_password_hash
 
-from calltracking.attribution import routing
-from calltracking import entities as svc
+from calltracking import entities
+from calltracking.settings_rules import CHANNELS, LANGUAGES, PROMO_MODES, ROLES
 from calltracking.models import (
     Campaign, NumberPool, Operator, Project, PromoCode, RoutingRule, Source, TrackingNumber, User,
 )
 
+from webui.context import config, current_user
 from webui.crud import Entity, Field
-from webui.common import config
+from webui.dni import pool_held_text, pool_refused_text
 
 
 # ------------------------------------------------------------------ choices
@@ -48,15 +47,18 @@ def operators(s):
 
 
 def channels(_s):
-    return [(c, c) for c in svc.CHANNELS]
+    return [(c, c) for c in CHANNELS]
 
 
 def roles(_s):
-    return [(r, r) for r in svc.ROLES]
+    return [(r, r) for r in ROLES]
+
+
+LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
 
 
 def languages(_s):
-    return [("en", "English"), ("ru", "Русский")]
+    return [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES]
 
 
 def tristate(_s):
@@ -64,19 +66,7 @@ def tristate(_s):
 
 
 def promo_modes(_s):
-    return [("off", "off"), ("exhausted", "exhausted"), ("always", "always")]
-
-
-def _pool_held(pool):
-    from webui.dni import pool_held_text
-
-    return pool_held_text(pool)
-
-
-def _pool_refused(pool):
-    from webui.dni import pool_refused_text
-
-    return pool_refused_text(pool)
+    return [(m, m) for m in PROMO_MODES]
 
 
 def _name(obj, attr):
@@ -84,202 +74,111 @@ def _name(obj, attr):
     return v.name if v is not None else ""
 
 
-# ----------------------------------------------------------------- helpers
-def _check_tz(tz):
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise svc.ServiceError(f"unknown time zone {tz!r}") from None
+# ------------------------------------------------- form values -> the core
+# The rules (what is valid, what belongs together) are in calltracking.entities and
+# calltracking.settings_rules; these functions only turn a form's values into its arguments.
+def _get(s, model, obj_id):
+    return s.get(model, obj_id) if obj_id else None
 
 
-def _same_project(s, project_id, source_id=None, campaign_id=None, pool_id=None):
-    src = s.get(Source, source_id) if source_id else None
-    camp = s.get(Campaign, campaign_id) if campaign_id else None
-    pool = s.get(NumberPool, pool_id) if pool_id else None
-    for obj, what in ((src, "source"), (camp, "campaign"), (pool, "pool")):
-        if obj is not None and obj.project_id != project_id:
-            raise svc.ServiceError(f"the {what} {obj.name!r} belongs to another project")
-    if camp is not None and src is not None and camp.source_id != src.id:
-        raise svc.ServiceError(f"campaign {camp.name!r} does not belong to source {src.name!r}")
-    if camp is not None and src is None:
-        raise svc.ServiceError("a campaign needs its source")
-    return src, camp, pool
+def _region():
+    return config().general.default_region
 
 
-def _set(obj, values, skip=()):
-    for k, v in values.items():
-        if k not in skip:
-            setattr(obj, k, v)
-
-
-# ----------------------------------------------------------------- projects
 def create_project(s, v):
-    p = svc.add_project(s, v["key"], v["name"], v["timezone"] or config().general.timezone,
-                        v["default_queue"], v["default_number"], config().general.default_region)
-    _set(p, v, skip=("key", "name", "timezone", "default_queue", "default_number"))
-    return p
+    return entities.add_project(s, v["key"], v["name"], v["timezone"] or config().general.timezone,
+                                v["default_queue"], v["default_number"], _region(),
+                                v["first_call_window_days"], v["allowed_origins"], v["currency"])
 
 
 def update_project(s, p, v):
-    if v.get("timezone"):
-        _check_tz(v["timezone"])
-    else:
-        v["timezone"] = p.timezone
-    _set(p, v)
+    entities.update_project(s, p, region=_region(), **v)
 
 
-# ------------------------------------------------------------ sources etc.
 def create_source(s, v):
-    src = svc.add_source(s, s.get(Project, v["project_id"]), v["name"], v["channel"] or "other",
-                         v["short_label"])
-    return src
+    return entities.add_source(s, s.get(Project, v["project_id"]), v["name"], v["channel"] or "other",
+                               v["short_label"])
 
 
 def update_source(s, src, v):
-    if not v["name"]:
-        raise svc.ServiceError("source name is empty")
-    _set(src, v)
+    entities.update_source(s, src, **v)
 
 
 def create_campaign(s, v):
-    return svc.add_campaign(s, s.get(Source, v["source_id"]), v["name"], v["utm_campaign"])
+    return entities.add_campaign(s, s.get(Source, v["source_id"]), v["name"], v["utm_campaign"])
 
 
 def create_pool(s, v):
-    project = s.get(Project, v["project_id"])
-    src, _c, _p = _same_project(s, project.id, v.get("source_id"))
-    if s.scalars(select(NumberPool).where(NumberPool.project_id == project.id,
-                                          NumberPool.name == v["name"])).first():
-        raise svc.ServiceError(f"pool {v['name']!r} already exists in project {project.key!r}")
-    pool = svc.add_pool(s, project, v["name"], v["hold_seconds"] if v["hold_seconds"] is not None else 900,
-                        v["fallback_number"], src, config().general.default_region)
-    if "promo_mode" in v and v["promo_mode"]:
-        pool.promo_mode = v["promo_mode"]
-    return pool
+    return entities.add_pool(s, s.get(Project, v["project_id"]), v["name"], v["hold_seconds"],
+                             v["fallback_number"], _get(s, Source, v["source_id"]), _region(),
+                             v["promo_mode"])
 
 
 def update_pool(s, pool, v):
-    _same_project(s, pool.project_id, v.get("source_id"))
-    if v.get("hold_seconds") is None or v["hold_seconds"] < 0:
-        raise svc.ServiceError("hold seconds must be 0 or more")
-    if "promo_mode" in v and not v["promo_mode"]:
-        v["promo_mode"] = "off"
-    _set(pool, v)
+    entities.update_pool(s, pool, source=_get(s, Source, v["source_id"]), hold_seconds=v["hold_seconds"],
+                         fallback_number=v["fallback_number"], promo_mode=v["promo_mode"], region=_region())
 
 
-# ------------------------------------------------------------------ numbers
+def _mapping(s, v):
+    return dict(source=_get(s, Source, v["source_id"]), campaign=_get(s, Campaign, v["campaign_id"]),
+                pool=_get(s, NumberPool, v["pool_id"]), description=v["description"],
+                callerid_prefix=v["callerid_prefix"], record=v["record"])
+
+
 def create_number(s, v):
-    project = s.get(Project, v["project_id"])
-    src, camp, pool = _same_project(s, project.id, v.get("source_id"), v.get("campaign_id"), v.get("pool_id"))
-    if src is not None and pool is not None:
-        raise svc.ServiceError("choose either a source (static number) or a pool (dynamic), not both")
-    return svc.add_number(s, project, v["number"], config().general.default_region, source=src,
-                          campaign=camp, pool=pool, description=v["description"],
-                          callerid_prefix=v["callerid_prefix"], record=v["record"])
+    return entities.add_number(s, s.get(Project, v["project_id"]), v["number"], _region(), **_mapping(s, v))
 
 
 def update_number(s, tn, v):
-    if not tn.active:
-        raise svc.ServiceError("a retired number cannot be changed; map it again")
-    src, camp, pool = _same_project(s, tn.project_id, v.get("source_id"), v.get("campaign_id"), v.get("pool_id"))
-    if (src is None) == (pool is None):
-        raise svc.ServiceError("choose either a source (static number) or a pool (dynamic)")
-    tn.kind = "pool" if pool else "static"
-    tn.source_id = src.id if src else (pool.source_id if pool else None)
-    tn.campaign_id = camp.id if camp else None
-    tn.pool_id = pool.id if pool else None
-    _set(tn, v, skip=("source_id", "campaign_id", "pool_id"))
+    entities.update_number(s, tn, **_mapping(s, v))
 
 
-# ------------------------------------------------------------ routing rules
-def _rule_values(s, project_id, v):
-    _same_project(s, project_id, v.get("source_id"), v.get("campaign_id"))
-    for key in ("keyword_regex", "utm_regex"):
-        err = routing.valid_regex(v.get(key) or "")
-        if err:
-            raise svc.ServiceError(f"{key}: invalid regular expression: {err}")
-    days = v.get("weekdays") or "1234567"
-    if not all(ch in "1234567" for ch in days) or len(set(days)) != len(days):
-        raise svc.ServiceError(f"weekdays {days!r}: use digits 1 (Monday) … 7 (Sunday), each once")
-    v["weekdays"] = "".join(sorted(days))
-    if not (v.get("queue") or v.get("target")):
-        raise svc.ServiceError("give a queue or a Dial target")
-    rec = v.pop("record_mode", None)
-    v["record"] = None if rec is None else rec == "yes"
-    if v.get("priority") is None:
-        v["priority"] = 100
-    return v
+def _rule_args(s, v):
+    args = {k: val for k, val in v.items() if k not in ("project_id", "source_id", "campaign_id", "record_mode")}
+    rec = v["record_mode"]
+    return dict(args, source=_get(s, Source, v["source_id"]), campaign=_get(s, Campaign, v["campaign_id"]),
+                record=None if rec is None else rec == "yes")
 
 
 def create_rule(s, v):
-    v = _rule_values(s, v["project_id"], v)
-    r = RoutingRule()
-    _set(r, v)
-    s.add(r)
-    s.flush()
-    return r
+    args = _rule_args(s, v)
+    return entities.add_rule(s, s.get(Project, v["project_id"]), args.pop("name"), **args)
 
 
 def update_rule(s, r, v):
-    _set(r, _rule_values(s, r.project_id, v))
+    entities.update_rule(s, r, **_rule_args(s, v))
 
 
-# ---------------------------------------------------------------- operators
 def create_operator(s, v):
-    op = svc.add_operator(s, v["name"], v["interface"], v["member_name"], v["extension"], v["queues"])
-    return op
+    return entities.add_operator(s, v["name"], v["interface"], v["member_name"], v["extension"], v["queues"])
 
 
 def update_operator(s, op, v):
-    other = s.scalars(select(Operator).where(Operator.interface == v["interface"], Operator.id != op.id)).first()
-    if other is not None:
-        raise svc.ServiceError(f"operator with interface {v['interface']!r} already exists")
-    _set(op, v)
+    entities.update_operator(s, op, **v)
 
 
-# -------------------------------------------------------------- promo codes
-def _promo_values(s, project_id, v):
-    code = (v.get("code") or "").strip()
-    if code and not code.isdigit():
-        raise svc.ServiceError(f"promo code {code!r}: use digits only (callers type it on the keypad)")
-    _same_project(s, project_id, v.get("source_id"), v.get("campaign_id"))
-    return v
+def _promo_args(s, v):
+    return dict(source=_get(s, Source, v["source_id"]), campaign=_get(s, Campaign, v["campaign_id"]),
+                valid_from=v["valid_from"], valid_to=v["valid_to"])
 
 
 def create_promo(s, v):
-    v = _promo_values(s, v["project_id"], v)
-    if s.scalars(select(PromoCode).where(PromoCode.project_id == v["project_id"],
-                                         PromoCode.code == v["code"])).first():
-        raise svc.ServiceError(f"promo code {v['code']!r} already exists in this project")
-    p = PromoCode()
-    _set(p, v)
-    s.add(p)
-    s.flush()
-    return p
+    return entities.add_promo(s, s.get(Project, v["project_id"]), v["code"], **_promo_args(s, v))
 
 
 def update_promo(s, p, v):
-    _set(p, _promo_values(s, p.project_id, v))
+    entities.update_promo(s, p, code=v["code"], **_promo_args(s, v))
 
 
-# -------------------------------------------------------------------- users
 def create_user(s, v):
-    op = s.get(Operator, v["operator_id"]) if v.get("operator_id") else None
-    return svc.add_user(s, v["username"], v["password"], v["role"], v["language"] or "en", op)
+    return entities.add_user(s, v["username"], v["password"], v["role"], v["language"] or "en",
+                             _get(s, Operator, v["operator_id"]))
 
 
-def update_user(s, u, v, acting=None):
-    from webui.auth import current_user
-
-    me = current_user()
-    if me is not None and me.id == u.id and (v["role"] != "admin" or not v["active"]):
-        raise svc.ServiceError("you cannot remove your own admin role or deactivate yourself")
-    pw = v.pop("password", "")
-    if pw:
-        if len(pw) < 8:
-            raise svc.ServiceError("password must have at least 8 characters")
-        u.password_hash = generate_password_hash(pw)
-    _set(u, v)
+def update_user(s, u, v):
+    entities.update_user(s, u, role=v["role"], language=v["language"],
+                         operator=_get(s, Operator, v["operator_id"]), active=v["active"],
+                         password=v["password"], acting=current_user())
 
 
 def _active_numbers(s, args):
@@ -287,10 +186,6 @@ def _active_numbers(s, args):
     if not args.get("all"):
         stmt = stmt.where(TrackingNumber.active.is_(True))
     return stmt
-
-
-def _has(model, attr):
-    return hasattr(model, attr)
 
 
 ENTITIES = [
@@ -327,12 +222,11 @@ ENTITIES = [
         Field("source_id", _l("Source"), kind="select", choices=sources),
         Field("hold_seconds", _l("Hold a number after the visit (seconds)"), kind="int", default=900),
         Field("fallback_number", _l("Fallback number when the pool is exhausted"), kind="phone"),
-    ] + ([Field("promo_mode", _l("Show a promo code"), kind="select", choices=promo_modes, default="off")]
-         if _has(NumberPool, "promo_mode") else []),
-        [(_l("Name"), lambda o: o.name), (_l("Hold (s)"), lambda o: o.hold_seconds),
-         (_l("Fallback"), lambda o: o.fallback_number), (_l("Held / numbers"), _pool_held),
-         (_l("Exhausted"), lambda o: o.exhausted_count), (_l("Refused (since start)"), _pool_refused),
-         (_l("Active"), lambda o: o.active)],
+        Field("promo_mode", _l("Show a promo code"), kind="select", choices=promo_modes, default="off"),
+    ], [(_l("Name"), lambda o: o.name), (_l("Hold (s)"), lambda o: o.hold_seconds),
+        (_l("Fallback"), lambda o: o.fallback_number), (_l("Held / numbers"), pool_held_text),
+        (_l("Exhausted"), lambda o: o.exhausted_count), (_l("Refused (since start)"), pool_refused_text),
+        (_l("Active"), lambda o: o.active)],
         create_pool, update_pool, toggle="active", order_by=(NumberPool.project_id, NumberPool.name)),
     Entity("numbers", _l("Tracking numbers"), TrackingNumber, [
         Field("project_id", _l("Project"), kind="select", choices=projects, required=True, on_edit=False),

@@ -7,14 +7,15 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from calltracking.attribution import lookup as attribution
+from calltracking.attribution import lookup
 from calltracking.attribution import routing
-from calltracking.attribution import numbers_csv as ncsv
-from calltracking import entities as svc
+from calltracking.attribution.numbers_csv import COLUMNS, ImportFailed, export_numbers, import_numbers
+from calltracking import entities
 from calltracking.models import Project, RoutingRule, Source
 
 from webui.auth import roles_required
-from webui.common import audit, config, db, default_tz, zone
+from webui.context import audit, config, db
+from webui.display import default_tz, zone
 from webui.settings_specs import ENTITIES, campaigns, projects, sources
 
 bp = Blueprint("settings_tools", __name__, url_prefix="/settings")
@@ -43,26 +44,26 @@ def numbers_csv():
                 text, errors = None, [_("The file is not UTF-8 text.")]
             if text is not None:
                 try:
-                    result = ncsv.import_numbers(s, text, config().general.default_region,
-                                                        default_project=project_key)
+                    result = import_numbers(s, text, config().general.default_region,
+                                            default_project=project_key)
                     audit("import", "numbers", None, {"imported": result.imported, **result.created})
                     s.commit()
                     flash(_("Imported %(n)s numbers.", n=result.imported), "success")
                     return redirect(url_for("settings_tools.numbers_csv"))
-                except ncsv.ImportFailed as e:
+                except ImportFailed as e:
                     s.rollback()
                     errors = [str(err) for err in e.errors]
                     errors.insert(0, _("Nothing was imported: %(n)s bad row(s).", n=len(e.errors)))
     project_list = list(s.scalars(select(Project).order_by(Project.key)))
     return render_template("settings/numbers_csv.html", errors=errors, projects=project_list,
-                           columns=ncsv.COLUMNS), (400 if errors else 200)
+                           columns=COLUMNS), (400 if errors else 200)
 
 
 @bp.route("/numbers/export.csv")
 @roles_required("admin")
 def numbers_export():
     project = (request.args.get("project") or "").strip() or None
-    text = ncsv.export_numbers(db(), project)
+    text = export_numbers(db(), project)
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=numbers.csv"})
 
@@ -73,10 +74,9 @@ def evaluate(s, project: Project, when_local: dt.datetime, did: str = "", source
     att = None
     vs = None
     if did:
-        att = attribution.attribute(s, did, when_local.astimezone(dt.timezone.utc),
-                                    config().general.default_region)
+        att = lookup.attribute(s, did, when_local.astimezone(dt.timezone.utc), config().general.default_region)
         if att.project is not None and att.project.id != project.id:
-            raise svc.ServiceError(f"number {att.did} belongs to project {att.project.key!r}")
+            raise entities.ServiceError(f"number {att.did} belongs to project {att.project.key!r}")
         source_id = source_id or att.source_id
         campaign_id = campaign_id or att.campaign_id
         vs = att.visitor_session
@@ -87,10 +87,12 @@ def evaluate(s, project: Project, when_local: dt.datetime, did: str = "", source
     rows = s.scalars(select(RoutingRule).where(RoutingRule.project_id == project.id)).all()
     rules = [routing.Rule.from_row(r) for r in rows]
     rule = routing.choose(rules, facts)
-    default_queue = project.default_queue or config().general.default_queue
+    default_queue = routing.default_queue(project.default_queue, config().general.default_queue)
+    target = rule.target if rule else ""
     checked = [(r, routing.rule_matches(r, facts)) for r in routing.sort_rules(rules)]
-    return {"rule": rule, "queue": (rule.queue if rule and rule.queue else "") or (default_queue if not (rule and rule.target) else ""),
-            "target": rule.target if rule else "", "default_queue": default_queue,
+    # a rule with a Dial target and no queue: the call goes to the target, no queue is shown
+    return {"rule": rule, "queue": routing.queue_for(rule, "" if target else default_queue),
+            "target": target, "default_queue": default_queue,
             "attribution": att, "source": s.get(Source, source_id) if source_id else None,
             "checked": checked, "facts": facts}
 
@@ -106,14 +108,14 @@ def routing_test():
             pid = int(f.get("project_id") or 0)
             project = s.get(Project, pid)
             if project is None:
-                raise svc.ServiceError(_("Choose a project."))
+                raise entities.ServiceError(_("Choose a project."))
             tz = zone(project.timezone)
             text = (f.get("when") or "").strip()
             if text:
                 try:
                     when = dt.datetime.fromisoformat(text)
                 except ValueError:
-                    raise svc.ServiceError(f"invalid date and time {text!r}: use YYYY-MM-DD HH:MM") from None
+                    raise entities.ServiceError(f"invalid date and time {text!r}: use YYYY-MM-DD HH:MM") from None
                 when = when.replace(tzinfo=tz) if when.tzinfo is None else when.astimezone(tz)
             else:
                 when = dt.datetime.now(tz)
@@ -122,7 +124,7 @@ def routing_test():
                               int(f["campaign_id"]) if f.get("campaign_id") else None,
                               (f.get("keyword") or "").strip(), (f.get("utm_term") or "").strip())
             result["when"] = when
-        except (svc.ServiceError, ValueError) as e:
+        except (entities.ServiceError, ValueError) as e:
             error = str(e)
     now_local = dt.datetime.now(zone(default_tz())).strftime("%Y-%m-%dT%H:%M")
     return render_template("settings/routing_test.html", result=result, error=error, form=f,

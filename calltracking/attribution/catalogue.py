@@ -28,7 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from calltracking.attribution import routing
-from calltracking.models import Campaign, CatalogueVersion, NumberPool, Project, Source, TrackingNumber
+from calltracking.attribution.rawsql import autocommit, discard, run_sql
+from calltracking.enums import NumberKind
+from calltracking.models import (
+    Campaign, CatalogueVersion, NumberPool, Project, RoutingRule, Source, TrackingNumber,
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class NumberInfo:
     project: Optional[ProjectInfo] = None
     tn_id: Optional[int] = None
     active: bool = False
-    kind: str = "static"
+    kind: NumberKind = NumberKind.STATIC
     source_id: Optional[int] = None
     campaign_id: Optional[int] = None
     pool_id: Optional[int] = None
@@ -85,6 +89,10 @@ class Catalogue:
         return next(iter(self.projects.values())) if len(self.projects) == 1 else None
 
     def number(self, e164: Optional[str], did: str) -> NumberInfo:
+        """The mapping of a DID (``did``: as dialled, shown on the call): its active mapping,
+        else its last retired one (inactive: not attributed, but its project's default queue),
+        else (not a tracking number) no number, in the only project when there is one; the
+        same project as :func:`calltracking.attribution.lookup.attribute` finds."""
         info = self.numbers.get(e164) if e164 else None
         if info is None:
             return NumberInfo(did=did, project=self.only_project)
@@ -106,8 +114,6 @@ def catalogue_version(conn: Connection) -> Optional[int]:
 
 def load_catalogue(conn: Connection, number: Optional[str] = None) -> Catalogue:
     """Everything, or (``number`` given: one call per process) only that DID's mappings."""
-    from calltracking.models import RoutingRule
-
     version = catalogue_version(conn) if number is None else None
     projects = {r.id: _project(r) for r in conn.execute(select(*_PROJECT_COLS))}
     numbers: dict = {}
@@ -205,25 +211,21 @@ class HookCache:
         """The catalogue version, on a connection kept open for this check (one plain
         statement on the driver connection: no pool checkout, session or savepoint, whose
         interpreter time every call in flight would wait for)."""
-        from calltracking.hooks import storage as hookdb
-
         conn = self._check_conn
         if conn is None or conn.closed:
             conn = self._check_conn = engine.connect()
-            hookdb.autocommit(conn)
+            autocommit(conn)
         try:
-            row = hookdb.run_sql(conn, "SELECT version FROM catalogue_version WHERE id = 1", {}).fetchone()
+            row = run_sql(conn, "SELECT version FROM catalogue_version WHERE id = 1", {}).fetchone()
         except Exception:  # noqa: BLE001 - an older schema, or the connection broke: re-read all
             self._drop_check()
             return None
         return row[0] if row else None
 
     def _drop_check(self) -> None:
-        from calltracking.hooks import storage as hookdb
-
         conn, self._check_conn = self._check_conn, None
         if conn is not None:
-            hookdb.discard(conn)
+            discard(conn)
 
     def invalidate(self) -> None:
         self._cat = None

@@ -1,4 +1,4 @@
-"""Which source a call belongs to: the core shared by the AGI hooks and the AMI listener.
+"""Which source a call belongs to: the ORM path (AMI listener, web UI, CLI).
 
 ``attribute(session, did, at)`` finds the tracking number dialed and returns
 an :class:`Attribution`:
@@ -11,6 +11,10 @@ an :class:`Attribution`:
   still found when possible (a retired number's last project, or the only
   project) so the call goes to that project's default queue. A number taken
   out of a campaign keeps ringing.
+
+Whether the caller called before is :func:`is_first_call`. The FastAGI hooks apply the
+same rules on their in-memory catalogue and plain SQL (:mod:`calltracking.attribution.fast`);
+``tests/agi/test_agi_core.py`` proves the two paths agree.
 """
 from __future__ import annotations
 
@@ -23,12 +27,15 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from calltracking import phone
+from calltracking.enums import AttributionKind, NumberKind
 from calltracking.models import Call, NumberPool, PoolReservation, Project, Source, TrackingNumber, VisitorSession
 
 
 @dataclass
 class Attribution:
-    kind: str = "none"                      # static | dynamic | promo | none
+    """What :func:`attribute` found for a call (ORM objects)."""
+
+    kind: AttributionKind = AttributionKind.NONE
     did: str = ""                           # E.164 when valid, else the raw text
     project: Optional[Project] = None
     tracking_number: Optional[TrackingNumber] = None
@@ -51,15 +58,31 @@ class Attribution:
         return self.visitor_session.id if self.visitor_session else None
 
     def time_to_call(self, started_at: dt.datetime) -> Optional[Decimal]:
-        if self.kind != "dynamic" or self.visitor_session is None:
+        """:func:`time_to_call` of a dynamic attribution (None for the others)."""
+        if self.kind != AttributionKind.DYNAMIC or self.visitor_session is None:
             return None
-        secs = (started_at - self.visitor_session.first_seen).total_seconds()
-        return Decimal(str(round(max(secs, 0.0), 3)))
+        return time_to_call(self.visitor_session.first_seen, started_at)
 
 
-def _only_project(session: Session) -> Optional[Project]:
+def time_to_call(first_seen: dt.datetime, started_at: dt.datetime) -> Decimal:
+    """Seconds from the visitor session's first page view to the call (never negative,
+    to the millisecond): ``calls.time_to_call_seconds``."""
+    return Decimal(str(round(max((started_at - first_seen).total_seconds(), 0.0), 3)))
+
+
+def only_project(session: Session) -> Optional[Project]:
+    """The project when there is exactly one (a call nothing else places goes there), else None."""
     projects = session.scalars(select(Project).limit(2)).all()
     return projects[0] if len(projects) == 1 else None
+
+
+def confidence(candidates: int) -> Decimal:
+    """The confidence of a dynamic attribution: 1 / the candidate sessions, to 3 decimals."""
+    return (Decimal(1) / Decimal(candidates)).quantize(Decimal("0.001"))
+
+
+#: The confidence of a static or promo attribution.
+CERTAIN = Decimal("1.000")
 
 
 def pool_holder(session: Session, number: TrackingNumber, pool: NumberPool,
@@ -89,10 +112,11 @@ def pool_holder(session: Session, number: TrackingNumber, pool: NumberPool,
 
 
 def attribute(session: Session, did: str, at: dt.datetime, region: str = "RU") -> Attribution:
+    """The attribution of a call to ``did`` at ``at`` (see the module docstring for the rules)."""
     e164 = phone.try_normalize(did, region)
     att = Attribution(did=e164 or (did or "").strip()[:32])
     if e164 is None:
-        att.project = _only_project(session)
+        att.project = only_project(session)
         return att
     tn = session.scalars(select(TrackingNumber).where(TrackingNumber.number == e164,
                                                       TrackingNumber.active.is_(True))).first()
@@ -100,18 +124,18 @@ def attribute(session: Session, did: str, at: dt.datetime, region: str = "RU") -
         # Retired or unknown: keep ringing, in the project it last belonged to.
         last = session.scalars(select(TrackingNumber).where(TrackingNumber.number == e164)
                                .order_by(TrackingNumber.id.desc())).first()
-        att.project = last.project if last else _only_project(session)
+        att.project = last.project if last else only_project(session)
         att.tracking_number = last
         return att
     att.project = tn.project
     att.tracking_number = tn
-    if tn.kind == "static":
+    if tn.kind == NumberKind.STATIC:
         if tn.source_id is None:
             return att          # unassigned: default queue, attribution none
-        att.kind = "static"
+        att.kind = AttributionKind.STATIC
         att.source = tn.source
         att.campaign_id = tn.campaign_id
-        att.confidence = Decimal("1.000")
+        att.confidence = CERTAIN
         return att
     pool = tn.pool
     holder, candidates = pool_holder(session, tn, pool, at)
@@ -121,11 +145,11 @@ def attribute(session: Session, did: str, at: dt.datetime, region: str = "RU") -
         if pool.source_id:
             att.source = session.get(Source, pool.source_id)
         return att
-    att.kind = "dynamic"
+    att.kind = AttributionKind.DYNAMIC
     att.visitor_session = holder
     att.source = session.get(Source, holder.source_id) if holder.source_id else (
         session.get(Source, pool.source_id) if pool.source_id else None)
-    att.confidence = (Decimal(1) / Decimal(candidates)).quantize(Decimal("0.001"))
+    att.confidence = confidence(candidates)
     return att
 
 

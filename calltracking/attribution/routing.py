@@ -68,6 +68,16 @@ class CallFacts:
     utm_term: str = ""
     has_session: bool = False
 
+    @classmethod
+    def of(cls, local_time: dt.datetime, source_id: Optional[int] = None,
+           campaign_id: Optional[int] = None, session=None) -> "CallFacts":
+        """The facts of a call attributed to ``source_id`` / ``campaign_id`` that came from the
+        visitor ``session`` (anything with ``keyword`` and ``utm_term``; None: no session)."""
+        return cls(local_time=local_time, source_id=source_id, campaign_id=campaign_id,
+                   keyword=session.keyword if session is not None else "",
+                   utm_term=session.utm_term if session is not None else "",
+                   has_session=session is not None)
+
 
 def local_now(now_utc: dt.datetime, tz: str) -> dt.datetime:
     """``now_utc`` (aware) in the time zone ``tz``; an unknown zone falls back to UTC."""
@@ -153,3 +163,15 @@ def choose(rules: Iterable[Rule], facts: CallFacts) -> Optional[Rule]:
         if rule_matches(rule, facts):
             return rule
     return None
+
+
+def queue_for(rule: Optional[Rule], default_queue: str) -> str:
+    """The queue of a call: the chosen rule's queue, else ``default_queue`` (no rule matched,
+    or the rule only sets a target or the recording)."""
+    return (rule.queue if rule is not None and rule.queue else "") or default_queue
+
+
+def default_queue(project_queue: str, general_queue: str) -> str:
+    """The queue of a call no rule sends elsewhere: its project's default queue, else
+    ``[general] default_queue``."""
+    return project_queue or general_queue

@@ -1,4 +1,4 @@
-"""Part of :class:`calltracking.callstore.store.CallStore`: outbound calls -> ``outbound_calls``.
+"""Outbound calls -> ``outbound_calls`` (:class:`OutboundCalls`, used by the call store).
 
 Which calls are outbound is decided by the pure :func:`calltracking.interpret.outbound.detect`
 with the active operators' interfaces (re-read every minute, so operators added in the web
@@ -15,59 +15,39 @@ applying the same state twice (listener restart, ``ami rebuild``) writes the sam
 from __future__ import annotations
 
 import datetime as dt
-import time
-from decimal import Decimal
-from typing import Optional
+from typing import Iterable
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from calltracking import phone
+from calltracking.callstore.operators import Operators
+from calltracking.callstore.rows import CHUNK, dec, upsert, utc
 from calltracking.interpret import outbound as ob
-from calltracking.interpret.state import CallState, base_interface, name_of_interface
-from calltracking.models import Call, CallLeg, Operator, OutboundCall, TrackingNumber
+from calltracking.interpret.names import base_interface, name_of_interface
+from calltracking.interpret.state import CallState
+from calltracking.models import Call, CallLeg, OutboundCall, TrackingNumber
 
-OPERATORS_TTL = 60.0
 #: remembered classifications (linkedid -> bool); cleared when it grows beyond this
 MEMORY = 100_000
 
 
-def utc(ts: Optional[float]) -> Optional[dt.datetime]:
-    """An event timestamp as stored (aware UTC); shared with :mod:`calltracking.callstore.store`."""
-    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+class OutboundCalls:
+    """Tells the calls operators placed from inbound ones and keeps their ``outbound_calls`` rows."""
 
-
-def dec(x: Optional[float]) -> Optional[Decimal]:
-    """Seconds as stored (3 decimals)."""
-    return None if x is None else Decimal(f"{x:.3f}")
-
-
-class OutboundStore:
-    outbound_contexts: tuple
-    region: str
-    pbx_id: str
-
-    def _init_outbound(self, outbound_contexts=()) -> None:
+    def __init__(self, pbx_id: str, region: str, operators: Operators, outbound_contexts: Iterable[str] = ()):
+        self.pbx_id = pbx_id
+        self.region = region
+        self.operators = operators
         self.outbound_contexts = tuple(outbound_contexts or ())
-        self._ob_ops: dict[str, tuple[int, str]] = {}
-        self._ob_ops_until = 0.0
-        self._ob_direction: dict[str, bool] = {}
-        self._ob_project: dict[str, tuple] = {}
+        self._direction: dict[str, bool] = {}      # linkedid -> outbound, once final
+        self._project: dict[str, tuple] = {}       # linkedid -> _project_of(), once final
 
     # ------------------------------------------------------------------ classification
-    def _active_operators(self, s: Session) -> dict[str, tuple[int, str]]:
-        if time.monotonic() >= self._ob_ops_until:
-            ops: dict[str, tuple[int, str]] = {}
-            for oid, iface, name in s.execute(select(Operator.id, Operator.interface, Operator.name)
-                                              .where(Operator.active.is_(True)).order_by(Operator.id)):
-                ops.setdefault(base_interface(iface), (oid, name))
-            self._ob_ops, self._ob_ops_until = ops, time.monotonic() + OPERATORS_TTL
-        return self._ob_ops
-
     def _is_outbound(self, s: Session, call: CallState, via_agi: bool, stored: bool = False) -> bool:
         """``stored``: the call already has an ``outbound_calls`` row."""
         lid = call.linkedid
-        known = self._ob_direction.get(lid)
+        known = self._direction.get(lid)
         if known is not None:
             return known
         if via_agi:
@@ -75,27 +55,29 @@ class OutboundStore:
         elif stored:
             out = True
         else:
-            out = ob.detect(call, self._active_operators(s), self.outbound_contexts) is not None
-        if len(self._ob_direction) > MEMORY:
-            self._ob_direction.clear()
+            out = ob.detect(call, self.operators.active(s), self.outbound_contexts) is not None
+        if len(self._direction) > MEMORY:
+            self._direction.clear()
         # "inbound" is only final once the first channel has been seen dialling or the call ended:
         # a click-to-call's CT_CALLBACK_FOR may arrive in the batch after its Newchannel.
         if out or call.dials or call.finished or via_agi:
-            self._ob_direction[lid] = out
+            self._direction[lid] = out
         return out
 
     # ------------------------------------------------------------------ writing
     def _stored_outbound(self, s: Session, lids: list) -> set:
         out: set = set()
-        for i in range(0, len(lids), 500):
+        for i in range(0, len(lids), CHUNK):
             out.update(s.scalars(select(OutboundCall.linkedid).where(
-                OutboundCall.pbx_id == self.pbx_id, OutboundCall.linkedid.in_(lids[i:i + 500]))))
+                OutboundCall.pbx_id == self.pbx_id, OutboundCall.linkedid.in_(lids[i:i + CHUNK]))))
         return out
 
-    def _split_outbound(self, s: Session, by_lid: dict, existing: dict) -> list[CallState]:
-        """Remove outbound calls from ``by_lid`` (and their listener-made ``calls`` rows)."""
+    def split(self, s: Session, by_lid: dict, existing: dict) -> list[CallState]:
+        """Take the outbound calls out of ``by_lid`` (linkedid -> call) and delete the ``calls``
+        rows the listener made for them (``existing``: linkedid -> the row's columns); the
+        outbound calls taken."""
         outs = []
-        stored = self._stored_outbound(s, [lid for lid in by_lid if lid not in self._ob_direction])
+        stored = self._stored_outbound(s, [lid for lid in by_lid if lid not in self._direction])
         for lid, call in list(by_lid.items()):
             row = existing.get(lid)
             if self._is_outbound(s, call, bool(row is not None and row.via_agi), lid in stored):
@@ -111,7 +93,7 @@ class OutboundStore:
         call shows so far; remembered once final: the call ended, or our click-to-call's missed
         call was found (``CT_CALLBACK_FOR`` and the caller ID may come in any batch)."""
         lid = call.linkedid
-        got = self._ob_project.get(lid)
+        got = self._project.get(lid)
         if got is not None:
             return got
         project_id = callback_id = None
@@ -129,18 +111,19 @@ class OutboundStore:
                     TrackingNumber.number == e164, TrackingNumber.active.is_(True)))
         got = (project_id, callback_id, missed_number)
         if call.finished or callback_id is not None:
-            if len(self._ob_project) > MEMORY:
-                self._ob_project.clear()
-            self._ob_project[lid] = got
+            if len(self._project) > MEMORY:
+                self._project.clear()
+            self._project[lid] = got
         return got
 
     def _number(self, call: CallState) -> str:
         return ob.pick_number(ob.callee_candidates(call), lambda raw: phone.try_normalize(raw, self.region))
 
-    def _outbound(self, s: Session, calls: list[CallState], insert_fn) -> None:
+    def write(self, s: Session, calls: list[CallState]) -> None:
+        """Upsert the ``outbound_calls`` rows of ``calls`` (those with an outside number)."""
         if not calls:
             return
-        ops = self._active_operators(s)
+        ops = self.operators.active(s)
         now = dt.datetime.now(dt.timezone.utc)
         rows = []
         for call in calls:
@@ -155,7 +138,7 @@ class OutboundStore:
             status = rec["status"]
             rows.append({
                 "pbx_id": self.pbx_id, "linkedid": call.linkedid[:64], "project_id": project_id,
-                "operator_id": op[0] if op else self._operator_id(iface, ""),
+                "operator_id": op[0] if op else self.operators.id_of(iface, ""),
                 "operator_name": (op[1] if op else (call.caller_name or name_of_interface(iface)))[:200],
                 "interface": iface[:200], "number": number[:32],
                 "started_at": utc(rec["started_at"]), "answered_at": utc(rec["answered_at"]),
@@ -166,7 +149,7 @@ class OutboundStore:
             })
         if not rows:
             return
-        stmt = insert_fn(s, OutboundCall.__table__)
+        stmt = upsert(s, OutboundCall.__table__)
         ex, t = stmt.excluded, OutboundCall.__table__.c
         set_ = {c: ex[c] for c in ("operator_id", "operator_name", "interface", "number", "started_at",
                                    "answered_at", "ended_at", "talk_seconds", "status", "originated_by_us",

@@ -1,9 +1,10 @@
-"""Applying interpreted call state to the database (Call, CallLeg, Operator, AMI tables).
+"""Applying interpreted call state to the database: the call store of one PBX.
 
-Everything happens in one transaction per batch (:meth:`CallStore.persist`):
-the events that changed calls, the live-call index, the Call rows (upsert by
-``(pbx_id, linkedid)``), their legs (upsert by ``(call_id, uniqueid)``),
-operators discovered from queue members, and the listener's counters.
+Everything happens in one transaction per batch (:meth:`CallStore.persist`): the events that
+changed calls and the live-call index (:mod:`~calltracking.callstore.events`), the Call rows
+(upsert by ``(pbx_id, linkedid)``), their legs (upsert by ``(call_id, uniqueid)``), operators
+discovered from queue members (:mod:`~calltracking.callstore.operators`), and the listener's
+counters (:mod:`~calltracking.callstore.listener_state`).
 
 The AGI hook may create the Call row first (``via_agi``): the listener then
 only writes the fields it owns (times, durations, status, operator, queue
@@ -16,7 +17,6 @@ at all otherwise. Calls an operator placed (outbound, see
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from typing import Iterable, Optional
 
@@ -25,100 +25,58 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calltracking import phone
 from calltracking.attribution.lookup import attribute, is_first_call
-from calltracking.callstore.listener_state import OperatorsAndState
-from calltracking.interpret.handlers import HEADERS
+from calltracking.callstore.events import EventLog
+from calltracking.callstore.listener_state import ListenerState
+from calltracking.callstore.operators import Operators
+from calltracking.callstore.outbound import OutboundCalls
+from calltracking.callstore.rows import CHUNK, dec, upsert, utc
+from calltracking.enums import AttributionKind, NumberKind
+from calltracking.interpret import Interpreter
 from calltracking.interpret.state import CallState
-from calltracking.models import AmiCall, AmiEvent, AmiListenerState, Call, CallLeg, Project
-from calltracking.callstore.outbound import OutboundStore, dec, utc
+from calltracking.models import Call, CallLeg, Project
 
-log = logging.getLogger(__name__)
-
-#: Headers the interpreter reads; only these are stored with an event.
-KEEP = HEADERS
 #: Call columns the listener owns (always written on update).
 OWNED = ("started_at", "queued_at", "answered_at", "ended_at", "wait_seconds", "queue_wait_seconds",
          "talk_seconds", "hold_seconds", "status", "missed_reason", "operator_id", "operator_name",
          "closed_reason")
-CHUNK = 500
+#: Seconds the attribution of a static or unknown DID is remembered (pool numbers: never).
 DID_CACHE_SECONDS = 30.0
+#: Remembered call attributions (linkedid -> values); cleared when it grows beyond this.
+MEMORY = 100_000
 
 
+class CallStore:
+    """The call store of one PBX. ``factory`` makes the sessions; the parts it delegates to work
+    in its sessions: ``operators`` (:class:`Operators`), ``outbound`` (:class:`OutboundCalls`),
+    ``event_log`` (:class:`EventLog`), ``state`` (:class:`ListenerState`)."""
 
-def event_row(pbx_id: str, lid: str, ev: dict, ts: float, received_at: float) -> dict:
-    """A stored event: the headers we read, in AMI's own ``Key: Value`` line format."""
-    lines = [f"{k}: {v}" for k, v in ev.items() if k in KEEP]
-    if "Timestamp" not in ev:
-        lines.append(f"_recv: {received_at:.6f}")
-    return {"pbx_id": pbx_id, "linkedid": lid[:64], "at": utc(ts), "event": ev.get("Event", "")[:40],
-            "data": "\n".join(lines)}
-
-
-def row_event(data: str) -> tuple[dict, float]:
-    """A stored event back as (event, received_at)."""
-    ev = {}
-    for line in data.split("\n"):
-        k, _, v = line.partition(": ")
-        ev[k] = v
-    recv = float(ev.pop("_recv", 0) or 0)
-    if not recv and ev.get("Timestamp"):
-        try:
-            recv = float(ev["Timestamp"])
-        except ValueError:
-            recv = 0.0
-    return ev, recv
-
-
-def _dialect_insert(session: Session, table):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dinsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dinsert
-    return dinsert(table)
-
-
-
-
-class CallStore(OperatorsAndState, OutboundStore):
     def __init__(self, factory: sessionmaker, pbx_id: str, region: str = "RU", window_days: int = 0,
                  outbound_contexts: Iterable[str] = ()):
         self.factory = factory
         self.pbx_id = pbx_id
         self.region = region
         self.window_days = window_days
+        self.operators = Operators()
+        self.outbound = OutboundCalls(pbx_id, region, self.operators, outbound_contexts)
+        self.event_log = EventLog(pbx_id)
+        self.state = ListenerState(pbx_id)
         self._attribution: dict[str, tuple] = {}   # linkedid -> (DID, values or None if untracked)
-        self._ops_by_iface: dict = {}
-        self._ops_by_member: dict = {}
-        self._ops_until = 0.0
         self._by_did: dict[str, tuple[float, Optional[dict]]] = {}
         self._windows: dict = {}
-        self._init_outbound(outbound_contexts)
 
     # ------------------------------------------------------------------ reading
     def load_live_events(self) -> list[tuple[dict, float]]:
+        """The stored events of the calls that were live, to replay at a restart."""
         with self.factory() as s:
-            lids = s.scalars(select(AmiCall.linkedid).where(AmiCall.pbx_id == self.pbx_id,
-                                                            AmiCall.live.is_(True))).all()
-            return self._events_of(s, lids)
-
-    def _events_of(self, s: Session, lids: list[str]) -> list[tuple[int, dict, float]]:
-        rows = []
-        for i in range(0, len(lids), CHUNK):
-            rows += s.execute(select(AmiEvent.id, AmiEvent.data).where(
-                AmiEvent.pbx_id == self.pbx_id, AmiEvent.linkedid.in_(lids[i:i + CHUNK]))).all()
-        rows.sort()
-        return [row_event(data) for _, data in rows]
+            return self.event_log.live_events(s)
 
     def events_since(self, since: dt.datetime) -> list[tuple[dict, float]]:
         with self.factory() as s:
-            lids = s.scalars(select(AmiEvent.linkedid).where(
-                AmiEvent.pbx_id == self.pbx_id, AmiEvent.at >= since).distinct()).all()
-            return self._events_of(s, list(lids))
+            return self.event_log.since(s, since)
 
     def rebuild(self, since: dt.datetime) -> tuple[int, int]:
         """Re-derive the calls active since ``since`` from their stored events, exactly as the
         live listener derived them (same interpreter, same store rules); (calls, events)."""
-        from calltracking.interpret import Interpreter
-
         events = self.events_since(since)
         it = Interpreter()
         for ev, recv in events:
@@ -131,25 +89,27 @@ class CallStore(OperatorsAndState, OutboundStore):
         lids = list(lids)
         if not lids:
             return set()
-        out = set()
         with self.factory() as s:
-            for i in range(0, len(lids), CHUNK):
-                out.update(s.scalars(select(AmiCall.linkedid).where(
-                    AmiCall.pbx_id == self.pbx_id, AmiCall.linkedid.in_(lids[i:i + CHUNK]),
-                    AmiCall.live.is_(False))).all())
-        return out
+            return self.event_log.finished_among(s, lids)
 
     def last_event_at(self) -> Optional[float]:
         with self.factory() as s:
-            st = s.get(AmiListenerState, self.pbx_id)
-            at = st.last_event_at if st else None
-            return at.timestamp() if at else None
+            return self.state.last_event_at(s)
+
+    def listener_state(self) -> Optional[dict]:
+        with self.factory() as s:
+            return self.state.read(s)
+
+    def purge_events(self, older_than: dt.datetime) -> int:
+        """Delete stored events of finished calls older than the given time (retention)."""
+        with self.factory() as s, s.begin():
+            return self.event_log.purge(s, older_than)
 
     def forget(self) -> None:
         """Read again from the database what is remembered between batches (registered operators,
         the attribution of DIDs and calls, projects' windows): a row rolled back with a failed
         write, or deleted meanwhile (an operator, a number), must not be written as a reference."""
-        self._ops_until = self._ob_ops_until = 0.0
+        self.operators.forget()
         self._attribution.clear()
         self._by_did.clear()
         self._windows.clear()
@@ -158,34 +118,20 @@ class CallStore(OperatorsAndState, OutboundStore):
     def persist(self, events: list[dict], calls: list[CallState], done: Iterable[str] = (),
                 member_changes: Iterable[tuple] = (), state: Optional[dict] = None,
                 force: bool = False) -> None:
-        """Write one batch in one transaction (raises on database errors: the caller retries, or
-        looks for the event whose values the database refuses, see :mod:`ami_listener.writer`)."""
+        """Write one batch in one transaction. Raises on database errors: the caller retries, or
+        looks for the event whose values the database refuses (:mod:`calltracking.callstore.ingest`)."""
         done = set(done)
         try:
             with self.factory() as s, s.begin():
-                if events:
-                    s.execute(AmiEvent.__table__.insert(), events)
-                self._operators(s, list(member_changes))
+                self.event_log.add(s, events)
+                self.operators.apply_member_changes(s, list(member_changes))
                 recorded = self._calls(s, calls, force)
-                self._index(s, calls, done, recorded)
+                self.event_log.index(s, calls, done, recorded)
                 if state:
-                    self._state(s, state)
+                    self.state.write(s, state)
         except BaseException:
             self.forget()       # rows the caches learnt in this transaction (a new operator) are gone
             raise
-
-    def _index(self, s: Session, calls: list[CallState], done: set, recorded: set) -> None:
-        rows = [{"pbx_id": self.pbx_id, "linkedid": c.linkedid, "live": c.linkedid not in done and not c.done,
-                 "recorded": c.linkedid in recorded, "first_event_at": utc(c.started_at),
-                 "last_event_at": utc(c.last_event_at)} for c in calls]
-        if not rows:
-            return
-        stmt = _dialect_insert(s, AmiCall.__table__)
-        ex = stmt.excluded
-        s.execute(stmt.on_conflict_do_update(
-            index_elements=["pbx_id", "linkedid"],
-            set_={"live": ex.live, "last_event_at": ex.last_event_at,
-                  "recorded": AmiCall.__table__.c.recorded | ex.recorded}), rows)
 
     def _attribute(self, s: Session, call: CallState, rec: dict) -> Optional[dict]:
         """The attribution of a call the AGI hook did not see, by its DID; None while the DID
@@ -210,12 +156,12 @@ class CallStore(OperatorsAndState, OutboundStore):
                               session_id=att.session_id, attribution=att.kind,
                               attribution_confidence=att.confidence, candidate_count=att.candidate_count,
                               time_to_call_seconds=att.time_to_call(started),
-                              record=bool(att.tracking_number.record and att.kind != "none"))
+                              record=bool(att.tracking_number.record and att.kind != AttributionKind.NONE))
             # Static and unknown numbers do not depend on the time: remember them briefly.
-            if values is None or att.tracking_number.kind == "static":
+            if values is None or att.tracking_number.kind == NumberKind.STATIC:
                 self._by_did[rec["did"]] = (time.monotonic() + DID_CACHE_SECONDS, values)
         self._attribution[lid] = (did, values)
-        if len(self._attribution) > 100_000:
+        if len(self._attribution) > MEMORY:
             self._attribution.clear()
         return values
 
@@ -225,15 +171,8 @@ class CallStore(OperatorsAndState, OutboundStore):
             self._windows[project_id] = p.first_call_window_days if p is not None else 0
         return self._windows[project_id] or self.window_days
 
-    def _named(self, phone: str, route: str, name: str) -> tuple[Optional[int], str]:
-        """(operator id, name) for a leg or a call: the registered operator of the phone that
-        talked, else of the route rung (queue member, Dial() interface), else of the queue
-        member name; unregistered, ``name`` (the member name or the route's extension)."""
-        hit = self._operator((phone, route), name)
-        return (hit[0], hit[1][:200]) if hit else (None, name[:200])
-
     def _owned(self, rec: dict) -> dict:
-        op_id, op_name = (self._named(rec["operator_interface"], rec["operator_route"], rec["operator_name"])
+        op_id, op_name = (self.operators.named(rec["operator_interface"], rec["operator_route"], rec["operator_name"])
                           if rec["answered_at"] is not None else (None, ""))
         return {
             "started_at": utc(rec["started_at"]), "queued_at": utc(rec["queued_at"]),
@@ -247,7 +186,7 @@ class CallStore(OperatorsAndState, OutboundStore):
     def _calls(self, s: Session, calls: list[CallState], force: bool) -> set:
         if not calls:
             return set()
-        self._load_operators(s)
+        self.operators.load(s)
         by_lid = {c.linkedid: c for c in calls}
         lids = list(by_lid)
         existing = {}
@@ -258,7 +197,7 @@ class CallStore(OperatorsAndState, OutboundStore):
                                  .where(Call.pbx_id == self.pbx_id, Call.linkedid.in_(lids[i:i + CHUNK]))):
                 existing[row.linkedid] = row
         # outbound calls (an operator dialling out) go to outbound_calls, never to calls
-        self._outbound(s, self._split_outbound(s, by_lid, existing), _dialect_insert)
+        self.outbound.write(s, self.outbound.split(s, by_lid, existing))
         now = dt.datetime.now(dt.timezone.utc)
         updates, inserted, inserts = [], [], []
         recs = {}
@@ -294,7 +233,7 @@ class CallStore(OperatorsAndState, OutboundStore):
             inserted.append(lid)
         if inserts:
             self._first_calls(s, inserts)
-            stmt = _dialect_insert(s, Call.__table__)
+            stmt = upsert(s, Call.__table__)
             ex, t = stmt.excluded, Call.__table__.c
             set_ = {c: ex[c] for c in OWNED}
             set_["queue"] = case((ex.queue != "", ex.queue), else_=t.queue)
@@ -360,7 +299,7 @@ class CallStore(OperatorsAndState, OutboundStore):
             s.execute(delete(CallLeg).where(CallLeg.id.in_(stale)))
         for cid, legs in wanted.items():
             for r in legs:
-                op_id, op_name = self._named(r["interface"], r["route"], r["operator_name"])
+                op_id, op_name = self.operators.named(r["interface"], r["route"], r["operator_name"])
                 values = {
                     "operator_id": op_id, "operator_name": op_name, "interface": r["interface"][:200],
                     "channel": r["channel"][:200], "queue": r["queue"][:80], "kind": r["kind"][:12],

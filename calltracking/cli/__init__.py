@@ -1,4 +1,8 @@
-"""The `calltracking` command line (click)."""
+"""The `calltracking` command line (click): the group, its global options, every command.
+
+Each command lives in the module named for what it manages; what they share (the context
+with the configuration and database, output, user errors) is :mod:`calltracking.cli._common`.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,57 +10,9 @@ import sys
 
 import click
 
-from calltracking.config import ConfigError, load_config
-
-
-class AppContext:
-    """Lazily loaded configuration, engine and session factory for commands."""
-
-    def __init__(self, config_path: str | None, overrides: dict[str, str]):
-        self.config_path = config_path
-        self.overrides = overrides
-        self._config = None
-        self._engine = None
-        self._sessionmaker = None
-
-    @property
-    def config(self):
-        if self._config is None:
-            self._config = load_config(self.config_path, overrides=self.overrides)
-        return self._config
-
-    @property
-    def engine(self):
-        if self._engine is None:
-            from calltracking.db import engine_from_config
-
-            self._engine = engine_from_config(self.config)
-        return self._engine
-
-    @property
-    def sessionmaker(self):
-        if self._sessionmaker is None:
-            from calltracking.db import make_sessionmaker
-
-            self._sessionmaker = make_sessionmaker(self.engine)
-        return self._sessionmaker
-
-    def session(self, write: bool = False):
-        """A transaction. ``write=True`` for commands that change data: on SQLite it begins
-        IMMEDIATE (see :func:`calltracking.db.writer`), so that a service committing at the
-        same moment makes it wait its turn instead of failing with "database is locked"."""
-        from calltracking.db import make_sessionmaker, session_scope, writer
-
-        if not write:
-            return session_scope(self.sessionmaker)
-        return session_scope(make_sessionmaker(writer(self.engine)))
-
-    @property
-    def region(self) -> str:
-        return self.config.general.default_region
-
-
-pass_ctx = click.make_pass_decorator(AppContext)
+from calltracking.cli import agi, ami, calls, db, demo, doctor, entities, jobs, pools, run, web
+from calltracking.cli._common import AppContext
+from calltracking.config import ConfigError
 
 
 def _parse_set(_ctx, _param, values):
@@ -81,6 +37,13 @@ def cli(ctx, config_path, overrides):
     ctx.obj = AppContext(config_path, overrides)
 
 
+for _command in (run.run, agi.agi_serve, ami.ami, web.web, jobs.scheduler, db.db, doctor.doctor, demo.demo,
+                 entities.projects, entities.sources, entities.campaigns, entities.numbers, entities.operators,
+                 entities.users, pools.pools, calls.calls, agi.routes, jobs.jobs, jobs.notify, jobs.deliveries,
+                 jobs.recordings, jobs.spend):
+    cli.add_command(_command)
+
+
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -88,8 +51,3 @@ def main(argv=None):
     except ConfigError as e:
         click.echo(f"configuration error: {e}", err=True)
         sys.exit(2)
-
-
-# Sub-command modules register themselves on `cli` when imported.
-from calltracking.cli import calls, db, demo, doctor, entities, jobs, web, agi, pools, ami  # noqa: E402,F401
-from calltracking.cli import run  # noqa: E402,F401

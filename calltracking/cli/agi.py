@@ -9,21 +9,11 @@ import signal
 
 import click
 
-from calltracking.hooks import core as hooks
 from calltracking import entities as svc
-from calltracking.cli import cli, pass_ctx
+from calltracking.cli._common import pass_ctx, run_loop
 
 
-def run_loop(coro):
-    """``asyncio.run`` on uvloop when it is installed (less CPU per AGI round trip)."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
-@cli.command("agi")
+@click.command("agi")
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Override [agi] listen.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64),
               help="Database threads (more helps PostgreSQL over a network, not SQLite).")
@@ -79,7 +69,7 @@ def agi_serve(app, listen, workers, processes, reuse_port):
         raise click.ClickException(f"cannot listen: {e}") from None
 
 
-@cli.group()
+@click.group()
 def routes():
     """Routing rules: try what a call would get."""
 
@@ -93,6 +83,8 @@ def routes():
 @pass_ctx
 def routes_test(app, did, caller, at, fmt):
     """Show the CT_* variables a call to DID would get (dry run: nothing is written)."""
+    from calltracking import hooks
+
     env = hooks.HookEnv(app.config, app.sessionmaker, cache=hooks.HookCache(rules_ttl=0))
     if at:
         from calltracking.attribution.lookup import attribute

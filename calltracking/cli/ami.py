@@ -7,10 +7,10 @@ import signal
 
 import click
 
-from calltracking.cli import cli, pass_ctx
+from calltracking.cli._common import pass_ctx
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.pass_context
 def ami(ctx):
     """Run the AMI listener (stops cleanly on SIGTERM / Ctrl-C)."""

@@ -1,13 +1,12 @@
 """`calltracking calls list`: the call-record contract, as table, JSON or CSV."""
 import click
 
-from calltracking.calls import export as callrecord
 from calltracking import entities as svc
-from calltracking.cli import cli, pass_ctx
-from calltracking.cli.entities import _Errors
+from calltracking.calls import export
+from calltracking.cli._common import UserErrors, pass_ctx
 
 
-@cli.group()
+@click.group()
 def calls():
     """Recorded calls."""
 
@@ -22,7 +21,7 @@ def calls():
 @pass_ctx
 def calls_list(app, start, end, project, tz, limit, fmt):
     """List calls with the fields of the call-record contract (times in UTC)."""
-    with _Errors(), app.session() as s:
+    with UserErrors(), app.session() as s:
         pid = None
         zone = tz or app.config.general.timezone
         if project:
@@ -30,6 +29,6 @@ def calls_list(app, start, end, project, tz, limit, fmt):
             pid, zone = p.id, tz or p.timezone
         a = svc.parse_when(start, zone) if start else None
         b = svc.parse_when(end, zone, end=True) if end else None
-        rows = [callrecord.call_to_dict(c, with_legs=fmt == "json")
-                for c in callrecord.query_calls(s, a, b, pid, limit)]
-    click.echo(callrecord.render(rows, fmt))
+        rows = [export.call_to_dict(c, with_legs=fmt == "json")
+                for c in export.query_calls(s, a, b, pid, limit)]
+    click.echo(export.render(rows, fmt))

@@ -1,11 +1,10 @@
 """`calltracking db upgrade|downgrade|current`."""
 import click
 
-from calltracking import migrate
-from calltracking.cli import cli, pass_ctx
+from calltracking.cli._common import pass_ctx
 
 
-@cli.group()
+@click.group()
 def db():
     """Create, upgrade or inspect the database schema."""
 
@@ -15,6 +14,8 @@ def db():
 @pass_ctx
 def upgrade(app, revision):
     """Create the database or upgrade it to REVISION (default: head)."""
+    from calltracking import migrate
+
     migrate.upgrade(app.config.database.url, revision)
     click.echo(f"database at {migrate.current_revision(app.engine)}")
 
@@ -24,6 +25,8 @@ def upgrade(app, revision):
 @pass_ctx
 def downgrade(app, revision):
     """Go back to REVISION (default: one step)."""
+    from calltracking import migrate
+
     migrate.downgrade(app.config.database.url, revision)
     click.echo(f"database at {migrate.current_revision(app.engine) or 'base (empty)'}")
 
@@ -32,6 +35,8 @@ def downgrade(app, revision):
 @pass_ctx
 def current(app):
     """Show the schema revision of the database and of the code."""
+    from calltracking import migrate
+
     cur = migrate.current_revision(app.engine)
     head = migrate.head_revision()
     click.echo(f"database: {cur or 'none'}")

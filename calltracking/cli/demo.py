@@ -6,10 +6,10 @@ import secrets
 
 import click
 
-from calltracking.cli import cli, pass_ctx
+from calltracking.cli._common import pass_ctx
 
 
-@cli.command()
+@click.command()
 @click.option("--db", "db_path", default="calltracking-demo.db", show_default=True,
               type=click.Path(dir_okay=False), help="SQLite file for the demo (recreated).")
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 365))
@@ -25,8 +25,7 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
     """
     from calltracking.config import load_config
     from calltracking.db import make_engine, make_sessionmaker
-    from calltracking import migrate
-    from calltracking import entities as services
+    from calltracking import entities, migrate
     from calltracking.demo import seed
 
     db_path = os.path.abspath(db_path)
@@ -41,7 +40,7 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
     password = password or secrets.token_urlsafe(9)
     with factory() as s:
         stats = seed(s, days=days, per_day=calls_per_day, recordings_dir=rec_dir)
-        services.add_user(s, "demo", password, "admin", language="ru")
+        entities.add_user(s, "demo", password, "admin", language="ru")
         s.commit()
     click.echo(f"demo database {db_path}: {stats['calls']} calls, {stats['sources']} sources, "
                f"{stats['operators']} operators")

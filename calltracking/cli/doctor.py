@@ -2,20 +2,21 @@
 import click
 
 from calltracking import doctor as doc
-from calltracking.jobs import scheduler as _scheduler_checks  # noqa: F401  (registers job checks)
-from agi import doctor as _agi_checks  # noqa: F401,E402  (FastAGI port, dialplan include)
-from ami_listener import doctor as _ami_checks  # noqa: F401,E402  (AMI login, events, clock)
-from calltracking.cli import cli, pass_ctx
+from calltracking.cli._common import pass_ctx
 
 MARK = {doc.OK: click.style("OK  ", fg="green"), doc.INFO: click.style("INFO", fg="blue"),
         doc.WARN: click.style("WARN", fg="yellow"), doc.FAIL: click.style("FAIL", fg="red")}
 
 
-@cli.command()
+@click.command()
 @pass_ctx
 def doctor(app):
     """Check configuration, database and services; print a fix for each problem."""
-    from webui import doctor as _web_checks  # noqa: F401  (web UI, DNI server; here: Flask is heavy)
+    # The checks register themselves when their modules are imported (here: these are heavy).
+    from agi import doctor as _agi_checks  # noqa: F401  (FastAGI port, dialplan include)
+    from ami_listener import doctor as _ami_checks  # noqa: F401  (AMI login, events, clock)
+    from calltracking.jobs import doctor as _jobs_checks  # noqa: F401  (scheduler, jobs, recordings, deliveries)
+    from webui import doctor as _web_checks  # noqa: F401  (web UI, DNI server)
 
     results = doc.run_checks(app)
     for r in results:

@@ -1,45 +1,20 @@
 """`projects|sources|campaigns|numbers|operators|users` sub-commands."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import click
 from sqlalchemy import select
 
-from calltracking.attribution import numbers_csv
 from calltracking import entities as svc
-from calltracking.calls.export import render_table
+from calltracking.attribution import numbers_csv
+from calltracking.cli._common import FORMAT, UserErrors, out, pass_ctx
 from calltracking.models import Campaign, NumberPool, Operator, Project, Source, TrackingNumber, User
-from calltracking.phone import InvalidNumber
-from calltracking.cli import cli, pass_ctx
-
-FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                      show_default=True)
-
-
-def _out(rows: list[dict], columns, fmt: str):
-    if fmt == "json":
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
-    else:
-        click.echo(render_table(rows, columns))
-
-
-class _Errors:
-    """Turn user errors into a clean message and exit code 1."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, et, ev, tb):
-        if et is not None and issubclass(et, (svc.ServiceError, InvalidNumber)):
-            raise click.ClickException(str(ev))
-        return False
 
 
 # ------------------------------------------------------------------ projects
-@cli.group()
+@click.group()
 def projects():
     """Projects: a business with its own sources, numbers and time zone."""
 
@@ -54,7 +29,7 @@ def projects():
 def projects_add(app, key, name, timezone, default_queue, default_number):
     """Add a project with KEY (used in URLs, CSV files and dni.js)."""
     g = app.config.general
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         p = svc.add_project(s, key, name, timezone or g.timezone,
                             g.default_queue if default_queue is None else default_queue,
                             default_number, app.region)
@@ -69,7 +44,7 @@ def projects_list(app, fmt):
         rows = [{"id": p.id, "key": p.key, "name": p.name, "timezone": p.timezone,
                  "default_queue": p.default_queue, "default_number": p.default_number}
                 for p in s.scalars(select(Project).order_by(Project.key))]
-    _out(rows, ("id", "key", "name", "timezone", "default_queue", "default_number"), fmt)
+    out(rows, ("id", "key", "name", "timezone", "default_queue", "default_number"), fmt)
 
 
 @projects.command("remove")
@@ -78,7 +53,7 @@ def projects_list(app, fmt):
 @pass_ctx
 def projects_remove(app, key, yes):
     """Remove a project (calls are kept, detached from it)."""
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         p = svc.get_project(s, key)
         n = s.scalars(select(TrackingNumber).where(TrackingNumber.project_id == p.id)).first()
         if n is not None and not yes:
@@ -88,7 +63,7 @@ def projects_remove(app, key, yes):
 
 
 # ------------------------------------------------------------------- sources
-@cli.group()
+@click.group()
 def sources():
     """Advertising sources (Google Ads, billboard, newspaper...)."""
 
@@ -100,7 +75,7 @@ def sources():
 @click.option("--label", default="", help="Short label shown on the operator's phone.")
 @pass_ctx
 def sources_add(app, project, name, channel, label):
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         src = svc.add_source(s, svc.get_project(s, project), name, channel, label)
         click.echo(f"source {src.name!r} added (id {src.id})")
 
@@ -110,13 +85,13 @@ def sources_add(app, project, name, channel, label):
 @FORMAT
 @pass_ctx
 def sources_list(app, project, fmt):
-    with _Errors(), app.session() as s:
+    with UserErrors(), app.session() as s:
         stmt = select(Source).order_by(Source.project_id, Source.name)
         if project:
             stmt = stmt.where(Source.project_id == svc.get_project(s, project).id)
         rows = [{"id": x.id, "project": x.project.key, "name": x.name, "channel": x.channel,
                  "label": x.short_label} for x in s.scalars(stmt)]
-    _out(rows, ("id", "project", "name", "channel", "label"), fmt)
+    out(rows, ("id", "project", "name", "channel", "label"), fmt)
 
 
 @sources.command("remove")
@@ -125,13 +100,13 @@ def sources_list(app, project, fmt):
 @pass_ctx
 def sources_remove(app, project, name):
     """Remove a source; its numbers stay mapped to no source (calls keep ringing)."""
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         s.delete(svc.get_source(s, svc.get_project(s, project), name))
     click.echo(f"source {name!r} removed")
 
 
 # ----------------------------------------------------------------- campaigns
-@cli.group()
+@click.group()
 def campaigns():
     """Campaigns within a source."""
 
@@ -143,7 +118,7 @@ def campaigns():
 @click.option("--utm-campaign", default="")
 @pass_ctx
 def campaigns_add(app, project, source, name, utm_campaign):
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         src = svc.get_source(s, svc.get_project(s, project), source)
         c = svc.add_campaign(s, src, name, utm_campaign)
         click.echo(f"campaign {c.name!r} added (id {c.id})")
@@ -154,13 +129,13 @@ def campaigns_add(app, project, source, name, utm_campaign):
 @FORMAT
 @pass_ctx
 def campaigns_list(app, project, fmt):
-    with _Errors(), app.session() as s:
+    with UserErrors(), app.session() as s:
         stmt = select(Campaign).order_by(Campaign.source_id, Campaign.name)
         if project:
             stmt = stmt.where(Campaign.project_id == svc.get_project(s, project).id)
         rows = [{"id": c.id, "source": c.source.name, "name": c.name, "utm_campaign": c.utm_campaign}
                 for c in s.scalars(stmt)]
-    _out(rows, ("id", "source", "name", "utm_campaign"), fmt)
+    out(rows, ("id", "source", "name", "utm_campaign"), fmt)
 
 
 @campaigns.command("remove")
@@ -169,14 +144,14 @@ def campaigns_list(app, project, fmt):
 @click.argument("name")
 @pass_ctx
 def campaigns_remove(app, project, source, name):
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         src = svc.get_source(s, svc.get_project(s, project), source)
         s.delete(svc.get_campaign(s, src, name))
     click.echo(f"campaign {name!r} removed")
 
 
 # ------------------------------------------------------------------- numbers
-@cli.group()
+@click.group()
 def numbers():
     """Tracking numbers (DIDs): static per source, or members of a pool."""
 
@@ -192,7 +167,7 @@ def numbers():
 @click.option("--no-record", is_flag=True)
 @pass_ctx
 def numbers_add(app, project, number, source, campaign, pool, description, no_callerid_prefix, no_record):
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         p = svc.get_project(s, project)
         src = svc.get_source(s, p, source) if source else None
         camp = svc.get_campaign(s, src, campaign) if campaign and src else None
@@ -214,7 +189,7 @@ def numbers_add(app, project, number, source, campaign, pool, description, no_ca
 @FORMAT
 @pass_ctx
 def numbers_list(app, project, show_all, fmt):
-    with _Errors(), app.session() as s:
+    with UserErrors(), app.session() as s:
         stmt = select(TrackingNumber).order_by(TrackingNumber.number, TrackingNumber.id)
         if not show_all:
             stmt = stmt.where(TrackingNumber.active.is_(True))
@@ -225,7 +200,7 @@ def numbers_list(app, project, show_all, fmt):
                  "campaign": t.campaign.name if t.campaign else None,
                  "pool": t.pool.name if t.pool else None, "active": t.active,
                  "description": t.description} for t in s.scalars(stmt)]
-    _out(rows, ("number", "project", "kind", "source", "campaign", "pool", "active", "description"), fmt)
+    out(rows, ("number", "project", "kind", "source", "campaign", "pool", "active", "description"), fmt)
 
 
 @numbers.command("remove")
@@ -233,7 +208,7 @@ def numbers_list(app, project, show_all, fmt):
 @pass_ctx
 def numbers_remove(app, number):
     """Retire a number's mapping. Calls to it still ring (default queue)."""
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         tn = svc.retire_number(s, number, app.region)
     click.echo(f"number {tn.number} retired")
 
@@ -284,7 +259,7 @@ def numbers_export(app, project):
 
 
 # ----------------------------------------------------------------- operators
-@cli.group()
+@click.group()
 def operators():
     """Operators (queue members); also discovered by the AMI listener."""
 
@@ -297,7 +272,7 @@ def operators():
 @click.option("--queues", default="", help="Comma-separated queue names.")
 @pass_ctx
 def operators_add(app, name, interface, member_name, extension, queues):
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         op = svc.add_operator(s, name, interface, member_name, extension, queues)
         click.echo(f"operator {op.name!r} added (id {op.id})")
 
@@ -310,14 +285,14 @@ def operators_list(app, fmt):
         rows = [{"id": o.id, "name": o.name, "interface": o.interface, "member_name": o.member_name,
                  "extension": o.extension, "queues": o.queues, "active": o.active}
                 for o in s.scalars(select(Operator).order_by(Operator.name))]
-    _out(rows, ("id", "name", "interface", "member_name", "extension", "queues", "active"), fmt)
+    out(rows, ("id", "name", "interface", "member_name", "extension", "queues", "active"), fmt)
 
 
 @operators.command("remove")
 @click.argument("interface")
 @pass_ctx
 def operators_remove(app, interface):
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         op = s.scalars(select(Operator).where(Operator.interface == interface)).first()
         if op is None:
             raise svc.ServiceError(f"operator with interface {interface!r} not found")
@@ -326,7 +301,7 @@ def operators_remove(app, interface):
 
 
 # --------------------------------------------------------------------- users
-@cli.group()
+@click.group()
 def users():
     """Web UI users and their roles."""
 
@@ -342,7 +317,7 @@ def users_add(app, username, role, password, language, operator_iface):
     password = password or os.environ.get("CALLTRACKING_PASSWORD")
     if not password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         op = None
         if operator_iface:
             op = s.scalars(select(Operator).where(Operator.interface == operator_iface)).first()
@@ -359,14 +334,14 @@ def users_list(app, fmt):
     with app.session() as s:
         rows = [{"id": u.id, "username": u.username, "role": u.role, "language": u.language,
                  "active": u.active} for u in s.scalars(select(User).order_by(User.username))]
-    _out(rows, ("id", "username", "role", "language", "active"), fmt)
+    out(rows, ("id", "username", "role", "language", "active"), fmt)
 
 
 @users.command("remove")
 @click.argument("username")
 @pass_ctx
 def users_remove(app, username):
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         u = s.scalars(select(User).where(User.username == username)).first()
         if u is None:
             raise svc.ServiceError(f"user {username!r} not found")

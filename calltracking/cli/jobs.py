@@ -9,13 +9,10 @@ import click
 from sqlalchemy import select
 
 from calltracking import entities as svc
+from calltracking.cli._common import FORMAT, UserErrors, out, pass_ctx
 from calltracking.db import write_sessionmaker
-from calltracking.models import Delivery, NotificationRule, Project
-from calltracking.cli import cli, pass_ctx
-from calltracking.cli.entities import _Errors, _out
-
-FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                      show_default=True)
+from calltracking.logsetup import setup_logging
+from calltracking.models import AdSpend, Campaign, Delivery, NotificationRule, Project, Source
 
 
 def _iso(t):
@@ -23,19 +20,14 @@ def _iso(t):
 
 
 # ------------------------------------------------------------------ scheduler
-@cli.command()
+@click.command()
 @pass_ctx
 def scheduler(app):
     """Run the scheduled jobs in the foreground (only one process may run them)."""
     from calltracking.jobs.scheduler import start_scheduler
 
     cfg = app.config
-    try:
-        from calltracking.logsetup import setup_logging
-
-        setup_logging(cfg)
-    except ImportError:  # pragma: no cover - older tree
-        pass
+    setup_logging(cfg)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -48,7 +40,7 @@ def scheduler(app):
         runner.shutdown()
 
 
-@cli.group()
+@click.group()
 def jobs():
     """Scheduled jobs: last run and failures."""
 
@@ -71,7 +63,7 @@ def jobs_list(app, fmt):
                      "failing": bool(j and j.consecutive_failures),
                      "last": ((j.last_error or "").splitlines()[0] if j and j.consecutive_failures and j.last_error
                               else (j.last_result if j else "")) or ""})
-    _out(rows, ("job", "every_s", "last_run", "last_ok", "runs", "failures", "last"), fmt)
+    out(rows, ("job", "every_s", "last_run", "last_ok", "runs", "failures", "last"), fmt)
 
 
 @jobs.command("run")
@@ -91,7 +83,7 @@ def jobs_run(app, name):
 
 
 # --------------------------------------------------------------------- notify
-@cli.group()
+@click.group()
 def notify():
     """Missed-call alerts, digests and integrations (notification rules)."""
 
@@ -121,7 +113,7 @@ def notify_add(app, project, channel, event, target, template, secret, name):
         raise click.ClickException(f"{channel} rules take --event call_finished")
     if event.startswith("digest") and channel != "email":
         raise click.ClickException("digests are sent by e-mail: use --channel email")
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         p = svc.get_project(s, project)
         r = NotificationRule(project_id=p.id, name=name or f"{channel} {event}", channel=channel, event=event,
                              target=target, body_template=template, secret=secret, enabled=True)
@@ -135,14 +127,14 @@ def notify_add(app, project, channel, event, target, template, secret, name):
 @FORMAT
 @pass_ctx
 def notify_list(app, project, fmt):
-    with _Errors(), app.session() as s:
+    with UserErrors(), app.session() as s:
         stmt = select(NotificationRule, Project.key).join(Project, Project.id == NotificationRule.project_id)
         if project:
             stmt = stmt.where(Project.key == project)
         rows = [{"id": r.id, "project": key, "name": r.name, "channel": r.channel, "event": r.event,
                  "target": r.target, "enabled": r.enabled, "secret": "set" if r.secret else ""}
                 for r, key in s.execute(stmt.order_by(NotificationRule.id))]
-    _out(rows, ("id", "project", "name", "channel", "event", "target", "enabled", "secret"), fmt)
+    out(rows, ("id", "project", "name", "channel", "event", "target", "enabled", "secret"), fmt)
 
 
 @notify.command("remove")
@@ -162,7 +154,7 @@ def notify_remove(app, rule_id):
 @pass_ctx
 def notify_test(app, rule_id):
     """Send RULE_ID's message for the project's latest call (or a sample) right now."""
-    from calltracking.jobs.integrations import send_test
+    from calltracking.jobs.rules import send_test
 
     try:
         ok, msg = send_test(app.config, write_sessionmaker(app.engine), rule_id)
@@ -174,7 +166,7 @@ def notify_test(app, rule_id):
 
 
 # ----------------------------------------------------------------- deliveries
-@cli.group()
+@click.group()
 def deliveries():
     """Outgoing mail and webhooks; the dead-letter list."""
 
@@ -192,7 +184,7 @@ def deliveries_list(app, status, limit, fmt):
         rows = [{"id": d.id, "channel": d.channel, "event": d.event, "status": d.status, "attempts": d.attempts,
                  "created": _iso(d.created_at), "next": _iso(d.next_attempt_at) if d.status == "pending" else None,
                  "target": d.target[:60], "error": (d.last_error or "")[:120]} for d in s.scalars(stmt)]
-    _out(rows, ("id", "channel", "event", "status", "attempts", "created", "next", "target", "error"), fmt)
+    out(rows, ("id", "channel", "event", "status", "attempts", "created", "next", "target", "error"), fmt)
 
 
 @deliveries.command("retry")
@@ -201,7 +193,7 @@ def deliveries_list(app, status, limit, fmt):
 @pass_ctx
 def deliveries_retry(app, ids, all_dead):
     """Send dead deliveries again now."""
-    from calltracking.jobs.integrations import deliver_one, requeue
+    from calltracking.jobs.outbox import deliver_one, requeue
 
     with app.session(write=True) as s:
         if all_dead:
@@ -221,7 +213,7 @@ def deliveries_retry(app, ids, all_dead):
 
 
 # ----------------------------------------------------------------- recordings
-@cli.group()
+@click.group()
 def recordings():
     """Call recordings: conversion, measurements, retention."""
 
@@ -241,7 +233,7 @@ def recordings_process(app, limit):
 @pass_ctx
 def recordings_retention(app):
     """Delete the recordings older than keep_days now (the calls stay)."""
-    from calltracking.jobs.recordings import apply_retention
+    from calltracking.jobs.recording_retention import apply_retention
 
     click.echo(f"purged {apply_retention(app.config, app.sessionmaker)} recording(s)")
 
@@ -252,11 +244,11 @@ def recordings_retention(app):
 @pass_ctx
 def recordings_keep_days(app, project, days):
     """Keep PROJECT's recordings DAYS days (0 = forever, 'default' = [recordings] keep_days)."""
-    from calltracking.jobs.recordings import set_keep_days
+    from calltracking.jobs.recording_retention import set_keep_days
 
     if days != "default" and not days.isdigit():
         raise click.ClickException(f"DAYS must be a whole number or 'default', got {days!r}")
-    with _Errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         p = svc.get_project(s, project)
         set_keep_days(s, p, None if days == "default" else int(days))
     click.echo(f"project {project}: keep recordings "
@@ -269,7 +261,7 @@ def recordings_analyze(files):
     """Measure FILE (stereo: caller left) or CALLER_FILE OPERATOR_FILE."""
     from pathlib import Path
 
-    from calltracking.jobs.recordings import RecordingError, analyze
+    from calltracking.jobs.recording_audio import RecordingError, analyze
 
     if len(files) > 2:
         raise click.ClickException("give one file, or two (caller, operator)")
@@ -283,7 +275,7 @@ def recordings_analyze(files):
 
 
 # ---------------------------------------------------------------------- spend
-@cli.group()
+@click.group()
 def spend():
     """Advertising spend (cost per call in the reports)."""
 
@@ -313,14 +305,12 @@ def spend_import(app, file, project, create_missing):
 @FORMAT
 @pass_ctx
 def spend_list(app, project, fmt):
-    from calltracking.models import AdSpend, Campaign, Source
-
-    with _Errors(), app.session() as s:
+    with UserErrors(), app.session() as s:
         p = svc.get_project(s, project)
         stmt = (select(AdSpend, Source.name, Campaign.name).join(Source, Source.id == AdSpend.source_id)
                 .outerjoin(Campaign, Campaign.id == AdSpend.campaign_id)
                 .where(AdSpend.project_id == p.id).order_by(AdSpend.day, Source.name))
         rows = [{"day": a.day.isoformat(), "source": sn, "campaign": cn or "", "amount": str(a.amount),
                  "currency": a.currency} for a, sn, cn in s.execute(stmt)]
-    _out(rows, ("day", "source", "campaign", "amount", "currency"), fmt)
+    out(rows, ("day", "source", "campaign", "amount", "currency"), fmt)
 

@@ -1,36 +1,25 @@
 """`calltracking pools list|release|sizing|set`: number pools of dynamic number insertion."""
 from __future__ import annotations
 
-import json
-
 import click
 from sqlalchemy import select
 
-from calltracking import phone
-from calltracking.dni import assign as dni
-from calltracking.dni import pool_sizing
 from calltracking import entities as svc
-from calltracking.calls.export import render_table
-from calltracking.models import NumberPool, Project
+from calltracking import phone
 from calltracking.attribution.promo import PROMO_MODES
-from calltracking.cli import cli, pass_ctx
+from calltracking.cli._common import FORMAT, UserErrors, out, pass_ctx
+from calltracking.dni import holds, pool_sizing
+from calltracking.models import NumberPool, Project
 
 
-def _out(rows, columns, fmt):
-    if fmt == "json":
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
-    else:
-        click.echo(render_table(rows, columns))
-
-
-@cli.group()
+@click.group()
 def pools():
     """Number pools of dynamic number insertion (the website snippet)."""
 
 
 @pools.command("list")
 @click.argument("project", required=False)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@FORMAT
 @pass_ctx
 def pools_list(app, project, fmt):
     """Numbers, live holds and exhaustion of each pool."""
@@ -38,8 +27,8 @@ def pools_list(app, project, fmt):
         q = select(NumberPool, Project.key).join(Project, Project.id == NumberPool.project_id)
         if project:
             q = q.where(Project.key == project)
-        rows = [dict(project=key, **dni.pool_status(s, pool)) for pool, key in s.execute(q.order_by(Project.key))]
-    _out(rows, ("project", "pool", "numbers", "held", "free", "hold_seconds", "exhausted_count", "promo_mode"),
+        rows = [dict(project=key, **holds.pool_status(s, pool)) for pool, key in s.execute(q.order_by(Project.key))]
+    out(rows, ("project", "pool", "numbers", "held", "free", "hold_seconds", "exhausted_count", "promo_mode"),
          fmt)
 
 
@@ -47,7 +36,7 @@ def pools_list(app, project, fmt):
 @pass_ctx
 def pools_release(app):
     """Release numbers whose hold time has passed (the scheduler runs this every minute)."""
-    n = dni.release_expired(app.sessionmaker)
+    n = holds.release_expired(app.sessionmaker)
     click.echo(f"released {n} number(s)")
 
 
@@ -57,16 +46,16 @@ def pools_release(app):
               help="Measure the traffic of the last N days.")
 @click.option("--target", type=click.FloatRange(0.0001, 0.5), default=pool_sizing.DEFAULT_TARGET,
               show_default=True, help="Target collision rate (0.01 = 1 %).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@FORMAT
 @pass_ctx
 def pools_sizing(app, project, days, target, fmt):
     """Sessions per hour, time to call, collisions, exhaustion and the recommended pool size."""
     with app.session() as s:
         if project:
-            with _errors():
+            with UserErrors():
                 svc.get_project(s, project)
         rows = pool_sizing.report(s, project, days, target)
-    _out(rows, ("project", "pool", "numbers", "recommended", "sessions_per_hour", "peak_per_hour",
+    out(rows, ("project", "pool", "numbers", "recommended", "sessions_per_hour", "peak_per_hour",
                 "occupancy_seconds", "calls", "ttc_p50", "ttc_p90", "collision_rate", "exhausted_count",
                 "estimated_collision_rate"), fmt)
     if fmt == "table":
@@ -89,7 +78,7 @@ def pools_sizing(app, project, days, target, fmt):
 @pass_ctx
 def pools_set(app, project, pool, hold_seconds, fallback, promo_mode):
     """Change a pool's hold time, fallback number or promo mode."""
-    with _errors(), app.session(write=True) as s:
+    with UserErrors(), app.session(write=True) as s:
         p = svc.get_pool(s, svc.get_project(s, project), pool)
         if hold_seconds is not None:
             p.hold_seconds = hold_seconds
@@ -99,13 +88,3 @@ def pools_set(app, project, pool, hold_seconds, fallback, promo_mode):
             p.promo_mode = promo_mode
         click.echo(f"pool {pool}: hold {p.hold_seconds} s, fallback {p.fallback_number or '(project default)'}, "
                    f"promo {p.promo_mode}")
-
-
-class _errors:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, et, ev, tb):
-        if et is not None and issubclass(et, (svc.ServiceError, phone.InvalidNumber)):
-            raise click.ClickException(str(ev))
-        return False

@@ -1,13 +1,12 @@
 """`calltracking run`: all services in one process."""
 import click
 
-from calltracking.logsetup import setup_logging
 from calltracking.app import COMPONENTS, Supervisor, check_startup, enabled_components
-from calltracking.cli import cli, pass_ctx
-from calltracking.cli.agi import run_loop
+from calltracking.cli._common import pass_ctx, run_loop
+from calltracking.logsetup import setup_logging
 
 
-@cli.command()
+@click.command()
 @click.option("--only", multiple=True, type=click.Choice(COMPONENTS),
               help="Run only these components (repeatable).")
 @click.option("--without", "skip", multiple=True, type=click.Choice(COMPONENTS),

@@ -6,17 +6,16 @@ import signal
 
 import click
 
-from calltracking.cli import cli, pass_ctx
+from calltracking.cli._common import pass_ctx
 
 
-@cli.command()
+@click.command()
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Override [web] listen.")
 @pass_ctx
 def web(app, listen):
     """Serve the web UI (waitress) and the DNI endpoints ([dni] listen) until interrupted."""
     if listen:
-        app.overrides["web.listen"] = listen
-        app._config = None
+        app.override("web.listen", listen)
     cfg = app.config
     cfg.require_web_secret()
     from webui.dni_server import start_next_to

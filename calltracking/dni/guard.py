@@ -36,7 +36,13 @@ import time
 from collections import Counter, OrderedDict
 from typing import Optional
 
-from calltracking import proxies
+from prometheus_client.core import CounterMetricFamily
+from sqlalchemy import select
+
+from calltracking import metrics, proxies
+from calltracking.dni.holds import hold_end
+from calltracking.dni.transactions import engine_key
+from calltracking.models import NumberPool, PoolReservation, TrackingNumber, VisitorSession
 
 log = logging.getLogger(__name__)
 
@@ -266,12 +272,8 @@ class HoldLedger:
 
 
 def load_live_holds(engine, now_dt) -> list:
-    """The live holds in the database as :meth:`HoldLedger.prime` rows."""
-    from sqlalchemy import select
-
-    from calltracking.dni import assign as dni
-    from calltracking.models import NumberPool, PoolReservation, TrackingNumber, VisitorSession
-
+    """The live holds in the database as :meth:`HoldLedger.prime` rows (ending at
+    :func:`calltracking.dni.holds.hold_end`)."""
     TN, PR, VS, NP = (TrackingNumber.__table__, PoolReservation.__table__, VisitorSession.__table__,
                       NumberPool.__table__)
     q = (select(PR.c.pool_id, VS.c.visitor_id, VS.c.ip, PR.c.assigned_at, PR.c.last_seen_at, NP.c.hold_seconds)
@@ -282,10 +284,7 @@ def load_live_holds(engine, now_dt) -> list:
     rows = []
     with engine.connect() as conn:
         for pool_id, visitor_id, ip, assigned, seen, hold in conn.execute(q):
-            if seen == assigned:
-                end = assigned.timestamp() + dni.provisional_seconds(hold)
-            else:
-                end = seen.timestamp() + hold
+            end = hold_end(assigned, seen, hold).timestamp()
             rows.append((pool_id, visitor_id, client_key(ip or ""), end))
     return rows
 
@@ -301,9 +300,7 @@ _rejected: Counter = Counter()
 
 def db_key(engine) -> str:
     """The database a count belongs to (its URL): pool ids are only unique within one."""
-    from calltracking.dni import assign as dni
-
-    return dni._url(engine)
+    return engine_key(engine)
 
 
 def count_refused(db: str, pool_id: int, label: str, reason: str):
@@ -327,8 +324,6 @@ class _Collector:
     """calltracking_dni_refused_total{pool, reason} and calltracking_dni_rejected_total{reason}."""
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily
-
         refused = CounterMetricFamily("calltracking_dni_refused", "New DNI holds refused by a hold cap "
                                       "(the visitor got the fallback number)", labels=["pool", "reason"])
         rejected = CounterMetricFamily("calltracking_dni_rejected", "DNI requests turned away before "
@@ -343,12 +338,5 @@ class _Collector:
         yield rejected
 
 
-def _register():
-    try:
-        from calltracking import metrics
-    except ImportError:                        # prometheus_client missing: no /metrics at all
-        return
-    metrics.REGISTRY.register(_Collector())
+metrics.REGISTRY.register(_Collector())
 
-
-_register()

@@ -1,9 +1,9 @@
 """The FastAGI hooks' single write path: one writer thread, group commit of the call rows.
 
-Every ``route`` answer upserts its call row. Done one transaction per call, the
-commits and the session set-up cost more than the rest of the hook; here the
-calls that arrive together share one transaction (``executemany`` of the same
-upsert), which keeps the FastAGI server fast under a burst. The other hooks'
+Every ``route`` answer upserts its call row (:mod:`calltracking.hooks.call_row`). Done
+one transaction per call, the commits and the session set-up cost more than the rest of
+the hook; here the calls that arrive together share one transaction (``executemany`` of
+the same upsert), which keeps the FastAGI server fast under a burst. The other hooks'
 writes (``promo``'s upsert, ``tag``'s transaction: :meth:`CallWriter.submit_work`)
 go through the same thread, in the order they were queued.
 
@@ -35,10 +35,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from calltracking import db
-from calltracking.hooks import storage as hookdb
+from calltracking.hooks import call_row
 from calltracking.futures import settle_batch
 
-log = logging.getLogger("calltracking.hooks.core")
+log = logging.getLogger("calltracking.hooks")
 
 _STOP = object()
 
@@ -338,7 +338,7 @@ class CallWriter:
         dialect = conn.dialect.name
         try:
             for (keys, overwrite), rows in groups.items():
-                conn.execute(hookdb._upsert_stmt(dialect, keys, overwrite), rows)
+                conn.execute(call_row.statement(dialect, keys, overwrite), rows)
             conn.commit()
             if self._checkpointer is not None:
                 self._checkpointer.wrote()

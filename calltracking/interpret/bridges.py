@@ -1,4 +1,4 @@
-"""Bridges, transfers and Local channel optimisation (part of the EVENTTYPE_MAP handlers).
+"""Bridges, transfers and Local channel optimisation (part of :data:`.handlers.EVENTTYPE_MAP`).
 
 Talk time is measured from bridge membership: :meth:`Interpreter.sync` runs
 after every BridgeEnter/BridgeLeave. A transfer needs no special arithmetic:
@@ -14,16 +14,16 @@ optimisation announced (a transfer completed by swapping the target in) is a new
 """
 from __future__ import annotations
 
-from calltracking.interpret.handlers import _leg
+from calltracking.enums import LegKind
+from calltracking.interpret.legs import add_leg, leg_answered
+from calltracking.interpret.names import is_party
 
 
 def _peer(it, uid: str) -> str:
     """The other party in ``uid``'s bridge (a party, not an announcer), or ""."""
-    from calltracking.interpret.interpreter import NOT_A_PARTY
-
     ch = it.channels.get(uid)
     for m in sorted(it.bridges.get(ch.bridge, ()) if ch is not None and ch.bridge else ()):
-        if m != uid and not it.channel_name(m).startswith(NOT_A_PARTY):
+        if m != uid and is_party(it.channel_name(m)):
             return m
     return ""
 
@@ -115,8 +115,7 @@ def on_blind_transfer(it, ev: dict, ts: float):
     call = it.calls.get(ev.get("TransfereeLinkedid", "")) or it.calls.get(ev.get("TransfererLinkedid", ""))
     if call is None:
         return None
-    call.ct.setdefault("_transfers", "0")
-    call.ct["_transfers"] = str(int(call.ct["_transfers"]) + 1)
+    _count_transfer(call)
     return call.linkedid
 
 
@@ -129,9 +128,13 @@ def on_attended_transfer(it, ev: dict, ts: float):
         return None
     target = ev.get("TransferTargetUniqueid", "")
     if target and target not in call.legs and target not in it.leg_of:
-        leg = _leg(it, call, target, ev.get("TransferTargetChannel", ""), ts, "transfer")
-        leg.answered_at, leg.outcome = ts, "answered"
+        leg = add_leg(it, call, target, ev.get("TransferTargetChannel", ""), ts, LegKind.TRANSFER)
+        leg_answered(leg, ts)
         it.chan_call.setdefault(target, call.linkedid)
-    call.ct.setdefault("_transfers", "0")
-    call.ct["_transfers"] = str(int(call.ct["_transfers"]) + 1)
+    _count_transfer(call)
     return call.linkedid
+
+
+def _count_transfer(call) -> None:
+    """Transfers are counted with the call's variables (``_transfers``)."""
+    call.ct["_transfers"] = str(int(call.ct.get("_transfers", "0")) + 1)

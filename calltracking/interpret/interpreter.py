@@ -13,14 +13,16 @@ import logging
 from collections import Counter, OrderedDict
 from typing import Iterable, Optional
 
-from calltracking.interpret import reconcile as _gap
-from calltracking.interpret.handlers import EVENTTYPE_MAP, IGNORED, on_newchannel
-from calltracking.interpret.state import CallState, Channel, Leg, QueueMember, name_of_interface
+from calltracking.interpret import gaps, reconcile
+from calltracking.interpret.handlers import EVENTTYPE_MAP, IGNORED
+from calltracking.interpret.legs import add_leg, answer, bridged_kind, leg_answered
+from calltracking.interpret.names import is_party
+from calltracking.interpret.record import run_talk_clock
+from calltracking.interpret.state import CallState, Channel, QueueMember
 
 log = logging.getLogger(__name__)
 
-#: Channels that sit in a bridge without being a party (ConfBridge announcers, recorders).
-NOT_A_PARTY = ("Announcer/", "Recorder/", "CBAnn/", "CBRec/", "Snoop/")
+#: Finished calls remembered (their late events are dropped, not taken for a new call).
 FINISHED_MEMORY = 200_000
 #: Events a handler failed on kept for the caller (:attr:`Interpreter.rejected`), at most.
 REJECTED_MAX = 1000
@@ -42,7 +44,7 @@ class Interpreter:
         self.stats: Counter = Counter()
         self.unknown: Counter = Counter()
         self.mismatches: list[str] = []
-        self.gaps: dict[str, _gap.Gap] = {}             # linkedid -> estimates left by a reconnect
+        self.gaps: dict[str, gaps.Gap] = {}             # linkedid -> estimates left by a reconnect
         self.rejected: list[dict] = []                  # events a handler failed on (the caller drains it)
 
     # ------------------------------------------------------------------ feed
@@ -51,7 +53,7 @@ class Interpreter:
         if not name:
             self.stats["responses"] += 1
             return None
-        handler = EVENTTYPE_MAP.get(name) or _gap.HANDLERS.get(name)
+        handler = EVENTTYPE_MAP.get(name) or gaps.HANDLERS.get(name)
         self.stats["events"] += 1
         if handler is None:
             if name in IGNORED:
@@ -83,8 +85,8 @@ class Interpreter:
                     self.stats["duplicate"] += 1
                     return None
                 call.seen.add(key)
-        used = _gap.before(self, name, ev, ts) if self.gaps else None
-        if used is _gap.SKIP:
+        used = gaps.before(self, name, ev, ts) if self.gaps else None
+        if used is gaps.SKIP:
             self.stats["duplicate"] += 1
             return None
         try:
@@ -164,9 +166,6 @@ class Interpreter:
                 return uid
         return None
 
-    def operator_name(self, leg: Leg) -> str:
-        return leg.operator or name_of_interface(leg.interface)
-
     def queue_is_empty(self, queue: str) -> bool:
         members = self.queues.get(queue)
         return members is not None and not any(m.available for m in members.values())
@@ -224,16 +223,14 @@ class Interpreter:
 
     def _bridged_stranger(self, call: CallState, uid: str, ts: float) -> None:
         """A party we did not see being dialed joined the caller (pickup, transfer target)."""
-        from calltracking.interpret.handlers import _answer, _leg
-
         name = self.channel_name(uid)
-        if not name or name.startswith(NOT_A_PARTY) or (self.gaps and _gap.no_leg(self, call, uid)):
+        if not name or not is_party(name) or (self.gaps and gaps.no_leg(self, call, uid)):
             return
-        leg = _leg(self, call, uid, name, ts, "transfer" if call.answered_at is not None else "pickup")
-        leg.answered_at, leg.outcome = ts, "answered"
+        leg = add_leg(self, call, uid, name, ts, bridged_kind(call))
+        leg_answered(leg, ts)            # joining the caller's bridge is its answer
         self.chan_call.setdefault(uid, call.linkedid)
         if call.answered_at is None and not call.in_queue:
-            _answer(self, call, leg, ts)
+            answer(call, leg, ts)
 
     def leave_bridge(self, uid: str, bid: str, ts: float) -> set[str]:
         members = self.bridges.get(bid)
@@ -259,22 +256,13 @@ class Interpreter:
                 if ch is None or not ch.bridge:
                     continue
                 for m in self.bridges.get(ch.bridge, ()):
-                    if m not in call.caller_side and not self.channel_name(m).startswith(NOT_A_PARTY):
+                    if m not in call.caller_side and is_party(self.channel_name(m)):
                         parties.add(m)
-        if parties and call.talk_since is None:
-            call.talk_since = ts
-        elif not parties and call.talk_since is not None:
-            call.talk += ts - call.talk_since
-            call.talk_since = None
+        run_talk_clock(call, bool(parties), ts)
         for leg in call.legs.values():
-            on = leg.current in parties
-            if on and leg.talk_since is None:
-                leg.talk_since = ts
-            elif not on and leg.talk_since is not None:
-                leg.talk += ts - leg.talk_since
-                leg.talk_since = None
+            run_talk_clock(leg, leg.current in parties, ts)
 
-    # ------------------------------------------------------------------ queues / CDR
+    # ------------------------------------------------------------------ queues
     def queue_member(self, ev: dict, removed: bool = False) -> None:
         queue = ev.get("Queue", "")
         iface = ev.get("Interface") or ev.get("Location") or ""
@@ -295,43 +283,9 @@ class Interpreter:
         if "Paused" in ev:
             m.paused = ev["Paused"] == "1"
 
-    def cross_check(self, what: str, leg: Leg, expected: float, ts: float, linkedid: str = "",
-                    got: Optional[float] = None) -> None:
-        """Count and log a difference over 1 s between Asterisk's figure and ours (``got``;
-        by default the leg's talk up to ``ts``)."""
-        if got is None:
-            got = leg.talk + (ts - leg.talk_since if leg.talk_since is not None else 0.0)
-        if abs(got - expected) > 1.0 + 1e-6:
-            self.stats["cross_check_mismatch"] += 1
-            msg = f"leg {leg.uniqueid}: {got:.3f}s but {what} says {expected:.0f}s"
-            self.mismatches.append(msg)
-            log.warning(msg, extra={"linkedid": linkedid or None})
-
     # ------------------------------------------------------------------ reconciliation
     def reconcile(self, snapshot: list[dict], lost_at: float, now: float) -> list[dict]:
         """Events that bring our state in line with what Asterisk still knows after a gap
         (``snapshot``: CoreShowChannel and QueueEntry frames and the listener's CTSync frame;
         ``lost_at``: the last moment we knew the calls' state). See :mod:`.reconcile`."""
-        return _gap.plan(self, snapshot, lost_at, now)
-
-    def found_channel(self, ev: dict, ts: float) -> None:
-        """A stored ``CoreShowChannel`` event (how earlier versions adopted a channel)."""
-        uid, lid = ev.get("Uniqueid", ""), ev.get("Linkedid", "")
-        if not uid or uid in self.channels or lid in self.finished:
-            return
-        started = ts - _hms(ev.get("Duration", ""))
-        fake = dict(ev, Event="Newchannel", Exten=ev.get("Extension", ev.get("Exten", "")))
-        on_newchannel(self, fake, started)
-        bid = ev.get("BridgeId", "")
-        if bid and uid in self.channels:
-            self.enter_bridge(uid, bid, ts, ev.get("Channel", ""))
-        if lid in self.calls:
-            self.dirty.add(lid)
-
-
-def _hms(text: str) -> float:
-    try:
-        h, m, s = (int(x) for x in text.split(":"))
-        return float(h * 3600 + m * 60 + s)
-    except ValueError:
-        return 0.0
+        return reconcile.plan(self, snapshot, lost_at, now)

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from calltracking.interpret.state import CallState, base_interface, interface_of, local_twin
+from calltracking.interpret.names import base_interface, interface_of, is_outside_number, local_twin
+from calltracking.interpret.state import CallState
 
 CALLBACK_CONTEXT = "calltracking-callback"
 CALLBACK_VAR = "CT_CALLBACK_FOR"
-#: Fewer digits than this is an extension, not an outside number.
-MIN_DIGITS = 7
 
 
 def first_interface(call: CallState) -> str:
@@ -99,7 +98,7 @@ def callee_candidates(call: CallState) -> list[str]:
                 out.append(raw)
     if call.first_exten and call.first_exten not in out:
         out.append(call.first_exten)
-    return [r for r in out if len(_digits(r)) >= MIN_DIGITS and r.lstrip("+").isdigit()]
+    return [r for r in out if is_outside_number(r)]
 
 
 def pick_number(candidates: list[str], normalize) -> str:

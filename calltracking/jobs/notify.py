@@ -1,24 +1,26 @@
-"""Missed-call alerts and digest e-mails.
+"""What an e-mail or SMS/chat webhook notification says: call alerts and digests.
 
-Rules are ``notification_rules`` rows of a project:
+Rules are ``notification_rules`` rows of a project (when each is queued:
+:mod:`calltracking.jobs.rules`):
 
-* event ``missed_call``, channel ``email``: ``target`` is a list of addresses
-  (comma, semicolon or space separated); channel ``webhook``: ``target`` is the
-  URL of an SMS gateway or chat webhook and ``body_template`` (or ``[notify]
-  webhook_template``) the request body. Both may use ``$caller``,
-  ``$caller_name``, ``$did``, ``$project``, ``$project_name``, ``$source``,
-  ``$campaign``, ``$queue``, ``$time``, ``$status``, ``$reason``, ``$wait``,
-  ``$operator``, ``$url`` (:class:`string.Template`; values are URL-encoded in
-  the URL and JSON-escaped in a body that starts with ``{`` or ``[``, which is
-  then sent as ``application/json``; no body → ``GET``).
-* event ``digest_daily`` / ``digest_weekly``, channel ``email``: a summary of
-  the previous local day / ISO week (calls per source, missed, callbacks
-  pending), sent after ``DIGEST_HOUR`` o'clock in the project's time zone.
+* channel ``email``: ``target`` is a list of addresses (comma, semicolon or space
+  separated: :func:`recipients`); the message is :func:`call_email`.
+* channel ``webhook``: ``target`` is the URL of an SMS gateway or chat webhook and
+  ``body_template`` (or ``[notify] webhook_template``) the request body
+  (:func:`render_webhook`). A webhook rule with a ``secret`` is signed like a CRM request.
+* Both may use ``$caller``, ``$caller_name``, ``$did``, ``$project``, ``$project_name``,
+  ``$source``, ``$campaign``, ``$queue``, ``$time``, ``$status``, ``$reason``, ``$wait``,
+  ``$operator``, ``$url`` (:func:`call_context`, :class:`string.Template`; values are
+  URL-encoded in the URL and JSON-escaped in a body that starts with ``{`` or ``[``, which
+  is then sent as ``application/json``; no body → ``GET``).
+* event ``digest_daily`` / ``digest_weekly``, channel ``email``: a summary of the period
+  :func:`digest_period` names — the previous local day / ISO week — in the project's time
+  zone: calls per source, answered, missed, and the callbacks pending (missed in the
+  ``PENDING_WINDOW`` before the period's end and still open on the missed-calls worklist,
+  :func:`calltracking.calls.missed.worklist`).
 
-The scheduler's ``notifications`` job queues alerts for calls that were missed
-in the last ``MISSED_LOOKBACK`` and sends them in the same run (every 10 s), so
-an alert leaves well within a minute; failures are retried (see
-:mod:`calltracking.jobs.integrations`).
+Texts are in ``[general] language`` (``en`` or ``ru``); every value is one line of text
+(control characters become spaces) and HTML-escaped in the HTML part.
 """
 from __future__ import annotations
 
@@ -33,11 +35,10 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from calltracking.db import session_scope
-from calltracking.models import Call, Delivery, NotificationRule, Project, Source, utcnow
+from calltracking.calls.missed import worklist
+from calltracking.models import Call, NotificationRule, Project, Source
 
-MISSED_LOOKBACK = dt.timedelta(hours=1)
-DIGEST_HOUR = 7
+CHANNELS = ("email", "webhook")       # the rule channels whose messages are built here
 PENDING_WINDOW = dt.timedelta(days=7)
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 
@@ -102,6 +103,7 @@ def _clean(v) -> str:
 
 
 def recipients(target: str) -> list[str]:
+    """The addresses of an e-mail rule's ``target``; ValueError for a bad or missing one."""
     out = [a.strip() for a in re.split(r"[,;\s]+", target or "") if a.strip()]
     bad = [a for a in out if not EMAIL_RE.match(a)]
     if bad or not out:
@@ -130,6 +132,7 @@ def call_context(config, call: Call) -> dict:
 
 # -------------------------------------------------------------- call messages
 def call_email(config, rule: NotificationRule, call: Call) -> dict:
+    """The e-mail (text and HTML) about one call: missed, or finished with its status."""
     t = _t(config)
     ctx = call_context(config, call)
     key = "missed_subject" if call.status == "missed" else "finished_subject"
@@ -170,40 +173,9 @@ def rule_message(config, session: Session, rule: NotificationRule, call: Call) -
     if rule.channel == "webhook":
         template = rule.body_template or config.notify.webhook_template
         req = render_webhook(rule.target or config.notify.webhook_url, template, call_context(config, call))
-        req["signed"] = bool(rule.secret)  # signed at each attempt (calltracking.jobs.integrations.attempt)
+        req["signed"] = bool(rule.secret)  # signed at each attempt (calltracking.jobs.outbox.attempt)
         return req
     raise ValueError(f"channel {rule.channel!r} cannot send call alerts")
-
-
-def enqueue_missed(config, session_factory, now: dt.datetime | None = None) -> int:
-    """Queue an alert per (rule, missed call) for calls missed in the last hour."""
-    from calltracking.jobs.integrations import enqueue
-
-    now = now or utcnow()
-    queued = 0
-    with session_scope(session_factory) as s:
-        rules = s.scalars(select(NotificationRule).where(
-            NotificationRule.enabled.is_(True), NotificationRule.event == "missed_call",
-            NotificationRule.channel.in_(("email", "webhook")))).all()
-        for rule in rules:
-            done = select(Delivery.call_id).where(Delivery.rule_id == rule.id, Delivery.call_id.is_not(None))
-            calls = s.scalars(select(Call).where(
-                Call.project_id == rule.project_id, Call.status == "missed",
-                Call.ended_at >= now - MISSED_LOOKBACK, Call.id.not_in(done))
-                .order_by(Call.ended_at).limit(200)).all()
-            for call in calls:
-                try:
-                    payload = rule_message(config, s, rule, call)
-                except ValueError as e:  # a broken rule: keep the error visible as a dead letter
-                    payload = {"error": str(e)}
-                d = enqueue(s, rule.channel, "missed_call", payload, target=rule.target,
-                            project_id=rule.project_id, rule_id=rule.id, call_id=call.id,
-                            dedup_key=f"missed:r{rule.id}:c{call.id}", now=now)
-                if d is not None:
-                    queued += 1
-                    if "error" in payload:
-                        d.status, d.last_error = "dead", payload["error"]
-    return queued
 
 
 # ---------------------------------------------------------------------- digests
@@ -221,6 +193,8 @@ def _utc(day: dt.date, tz: ZoneInfo) -> dt.datetime:
 
 
 def digest_data(config, session: Session, project: Project, first: dt.date, end: dt.date) -> dict:
+    """Calls per source (answered, missed) started in [first, end) local time, and the callbacks
+    pending at ``end`` (the first 20 listed, all counted)."""
     tz = ZoneInfo(project.timezone)
     start_utc, end_utc = _utc(first, tz), _utc(end, tz)
     t = _t(config)
@@ -236,15 +210,8 @@ def digest_data(config, session: Session, project: Project, first: dt.date, end:
                 "missed": int(m or 0)} for name, n, a, m in rows]
     total = {k: sum(r[k] for r in sources) for k in ("calls", "answered", "missed")}
     pending = []
-    try:
-        from calltracking.calls.missed import worklist
-
-        open_rows = worklist(session, project.id, "open", end_utc - PENDING_WINDOW, end_utc, limit=5000)
-        pending_calls = [r.call for r in open_rows]
-    except ImportError:  # the worklist module is not installed: missed and not handled
-        pending_calls = list(session.scalars(select(Call).where(
-            Call.project_id == project.id, Call.status == "missed", Call.handled_at.is_(None),
-            Call.started_at >= end_utc - PENDING_WINDOW, Call.started_at < end_utc)))
+    open_rows = worklist(session, project.id, "open", end_utc - PENDING_WINDOW, end_utc, limit=5000)
+    pending_calls = [r.call for r in open_rows]
     for c in pending_calls[:20]:
         pending.append({"time": c.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
                         "caller": _clean(c.caller_number), "caller_name": _clean(c.caller_name),
@@ -254,6 +221,7 @@ def digest_data(config, session: Session, project: Project, first: dt.date, end:
 
 def digest_email(config, session: Session, rule: NotificationRule, kind: str,
                  first: dt.date, end: dt.date) -> dict:
+    """The digest e-mail of ``rule``'s project for the days [first, end)."""
     t = _t(config)
     project = session.get(Project, rule.project_id)
     data = digest_data(config, session, project, first, end)
@@ -274,35 +242,3 @@ def digest_email(config, session: Session, rule: NotificationRule, kind: str,
     html = DIGEST_HTML.render(subject=subject, t=t, **data)
     return {"to": recipients(rule.target), "subject": subject, "text": "\n".join(lines) + "\n",
             "html": html}
-
-
-def enqueue_digests(config, session_factory, now: dt.datetime | None = None) -> int:
-    """Queue the digests that are due (once per rule and period)."""
-    from calltracking.jobs.integrations import enqueue
-
-    now = now or utcnow()
-    queued = 0
-    with session_scope(session_factory) as s:
-        rules = s.scalars(select(NotificationRule).where(
-            NotificationRule.enabled.is_(True), NotificationRule.channel == "email",
-            NotificationRule.event.in_(("digest_daily", "digest_weekly")))).all()
-        for rule in rules:
-            project = s.get(Project, rule.project_id)
-            local = now.astimezone(ZoneInfo(project.timezone))
-            if local.hour < DIGEST_HOUR:
-                continue
-            first, end = digest_period(rule.event, local)
-            key = f"digest:r{rule.id}:{first.isoformat()}"
-            if s.scalar(select(Delivery.id).where(Delivery.dedup_key == key)):
-                continue
-            try:
-                payload = digest_email(config, s, rule, rule.event, first, end)
-            except ValueError as e:
-                payload = {"error": str(e)}
-            d = enqueue(s, "email", rule.event, payload, target=rule.target, project_id=rule.project_id,
-                        rule_id=rule.id, dedup_key=key, now=now)
-            if d is not None:
-                queued += 1
-                if "error" in payload:
-                    d.status, d.last_error = "dead", payload["error"]
-    return queued

@@ -7,6 +7,11 @@ only one process runs the jobs even when several hosts share a PostgreSQL
 database: a second scheduler stays on standby and takes over when the first
 one's heartbeat stops for ``LEASE_SECONDS``.
 
+The jobs, their intervals and functions are listed in one table, :func:`default_jobs`.
+Every module a job needs is imported with this one: a broken module stops the scheduler
+from starting (and makes ``calltracking doctor``'s scheduler check fail) instead of
+turning a job into a no-op.
+
 Every job run goes through :meth:`JobRunner.run_job`, which never raises: a
 failure is logged and counted in ``job_status`` (listed by ``calltracking
 doctor`` and ``calltracking jobs list``) and the next run happens as usual.
@@ -25,7 +30,6 @@ interval a WARNING. APScheduler's own two INFO lines per run are not written.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import os
 import socket
@@ -39,9 +43,11 @@ from typing import Callable, Optional
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from calltracking import doctor as doc
 from calltracking.db import RETRY_SECONDS, run_write, session_scope, write_scope, write_sessionmaker
+from calltracking.dni.holds import release_expired
+from calltracking.jobs import outbox, recording_retention, recordings, rules
 from calltracking.models import JobStatus, SchedulerLease, utcnow
+from calltracking.reports.rollup import refresh_rollups
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,9 @@ JobFn = Callable[[object, object, dt.datetime], Optional[str]]
 
 @dataclass
 class JobSpec:
+    """A job: its name (in ``job_status`` and ``calltracking jobs run NAME``), its interval in
+    seconds, its function and a line saying what it does."""
+
     name: str
     seconds: float
     fn: JobFn
@@ -63,64 +72,9 @@ class JobSpec:
 
 
 # ----------------------------------------------------------------------- jobs
-def _optional(module: str, attr: str):
-    """A function of another part, or None while that part is not installed."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name != module:
-            raise
-        return None
-    return getattr(mod, attr, None)
-
-
-def job_pool_release(config, session_factory, now):
-    release = _optional("calltracking.dni.assign", "release_expired")
-    if release is None:
-        return "skipped: calltracking.dni.assign is not installed"
-    n = release(session_factory, now)
-    return f"released {n}" if isinstance(n, int) else "done"
-
-
-def job_report_rollups(config, session_factory, now):
-    refresh = _optional("calltracking.reports.rollup", "refresh_rollups")
-    if refresh is None:
-        return "skipped: calltracking.reports.rollup is not installed"
-    with session_scope(session_factory) as s:
-        n = refresh(s, now=now)
-    return f"{n} day(s) recomputed"
-
-
-def job_notifications(config, session_factory, now):
-    from calltracking.jobs import integrations
-    from calltracking.jobs import notify
-
-    queued = notify.enqueue_missed(config, session_factory, now)
-    queued += integrations.enqueue_finished(config, session_factory, now)
-    sent, failed, dead = integrations.deliver_due(config, session_factory, now)
-    return f"queued {queued}, sent {sent}, failed {failed}, dead {dead}"
-
-
-def job_digests(config, session_factory, now):
-    from calltracking.jobs import notify
-
-    return f"queued {notify.enqueue_digests(config, session_factory, now)} digest(s)"
-
-
-def job_recordings(config, session_factory, now):
-    from calltracking.jobs import recordings
-
-    stats = recordings.process_pending(config, session_factory, now)
-    return ", ".join(f"{k} {v}" for k, v in stats.items()) or "nothing to do"
-
-
-def job_retention(config, session_factory, now):
-    from calltracking.jobs import recordings
-
-    return f"purged {recordings.apply_retention(config, session_factory, now)} recording(s)"
-
-
 def default_jobs() -> list[JobSpec]:
+    """The jobs: name, interval in seconds (``intervals`` of :class:`JobRunner` overrides it),
+    function, what it does."""
     return [
         JobSpec("pool_release", 15, job_pool_release, "release expired pool numbers (DNI)"),
         JobSpec("report_rollups", 2, job_report_rollups, "keep report rollups current"),
@@ -130,6 +84,36 @@ def default_jobs() -> list[JobSpec]:
         JobSpec("recordings", 30, job_recordings, "convert and measure new recordings"),
         JobSpec("retention", 3600, job_retention, "delete recordings older than keep_days"),
     ]
+
+
+def job_pool_release(config, session_factory, now):
+    return f"released {release_expired(session_factory, now)}"
+
+
+def job_report_rollups(config, session_factory, now):
+    with session_scope(session_factory) as s:
+        n = refresh_rollups(s, now=now)
+    return f"{n} day(s) recomputed"
+
+
+def job_notifications(config, session_factory, now):
+    queued = rules.enqueue_missed(config, session_factory, now)
+    queued += rules.enqueue_finished(config, session_factory, now)
+    sent, failed, dead = outbox.deliver_due(config, session_factory, now)
+    return f"queued {queued}, sent {sent}, failed {failed}, dead {dead}"
+
+
+def job_digests(config, session_factory, now):
+    return f"queued {rules.enqueue_digests(config, session_factory, now)} digest(s)"
+
+
+def job_recordings(config, session_factory, now):
+    stats = recordings.process_pending(config, session_factory, now)
+    return ", ".join(f"{k} {v}" for k, v in stats.items()) or "nothing to do"
+
+
+def job_retention(config, session_factory, now):
+    return f"purged {recording_retention.apply_retention(config, session_factory, now)} recording(s)"
 
 
 # -------------------------------------------------------------- job status
@@ -323,109 +307,3 @@ def start_scheduler(config, sessionmaker, jobs: list[JobSpec] | None = None,
                     intervals: dict[str, float] | None = None) -> JobRunner:
     """Start the jobs in background threads of this process; call ``.shutdown()`` to stop."""
     return JobRunner(config, sessionmaker, jobs, intervals).start()
-
-
-# -------------------------------------------------------------------- doctor
-@doc.check("scheduler")
-def _doctor_scheduler(ctx):
-    from calltracking.config import ConfigError
-
-    try:
-        factory = ctx.sessionmaker
-    except ConfigError:
-        return []
-    out = []
-    now = utcnow()
-    with session_scope(factory) as s:
-        lease = s.get(SchedulerLease, LEASE_NAME)
-        statuses = job_statuses(s)
-    if lease is None or lease.heartbeat_at < now - dt.timedelta(seconds=LEASE_SECONDS):
-        out.append(doc.Result(doc.WARN, "scheduler", "no scheduler is running (no recent heartbeat)",
-                              "start `calltracking run` or `calltracking scheduler` (one process only)"))
-    else:
-        out.append(doc.Result(doc.OK, "scheduler", f"running in {lease.holder}, heartbeat "
-                              f"{int((now - lease.heartbeat_at).total_seconds())} s ago"))
-    known = {j.name for j in default_jobs()}
-    seen = set()
-    for st in statuses:
-        seen.add(st.name)
-        last = st.last_finished_at or st.last_started_at
-        when = f"{int((now - last).total_seconds())} s ago" if last else "never"
-        detail = f"last run {when}, {st.runs} run(s), {st.failures} failure(s)"
-        if st.consecutive_failures:
-            err = (st.last_error or "").splitlines()[0] if st.last_error else "?"
-            out.append(doc.Result(doc.WARN, f"job {st.name}", f"{detail}; failing: {err}",
-                                  "see the service log for the traceback; "
-                                  "`calltracking jobs run NAME` runs it once in the foreground"))
-        else:
-            out.append(doc.Result(doc.OK, f"job {st.name}", f"{detail}; {st.last_result}"))
-    for name in sorted(known - seen):
-        out.append(doc.Result(doc.OK, f"job {name}", "never run yet"))
-    return out
-
-
-@doc.check("recordings")
-def _doctor_recordings(ctx):
-    from sqlalchemy import func
-
-    from calltracking.config import ConfigError
-    from calltracking.models import RecordingInfo
-
-    try:
-        cfg, factory = ctx.config, ctx.sessionmaker
-    except ConfigError:
-        return []
-    rec = cfg.recordings
-    out = []
-    if rec.format != "wav":
-        from pydub.utils import which
-
-        if which("ffmpeg") is None:
-            out.append(doc.Result(doc.FAIL, "recordings", f"ffmpeg not found: cannot convert to {rec.format}",
-                                  "install it (`apt-get install ffmpeg`) or set [recordings] format = wav"))
-    if not os.path.isdir(rec.dir):
-        out.append(doc.Result(doc.WARN, "recordings", f"{rec.dir} does not exist",
-                              "set [recordings] dir to MixMonitor's directory"))
-    elif not os.access(rec.dir, os.R_OK | os.X_OK):
-        out.append(doc.Result(doc.FAIL, "recordings", f"cannot read {rec.dir}",
-                              "add the calltracking user to the asterisk group"))
-    elif rec.format != "wav" and not os.access(rec.dir, os.W_OK):
-        out.append(doc.Result(doc.WARN, "recordings", f"cannot write to {rec.dir}: converted files and "
-                              "retention need write access", "`chmod g+w` the directory (group asterisk)"))
-    with session_scope(factory) as s:
-        errors = s.scalar(select(func.count()).select_from(RecordingInfo).where(RecordingInfo.status == "error"))
-    if errors:
-        out.append(doc.Result(doc.WARN, "recordings", f"{errors} recording(s) could not be processed",
-                              "`calltracking calls list --format json` / the call card shows the error"))
-    if not out:
-        out.append(doc.Result(doc.OK, "recordings", f"{rec.dir}, format {rec.format}, "
-                              f"keep {rec.keep_days or 'forever'} day(s)"))
-    return out
-
-
-@doc.check("deliveries")
-def _doctor_deliveries(ctx):
-    from sqlalchemy import func
-
-    from calltracking.config import ConfigError
-    from calltracking.models import Delivery, NotificationRule
-
-    try:
-        cfg, factory = ctx.config, ctx.sessionmaker
-    except ConfigError:
-        return []
-    out = []
-    with session_scope(factory) as s:
-        dead = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "dead"))
-        mail_rules = s.scalar(select(func.count()).select_from(NotificationRule).where(
-            NotificationRule.channel == "email", NotificationRule.enabled.is_(True)))
-    if mail_rules and not cfg.notify.smtp_host:
-        out.append(doc.Result(doc.FAIL, "notify", f"{mail_rules} e-mail rule(s) but [notify] smtp_host is empty",
-                              "set [notify] smtp_host (and smtp_from, smtp_user/smtp_password if needed)"))
-    if dead:
-        out.append(doc.Result(doc.WARN, "deliveries", f"{dead} message(s) in the dead-letter list",
-                              "Settings → Integrations, or `calltracking deliveries list` and "
-                              "`calltracking deliveries retry --all-dead`"))
-    else:
-        out.append(doc.Result(doc.OK, "deliveries", "no dead letters"))
-    return out

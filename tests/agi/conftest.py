@@ -8,7 +8,9 @@ import pytest
 from calltracking import entities as svc
 from calltracking.attribution.catalogue import HookCache
 from calltracking.db import session_scope
-from fake_asterisk import Clock, ServerThread, make_config
+from calltracking.models import PromoCode
+from support.agi_server import Clock, ServerThread
+from support.config import make_config
 
 
 @pytest.fixture
@@ -34,8 +36,6 @@ def agi(config, session_factory, clock):
 @pytest.fixture
 def data(session_factory):
     """A project in Moscow time with a static number, a pool and a promo code."""
-    from calltracking.models import PromoCode
-
     with session_scope(session_factory) as s:
         p = svc.add_project(s, "acme", "ACME", timezone="Europe/Moscow", default_queue="sales")
         google = svc.add_source(s, p, "Google Ads", channel="ads", short_label="Google")

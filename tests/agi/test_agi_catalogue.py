@@ -5,7 +5,7 @@ import time
 
 from sqlalchemy import text
 
-from calltracking.attribution import catalogue as hookcache
+from calltracking.attribution import catalogue
 from calltracking import entities as svc
 from calltracking.db import session_scope
 from calltracking.models import Call, RoutingRule, utcnow
@@ -13,7 +13,7 @@ from calltracking.models import Call, RoutingRule, utcnow
 
 def _version(engine):
     with engine.connect() as c:
-        return hookcache.catalogue_version(c)
+        return catalogue.catalogue_version(c)
 
 
 def test_triggers_count_catalogue_changes_only(engine, session_factory, data):
@@ -48,7 +48,7 @@ def test_triggers_count_catalogue_changes_only(engine, session_factory, data):
 
 
 def test_cache_rereads_only_when_the_version_moved(engine, session_factory, data):
-    cache = hookcache.HookCache(rules_ttl=0.05)
+    cache = catalogue.HookCache(rules_ttl=0.05)
     with engine.connect() as c:
         first = cache.catalogue(c, session_factory)
     assert first.version is not None and "+74950001001" in first.numbers
@@ -81,6 +81,6 @@ def test_old_schema_without_the_table_still_reloads(engine, session_factory, dat
         c.execute(text("DROP TABLE catalogue_version" + (" CASCADE" if engine.dialect.name ==
                                                           "postgresql" else "")))
     with engine.connect() as c:
-        assert hookcache.catalogue_version(c) is None
-        cat = hookcache.load_catalogue(c)               # the transaction survived the miss
+        assert catalogue.catalogue_version(c) is None
+        cat = catalogue.load_catalogue(c)               # the transaction survived the miss
     assert cat.version is None and "+74950001001" in cat.numbers

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from calltracking.db import session_scope
 from calltracking.models import Call
 
-from fake_asterisk import CallResult, _answer, headers
+from support.fastagi_client import CallResult, answer, headers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def run_classic(db_url, hook, args, digits=(), extra_env=None, **fields) -> tupl
         line = proc.stdout.readline()
         if not line:
             break
-        proc.stdin.write((_answer(line.decode().rstrip("\n"), res, digits) + "\n").encode())
+        proc.stdin.write((answer(line.decode().rstrip("\n"), res, digits) + "\n").encode())
         proc.stdin.flush()
     rc = proc.wait(30)
     proc.stdin.close()

@@ -11,20 +11,16 @@ from pathlib import Path
 
 from agi.doctor import fastagi_handshake, include_status
 
-from fake_asterisk import ServerThread, call, headers
+from support.agi_server import ServerThread
+from support.fastagi_client import call, headers
+from support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DIALPLAN = ROOT / "dialplan"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_calltracking_agi_serves_and_stops_on_sigterm(db_url, data, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}
     env.update(CALLTRACKING_DATABASE_URL=db_url, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}",
                CALLTRACKING_AGI_TIMEOUT_MS="3000")

@@ -11,7 +11,9 @@ from calltracking.attribution import routing
 from calltracking.db import session_scope
 from calltracking.models import Call, PromoCode, RoutingRule, Tag, VisitorSession
 
-from fake_asterisk import call, headers
+from support.agi_server import ServerThread
+from support.config import make_config
+from support.fastagi_client import call, headers
 
 MSK = dt.timezone(dt.timedelta(hours=3))
 
@@ -165,7 +167,6 @@ def test_unknown_hook_answers_and_server_keeps_serving(agi, data):
 def quick_agi(db_url, session_factory, clock):
     """A FastAGI server with the production budgets: 300 ms per hook, 50 ms write wait."""
     from calltracking.attribution.catalogue import HookCache
-    from fake_asterisk import ServerThread, make_config
 
     srv = ServerThread(make_config(db_url, agi__timeout_ms=300, agi__write_wait_ms=50),
                        session_factory, clock=clock, cache=HookCache(rules_ttl=0))
@@ -276,7 +277,7 @@ def test_the_writer_retries_a_locked_database_past_retry_seconds(engine, data, s
     only slow: its writes are retried until done, in the order they were queued."""
     import logging
 
-    from calltracking.hooks.core import ROUTE_OVERWRITE
+    from calltracking.hooks.route import ROUTE_OVERWRITE
     from calltracking.hooks.writer import CallWriter
 
     row = dict(pbx_id="pbx1", linkedid="12.1", project_id=data["project"], did="+74950001001",
@@ -285,7 +286,7 @@ def test_the_writer_retries_a_locked_database_past_retry_seconds(engine, data, s
     order = []
     w = CallWriter(engine, retry_seconds=0.2, busy_ms=100)
     try:
-        with caplog.at_level(logging.WARNING, "calltracking.hooks.core"), WriteLock(engine):
+        with caplog.at_level(logging.WARNING, "calltracking.hooks"), WriteLock(engine):
             assert w.write(row, ROUTE_OVERWRITE, wait=0.05) is False       # pending
             fut = w.submit_work(lambda s: order.append(s.scalars(
                 select(Call.linkedid).where(Call.linkedid == "12.1")).one()), "a check after it")

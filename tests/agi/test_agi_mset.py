@@ -6,7 +6,9 @@ from calltracking import entities as svc
 from calltracking.db import session_scope
 
 from calltracking.attribution.catalogue import HookCache
-from fake_asterisk import RECORDED, ServerThread, call, headers, make_config, mset
+from support.agi_server import ServerThread
+from support.config import make_config
+from support.fastagi_client import RECORDED, call, headers, mset
 
 ROUTE_VARS = {"CT_CALL_ID", "CT_PROJECT", "CT_SOURCE", "CT_CAMPAIGN", "CT_ATTRIBUTION", "CT_QUEUE",
               "CT_TARGET", "CT_CALLER_TYPE", "CT_RECORD", "CT_CONFIDENCE", "CT_STATUS"}

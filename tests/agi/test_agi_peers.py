@@ -21,7 +21,10 @@ import pytest
 
 from agi.server import MAX_REPLY, run_agi
 from calltracking.config import ConfigError
-from fake_asterisk import CallResult, ServerThread, _answer, call, headers, listeners, make_config
+from support.agi_server import ServerThread
+from support.config import make_config
+from support.fastagi_client import CallResult, answer, call, headers
+from support.net import free_port, listeners
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = ("\n".join(headers(args=("74950001001", "peer.1"))) + "\n\n").encode()
@@ -98,7 +101,7 @@ def _dialog(s: socket.socket, first: bytes, reply=None, delay: float = 0.0,
         cmd = raw.decode().rstrip("\n")
         custom = reply(cmd) if reply else None
         if custom is None:
-            custom = (_answer(cmd, res, digits) + "\n").encode()
+            custom = (answer(cmd, res, digits) + "\n").encode()
         else:
             res.commands.append(cmd)
         time.sleep(delay)
@@ -308,15 +311,9 @@ class Served:
         return time.monotonic() - t0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_hostile_peers_never_stall_a_real_call_nor_the_stop(db_url, data, session_factory, clock):
     n = 4
-    port = _free_port()
+    port = free_port()
     served = Served(make_config(db_url), session_factory, clock=clock, port=port, header_timeout=3.0)
     peers: dict = {}
     try:
@@ -474,7 +471,7 @@ def test_server_processes_get_the_settings(db_url, data, tmp_path):
     (file, environment, --set) and refuses a peer outside ``allowed_peers`` as the first does.
     The kernel spreads connections over both by their addresses: 30 refused connections all
     landing on the first process would happen once in 2**30 runs."""
-    port = _free_port()
+    port = free_port()
     ini = tmp_path / "config.ini"
     ini.write_text("[agi]\nallowed_peers = 127.0.0.1/32\nprocesses = 2\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}

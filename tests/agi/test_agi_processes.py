@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,10 @@ from sqlalchemy import func, select
 from calltracking.db import session_scope
 from calltracking.models import Call
 
-from fake_asterisk import call, headers, listeners
+from support.fastagi_client import call, headers
+from support.net import free_port, listeners
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -42,7 +36,7 @@ def _wait(pred, timeout=20.0):
 
 
 def test_two_processes_share_the_port(db_url, data, session_factory):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}
     env.update(CALLTRACKING_DATABASE_URL=db_url, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}",
                CALLTRACKING_AGI_TIMEOUT_MS="3000", CALLTRACKING_AGI_WRITE_WAIT_MS="3000",

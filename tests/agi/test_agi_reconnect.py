@@ -7,7 +7,7 @@ from sqlalchemy import select, text
 from calltracking.db import session_scope
 from calltracking.models import Call
 
-from fake_asterisk import call, headers
+from support.fastagi_client import call, headers
 
 
 def _route(port, linkedid):

@@ -15,7 +15,9 @@ from sqlalchemy import select
 from calltracking.db import make_engine, make_sessionmaker, session_scope
 from calltracking.models import Call
 
-from fake_asterisk import ServerThread, acall, call, headers, make_config
+from support.agi_server import ServerThread
+from support.config import make_config
+from support.fastagi_client import acall, call, headers
 
 
 def _wait_idle(srv, seconds=3.0):

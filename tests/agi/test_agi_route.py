@@ -9,7 +9,9 @@ from calltracking import entities as svc
 from calltracking.db import session_scope
 from calltracking.models import Call, PoolReservation, TrackingNumber, VisitorSession
 
-from fake_asterisk import RECORDED, call, headers
+from support.agi_server import ServerThread
+from support.config import make_config
+from support.fastagi_client import RECORDED, call, headers
 
 UTC = dt.timezone.utc
 
@@ -135,8 +137,6 @@ def test_callerid_prefix_respects_number_and_escapes_hostile_names(agi, data):
 
 
 def test_callerid_prefix_disabled_in_config(db_url, data, session_factory, clock):
-    from fake_asterisk import ServerThread, make_config
-
     srv = ServerThread(make_config(db_url, agi__callerid_prefix="no"), session_factory, clock=clock)
     try:
         v = call(srv.port, headers(args=("74950001001", "700.1"))).vars

@@ -11,7 +11,7 @@ import time
 from sqlalchemy import select
 
 from calltracking.db import make_engine, session_scope
-from calltracking.hooks.core import ROUTE_OVERWRITE
+from calltracking.hooks.route import ROUTE_OVERWRITE
 from calltracking.hooks.writer import CallWriter, _Job
 from calltracking.models import Call
 
@@ -49,7 +49,7 @@ def test_a_bad_row_fails_alone(engine, session_factory, data, caplog):
             _Job(_row("b.3", data["project"]), ROUTE_OVERWRITE, 60)]
     for j in jobs:
         w.queue.put(j)
-    with caplog.at_level(logging.ERROR, "calltracking.hooks.core"):
+    with caplog.at_level(logging.ERROR, "calltracking.hooks"):
         w._start()
         for j in jobs:
             j.future.exception(10)       # wait for each outcome
@@ -85,7 +85,7 @@ def test_database_that_stays_down_is_given_up_with_an_error(tmp_path, caplog):
     w = CallWriter(engine, retry_seconds=0.6)
     job_row = _row("d.1", 1)
     try:
-        with caplog.at_level(logging.ERROR, "calltracking.hooks.core"):
+        with caplog.at_level(logging.ERROR, "calltracking.hooks"):
             assert w.write(job_row, ROUTE_OVERWRITE, wait=0.05) is False  # pending
             w.close(timeout=5.0)                          # retried, then given up
     finally:

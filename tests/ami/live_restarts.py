@@ -1,9 +1,9 @@
 """The live check of restarts: the real listener against a real Asterisk 22, stopped, killed,
 cut off or outlived by an Asterisk restart mid-call, and its records compared with Asterisk's own.
 
-    python tests/ami/live_restarts.py setup CONF_DIR [--agi-port 4573] [--ami-port 5038]
+    PYTHONPATH=tests python tests/ami/live_restarts.py setup CONF_DIR [--agi-port 4573] [--ami-port 5038]
     (start Asterisk with CONF_DIR, e.g. run.sh start RUN_DIR CONF_DIR)
-    python tests/ami/live_restarts.py run RUN_DIR [SCENARIO...] [--ami-port 5038] [--agi-port 4573]
+    PYTHONPATH=tests python tests/ami/live_restarts.py run RUN_DIR [SCENARIO...] [--ami-port 5038] [--agi-port 4573]
                                       [--cli 'run.sh cli RUN_DIR'] [--work DIR] [--out DIR]
 
 ``setup`` writes Asterisk's configuration (``fixtures/restarts/*.conf`` and the project's own
@@ -30,22 +30,20 @@ queue_log (answer second, wait, talk) and with the stream interpreted without in
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-CONF = HERE / "fixtures" / "restarts"
+from support.ami_client import AmiClient, AmiError
+from support.ami_restarts import Recording
+from support.fixtures import RESTARTS, ROOT
+
 CT = [sys.executable, "-c", "from calltracking.cli import main; main()"]
 #: Tracked DIDs by project; each project's default queue takes its calls (the AGI route hook).
 PROJECTS = {"acme": ("support", ["74950001001", "74950001004"]),
@@ -54,104 +52,23 @@ PROJECTS = {"acme": ("support", ["74950001001", "74950001004"]),
 SUPPORT, SALES, NIGHT = (PROJECTS[p][1] for p in ("acme", "shop", "night"))
 
 
-# ------------------------------------------------------------------ AMI sessions
-class Session:
-    """A raw AMI session: every byte received is kept; frames are parsed as they arrive."""
+# ------------------------------------------------------------------ the recorder's markers
+def mark(rec: AmiClient, what: str) -> float:
+    """A marker in the recording (the answer to Ping ``h6-mark-<what>``); Asterisk's time at it."""
+    return float(rec.action("Ping", action_id=f"h6-mark-{what}")["Timestamp"])
 
-    def __init__(self, port: int, username="ct", secret="ctsecret", events="on", keep=False):
-        self.port, self.username, self.secret, self.events_flag = port, username, secret, events
-        self.raw = bytearray() if keep else None
-        self.events: list[dict] = []
-        self.responses: dict[str, dict] = {}
-        self.cond = threading.Condition()
-        self.ids = itertools.count(1)
-        self.closed = False
-        self._connect()
 
-    def _connect(self) -> None:
-        for _ in range(200):
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit(f"cannot connect to AMI on port {self.port}")
-        self.sock.settimeout(None)
-        threading.Thread(target=self._read, args=(self.sock,), daemon=True).start()
-        r = self.action("Login", Username=self.username, Secret=self.secret, Events=self.events_flag)
-        assert r.get("Response") == "Success", r
+def sync(rec: AmiClient, n: int) -> None:
+    """What a listener logging in now is told, kept in the recording (``h6-sync-<n>-*``)."""
+    rec.send("Ping", f"h6-sync-{n}-ping")
+    rec.send("QueueStatus", f"h6-sync-{n}-queues")
+    rec.action("CoreShowChannels", action_id=f"h6-sync-{n}-channels")
+    time.sleep(0.3)
 
-    def _read(self, sock) -> None:
-        buf = b""
-        while True:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                with self.cond:
-                    self.closed = True
-                    self.cond.notify_all()
-                return
-            with self.cond:
-                if self.raw is not None:
-                    self.raw += data
-                buf += data
-                while b"\r\n\r\n" in buf:
-                    frame, buf = buf.split(b"\r\n\r\n", 1)
-                    msg: dict = {}
-                    for line in frame.decode("utf-8", "replace").split("\r\n"):
-                        k, sep, v = line.partition(": ")
-                        if sep:
-                            msg.setdefault(k, v)
-                    if "Event" in msg and not msg.get("ActionID"):
-                        self.events.append(msg)
-                    elif "ActionID" in msg and "Response" in msg:
-                        self.responses[msg["ActionID"]] = msg
-                self.cond.notify_all()
 
-    def reconnect(self) -> None:
-        """After Asterisk restarted: log in again (the bytes go on in the same recording)."""
-        self.closed = False
-        self._connect()
-
-    def send(self, name: str, aid: str, **headers) -> None:
-        lines = [f"Action: {name}", f"ActionID: {aid}"] + [f"{k}: {v}" for k, v in headers.items()]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-
-    def action(self, name: str, aid: str = "", **headers) -> dict:
-        aid = aid or f"drv{next(self.ids)}"
-        self.send(name, aid, **headers)
-        with self.cond:
-            assert self.cond.wait_for(lambda: aid in self.responses, 10), f"no answer to {name}"
-            return self.responses[aid]
-
-    def mark(self, what: str) -> float:
-        """A marker in the recording; returns Asterisk's time at it."""
-        return float(self.action("Ping", f"h6-mark-{what}")["Timestamp"])
-
-    def sync(self, n: int) -> None:
-        """What a listener logging in now is told (kept in the recording)."""
-        self.send("Ping", f"h6-sync-{n}-ping")
-        self.send("QueueStatus", f"h6-sync-{n}-queues")
-        self.action("CoreShowChannels", f"h6-sync-{n}-channels")
-        time.sleep(0.3)
-
-    def wait_idle(self, since: int, timeout: float = 90.0) -> None:
-        """Until every channel created since event ``since`` has hung up, twice 1 s apart
-        (a call just originated has no channel yet; the CDRs come after the hang-ups)."""
-        deadline = time.monotonic() + timeout
-        quiet = 0
-        while time.monotonic() < deadline:
-            with self.cond:
-                made = {e["Uniqueid"] for e in self.events[since:] if e.get("Event") == "Newchannel"}
-                gone = {e["Uniqueid"] for e in self.events[since:] if e.get("Event") == "Hangup"}
-            quiet = quiet + 1 if made and made <= gone else 0
-            if quiet == 2:
-                return
-            time.sleep(1.0)
-        raise AssertionError("channels still up")
+def session(port: int, events: bool = True) -> AmiClient:
+    """The recorder (``events``) or the driver: user ``ct``; waits for Asterisk to accept."""
+    return AmiClient(port, "ct", "ctsecret", events=events, connect_timeout=20)
 
 
 # ------------------------------------------------------------------ the listener
@@ -195,18 +112,11 @@ class Listener:
         raise SystemExit("no listener connection to cut")
 
 
-def caller(drv: Session, did: str, number: str, stay: int = 30, give_up: int = 30) -> None:
+def caller(drv: AmiClient, did: str, number: str, stay: int = 30, give_up: int = 30) -> None:
     """A caller on ``did``: hangs up ``stay`` s after being answered, or after ``give_up`` s unanswered."""
     drv.action("Originate", Channel=f"Local/{did}@trunk", Context="caller", Exten="stay", Priority="1",
                CallerID=f'"Caller {number[-4:]}" <{number}>', Variable=f"CALLER_STAY={stay}",
                Timeout=str(give_up * 1000), Async="true")
-
-
-def times(drv: Session, **values) -> None:
-    """``ring__103=2`` -> DBPut ring/103 2 (the operators' context reads them)."""
-    for key, value in values.items():
-        family, _, k = key.partition("__")
-        drv.action("DBPut", Family=family, Key=k, Val=str(value))
 
 
 # ------------------------------------------------------------------ scenarios
@@ -215,98 +125,97 @@ def kill_answered_while_down(rec, drv, lst, a):
     listener is SIGKILLed 1 s into the call and started again 5.5 s later: Vera answers while
     it is down; the call ends after it is back. As it starts, a second call (sales: Anna rings
     1 s, talks 2 s) begins: its events come while the listener logs in."""
-    times(drv, ring__103=2, talk__103=6, ring__101=1, talk__101=2)
-    rec.mark("call")
+    drv.db_set(ring__103=2, talk__103=6, ring__101=1, talk__101=2)
+    mark(rec, "call")
     caller(drv, SUPPORT[0], "79161110001")
     time.sleep(1.0)
-    rec.mark("kill")
+    mark(rec, "kill")
     lst.signal(signal.SIGKILL)
     time.sleep(5.5)
-    rec.mark("restart")
+    mark(rec, "restart")
     lst.start()
     time.sleep(0.5)
     caller(drv, SALES[2], "79161110013", stay=2)
     lst.connected()
-    rec.sync(1)
+    sync(rec, 1)
 
 
 def started_while_starting(rec, drv, lst, a):
     """sales: call A (Anna rings 1 s, talks 2 s) with the listener up; the listener stops
     (SIGTERM); call B starts as the listener is started again (B begins before it logs in);
     Anna answers B after 1 s and talks 3 s."""
-    times(drv, ring__101=1, talk__101=2)
-    rec.mark("call-a")
+    drv.db_set(ring__101=1, talk__101=2)
+    mark(rec, "call-a")
     caller(drv, SALES[0], "79161110002", stay=4)
     time.sleep(5.0)
-    rec.mark("stop")
+    mark(rec, "stop")
     lst.signal(signal.SIGTERM)
-    times(drv, talk__101=3)
-    rec.mark("call-b")
+    drv.db_set(talk__101=3)
+    mark(rec, "call-b")
     caller(drv, SALES[0], "79161110003")
     lst.start()
-    rec.mark("restart")
+    mark(rec, "restart")
     lst.connected()
-    rec.sync(1)
+    sync(rec, 1)
 
 
 def sigterm_ended_while_down(rec, drv, lst, a):
     """sales: Anna rings 1 s, talks 4 s. The listener stops (SIGTERM) 2.5 s into the call and is
     started 4 s later: the call ended while it was down (queue_log COMPLETEAGENT says when)."""
-    times(drv, ring__101=1, talk__101=4)
-    rec.mark("call")
+    drv.db_set(ring__101=1, talk__101=4)
+    mark(rec, "call")
     caller(drv, SALES[1], "79161110004")
     time.sleep(2.5)
-    rec.mark("stop")
+    mark(rec, "stop")
     lst.signal(signal.SIGTERM)
     time.sleep(4.0)
-    rec.mark("restart")
+    mark(rec, "restart")
     lst.start()
     lst.connected()
-    rec.sync(1)
+    sync(rec, 1)
 
 
 def connection_lost_answered(rec, drv, lst, a):
     """support: Ghost 3 s, Vera rings 2 s, talks 5 s. 1 s into the call the listener is frozen
     (SIGSTOP) and its connection destroyed (ss -K); it resumes 5 s later, finds the connection
     lost and reconnects: Vera answered meanwhile."""
-    times(drv, ring__103=2, talk__103=5)
-    rec.mark("call")
+    drv.db_set(ring__103=2, talk__103=5)
+    mark(rec, "call")
     caller(drv, SUPPORT[1], "79161110005")
     time.sleep(1.0)
-    rec.mark("cut")
+    mark(rec, "cut")
     lst.signal(signal.SIGSTOP)
     lst.cut(a.ami_port)
     time.sleep(5.0)
-    rec.mark("resume")
+    mark(rec, "resume")
     lst.signal(signal.SIGCONT)
     lst.connected(2)
-    rec.sync(1)
+    sync(rec, 1)
 
 
 def asterisk_restart(rec, drv, lst, a):
     """sales: Anna rings 1 s and talks; 4 s into the call Asterisk restarts (core restart now)
     under the running listener; when Asterisk is back, call C (Anna 1 s, talks 2 s)."""
-    times(drv, ring__101=1, talk__101=20)
-    rec.mark("call")
+    drv.db_set(ring__101=1, talk__101=20)
+    mark(rec, "call")
     caller(drv, SALES[2], "79161110006")
     time.sleep(4.0)
-    rec.mark("restart-asterisk")
+    mark(rec, "restart-asterisk")
     subprocess.run([*shlex.split(a.cli), "core restart now"], capture_output=True)
-    with rec.cond:
-        rec.cond.wait_for(lambda: rec.closed, 15)
+    rec.wait_closed(15)
     drv_new = None
     for _ in range(100):
         time.sleep(0.2)
         try:
             rec.reconnect()
-            drv_new = Session(a.ami_port, events="off")
+            drv_new = AmiClient(a.ami_port, "ct", "ctsecret", events=False)
             break
-        except (OSError, AssertionError, SystemExit):
+        except (OSError, AmiError):
             continue
     lst.connected(2)
-    rec.sync(1)
-    times(drv_new, ring__101=1, talk__101=2)
-    rec.mark("call-c")
+    sync(rec, 1)
+    drv_new.db_set(ring__101=1, talk__101=2)
+    mark(rec, "call-c")
     caller(drv_new, SALES[2], "79161110007", stay=5)
     return drv_new
 
@@ -316,47 +225,47 @@ def started_after_calls(rec, drv, lst, a):
     call Y (sales: Anna rings 1 s, talks 8 s) start; the listener starts 4.5 s later, while X
     rings Vera and Y talks with Anna."""
     lst.signal(signal.SIGTERM)
-    times(drv, ring__103=2, talk__103=8, ring__101=1, talk__101=8)
-    rec.mark("calls")
+    drv.db_set(ring__103=2, talk__103=8, ring__101=1, talk__101=8)
+    mark(rec, "calls")
     caller(drv, SUPPORT[0], "79161110008")
     caller(drv, SALES[0], "79161110009")
     time.sleep(4.5)
-    rec.mark("start")
+    mark(rec, "start")
     lst.start()
     lst.connected()
-    rec.sync(1)
+    sync(rec, 1)
 
 
 def abandoned_while_down(rec, drv, lst, a):
     """nightshift (nobody answers): the caller hangs up after 4 s. The listener is SIGKILLed
     1 s into the call and started again 5 s later (queue_log ABANDON says when and why)."""
-    rec.mark("call")
+    mark(rec, "call")
     caller(drv, NIGHT[0], "79161110010", give_up=4)
     time.sleep(1.0)
-    rec.mark("kill")
+    mark(rec, "kill")
     lst.signal(signal.SIGKILL)
     time.sleep(5.0)
-    rec.mark("restart")
+    mark(rec, "restart")
     lst.start()
     lst.connected()
-    rec.sync(1)
+    sync(rec, 1)
 
 
 def whole_calls_while_down(rec, drv, lst, a):
     """The listener is SIGKILLed; while it is down call P (sales: Anna rings 1 s, talks 2 s) and
     call Q (nightshift: the caller gives up after 3 s) begin and end; it is started 9 s later.
     Only the FastAGI hook's rows and queue_log know these calls."""
-    times(drv, ring__101=1, talk__101=2)
-    rec.mark("kill")
+    drv.db_set(ring__101=1, talk__101=2)
+    mark(rec, "kill")
     lst.signal(signal.SIGKILL)
-    rec.mark("calls")
+    mark(rec, "calls")
     caller(drv, SALES[1], "79161110011", stay=5)
     caller(drv, NIGHT[0], "79161110012", give_up=3)
     time.sleep(9.0)
-    rec.mark("restart")
+    mark(rec, "restart")
     lst.start()
     lst.connected()
-    rec.sync(1)
+    sync(rec, 1)
 
 
 SCENARIOS = {f.__name__: f for f in (kill_answered_while_down, started_while_starting, sigterm_ended_while_down,
@@ -367,7 +276,7 @@ SCENARIOS = {f.__name__: f for f in (kill_answered_while_down, started_while_sta
 # ------------------------------------------------------------------ setup and run
 def setup(conf_dir: Path, agi_port: int, ami_port: int) -> None:
     conf_dir.mkdir(parents=True, exist_ok=True)
-    for src in CONF.glob("*.conf"):
+    for src in RESTARTS.glob("*.conf"):
         text = src.read_text().replace("@AMI_PORT@", str(ami_port))
         (conf_dir / src.name).write_text(text)
     dialplan = (ROOT / "dialplan" / "extensions_calltracking.conf").read_text()
@@ -432,8 +341,8 @@ def run(a) -> int:
         for name in a.scenarios or list(SCENARIOS):
             _, qoff = _lines_since(qlog, 0)
             _, coff = _lines_since(cdr, 0)
-            rec = Session(a.ami_port, keep=True)
-            drv = Session(a.ami_port, events="off")
+            rec = session(a.ami_port)
+            drv = session(a.ami_port, events=False)
             lst = Listener(work, env)
             lst.start()
             lst.connected()
@@ -441,8 +350,8 @@ def run(a) -> int:
             start = len(rec.events)
             t0 = time.time()
             drv = SCENARIOS[name](rec, drv, lst, a) or drv
-            rec.wait_idle(start)
-            rec.mark("end")
+            rec.wait_hungup(start)
+            mark(rec, "end")
             if lst.proc.poll() is None:
                 lst.signal(signal.SIGTERM)
             time.sleep(0.3)
@@ -458,8 +367,8 @@ def run(a) -> int:
             (out / f"{name}.json").write_text(json.dumps({"scenario": name, "doc": SCENARIOS[name].__doc__,
                                                          "started": t0, "listener": mine}, indent=1) + "\n")
             failures += report(name, out)
-            rec.sock.close()
-            drv.sock.close()
+            rec.close(logoff=False)
+            drv.close(logoff=False)
     finally:
         agi.send_signal(signal.SIGTERM)
         agi.wait(30)
@@ -469,9 +378,6 @@ def run(a) -> int:
 
 def report(name: str, out: Path) -> int:
     """Each call: the listener's record against queue_log and the uninterrupted interpretation."""
-    sys.path.insert(0, str(HERE))
-    from restartstream import Recording
-
     rec = Recording.load(out / name)
     got = {c["linkedid"]: c for c in json.loads((out / f"{name}.json").read_text())["listener"]}
     print(f"== {name}")
@@ -501,7 +407,7 @@ def main(argv=None) -> int:
     r.add_argument("run_dir")
     r.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS))
     r.add_argument("--work")
-    r.add_argument("--out", default=str(HERE / "fixtures" / "restarts"))
+    r.add_argument("--out", default=str(RESTARTS))
     r.add_argument("--cli", default="asterisk -rx",
                    help="how to run an Asterisk CLI command (the command is appended), e.g. "
                         "'run.sh cli RUN_DIR' for a private instance")

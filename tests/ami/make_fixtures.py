@@ -1,16 +1,11 @@
-"""Writes tests/ami/fixtures/*.ami and their expected records (run: python tests/ami/make_fixtures.py)."""
+"""Writes tests/ami/fixtures/*.ami and their expected records (run: PYTHONPATH=tests python tests/ami/make_fixtures.py)."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from amiserver import load  # noqa: E402
-from fixturegen import REC, Chan, Gen  # noqa: E402
-
-OUT = HERE / "fixtures"
+from support.ami_server import BANNER, load
+from support.ami_streams import Chan, Gen, bridge_block
+from support.fixtures import FIXTURES, OWN
 
 
 def no_operators() -> tuple[Gen, list]:
@@ -48,8 +43,6 @@ def no_operators() -> tuple[Gen, list]:
 
 
 def blind_transfer() -> tuple[Gen, list]:
-    from fixturegen import bridge_block
-
     """Anna answers from 'sales', talks 3 s, blind-transfers (#1) to 102; Boris's phone answers
     through a Local channel that optimises away; he talks 4 s and hangs up."""
     g = Gen(1795393100, 200)
@@ -137,8 +130,6 @@ def blind_transfer() -> tuple[Gen, list]:
 def attended_transfer() -> tuple[Gen, list]:
     """Dmitry (PJSIP/104, dynamic member) answers, talks 3 s, attended-transfers (*2) to 105:
     the caller waits alone (hold) while Elena rings 2 s and consults 3 s, then talks 4 s."""
-    from fixturegen import bridge_block
-
     g = Gen(1795393200, 300)
     g.member_added("support", "PJSIP/104", "Dmitry")
     one, two = g.caller("74950001012", "79161110012", "Caller 0012")
@@ -207,21 +198,21 @@ def attended_transfer() -> tuple[Gen, list]:
 
 def no_agi() -> bytes:
     """answered_queue.ami with the dialplan's AGI step removed (a dialplan without the hook)."""
-    keep = [f for f in load(REC / "answered_queue.ami")
+    keep = [f for f in load(FIXTURES / "answered_queue.ami")
             if b"AGI" not in f and b"Variable: CT_" not in f and b"Variable: Q\r" not in f]
-    return b"Asterisk Call Manager/11.0.0\r\n" + b"".join(keep)
+    return BANNER + b"".join(keep)
 
 
 def main():
-    OUT.mkdir(exist_ok=True)
+    OWN.mkdir(exist_ok=True)
     expected = {}
     for name, fn in (("no_operators", no_operators), ("blind_transfer", blind_transfer),
                      ("attended_transfer", attended_transfer)):
         g, exp = fn()
-        g.write(OUT / f"{name}.ami")
+        g.write(OWN / f"{name}.ami")
         expected[name] = exp
-    (OUT / "no_agi.ami").write_bytes(no_agi())
-    (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    (OWN / "no_agi.ami").write_bytes(no_agi())
+    (OWN / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ import math
 import time
 
 import pytest
-from amipaths import FIXTURES, as_registered, event_count
-from amiserver import load
 from sqlalchemy import func, select
 
 from calltracking import metrics
 from calltracking.models import AmiCall, AmiEvent, AmiListenerState
+from support.ami_server import event_count, load
+from support.fixtures import FIXTURES, as_registered
 
 EXPECTED = {e["linkedid"]: as_registered(e) for e in json.loads((FIXTURES / "expected_calls.json").read_text())}
 FIRST, SECOND = "answered_queue", "abandoned_queue"
@@ -173,7 +173,7 @@ def test_one_batch_with_two_poisons_keeps_everything_around_them(tracked, sessio
     """The last resort on one batch: the calls before, between and after two events the
     database refuses are written; only those two are set aside, in a bounded number of tries."""
     from calltracking.callstore.store import CallStore
-    from ami_listener.writer import Processor
+    from calltracking.callstore.ingest import Processor
 
     reject_poison(engine)
     first, second = load(FIXTURES / f"{FIRST}.ami"), load(FIXTURES / f"{SECOND}.ami")
@@ -249,7 +249,7 @@ def impatient_processor(db_url):
     """A processor on an engine that waits 0.2 s for a lock (the lock shows as an error fast)."""
     from calltracking.callstore.store import CallStore
     from calltracking.db import make_engine, make_sessionmaker
-    from ami_listener.writer import Processor
+    from calltracking.callstore.ingest import Processor
 
     eng = make_engine(db_url, busy_timeout_ms=200)
     proc = Processor(CallStore(make_sessionmaker(eng), "pbx1"))

@@ -7,16 +7,16 @@ here the recorded answered call is replayed through the listener's real writer w
 caller number replaced, and the stored row must agree with what the hook answers.
 """
 import pytest
-from amipaths import FIXTURES
-from amiserver import load
 from sqlalchemy import select
 from test_ami_rebuild import items_of, setup_world
 
-from ami_listener.writer import Processor
+from calltracking.callstore.ingest import Processor
 from calltracking import phone
 from calltracking.callstore.store import CallStore
-from calltracking.hooks import core as hooks
+from calltracking.hooks import inputs as hooks
 from calltracking.models import Call
+from support.ami_server import load
+from support.fixtures import FIXTURES
 
 RECORDED_CALLER = b"CallerIDNum: 79161110001\r\n"
 

@@ -3,21 +3,20 @@ import re
 
 import pytest
 
-from amipaths import FIXTURES, OWN
-from amiserver import load
+from support.ami_server import headers, load
+from support.fixtures import FIXTURES, OWN, RECORDED
 
 
 def _mismatches(lst):
     return lst.stats["processor"].it.stats["cross_check_mismatch"], list(lst.stats["processor"].it.mismatches)
 
 
-ALL = sorted(FIXTURES.glob("*.ami")) + sorted(OWN.glob("*.ami")) + sorted((OWN / "recorded").glob("*.ami"))
+ALL = sorted(FIXTURES.glob("*.ami")) + sorted(OWN.glob("*.ami")) + sorted(RECORDED.glob("*.ami"))
 
 
 @pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
 def test_every_fixture_cdr_agrees_with_leg_talk(path):
     """Asterisk's own CDRs agree with the legs' talk time in every recording and own fixture."""
-    from amiserver import headers
 
     from calltracking.interpret import Interpreter
 

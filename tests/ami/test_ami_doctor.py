@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from amipaths import FIXTURES, event_count
-from amiserver import load
+from support.ami_server import event_count, load
+from support.fixtures import FIXTURES
 
 DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan"
 

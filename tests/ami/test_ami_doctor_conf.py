@@ -2,7 +2,8 @@
 ``read =``, as Asterisk 22 reads them (the live test compares both with `manager show user`)."""
 import pytest
 
-from ami_listener.doctor import read_asterisk_conf, read_classes
+from ami_listener.asterisk_conf import read_asterisk_conf
+from ami_listener.doctor import read_classes
 
 
 def write(d, **files):

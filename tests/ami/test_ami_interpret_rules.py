@@ -9,23 +9,12 @@ with ``SwapUniqueid``, no Local optimisation announced).
 import re
 
 import pytest
-from amipaths import OWN
-from amiserver import headers, load
-from fixturegen import Chan, Gen, bridge_block
 
-from calltracking.interpret import Interpreter
-from calltracking.interpret.state import base_interface
-
-REC = OWN / "recorded"
-
-
-def interpret(frames) -> Interpreter:
-    it = Interpreter()
-    for f in frames:
-        if f.startswith(b"Event: "):
-            ev = headers(f)
-            it.feed(ev, float(ev.get("Timestamp") or 0))
-    return it
+from calltracking.interpret.names import base_interface
+from support.ami_server import load
+from support.ami_streams import Chan, Gen, bridge_block
+from support.fixtures import RECORDED as REC
+from support.replay import interpret
 
 
 def only_call(it):
@@ -90,7 +79,7 @@ def refer_transfer() -> tuple[list, dict]:
 
 def test_a_target_swapped_in_by_a_transfer_gets_its_own_leg():
     frames, info = refer_transfer()
-    it = interpret(frames)
+    it = interpret(b"".join(frames))
     rec = it.calls[info["linkedid"]].record()
     legs = [(l["operator_name"], l["kind"], l["outcome"], l["talk_seconds"]) for l in rec["legs"]]
     # Dmitry: 3 s of talk + 4 s holding the caller in the bridge; Elena her own 4 s
@@ -104,17 +93,17 @@ def test_queue_log_talktime_is_compared_with_the_members_whole_part():
     """AgentComplete's TalkTime runs from the connect to the transfer (consultation included):
     the recorded attended transfer agrees; a TalkTime that really disagrees is counted."""
     frames = load(REC / "attended.ami")
-    assert interpret(frames).stats["cross_check_mismatch"] == 0
+    assert interpret(b"".join(frames)).stats["cross_check_mismatch"] == 0
     tampered = [re.sub(rb"TalkTime: 8\r\n", b"TalkTime: 3\r\n", f) if f.startswith(b"Event: AgentComplete") else f
                 for f in frames]
-    it = interpret(tampered)
+    it = interpret(b"".join(tampered))
     assert it.stats["cross_check_mismatch"] == 1 and "queue_log talktime says 3s" in it.mismatches[0]
 
 
 def test_click_to_dial_the_operators_phone_answering_is_not_the_answer():
     """Originate of the operator's route: its ;2 half rings the phone; the call's side is the ;1
     half that dials the customer (busy here): missed, no operator, no talk."""
-    rec = only_call(interpret(load(REC / "click_busy.ami")))
+    rec = only_call(interpret(REC / "click_busy.ami"))
     assert (rec["status"], rec["missed_reason"], rec["answered_at"], rec["talk_seconds"]) == (
         "missed", "busy", None, 0.0)
     assert [(l["route"], l["outcome"]) for l in rec["legs"]] == [("Local/89161234567@customers", "busy")]
@@ -133,7 +122,7 @@ def test_the_did_is_the_inbound_extension_until_the_call_is_queued_or_dials():
     g.ev("Newstate", "call,all", op.block())
     g.hangup(tr)
     g.hangup(op)
-    rec = only_call(interpret(g.frames))
+    rec = only_call(interpret(b"".join(g.frames)))
     assert rec["did"] == ""           # nothing numeric before it dialled; the dialled number is not a DID
 
 

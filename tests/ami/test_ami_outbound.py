@@ -3,15 +3,15 @@ count as inbound calls, and are stored once (replays, restarts, `ami rebuild`)."
 import datetime as dt
 
 import pytest
-from amiserver import load
-from fixturegen import REC as FIXTURES
-from fixturegen import Gen
 from sqlalchemy import func, select
 from test_ami_outbound_streams import click_to_call, operator_calls_operator, operator_dials
 
 from calltracking.calls import missed
 from calltracking import entities as svc
 from calltracking.models import Call, OutboundCall, ReportDaily
+from support.ami_server import event_count, load
+from support.ami_streams import Gen
+from support.fixtures import FIXTURES
 
 MISSED_NUMBER = "+79161110002"          # the caller of abandoned_queue.ami
 MISSED_STARTED = 1795391983.21124
@@ -23,11 +23,6 @@ def operator(session_factory, tracked):
         op = svc.add_operator(s, "Olga", "PJSIP/101", queues="sales")
         s.flush()
         return op.id
-
-
-def event_count(frames) -> int:
-    """Events the listener will count (what tests/ami/conftest.py's helper counts)."""
-    return sum(1 for f in frames if f.startswith(b"Event: ") and b"ActionID: " not in f)
 
 
 def feed(asterisk, lst, frames, total):
@@ -132,7 +127,7 @@ def test_context_rule_and_replay_twice_and_rebuild_give_one_row(
     g = Gen(1795392600, 0)
     operator_dials(g, "89161234567", ext="250", name="Desk 250", context="desks-out")
     frames = g.frames
-    lst = listener(**{"asterisk.outbound_contexts": "desks-out"})
+    lst = listener(asterisk__outbound_contexts="desks-out")
     total = feed(asterisk, lst, frames, 0)
     total = feed(asterisk, lst, frames, total)               # the same events again
     rows = outbound_rows(session_factory)

@@ -1,5 +1,5 @@
 """AMI streams of calls an operator places (their phone dialling out, our click-to-call), built in
-the recordings' raw format with fixturegen, and the pure detection run on them.
+the recordings' raw format with support.ami_streams, and the pure detection run on them.
 
 What Asterisk 22 sends for ``PJSIP/101`` dialling ``89161234567`` through ``Dial(PJSIP/${EXTEN}@trunk)``:
 the phone's channel is created first (Uniqueid == Linkedid, Context = the endpoint's context,
@@ -12,11 +12,13 @@ first creates the operator's channel alone (``CT_CALLBACK_FOR`` VarSet from the 
 from __future__ import annotations
 
 import pytest
-from fixturegen import REC, Chan, Gen
 
 from calltracking.interpret import Interpreter
 from calltracking.interpret import outbound as ob
 from calltracking.phone import try_normalize
+from support.ami_server import headers, load
+from support.ami_streams import Chan, Gen
+from support.fixtures import FIXTURES
 
 
 def _trunk(g, op, number, trunk="trunk"):
@@ -140,8 +142,6 @@ def frames_of(build, *args, epoch=1795392600, seq=0, **kw):
 
 # ------------------------------------------------------------------ pure detection on these streams
 def _interpret(frames):
-    from amiserver import headers
-
     it = Interpreter()
     for f in frames:
         it.feed(headers(f), 0.0)
@@ -199,9 +199,7 @@ def test_dial_strings_and_prefixed_extension():
 
 
 def test_inbound_recording_is_not_outbound():
-    from amiserver import load
-
-    it = _interpret(load(REC / "direct_dial_no_queue.ami"))
+    it = _interpret(load(FIXTURES / "direct_dial_no_queue.ami"))
     calls = list(it.calls.values())
     assert calls
     for call in calls:

@@ -7,13 +7,12 @@ import datetime as dt
 import json
 
 import pytest
-from amipaths import OWN, event_count
-from amiserver import FakeAsterisk, headers, load, queue_members_from_conf
 from sqlalchemy import select
 
 from calltracking.models import Call, OutboundCall
+from support.ami_server import FakeAsterisk, event_count, headers, load, queue_members_from_conf
+from support.fixtures import RECORDED as REC
 
-REC = OWN / "recorded"
 EXPECTED = {k: v for k, v in json.loads((REC / "expected.json").read_text()).items() if not k.startswith("_")}
 INBOUND = sorted(k for k, v in EXPECTED.items() if not v.get("outbound"))
 OUTBOUND = sorted(k for k, v in EXPECTED.items() if v.get("outbound"))

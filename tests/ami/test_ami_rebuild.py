@@ -11,18 +11,18 @@ import re
 from pathlib import Path
 
 import pytest
-from amipaths import FIXTURES, OWN
-from amiserver import headers, load
-from fixturegen import Chan, Gen
 from sqlalchemy import select
 
-from ami_listener.writer import Processor
+from calltracking.callstore.ingest import Processor
 from calltracking import entities as svc
 from calltracking.callstore.store import CallStore
 from calltracking.db import make_engine, make_sessionmaker
 from calltracking.models import AmiEvent, Call, CallLeg, OutboundCall
+from support.ami_server import headers, load
+from support.ami_streams import Chan, Gen
+from support.fixtures import FIXTURES, OWN, RECORDED
 
-STREAMS = (sorted((OWN / "recorded").glob("*.ami")) + sorted(FIXTURES.glob("*.ami"))
+STREAMS = (sorted(RECORDED.glob("*.ami")) + sorted(FIXTURES.glob("*.ami"))
            + [OWN / f"{n}.ami" for n in ("no_operators", "blind_transfer", "attended_transfer")])
 DIDS = sorted({m.decode() for p in STREAMS for m in re.findall(rb"Local/(7495\d{7})@from-trunk", p.read_bytes())})
 OPERATORS = [("Anna", "Local/101@operators"), ("Boris", "Local/102@operators"), ("Vera", "Local/103@operators/n"),

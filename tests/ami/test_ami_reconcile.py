@@ -71,7 +71,7 @@ def test_an_unregistered_party_bridged_with_the_caller_is_no_leg():
     ], lost, T0 + 6.5)
     assert call.legs == {} and call.operator == ""
     assert lost <= call.answered_at <= T0 + 6.5 and call.talk_since == call.answered_at
-    assert call.status() == "in_progress"
+    assert call.record()["status"] == "in_progress"
 
 
 def test_a_registered_member_found_ringing_and_answering_is_a_queue_leg():
@@ -148,8 +148,8 @@ def test_a_ring_known_only_from_queue_log_is_a_leg():
 
 def test_the_sync_asks_the_clock_and_the_queues_before_the_channels(asterisk, listener):
     """...and the connection remembers the last event time it heard (where a gap would begin)."""
-    from amipaths import FIXTURES
-    from amiserver import load
+    from support.ami_server import load
+    from support.fixtures import FIXTURES
 
     from ami_listener.connection import KEEP_VARS, SKIP
     from calltracking.interpret import FrameParser

@@ -7,8 +7,8 @@ import datetime as dt
 import json
 
 import pytest
-from amipaths import FIXTURES, as_registered, event_count
-from amiserver import load
+from support.ami_server import event_count, load
+from support.fixtures import FIXTURES, as_registered
 
 EXPECTED = [as_registered(e) for e in json.loads((FIXTURES / "expected_calls.json").read_text())]
 SCENARIOS = sorted({e["scenario"] for e in EXPECTED})

@@ -8,12 +8,13 @@ import sys
 import time
 
 import pytest
-from amipaths import FIXTURES, as_registered, event_count, poll
-from amiserver import load
 from sqlalchemy import func, select
 
 from calltracking.models import AmiEvent, Call
-from synth import burst
+from support.ami_server import event_count, headers, load
+from support.ami_streams import burst
+from support.fixtures import FIXTURES, as_registered
+from support.polling import poll
 
 EXPECTED = {e["linkedid"]: as_registered(e) for e in json.loads((FIXTURES / "expected_calls.json").read_text())}
 
@@ -32,7 +33,6 @@ def same_as_expected(rec, exp):
 
 
 def _ts(frame_pred_frames, pred):
-    from amiserver import headers
     for f in frame_pred_frames:
         h = headers(f)
         if pred(h):

@@ -17,14 +17,16 @@ import sys
 import time
 
 import pytest
-from amipaths import OWN, poll
-from conftest import Listener, make_config
-from restartstream import RecordedAsterisk, Recording, epoch
 from sqlalchemy import select, update
 
 from calltracking.models import AmiEvent, AmiListenerState, Call, Project
+from support.ami_restarts import RecordedAsterisk, Recording, epoch
+from support.ami_server import headers
+from support.config import make_config
+from support.fixtures import RESTARTS
+from support.listener import Listener
+from support.polling import poll
 
-RESTARTS = OWN / "restarts"
 
 
 
@@ -38,8 +40,6 @@ class Run:
         self.listeners: list[Listener] = []
 
     def members(self) -> dict:
-        from amiserver import headers
-
         out: dict = {}
         for f in next(iter(self.rec.syncs.values())).queues:
             h = headers(f)
@@ -53,7 +53,7 @@ class Run:
         return str(path)
 
     def listener(self, queue_log: str = "") -> Listener:
-        lst = Listener(make_config(self.db_url, self.srv.port, **{"ami.queue_log": queue_log}), self.factory).start()
+        lst = Listener(make_config(self.db_url, ami__port=self.srv.port, ami__queue_log=queue_log), self.factory).start()
         self.listeners.append(lst)
         return lst
 

@@ -3,11 +3,11 @@ import datetime as dt
 import json
 
 import pytest
-from amipaths import FIXTURES, OWN, event_count
-from amiserver import load
 from sqlalchemy import func, select
 
 from calltracking.models import AmiEvent, AmiListenerState, Call, CallLeg
+from support.ami_server import event_count, load
+from support.fixtures import FIXTURES, OWN
 
 EXPECTED = json.loads((OWN / "expected.json").read_text())
 

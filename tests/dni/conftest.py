@@ -1,9 +1,10 @@
-"""Fixtures for the DNI tests; the helpers live in dni_helpers.py."""
+"""Fixtures of the DNI tests: a project with a pool, the real application served."""
 from __future__ import annotations
 
 import pytest
 
-from dni_helpers import LiveServer, make_project
+from support.dni import make_project
+from support.web import LiveServer
 
 
 @pytest.fixture

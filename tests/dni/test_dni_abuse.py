@@ -11,15 +11,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from calltracking.dni import assign as dni
+from calltracking.dni import holds, projects
 from calltracking import entities as svc
 from calltracking.db import session_scope
-from calltracking.models import NumberPool, PoolReservation, Project, VisitorSession
+from calltracking.models import NumberPool, PoolReservation, Project, VisitorSession, utcnow
 
-from dni_helpers import FALLBACK, FastServer, LiveServer, make_project, post_json
+from support.dni import FALLBACK, FastServer, make_project
+from support.web import LiveServer, post_json
 
 SITE = "https://shop.example"
-PROXY = {"web_trusted_proxies": "127.0.0.1/8, ::1"}
+PROXY = {"web__trusted_proxies": "127.0.0.1/8, ::1"}
 CAP = 4                                   # [dni] max_holds_per_client, default
 
 
@@ -147,18 +148,18 @@ def test_a_new_hold_is_provisional_until_its_first_heartbeat(start, session_fact
     h = {"Origin": SITE}
     quiet = assign(srv, {"utm_term": "never comes back"}, h)[1]
     assert quiet["kind"] == "pool" and quiet["provisional"] is True
-    assert quiet["hold_seconds"] == dni.PROVISIONAL_SECONDS
+    assert quiet["hold_seconds"] == holds.PROVISIONAL_SECONDS
     active = assign(srv, {"utm_term": "reads the page"}, h)[1]
     st, hb, _ = heartbeat(srv, active["visitor_id"])
     assert hb["number"] == active["number"] and hb["hold_seconds"] == 900 and hb["provisional"] is False
-    now = dni.utcnow()
+    now = utcnow()
     # After the provisional time only the unconfirmed hold is released ...
-    assert dni.release_expired(session_factory, now + dt.timedelta(seconds=dni.PROVISIONAL_SECONDS + 1)) == 1
+    assert holds.release_expired(session_factory, now + dt.timedelta(seconds=holds.PROVISIONAL_SECONDS + 1)) == 1
     assert heartbeat(srv, quiet["visitor_id"])[1]["number"] is None
     assert heartbeat(srv, active["visitor_id"])[1]["number"] == active["number"]
     # ... the confirmed one lasts the pool's hold time after the last heartbeat.
-    assert dni.release_expired(session_factory, dni.utcnow() + dt.timedelta(seconds=899)) == 0
-    assert dni.release_expired(session_factory, dni.utcnow() + dt.timedelta(seconds=901)) == 1
+    assert holds.release_expired(session_factory, utcnow() + dt.timedelta(seconds=899)) == 0
+    assert holds.release_expired(session_factory, utcnow() + dt.timedelta(seconds=901)) == 1
 
 
 def test_one_visitor_id_holds_a_bounded_number_of_pools(start, session_factory):
@@ -168,7 +169,7 @@ def test_one_visitor_id_holds_a_bounded_number_of_pools(start, session_factory):
         for i in range(4):
             pool = svc.add_pool(s, project, f"landing{i}", hold_seconds=900)
             svc.add_number(s, project, f"+7495000300{i}", pool=pool)
-    dni.invalidate_cache()
+    projects.invalidate_cache()
     srv = start()
     h = {"Origin": SITE}
     vid = assign(srv, {"pool": "landing0"}, h)[1]["visitor_id"]

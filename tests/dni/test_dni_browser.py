@@ -11,8 +11,9 @@ from sqlalchemy import select
 from calltracking.db import session_scope
 from calltracking.models import VisitorSession
 
-from dni_helpers import LiveServer, SiteServer, make_project, open_page
-from browser_support import ARGS, CHROMIUM  # noqa: E402
+from support.browser import ARGS, CHROMIUM, open_page
+from support.dni import make_project
+from support.web import LiveServer, SiteServer
 
 pytestmark = pytest.mark.browser
 

@@ -8,10 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import func, select
 
 from calltracking.dni import assign as dni
+from calltracking.dni.request import parse_request
 from calltracking.db import session_scope
 from calltracking.models import NumberPool, PoolReservation, TrackingNumber
 
-from dni_helpers import FALLBACK, UA, LiveServer, make_project, post_json
+from support.dni import FALLBACK, make_project
+from support.web import UA, LiveServer, post_json
 
 N_VISITORS, POOL = 200, 20
 
@@ -34,7 +36,7 @@ def test_200_simultaneous_sessions_core(session_factory):
     barrier = threading.Barrier(N_VISITORS)
 
     def one(i):
-        r = dni.parse_request({"project": "acme", "utm_source": "google", "utm_term": f"kw{i}"}, UA, "10.0.0.1")
+        r = parse_request({"project": "acme", "utm_source": "google", "utm_term": f"kw{i}"}, UA, "10.0.0.1")
         barrier.wait(timeout=60)
         return dni.assign(session_factory, r)
 
@@ -52,7 +54,7 @@ def test_200_simultaneous_sessions_core(session_factory):
 def test_200_simultaneous_sessions_http(db_url, session_factory):
     ids = make_project(session_factory, pool_size=POOL, origins="*")
     # 200 visitors behind the reverse proxy (each its own client address)
-    srv = LiveServer(db_url, session_factory, config={"web_trusted_proxies": "127.0.0.1"},
+    srv = LiveServer(db_url, session_factory, config={"web__trusted_proxies": "127.0.0.1"},
                      DNI_RATE_BURST=10_000, DNI_RATE_PER_MINUTE=600_000)
     try:
         barrier = threading.Barrier(50)

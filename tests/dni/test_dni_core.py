@@ -7,18 +7,20 @@ import pytest
 from sqlalchemy import func, select
 
 from calltracking.dni import assign as dni
-from calltracking.dni import useragent
+from calltracking.dni import holds, projects
+from calltracking.dni.request import DniError, UnknownProject, parse_request
 from calltracking.attribution.lookup import attribute
 from calltracking.db import session_scope
 from calltracking.models import NumberPool, PoolReservation, PromoCode, TrackingNumber, VisitorSession
 
-from dni_helpers import DEFAULT, FALLBACK, STATIC_BILLBOARD, UA, make_project
+from support.dni import DEFAULT, FALLBACK, STATIC_BILLBOARD, make_project
+from support.web import UA
 
 T0 = dt.datetime(2026, 3, 4, 9, 0, tzinfo=dt.timezone.utc)
 
 
 def req(visitor="", ua=UA, **fields):
-    return dni.parse_request({"project": "acme", "visitor_id": visitor or None, **fields}, ua, "203.0.113.7")
+    return parse_request({"project": "acme", "visitor_id": visitor or None, **fields}, ua, "203.0.113.7")
 
 
 def live_numbers(factory):
@@ -54,8 +56,8 @@ def test_never_used_first_then_least_recently_released(session_factory):
     # Keep the second number alive; the others expire and are released in order 0, 2.
     with session_scope(session_factory) as s:
         vid = s.scalars(select(VisitorSession.visitor_id).order_by(VisitorSession.id)).all()
-    dni.heartbeat(session_factory, "acme", vid[1], T0 + dt.timedelta(seconds=50))
-    assert dni.release_expired(session_factory, T0 + dt.timedelta(seconds=90)) == 2
+    holds.heartbeat(session_factory, "acme", vid[1], T0 + dt.timedelta(seconds=50))
+    assert holds.release_expired(session_factory, T0 + dt.timedelta(seconds=90)) == 2
     with session_scope(session_factory) as s:
         s.execute(TrackingNumber.__table__.update()
                   .where(TrackingNumber.number == "+74950002002")
@@ -69,17 +71,33 @@ def test_never_used_first_then_least_recently_released(session_factory):
 def test_heartbeat_extends_and_release_after_hold(session_factory):
     make_project(session_factory, pool_size=2, hold_seconds=300)
     a = dni.assign(session_factory, req(), T0)
-    hb = dni.heartbeat(session_factory, "acme", a.visitor_id, T0 + dt.timedelta(seconds=250))
+    hb = holds.heartbeat(session_factory, "acme", a.visitor_id, T0 + dt.timedelta(seconds=250))
     assert hb.number == a.number and hb.hold_seconds == 300
-    assert dni.release_expired(session_factory, T0 + dt.timedelta(seconds=400)) == 0   # extended
-    assert dni.release_expired(session_factory, T0 + dt.timedelta(seconds=551)) == 1
-    assert dni.heartbeat(session_factory, "acme", a.visitor_id, T0 + dt.timedelta(seconds=560)).number is None
+    assert holds.release_expired(session_factory, T0 + dt.timedelta(seconds=400)) == 0   # extended
+    assert holds.release_expired(session_factory, T0 + dt.timedelta(seconds=551)) == 1
+    assert holds.heartbeat(session_factory, "acme", a.visitor_id, T0 + dt.timedelta(seconds=560)).number is None
     # Released: another visitor can have it; the first comes back to a free number of its own.
     with session_scope(session_factory) as s:
         tn = s.scalars(select(TrackingNumber).where(TrackingNumber.number == a.number)).one()
         assert tn.pool_held is False and tn.pool_released_at is not None
     again = dni.assign(session_factory, req(a.visitor_id), T0 + dt.timedelta(seconds=600))
     assert again.number == a.number                # its previous number, free again
+
+
+def test_hold_end_is_when_the_release_statement_releases(session_factory):
+    """holds.hold_end (the hold ledger's rule, in Python) and the release statement (SQL) agree,
+    for a provisional hold and for a confirmed one."""
+    make_project(session_factory, pool_size=2, hold_seconds=300)
+    quiet = dni.assign(session_factory, req(), T0)
+    active = dni.assign(session_factory, req(), T0)
+    holds.heartbeat(session_factory, "acme", active.visitor_id, T0 + dt.timedelta(seconds=10))
+    with session_scope(session_factory) as s:
+        ends = {r.session_id: holds.hold_end(r.assigned_at, r.last_seen_at, 300)
+                for r in s.scalars(select(PoolReservation))}
+    assert ends == {quiet.session_id: T0 + dt.timedelta(seconds=60), active.session_id: T0 + dt.timedelta(seconds=310)}
+    for end in sorted(ends.values()):
+        assert holds.release_expired(session_factory, end - dt.timedelta(seconds=1)) == 0
+        assert holds.release_expired(session_factory, end + dt.timedelta(seconds=1)) == 1
 
 
 def test_hold_expiry_reuse_and_attribution_window(session_factory):
@@ -114,7 +132,7 @@ def test_combined_mode_static_number_and_default(session_factory, acme):
     assert (r.kind, r.number) == ("static", STATIC_BILLBOARD) and r.session_id
     with session_scope(session_factory) as s:
         s.execute(NumberPool.__table__.update().values(active=False))
-    dni.invalidate_cache()
+    projects.invalidate_cache()
     r = dni.assign(session_factory, req(utm_source="unknown"))
     assert (r.kind, r.number) == ("default", DEFAULT)
 
@@ -145,46 +163,20 @@ def test_promo_code_when_pool_exhausted(session_factory):
 
 
 def test_request_validation():
-    with pytest.raises(dni.DniError):
-        dni.parse_request([], UA)
-    with pytest.raises(dni.DniError, match="project"):
-        dni.parse_request({"project": "<script>"}, UA)
-    with pytest.raises(dni.DniError, match="utm_source"):
-        dni.parse_request({"project": "acme", "utm_source": {"$gt": 1}}, UA)
-    r = dni.parse_request({"project": "acme", "visitor_id": "bad id!", "utm_term": "x" * 5000,
+    with pytest.raises(DniError):
+        parse_request([], UA)
+    with pytest.raises(DniError, match="project"):
+        parse_request({"project": "<script>"}, UA)
+    with pytest.raises(DniError, match="utm_source"):
+        parse_request({"project": "acme", "utm_source": {"$gt": 1}}, UA)
+    r = parse_request({"project": "acme", "visitor_id": "bad id!", "utm_term": "x" * 5000,
                            "referrer": "a\x00b\nc", "junk": 1}, UA)
     assert r.visitor_id == "" and len(r.fields["utm_term"]) == 200 and r.fields["referrer"] == "abc"
 
 
 def test_unknown_project(session_factory):
-    with pytest.raises(dni.UnknownProject):
-        dni.assign(session_factory, dni.parse_request({"project": "nope"}, UA))
-
-
-@pytest.mark.parametrize("ua,expected", [
-    (UA, ("desktop", "Linux", "Chrome")),
-    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-     "Version/17.2 Mobile/15E148 Safari/604.1", ("mobile", "iOS", "Safari")),
-    ("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-     "Version/16.6 Mobile/15E148 Safari/604.1", ("tablet", "iPadOS", "Safari")),
-    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/120.0.0.0 Mobile Safari/537.36", ("mobile", "Android", "Chrome")),
-    ("Mozilla/5.0 (Linux; Android 13; SM-X200) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/119.0.0.0 Safari/537.36", ("tablet", "Android", "Chrome")),
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0", ("desktop", "Windows", "Edge")),
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/118.0.0.0 YaBrowser/23.11.0.0 Safari/537.36", ("desktop", "Windows", "Yandex")),
-    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:121.0) Gecko/20100101 Firefox/121.0",
-     ("desktop", "macOS", "Firefox")),
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/120.0.0.0 Safari/537.36 OPR/106.0.0.0", ("desktop", "Windows", "Opera")),
-    ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", ("bot", "other", "other")),
-])
-def test_user_agent_parsing(ua, expected):
-    parsed = useragent.parse(ua)
-    assert (parsed.device, parsed.os, parsed.browser) == expected
-    assert parsed.bot == (expected[0] == "bot")
+    with pytest.raises(UnknownProject):
+        dni.assign(session_factory, parse_request({"project": "nope"}, UA))
 
 
 def test_reservation_written_elsewhere_is_respected(session_factory):

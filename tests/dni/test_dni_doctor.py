@@ -5,7 +5,8 @@ import http.server
 import re
 import threading
 
-from dni_helpers import FastServer, LiveServer
+from support.dni import FastServer
+from support.web import LiveServer
 
 
 def _doctor(run_cli, monkeypatch, **env):

@@ -7,7 +7,9 @@ from sqlalchemy import select
 from calltracking.db import session_scope
 from calltracking.models import Call, VisitorSession
 
-from dni_helpers import Agi, LiveServer, make_project, post_json
+from support.agi_server import Agi
+from support.dni import make_project
+from support.web import LiveServer, post_json
 
 @pytest.fixture
 def servers(db_url, session_factory):

@@ -9,8 +9,10 @@ from calltracking import entities as svc
 from calltracking.db import session_scope
 from calltracking.models import Call
 
-from dni_helpers import Agi, LiveServer, make_project, post_json
-from browser_support import ARGS, CHROMIUM, log_in  # noqa: E402
+from support.agi_server import Agi
+from support.browser import ARGS, CHROMIUM, log_in
+from support.dni import make_project
+from support.web import LiveServer, post_json
 
 pytestmark = pytest.mark.browser
 

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from calltracking.db import session_scope
 from calltracking.models import PoolReservation
 
-from dni_helpers import (FALLBACK, SNIPPET_ROOT, UA, FastServer, LiveServer, make_project, post_json, raw_exchange,
-                         read_response, request_bytes)
+from support.dni import FALLBACK, SNIPPET_ROOT, FastServer, make_project
+from support.web import UA, LiveServer, post_json, raw_exchange, read_response, request_bytes
 
 SITE = "https://shop.example"
 O = {"Origin": SITE}           # browsers send it with every POST; required when origins are listed
@@ -117,7 +117,7 @@ def _head_response(sock, buf):
 
 def test_rate_limit_429(db_url, session_factory):
     make_project(session_factory, origins="*")
-    s = FastServer(db_url, session_factory, config={"web_trusted_proxies": "127.0.0.1"},
+    s = FastServer(db_url, session_factory, config={"web__trusted_proxies": "127.0.0.1"},
                    DNI_RATE_BURST=3, DNI_RATE_PER_MINUTE=60)
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
@@ -263,7 +263,7 @@ def test_connections_are_bounded(db_url, session_factory):
 def test_100_concurrent_new_visitors_on_a_small_pool(db_url, session_factory):
     ids = make_project(session_factory, pool_size=20, origins="*")
     # 100 visitors behind the reverse proxy (each its own client address)
-    s = FastServer(db_url, session_factory, config={"web_trusted_proxies": "127.0.0.1"})
+    s = FastServer(db_url, session_factory, config={"web__trusted_proxies": "127.0.0.1"})
     payloads = [request_bytes("POST", "/api/dni/assign", {"project": "acme", "utm_term": f"kw{i}"},
                               {"Connection": "close", "X-Forwarded-For": f"198.51.100.{i}", **O})
                 for i in range(100)]

@@ -8,8 +8,9 @@ from sqlalchemy import select
 from calltracking.db import session_scope
 from calltracking.models import VisitorSession
 
-from browser_support import ARGS, CHROMIUM  # noqa: E402
-from dni_helpers import FastServer, SiteServer, make_project, open_page
+from support.browser import ARGS, CHROMIUM, open_page
+from support.dni import FastServer, make_project
+from support.web import SiteServer
 from test_dni_fastserver_db import _lock_database
 
 pytestmark = pytest.mark.browser
@@ -75,7 +76,7 @@ def test_locked_database_falls_back_quickly(browser, world, engine):
 
 
 def test_the_snippet_confirms_its_provisional_number(browser, world, session_factory):
-    from calltracking.dni import assign as dni
+    from calltracking.dni.holds import pool_status
     from calltracking.models import NumberPool
 
     fast, site = world
@@ -85,7 +86,7 @@ def test_the_snippet_confirms_its_provisional_number(browser, world, session_fac
     assert page.evaluate("window.CallTrackingDNI.provisional") is True        # a new hold
     page.wait_for_function("window.CallTrackingDNI.provisional === false", timeout=10_000)
     with session_scope(session_factory) as s:                  # the first heartbeat made it a full hold
-        st = dni.pool_status(s, s.scalars(select(NumberPool)).one())
+        st = pool_status(s, s.scalars(select(NumberPool)).one())
     assert (st["held"], st["provisional"]) == (1, 0)
     assert errors == []
     ctx.close()

@@ -13,7 +13,8 @@ import urllib.request
 
 import pytest
 
-from dni_helpers import make_project, post_json
+from support.dni import make_project
+from support.web import post_json
 
 
 def _port() -> int:

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from dni_helpers import FastServer, make_project, raw_exchange, read_response, request_bytes
+from support.dni import FastServer, make_project
+from support.web import raw_exchange, read_response, request_bytes
 
 O = {"Origin": "https://shop.example"}       # browsers send it with every POST
 

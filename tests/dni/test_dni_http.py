@@ -10,7 +10,8 @@ from sqlalchemy import select
 from calltracking.db import session_scope
 from calltracking.models import VisitorSession
 
-from dni_helpers import SNIPPET_ROOT, UA, LiveServer, make_project, post_json
+from support.dni import SNIPPET_ROOT, make_project
+from support.web import UA, LiveServer, post_json
 
 SITE = "https://shop.example"
 O = {"Origin": SITE}           # browsers send it with every POST; required when origins are listed
@@ -87,7 +88,7 @@ def test_script_in_utm_is_stored_as_text_and_returned_as_json(srv, session_facto
 
 def test_rate_limit_per_ip(db_url, session_factory):
     make_project(session_factory, origins="*")
-    s = LiveServer(db_url, session_factory, config={"web_trusted_proxies": "127.0.0.1"},
+    s = LiveServer(db_url, session_factory, config={"web__trusted_proxies": "127.0.0.1"},
                    DNI_RATE_BURST=5, DNI_RATE_PER_MINUTE=60)
     url = s.url + "/api/dni/assign"
     try:

@@ -8,12 +8,15 @@ import pytest
 from sqlalchemy import select
 
 from calltracking.dni import assign as dni
+from calltracking.dni import holds
+from calltracking.dni.request import parse_request
 from calltracking.dni import pool_sizing
 from calltracking.attribution.lookup import attribute
 from calltracking.db import session_scope
-from calltracking.models import Call, NumberPool, PoolReservation
+from calltracking.models import Call, NumberPool, PoolReservation, utcnow
 
-from dni_helpers import UA, make_project
+from support.dni import make_project
+from support.web import UA
 
 NOW = dt.datetime(2026, 3, 5, 0, 0, tzinfo=dt.timezone.utc)
 
@@ -31,9 +34,9 @@ def _traffic(factory, visitors=60, hours=3, call_every=4, late_every=0):
     calls = []
     for i in range(visitors):
         t = start + i * step
-        r = dni.assign(factory, dni.parse_request({"project": "acme", "utm_term": f"k{i}"}, UA), t)
-        dni.heartbeat(factory, "acme", r.visitor_id, t + dt.timedelta(minutes=5))
-        dni.release_expired(factory, t)
+        r = dni.assign(factory, parse_request({"project": "acme", "utm_term": f"k{i}"}, UA), t)
+        holds.heartbeat(factory, "acme", r.visitor_id, t + dt.timedelta(minutes=5))
+        holds.release_expired(factory, t)
         if r.kind == "pool" and i % call_every == 0:
             delay = dt.timedelta(minutes=2 if not (late_every and i % late_every == 0) else 25)
             calls.append((r, t + dt.timedelta(minutes=5) + delay))
@@ -87,8 +90,8 @@ def test_no_traffic_no_recommendation(session_factory):
 
 def test_cli_pools(run_cli, session_factory):
     make_project(session_factory, pool_size=3, hold_seconds=60)
-    a = dni.assign(session_factory, dni.parse_request({"project": "acme"}, UA),
-                   dni.utcnow() - dt.timedelta(minutes=5))
+    a = dni.assign(session_factory, parse_request({"project": "acme"}, UA),
+                   utcnow() - dt.timedelta(minutes=5))
     out = json.loads(run_cli("pools", "list", "acme", "--format", "json").output)
     assert out == [{"project": "acme", "pool": "website", "numbers": 3, "held": 1, "provisional": 1, "free": 2,
                     "pressure": 0.333, "hold_seconds": 60, "exhausted_count": 0, "promo_mode": "off"}]

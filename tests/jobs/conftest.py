@@ -11,18 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from calltracking.config import load_config
 from calltracking.models import Call, Project, Source, utcnow
-
-
-@pytest.fixture
-def make_config(tmp_path):
-    def make(**overrides):
-        values = {"database.url": "sqlite://", "web.public_url": "https://ct.example.org"}
-        values.update({k.replace("__", "."): str(v) for k, v in overrides.items()})
-        return load_config(tmp_path / "absent.ini", env={}, overrides=values, require_file=False)
-
-    return make
+from support.net import free_port
 
 
 @pytest.fixture
@@ -85,11 +75,7 @@ class SmtpSink:
 def smtp_server():
     from aiosmtpd.controller import Controller
 
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     sink = SmtpSink()
     ctl = Controller(sink, hostname="127.0.0.1", port=port)
     ctl.start()

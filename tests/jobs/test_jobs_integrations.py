@@ -8,8 +8,9 @@ import json
 
 from sqlalchemy import select
 
-from calltracking.jobs import integrations
+from calltracking.jobs import integrations, outbox, rules
 from calltracking.models import Call, Delivery, NotificationRule, Tag, VisitorSession, utcnow
+from support.config import make_config
 
 SECRET = "s3cr3t-hmac-key"
 
@@ -22,7 +23,7 @@ def add_rule(session_factory, project, **kw):
         return r.id
 
 
-def test_crm_webhook_signed_and_retried_after_500(make_config, session_factory, project, add_call, http_server):
+def test_crm_webhook_signed_and_retried_after_500(session_factory, project, add_call, http_server):
     cfg = make_config(notify__allow_private_targets="yes")  # the CRM stand-in listens on loopback
     rule = add_rule(session_factory, project, channel="crm", target=http_server.url + "/crm", secret=SECRET)
     cid = add_call("answered", recording_file="/var/spool/asterisk/monitor/x.wav", name='Ivan "the" <b>')
@@ -34,15 +35,15 @@ def test_crm_webhook_signed_and_retried_after_500(make_config, session_factory, 
 
     http_server.codes.put(500)
     now = utcnow()
-    assert integrations.enqueue_finished(cfg, session_factory, now) == 1
-    assert integrations.deliver_due(cfg, session_factory, now) == (0, 1, 0)
+    assert rules.enqueue_finished(cfg, session_factory, now) == 1
+    assert outbox.deliver_due(cfg, session_factory, now) == (0, 1, 0)
     with session_factory() as s:
         d = s.scalars(select(Delivery).where(Delivery.rule_id == rule)).one()
         assert d.status == "pending" and d.attempts == 1 and d.last_http_status == 500
         assert "HTTP 500" in d.last_error
-        assert d.next_attempt_at == now + dt.timedelta(seconds=integrations.RETRY_BASE)
-    assert integrations.deliver_due(cfg, session_factory, now + dt.timedelta(seconds=5)) == (0, 0, 0)
-    assert integrations.deliver_due(cfg, session_factory, now + dt.timedelta(seconds=30)) == (1, 0, 0)
+        assert d.next_attempt_at == now + dt.timedelta(seconds=outbox.RETRY_BASE)
+    assert outbox.deliver_due(cfg, session_factory, now + dt.timedelta(seconds=5)) == (0, 0, 0)
+    assert outbox.deliver_due(cfg, session_factory, now + dt.timedelta(seconds=30)) == (1, 0, 0)
 
     assert len(http_server.requests) == 2
     first, second = http_server.requests
@@ -61,10 +62,10 @@ def test_crm_webhook_signed_and_retried_after_500(make_config, session_factory, 
     assert c["started_at"].endswith("+00:00") and c["answered_at"] and c["ended_at"]
     assert body["attribution"]["source"] == "Google Ads" and body["attribution"]["type"] == "static"
     # sent once per call and rule
-    assert integrations.enqueue_finished(cfg, session_factory, now + dt.timedelta(minutes=1)) == 0
+    assert rules.enqueue_finished(cfg, session_factory, now + dt.timedelta(minutes=1)) == 0
 
 
-def test_ga4_event_with_the_sessions_client_id(make_config, session_factory, project, add_call, http_server):
+def test_ga4_event_with_the_sessions_client_id(session_factory, project, add_call, http_server):
     cfg = make_config(notify__allow_private_targets="yes")
     add_rule(session_factory, project, channel="ga4", secret="api-secret-1",
              target=http_server.url + "/mp/collect?measurement_id=G-TEST123")
@@ -77,8 +78,8 @@ def test_ga4_event_with_the_sessions_client_id(make_config, session_factory, pro
     cid = add_call("answered", session_id=vs_id, attribution="dynamic")
     add_call("missed", caller="+74950000009")  # no visitor session: a pseudonymous client id
     now = utcnow()
-    assert integrations.enqueue_finished(cfg, session_factory, now) == 2
-    assert integrations.deliver_due(cfg, session_factory, now) == (2, 0, 0)
+    assert rules.enqueue_finished(cfg, session_factory, now) == 2
+    assert outbox.deliver_due(cfg, session_factory, now) == (2, 0, 0)
     reqs = {json.loads(r["body"])["events"][0]["params"]["call_status"]: r for r in http_server.requests}
     r = reqs["answered"]
     assert r["path"] == "/mp/collect"
@@ -107,7 +108,7 @@ def test_ga4_measurement_id_goes_to_google_endpoint():
     assert integrations.ga4_url(r) == "https://www.google-analytics.com/mp/collect?measurement_id=G-ABC&api_secret=k%26v"
 
 
-def test_dead_letters_after_repeated_failures_then_retry(make_config, session_factory, project, add_call,
+def test_dead_letters_after_repeated_failures_then_retry(session_factory, project, add_call,
                                                          http_server, run_cli, monkeypatch):
     cfg = make_config(notify__allow_private_targets="yes")
     monkeypatch.setenv("CALLTRACKING_NOTIFY_ALLOW_PRIVATE_TARGETS", "yes")  # for the CLI
@@ -115,42 +116,42 @@ def test_dead_letters_after_repeated_failures_then_retry(make_config, session_fa
     add_call("missed")
     http_server.always = 503
     now = utcnow()
-    integrations.enqueue_finished(cfg, session_factory, now)
+    rules.enqueue_finished(cfg, session_factory, now)
     waits = []
-    for _ in range(integrations.MAX_ATTEMPTS):
+    for _ in range(outbox.MAX_ATTEMPTS):
         with session_factory() as s:
             d = s.scalars(select(Delivery)).one()
             assert d.status == "pending"
             now = d.next_attempt_at
-        integrations.deliver_due(cfg, session_factory, now)
+        outbox.deliver_due(cfg, session_factory, now)
         with session_factory() as s:
             d = s.scalars(select(Delivery)).one()
             if d.status == "pending":
                 waits.append((d.next_attempt_at - now).total_seconds())
     assert waits == [30, 60, 120, 240, 480, 960, 1920]  # exponential backoff
-    assert len(http_server.requests) == integrations.MAX_ATTEMPTS
+    assert len(http_server.requests) == outbox.MAX_ATTEMPTS
     with session_factory() as s:
-        [dead] = integrations.dead_letters(s)
+        [dead] = outbox.dead_letters(s)
         assert dead.status == "dead" and "HTTP 503" in dead.last_error
         dead_id = dead.id
     out = run_cli("deliveries", "list").output
     assert f"{dead_id} " in out and "HTTP 503" in out
     # nothing more is attempted for a dead delivery
-    assert integrations.deliver_due(cfg, session_factory, now + dt.timedelta(days=1)) == (0, 0, 0)
+    assert outbox.deliver_due(cfg, session_factory, now + dt.timedelta(days=1)) == (0, 0, 0)
 
     http_server.always = 200
     res = run_cli("deliveries", "retry", str(dead_id))
     assert "sent" in res.output
     with session_factory() as s:
         assert s.get(Delivery, dead_id).status == "sent"
-        assert integrations.dead_letters(s) == []
+        assert outbox.dead_letters(s) == []
 
 
-def test_send_test_reports_the_error(make_config, session_factory, project, http_server, run_cli, monkeypatch):
+def test_send_test_reports_the_error(session_factory, project, http_server, run_cli, monkeypatch):
     cfg = make_config(notify__allow_private_targets="yes")
     monkeypatch.setenv("CALLTRACKING_NOTIFY_ALLOW_PRIVATE_TARGETS", "yes")  # for the CLI
     rule = add_rule(session_factory, project, channel="crm", target=http_server.url + "/crm", secret=SECRET)
-    ok, msg = integrations.send_test(cfg, session_factory, rule)  # no calls yet: a sample call
+    ok, msg = rules.send_test(cfg, session_factory, rule)  # no calls yet: a sample call
     assert ok and msg == "sent"
     body = json.loads(http_server.requests[-1]["body"])
     assert body["call"]["caller"] == "+70000000001"

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from calltracking.jobs import integrations
-from calltracking.jobs import notify
+from calltracking.jobs import outbox, rules
 from calltracking.models import Delivery, NotificationRule, utcnow
 from calltracking.jobs.scheduler import JobRunner
+from support.config import make_config
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -29,7 +29,7 @@ def parts(msg):
     return text, html
 
 
-def test_missed_call_mail_and_sms_webhook_in_one_job_run(make_config, session_factory, project, add_call,
+def test_missed_call_mail_and_sms_webhook_in_one_job_run(session_factory, project, add_call,
                                                          smtp_server, http_server):
     cfg = make_config(notify__smtp_host="127.0.0.1", notify__smtp_port=smtp_server.port,
                       notify__smtp_from="ct@example.org", notify__allow_private_targets="yes")
@@ -71,24 +71,24 @@ def test_missed_call_mail_and_sms_webhook_in_one_job_run(make_config, session_fa
         assert sorted(d.status for d in rows) == ["sent", "sent"]
 
 
-def test_mail_failure_is_retried_not_lost(make_config, session_factory, project, add_call, smtp_server):
+def test_mail_failure_is_retried_not_lost(session_factory, project, add_call, smtp_server):
     # first with a port where nothing listens, then with the real server
     dead = make_config(notify__smtp_host="127.0.0.1", notify__smtp_port=1)
     add_rule(session_factory, project, channel="email", event="missed_call", target="boss@example.org")
     add_call("missed")
     now = utcnow()
-    assert notify.enqueue_missed(dead, session_factory, now) == 1
-    assert integrations.deliver_due(dead, session_factory, now) == (0, 1, 0)
+    assert rules.enqueue_missed(dead, session_factory, now) == 1
+    assert outbox.deliver_due(dead, session_factory, now) == (0, 1, 0)
     with session_factory() as s:
         d = s.scalars(select(Delivery)).one()
         assert d.status == "pending" and d.attempts == 1 and "127.0.0.1:1" in d.last_error
     live = make_config(notify__smtp_host="127.0.0.1", notify__smtp_port=smtp_server.port)
-    assert integrations.deliver_due(live, session_factory, now) == (0, 0, 0)  # not due yet (backoff)
-    assert integrations.deliver_due(live, session_factory, now + dt.timedelta(seconds=31)) == (1, 0, 0)
+    assert outbox.deliver_due(live, session_factory, now) == (0, 0, 0)  # not due yet (backoff)
+    assert outbox.deliver_due(live, session_factory, now + dt.timedelta(seconds=31)) == (1, 0, 0)
     assert len(smtp_server.messages) == 1
 
 
-def test_daily_and_weekly_digest(make_config, session_factory, project, add_call, smtp_server):
+def test_daily_and_weekly_digest(session_factory, project, add_call, smtp_server):
     cfg = make_config(notify__smtp_host="127.0.0.1", notify__smtp_port=smtp_server.port)
     tz = ZoneInfo("Europe/Moscow")
     now_local = dt.datetime(2026, 11, 30, 8, 5, tzinfo=tz)  # a Monday, after 07:00
@@ -105,10 +105,10 @@ def test_daily_and_weekly_digest(make_config, session_factory, project, add_call
     add_rule(session_factory, project, channel="email", event="digest_weekly", target="boss@example.org")
 
     early = dt.datetime(2026, 11, 30, 6, 0, tzinfo=tz).astimezone(dt.timezone.utc)
-    assert notify.enqueue_digests(cfg, session_factory, early) == 0  # before 07:00 local
-    assert notify.enqueue_digests(cfg, session_factory, now) == 2
-    assert notify.enqueue_digests(cfg, session_factory, now + dt.timedelta(hours=1)) == 0  # once per period
-    assert integrations.deliver_due(cfg, session_factory, now) == (2, 0, 0)
+    assert rules.enqueue_digests(cfg, session_factory, early) == 0  # before 07:00 local
+    assert rules.enqueue_digests(cfg, session_factory, now) == 2
+    assert rules.enqueue_digests(cfg, session_factory, now + dt.timedelta(hours=1)) == 0  # once per period
+    assert outbox.deliver_due(cfg, session_factory, now) == (2, 0, 0)
 
     mails = {m["Subject"]: m for _r, m in smtp_server.messages}
     daily = mails["Daily call digest: Acme & Co, 2026-11-29"]
@@ -125,11 +125,11 @@ def test_daily_and_weekly_digest(make_config, session_factory, project, add_call
     assert "Callbacks pending: 2" in wtext
 
 
-def test_bad_address_goes_to_dead_letters(make_config, session_factory, project, add_call):
+def test_bad_address_goes_to_dead_letters(session_factory, project, add_call):
     cfg = make_config()
     add_rule(session_factory, project, channel="email", event="missed_call", target="not-an-address")
     add_call("missed")
-    assert notify.enqueue_missed(cfg, session_factory) == 1
+    assert rules.enqueue_missed(cfg, session_factory) == 1
     with session_factory() as s:
-        [d] = integrations.dead_letters(s)
+        [d] = outbox.dead_letters(s)
         assert "invalid e-mail address 'not-an-address'" in d.last_error

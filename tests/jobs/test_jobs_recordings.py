@@ -9,8 +9,9 @@ import pytest
 from pydub import AudioSegment
 from pydub.generators import Sine
 
-from calltracking.jobs import recordings
+from calltracking.jobs import recording_audio, recording_files, recording_retention, recordings
 from calltracking.models import Call, Project, RecordingInfo, utcnow
+from support.config import make_config
 
 RATE = 8000
 # (start_ms, end_ms) of speech on each side of a 10 s call
@@ -38,7 +39,7 @@ def stereo_wav(path: Path) -> Path:
 
 def test_analysis_of_generated_stereo(tmp_path):
     wav = stereo_wav(tmp_path / "x.wav")
-    _audio, a = recordings.analyze([wav])
+    _audio, a = recording_audio.analyze([wav])
     assert a.channels == 2
     assert a.duration == pytest.approx(10.0, abs=0.02)
     assert a.caller_talk == pytest.approx(3.0, abs=0.05)
@@ -50,12 +51,12 @@ def test_analysis_of_generated_stereo(tmp_path):
 def test_two_files_and_mono(tmp_path):
     track(CALLER).export(str(tmp_path / "c-in.wav"), format="wav")
     track(OPERATOR, freq=660).export(str(tmp_path / "c-out.wav"), format="wav")
-    _audio, a = recordings.analyze([tmp_path / "c-in.wav", tmp_path / "c-out.wav"])
+    _audio, a = recording_audio.analyze([tmp_path / "c-in.wav", tmp_path / "c-out.wav"])
     assert (a.caller_talk, a.operator_talk) == (pytest.approx(3.0, abs=0.05), pytest.approx(4.0, abs=0.05))
     assert a.longest_silence == pytest.approx(2.0, abs=0.05)
     mono = track(CALLER).overlay(track(OPERATOR, freq=660))
     mono.export(str(tmp_path / "m.wav"), format="wav")
-    _audio, m = recordings.analyze([tmp_path / "m.wav"])
+    _audio, m = recording_audio.analyze([tmp_path / "m.wav"])
     assert m.channels == 1 and m.caller_talk is None and m.talk_ratio is None
     assert m.longest_silence == pytest.approx(2.0, abs=0.05)
 
@@ -63,12 +64,12 @@ def test_two_files_and_mono(tmp_path):
 def test_unreadable_file_is_an_error_not_a_crash(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF garbage, not audio")
-    with pytest.raises(recordings.RecordingError, match="cannot read"):
-        recordings.analyze([bad])
+    with pytest.raises(recording_audio.RecordingError, match="cannot read"):
+        recording_audio.analyze([bad])
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "ogg"])
-def test_job_converts_measures_and_retention_purges(fmt, tmp_path, make_config, session_factory, add_call, project):
+def test_job_converts_measures_and_retention_purges(fmt, tmp_path, session_factory, add_call, project):
     recdir = tmp_path / "monitor"
     (recdir / "2026" / "11" / "30").mkdir(parents=True)
     cfg = make_config(recordings__dir=recdir, recordings__format=fmt, recordings__keep_days=30)
@@ -104,32 +105,32 @@ def test_job_converts_measures_and_retention_purges(fmt, tmp_path, make_config, 
             assert float(info.talk_ratio) == pytest.approx(0.571, abs=0.01)
             assert float(info.longest_silence_seconds) == pytest.approx(2.0, abs=0.05)
             call = s.get(Call, cid)
-            assert recordings.recording_path(call, str(recdir)) == out.resolve()
+            assert recording_files.recording_path(call, str(recdir)) == out.resolve()
         assert s.get(RecordingInfo, missing).status == "missing"
         assert s.get(RecordingInfo, not_recorded) is None
-        assert recordings.recording_state(s.get(Call, missing), str(recdir)) == ("missing", None)
-        assert recordings.recording_state(s.get(Call, not_recorded), str(recdir)) == ("none", None)
+        assert recording_files.recording_state(s.get(Call, missing), str(recdir)) == ("missing", None)
+        assert recording_files.recording_state(s.get(Call, not_recorded), str(recdir)) == ("none", None)
     assert recordings.process_pending(cfg, session_factory) == {}  # nothing twice
 
     # per-project override: keep forever → nothing purged; back to the default (30 days) → old one purged
     with session_factory() as s:
-        recordings.set_keep_days(s, s.get(Project, project["id"]), 0)
+        recording_retention.set_keep_days(s, s.get(Project, project["id"]), 0)
         s.commit()
-    assert recordings.apply_retention(cfg, session_factory) == 0
+    assert recording_retention.apply_retention(cfg, session_factory) == 0
     with session_factory() as s:
-        recordings.set_keep_days(s, s.get(Project, project["id"]), None)
+        recording_retention.set_keep_days(s, s.get(Project, project["id"]), None)
         s.commit()
-    assert recordings.apply_retention(cfg, session_factory) == 1
+    assert recording_retention.apply_retention(cfg, session_factory) == 1
     with session_factory() as s:
         info = s.get(RecordingInfo, linked)
         assert info.status == "purged" and info.purged_at is not None and info.file == ""
         call = s.get(Call, linked)
         assert call is not None and call.status == "answered"  # the call stays
-        assert recordings.recording_state(call, str(recdir)) == ("purged", None)
+        assert recording_files.recording_state(call, str(recdir)) == ("purged", None)
         assert s.get(RecordingInfo, found).status == "ok"  # recent: kept
         assert Path(s.get(RecordingInfo, found).file).is_file()
     assert not list(recdir.glob("*.*"))  # the old files are gone
-    assert recordings.apply_retention(cfg, session_factory) == 0
+    assert recording_retention.apply_retention(cfg, session_factory) == 0
 
 
 def test_recording_path_refuses_files_outside_the_directory(tmp_path, session_factory, add_call):
@@ -139,11 +140,11 @@ def test_recording_path_refuses_files_outside_the_directory(tmp_path, session_fa
     cid = add_call("answered", recording_file=str(outside))
     with session_factory() as s:
         call = s.get(Call, cid)
-        assert recordings.recording_path(call, str(recdir)) is None
+        assert recording_files.recording_path(call, str(recdir)) is None
         call.recording_file = "../secret.wav"
-        assert recordings.recording_path(call, str(recdir)) is None
+        assert recording_files.recording_path(call, str(recdir)) is None
         call.recording_file = "gone.wav"
-        assert recordings.recording_state(call, str(recdir)) == ("missing", None)
+        assert recording_files.recording_state(call, str(recdir)) == ("missing", None)
 
 
 def test_cli_analyze(tmp_path, run_cli):
@@ -152,7 +153,7 @@ def test_cli_analyze(tmp_path, run_cli):
     assert out["talk_ratio"] == pytest.approx(0.571, abs=0.01)
 
 
-def test_operator_aggregates(tmp_path, make_config, session_factory, add_call, project):
+def test_operator_aggregates(tmp_path, session_factory, add_call, project):
     recdir = tmp_path / "monitor"
     recdir.mkdir()
     cfg = make_config(recordings__dir=recdir, recordings__format="wav")
@@ -166,7 +167,7 @@ def test_operator_aggregates(tmp_path, make_config, session_factory, add_call, p
     with session_factory() as s:
         info = s.get(RecordingInfo, ids[0])
         assert info.format == "wav" and Path(info.file).is_file()  # wav: kept as it is
-        stats = recordings.operator_talk_stats(s, project["id"], utcnow() - dt.timedelta(days=1), utcnow())
+        stats = recording_audio.operator_talk_stats(s, project["id"], utcnow() - dt.timedelta(days=1), utcnow())
     assert len(stats) == 1 and stats[0]["operator"] == "Anna" and stats[0]["calls"] == 2
     assert stats[0]["talk_ratio"] == pytest.approx(0.571, abs=0.01)
     assert stats[0]["max_longest_silence"] == pytest.approx(2.0, abs=0.05)

@@ -20,9 +20,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from calltracking.jobs import recordings
+from calltracking.jobs import recording_audio, recording_files, recordings
 from calltracking.db import make_engine, make_sessionmaker, writer
 from calltracking.models import Call, RecordingInfo, utcnow
+from support.config import make_config
 
 RATE = 8000
 SECOND = "1796302442"
@@ -72,7 +73,7 @@ def e2e_call(add_call, session_factory):
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "ogg"])
-def test_calls_of_the_same_second_keep_their_own_audio(fmt, recdir, make_config, session_factory, e2e_call):
+def test_calls_of_the_same_second_keep_their_own_audio(fmt, recdir, session_factory, e2e_call):
     day = recdir / "2026" / "11" / "30"
     day.mkdir(parents=True)
     cfg = make_config(recordings__dir=recdir, recordings__format=fmt)
@@ -89,10 +90,10 @@ def test_calls_of_the_same_second_keep_their_own_audio(fmt, recdir, make_config,
             assert len(back) == pytest.approx(ms, abs=80)           # its own length …
             assert tone_hz(back) == pytest.approx(freq, rel=0.05)  # … and its own tone
             assert float(info.duration_seconds) == pytest.approx(ms / 1000, abs=0.01)
-            assert recordings.recording_state(s.get(Call, ids[sfx]), str(recdir)) == ("ok", Path(info.file))
+            assert recording_files.recording_state(s.get(Call, ids[sfx]), str(recdir)) == ("ok", Path(info.file))
 
 
-def test_split_pairs_of_the_same_second_kept_as_wav(recdir, make_config, session_factory, e2e_call):
+def test_split_pairs_of_the_same_second_kept_as_wav(recdir, session_factory, e2e_call):
     cfg = make_config(recordings__dir=recdir, recordings__format="wav")
     ids = {sfx: e2e_call(sfx, recdir, freq, ms, pair=True) for sfx, (freq, ms) in CALLS.items()}
     assert recordings.process_pending(cfg, session_factory) == {"ok": 3}
@@ -108,13 +109,13 @@ def test_split_pairs_of_the_same_second_kept_as_wav(recdir, make_config, session
 
 
 def test_names_keep_the_whole_call_id():
-    assert recordings.split_ext(f"e2e-{SECOND}.89.wav") == (f"e2e-{SECOND}.89", ".wav")
-    assert recordings.split_ext(f"e2e-{SECOND}.89.WAV") == (f"e2e-{SECOND}.89", ".WAV")
-    assert recordings.split_ext(f"e2e-{SECOND}.89") == (f"e2e-{SECOND}.89", "")
+    assert recording_files.split_ext(f"e2e-{SECOND}.89.wav") == (f"e2e-{SECOND}.89", ".wav")
+    assert recording_files.split_ext(f"e2e-{SECOND}.89.WAV") == (f"e2e-{SECOND}.89", ".WAV")
+    assert recording_files.split_ext(f"e2e-{SECOND}.89") == (f"e2e-{SECOND}.89", "")
     d = Path("/m")
-    assert recordings.converted_name([d / f"e2e-{SECOND}.89.wav"], "mp3") == d / f"e2e-{SECOND}.89.mp3"
-    assert recordings.converted_name([d / f"{SECOND}.95"], "ogg") == d / f"{SECOND}.95.ogg"
-    assert recordings.converted_name([d / f"e2e-{SECOND}.9-in.wav", d / f"e2e-{SECOND}.9-out.wav"],
+    assert recording_files.converted_name([d / f"e2e-{SECOND}.89.wav"], "mp3") == d / f"e2e-{SECOND}.89.mp3"
+    assert recording_files.converted_name([d / f"{SECOND}.95"], "ogg") == d / f"{SECOND}.95.ogg"
+    assert recording_files.converted_name([d / f"e2e-{SECOND}.9-in.wav", d / f"e2e-{SECOND}.9-out.wav"],
                                      "mp3") == d / f"e2e-{SECOND}.9.mp3"
 
 
@@ -151,7 +152,7 @@ def failing_db(db_url):
 
 
 def test_a_failing_commit_keeps_the_original_and_the_next_run_finishes(
-        recdir, make_config, session_factory, e2e_call, failing_db):
+        recdir, session_factory, e2e_call, failing_db):
     job_factory, lock = failing_db
     cfg = make_config(recordings__dir=recdir, recordings__format="mp3")
     cid = e2e_call("89", recdir, 440, 1500)
@@ -173,7 +174,7 @@ def test_a_failing_commit_keeps_the_original_and_the_next_run_finishes(
 
 
 def test_a_failing_cleanup_commit_is_finished_by_the_next_run(
-        recdir, make_config, session_factory, e2e_call, failing_db):
+        recdir, session_factory, e2e_call, failing_db):
     job_factory, lock = failing_db
     cfg = make_config(recordings__dir=recdir, recordings__format="mp3")
     cid = e2e_call("93", recdir, 660, 1000)
@@ -182,7 +183,7 @@ def test_a_failing_cleanup_commit_is_finished_by_the_next_run(
     with lock, pytest.raises(OperationalError, match="locked|lock timeout"):
         recordings.finish(job_factory, cid, str(recdir))
     with session_factory() as s:  # the committed row plays meanwhile
-        assert recordings.recording_state(s.get(Call, cid), str(recdir))[0] == "ok"
+        assert recording_files.recording_state(s.get(Call, cid), str(recdir))[0] == "ok"
         assert s.get(RecordingInfo, cid).error == recordings.ORIGINALS_PENDING
 
     assert recordings.process_pending(cfg, job_factory) == {"cleaned": 1}
@@ -194,7 +195,7 @@ def test_a_failing_cleanup_commit_is_finished_by_the_next_run(
 # ------------------------------------------------------------- a crash at each step
 def _half_written(conv, cfg, target: Path, complete: bool) -> None:
     """The ``.part`` a conversion leaves when it stops while (or after) writing it."""
-    audio, _a = recordings.analyze(conv.files)
+    audio, _a = recording_audio.analyze(conv.files)
     scratch = target.with_name("scratch." + cfg.recordings.format)
     recordings.convert(audio, scratch, cfg.recordings.format)
     data = scratch.read_bytes()
@@ -207,7 +208,7 @@ STEPS = ["while converting", "after converting", "after the rename", "after the 
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_a_run_stopped_at_any_step_is_finished_by_the_next(step, recdir, make_config, session_factory, e2e_call):
+def test_a_run_stopped_at_any_step_is_finished_by_the_next(step, recdir, session_factory, e2e_call):
     cfg = make_config(recordings__dir=recdir, recordings__format="mp3")
     cid = e2e_call("95", recdir, 880, 2000, pair=step == "between two deletes")
     target = recdir / f"e2e-{SECOND}.95.mp3"
@@ -226,7 +227,7 @@ def test_a_run_stopped_at_any_step_is_finished_by_the_next(step, recdir, make_co
         if step == "between two deletes":
             conv.files[0].unlink()
     with session_factory() as s:  # meanwhile the call plays (its original, or the committed file)
-        assert recordings.recording_state(s.get(Call, cid), str(recdir))[0] == "ok"
+        assert recording_files.recording_state(s.get(Call, cid), str(recdir))[0] == "ok"
 
     assert recordings.process_pending(cfg, session_factory) == expected
     assert files_of(recdir) == {target.name}  # one converted file; originals and .part gone
@@ -239,7 +240,7 @@ def test_a_run_stopped_at_any_step_is_finished_by_the_next(step, recdir, make_co
     assert recordings.process_pending(cfg, session_factory) == {}
 
 
-def test_a_converted_file_lost_before_the_cleanup_keeps_the_original(recdir, make_config, session_factory, e2e_call):
+def test_a_converted_file_lost_before_the_cleanup_keeps_the_original(recdir, session_factory, e2e_call):
     cfg = make_config(recordings__dir=recdir, recordings__format="ogg")
     cid = e2e_call("89", recdir, 440, 1000)
     conv = recordings.store(cfg, recordings.prepare(cfg, session_factory, cid))
@@ -254,7 +255,7 @@ def test_a_converted_file_lost_before_the_cleanup_keeps_the_original(recdir, mak
         assert info.status == "ok" and info.attempts == 2 and info.error == ""
 
 
-def test_a_call_being_converted_by_another_process_is_left_to_it(recdir, make_config, session_factory, e2e_call):
+def test_a_call_being_converted_by_another_process_is_left_to_it(recdir, session_factory, e2e_call):
     cfg = make_config(recordings__dir=recdir, recordings__format="mp3")
     cid = e2e_call("93", recdir, 660, 1000)
     part = recdir / f"e2e-{SECOND}.93.mp3.part"
@@ -268,7 +269,7 @@ def test_a_call_being_converted_by_another_process_is_left_to_it(recdir, make_co
     assert files_of(recdir) == {f"e2e-{SECOND}.93.mp3"}
 
 
-def test_a_result_older_than_another_runs_commit_is_dropped(recdir, make_config, session_factory, e2e_call):
+def test_a_result_older_than_another_runs_commit_is_dropped(recdir, session_factory, e2e_call):
     cfg = make_config(recordings__dir=recdir, recordings__format="mp3")
     cid = e2e_call("95", recdir, 880, 1000)
     late = recordings.store(cfg, recordings.prepare(cfg, session_factory, cid))
@@ -279,7 +280,7 @@ def test_a_result_older_than_another_runs_commit_is_dropped(recdir, make_config,
         assert s.get(RecordingInfo, cid).status == "ok"
 
 
-def test_rows_under_the_old_shared_name_stay_readable(recdir, make_config, session_factory, e2e_call, add_call):
+def test_rows_under_the_old_shared_name_stay_readable(recdir, session_factory, e2e_call, add_call):
     """Before names kept the whole call id, calls of one second shared ``e2e-<second>.mp3``."""
     cfg = make_config(recordings__dir=recdir, recordings__format="mp3")
     shared = recdir / f"e2e-{SECOND}.mp3"
@@ -302,11 +303,11 @@ def test_rows_under_the_old_shared_name_stay_readable(recdir, make_config, sessi
     assert files_of(recdir) == {shared.name, f"e2e-{SECOND}.95.mp3"}
     with session_factory() as s:
         for cid in old:
-            assert recordings.recording_state(s.get(Call, cid), str(recdir)) == ("ok", shared.resolve())
+            assert recording_files.recording_state(s.get(Call, cid), str(recdir)) == ("ok", shared.resolve())
         assert s.get(RecordingInfo, new).file == str(recdir / f"e2e-{SECOND}.95.mp3")
 
 
-def test_permissions_of_the_converted_file_follow_the_umask(recdir, make_config, session_factory, e2e_call):
+def test_permissions_of_the_converted_file_follow_the_umask(recdir, session_factory, e2e_call):
     cfg = make_config(recordings__dir=recdir, recordings__format="mp3")
     e2e_call("89", recdir)
     old = os.umask(0o002)

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from calltracking.jobs import scheduler as sched
+from calltracking.jobs import scheduler
 from calltracking.models import JobStatus, SchedulerLease
+from support.config import make_config
 
 
 def wait_for(cond, timeout=20.0):
@@ -24,7 +25,7 @@ def status(session_factory, name):
         return s.get(JobStatus, name)
 
 
-def test_a_job_that_raises_does_not_stop_the_scheduler(make_config, session_factory):
+def test_a_job_that_raises_does_not_stop_the_scheduler(session_factory):
     ticks = []
 
     def boom(config, sf, now):
@@ -34,8 +35,8 @@ def test_a_job_that_raises_does_not_stop_the_scheduler(make_config, session_fact
         ticks.append(now)
         return f"tick {len(ticks)}"
 
-    jobs = [sched.JobSpec("boom", 0.2, boom), sched.JobSpec("tick", 0.2, tick)]
-    runner = sched.start_scheduler(make_config(), session_factory, jobs=jobs)
+    jobs = [scheduler.JobSpec("boom", 0.2, boom), scheduler.JobSpec("tick", 0.2, tick)]
+    runner = scheduler.start_scheduler(make_config(), session_factory, jobs=jobs)
     try:
         assert runner.is_leader
         assert wait_for(lambda: (status(session_factory, "boom") or JobStatus(failures=0)).failures >= 3
@@ -50,35 +51,35 @@ def test_a_job_that_raises_does_not_stop_the_scheduler(make_config, session_fact
 
         # a second scheduler (another process or host) stands by: its jobs do not run
         other_ticks = []
-        second = sched.JobRunner(make_config(), session_factory,
-                                 jobs=[sched.JobSpec("tick", 0.2, lambda c, s, n: other_ticks.append(n))])
+        second = scheduler.JobRunner(make_config(), session_factory,
+                                 jobs=[scheduler.JobSpec("tick", 0.2, lambda c, s, n: other_ticks.append(n))])
         assert second.acquire_lease() is False
         assert second.run_job("tick") == (True, "standby") and other_ticks == []
     finally:
         runner.shutdown()
     assert not runner.running
     with session_factory() as s:
-        assert s.get(SchedulerLease, sched.LEASE_NAME) is None  # released: another may take over
+        assert s.get(SchedulerLease, scheduler.LEASE_NAME) is None  # released: another may take over
     assert second.acquire_lease() is True
     second.release_lease()
 
 
-def test_run_job_never_raises_even_without_database(make_config, tmp_path):
+def test_run_job_never_raises_even_without_database(tmp_path):
     """Bookkeeping failures (no tables, database down) are logged, never raised."""
     from calltracking.db import make_engine, make_sessionmaker
 
     calls = []
     broken = make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 'empty.db'}"))
-    runner = sched.JobRunner(make_config(), broken,
-                             jobs=[sched.JobSpec("ok", 1, lambda c, s, n: calls.append(n) or "fine")])
+    runner = scheduler.JobRunner(make_config(), broken,
+                             jobs=[scheduler.JobSpec("ok", 1, lambda c, s, n: calls.append(n) or "fine")])
     runner._heartbeat()
     assert runner.is_leader is False
     assert runner.run_job("ok", force=True) == (True, "fine") and len(calls) == 1
 
 
-def test_default_jobs_run_on_an_empty_database(make_config, session_factory, tmp_path):
+def test_default_jobs_run_on_an_empty_database(session_factory, tmp_path):
     cfg = make_config(recordings__dir=tmp_path, recordings__keep_days=10)
-    runner = sched.JobRunner(cfg, session_factory)
+    runner = scheduler.JobRunner(cfg, session_factory)
     assert set(runner.jobs) == {"pool_release", "report_rollups", "notifications", "digests",
                                 "recordings", "retention"}
     for name in runner.jobs:
@@ -86,7 +87,7 @@ def test_default_jobs_run_on_an_empty_database(make_config, session_factory, tmp
         assert ok, f"{name}: {result}"
 
 
-def test_doctor_and_jobs_list_show_failures(run_cli, db_url, make_config):
+def test_doctor_and_jobs_list_show_failures(run_cli, db_url):
     from calltracking.db import make_engine, make_sessionmaker
 
     sf = make_sessionmaker(make_engine(db_url))
@@ -94,7 +95,7 @@ def test_doctor_and_jobs_list_show_failures(run_cli, db_url, make_config):
     def boom(config, s, now):
         raise ValueError("bad template")
 
-    runner = sched.JobRunner(make_config(), sf, jobs=[sched.JobSpec("digests", 1, boom)])
+    runner = scheduler.JobRunner(make_config(), sf, jobs=[scheduler.JobSpec("digests", 1, boom)])
     runner.run_job("digests", force=True)
     out = run_cli("doctor", ok=False).output
     assert "no scheduler is running" in out
@@ -122,21 +123,21 @@ def test_scheduler_command_stops_on_sigterm(run_cli, monkeypatch):
     handlers = {}
     monkeypatch.setattr(jobs_cli.signal, "signal", lambda sig, fn: handlers.__setitem__(sig, fn))
     started = threading.Event()
-    real_start = sched.start_scheduler
+    real_start = scheduler.start_scheduler
 
     def start(cfg, sf):
         r = real_start(cfg, sf, jobs=[])
         started.set()
         return r
 
-    monkeypatch.setattr(sched, "start_scheduler", start)
+    monkeypatch.setattr(scheduler, "start_scheduler", start)
     threading.Thread(target=lambda: started.wait(20) and handlers[signal.SIGTERM](signal.SIGTERM, None),
                      daemon=True).start()
     res = run_cli("scheduler")
     assert "scheduler running (active)" in res.output
 
 
-def test_a_run_that_went_fine_writes_no_log_line(make_config, session_factory, caplog):
+def test_a_run_that_went_fine_writes_no_log_line(session_factory, caplog):
     """report_rollups runs every 2 s: APScheduler's two INFO lines per run were ~86,000 lines a
     day in the journal. A run that went fine writes nothing (its result is in job_status); a
     failure is an ERROR with its traceback, a run longer than its interval a WARNING."""
@@ -157,10 +158,10 @@ def test_a_run_that_went_fine_writes_no_log_line(make_config, session_factory, c
 
     # "fine" every 0.5 s: its run and bookkeeping took up to 0.2 s on a loaded machine with
     # PostgreSQL, and a shorter interval made a fine run a slow one
-    jobs = [sched.JobSpec("fine", 0.5, fine), sched.JobSpec("boom", 0.5, boom),
-            sched.JobSpec("slow", 0.2, slow)]
+    jobs = [scheduler.JobSpec("fine", 0.5, fine), scheduler.JobSpec("boom", 0.5, boom),
+            scheduler.JobSpec("slow", 0.2, slow)]
     caplog.set_level(logging.INFO)
-    runner = sched.start_scheduler(make_config(), session_factory, jobs=jobs)
+    runner = scheduler.start_scheduler(make_config(), session_factory, jobs=jobs)
     try:
         assert wait_for(lambda: len(runs) >= 5 and (status(session_factory, "slow") or JobStatus()).runs
                         and (status(session_factory, "boom") or JobStatus()).failures)

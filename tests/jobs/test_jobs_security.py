@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from calltracking.jobs import integrations
-from calltracking.jobs import recordings
+from calltracking.jobs import outbox, recording_retention, recordings, rules, transport
 from calltracking.models import Call, Delivery, NotificationRule, RecordingInfo, utcnow
+from support.config import make_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cr3t-hmac-key"
@@ -44,34 +44,34 @@ def _delivery(session_factory) -> Delivery:
 
 # ------------------------------------------------------------------ private targets
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "0.0.0.0", "127.1", "[::ffff:127.0.0.1]"])
-def test_webhook_to_a_loopback_target_is_refused(host, make_config, session_factory, project, add_call,
+def test_webhook_to_a_loopback_target_is_refused(host, session_factory, project, add_call,
                                                  http_server):
     cfg = make_config()                       # allow_private_targets off: the default
     add_rule(session_factory, project, channel="crm", target=f"http://{host}:{http_server.port}/crm",
              secret=SECRET)
     add_call("answered")
     now = utcnow()
-    assert integrations.enqueue_finished(cfg, session_factory, now) == 1
-    assert integrations.deliver_due(cfg, session_factory, now) == (0, 1, 0)
+    assert rules.enqueue_finished(cfg, session_factory, now) == 1
+    assert outbox.deliver_due(cfg, session_factory, now) == (0, 1, 0)
     assert http_server.requests == []         # nothing reached the internal server
     d = _delivery(session_factory)
     assert "not a public address" in d.last_error and "allow_private_targets" in d.last_error
     # the operator's choice: allowed
     allowed = make_config(notify__allow_private_targets="yes")
     if host not in ("[::1]", "[::ffff:127.0.0.1]", "0.0.0.0"):   # the sink listens on 127.0.0.1 only
-        assert integrations.deliver_due(allowed, session_factory, d.next_attempt_at) == (1, 0, 0)
+        assert outbox.deliver_due(allowed, session_factory, d.next_attempt_at) == (1, 0, 0)
         assert len(http_server.requests) == 1
 
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
                                      "100.64.0.1", "fc00::1", "fe80::1", "224.0.0.1", "::ffff:10.0.0.1"])
 def test_private_link_local_and_metadata_addresses_are_not_public(address):
-    assert not integrations.public_address(ipaddress.ip_address(address))
+    assert not transport.public_address(ipaddress.ip_address(address))
 
 
 def test_public_addresses_pass():
     for address in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"):
-        assert integrations.public_address(ipaddress.ip_address(address))
+        assert transport.public_address(ipaddress.ip_address(address))
 
 
 @pytest.fixture
@@ -106,12 +106,12 @@ def test_a_redirect_to_a_refused_address_is_not_followed(http_server, inner_serv
     http_server.codes.put(302)
     http_server.location = f"http://127.0.0.2:{port}/admin"
     only_first = lambda ip: ip == ipaddress.ip_address("127.0.0.1")  # noqa: E731
-    with pytest.raises(integrations.DeliveryError, match="127.0.0.2.*not a public address"):
-        integrations.send_http({"method": "GET", "url": http_server.url + "/hook"}, allowed=only_first)
+    with pytest.raises(transport.DeliveryError, match="127.0.0.2.*not a public address"):
+        transport.send_http({"method": "GET", "url": http_server.url + "/hook"}, allowed=only_first)
     assert len(http_server.requests) == 1 and hits == []
     # the same redirect with both allowed is followed: the refusal above was the guard's
     http_server.codes.put(302)
-    assert integrations.send_http({"method": "GET", "url": http_server.url + "/hook"},
+    assert transport.send_http({"method": "GET", "url": http_server.url + "/hook"},
                                   allowed=lambda ip: True) == 200
     assert hits == ["/admin"]
 
@@ -147,13 +147,13 @@ def test_https_targets_go_through_the_same_check(tmp_path, monkeypatch):
     url = f"https://127.0.0.1:{srv.server_address[1]}/crm"
     req = {"method": "POST", "url": url, "body": "{}", "headers": {"Content-Type": "application/json"}}
     try:
-        with pytest.raises(integrations.DeliveryError, match="not a public address"):
-            integrations.send_http(req)
-        with pytest.raises(integrations.DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
-            integrations.send_http(req, allowed=integrations.allow_any)   # not a trusted certificate
+        with pytest.raises(transport.DeliveryError, match="not a public address"):
+            transport.send_http(req)
+        with pytest.raises(transport.DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            transport.send_http(req, allowed=transport.allow_any)   # not a trusted certificate
         assert hits == []
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))                     # now it is
-        assert integrations.send_http(req, allowed=integrations.allow_any) == 204
+        assert transport.send_http(req, allowed=transport.allow_any) == 204
         assert hits == [b"{}"]
     finally:
         srv.shutdown()
@@ -189,44 +189,47 @@ def test_the_rule_form_refuses_a_private_target(db_url, session_factory, project
 
 
 # ------------------------------------------------------------------ error bodies
-def test_error_bodies_are_not_echoed(make_config, session_factory, project, add_call, http_server):
+def test_error_bodies_are_not_echoed(session_factory, project, add_call, http_server):
     cfg = make_config(notify__allow_private_targets="yes")
     add_rule(session_factory, project, channel="crm", target=http_server.url + "/crm", secret=SECRET)
     add_call("answered")
     http_server.always = 500
     http_server.body = b"root:x:0:0:root:/root:/bin/bash internal-token=hunter2"
     now = utcnow()
-    integrations.enqueue_finished(cfg, session_factory, now)
-    integrations.deliver_due(cfg, session_factory, now)
+    rules.enqueue_finished(cfg, session_factory, now)
+    outbox.deliver_due(cfg, session_factory, now)
     d = _delivery(session_factory)
     assert d.last_error == "HTTP 500 Internal Server Error" and d.last_http_status == 500
     assert "hunter2" not in d.last_error and "root:" not in d.last_error
 
 
 # ------------------------------------------------------------------ signatures
-def readme_verifier():
-    """The verification snippet of README.md, run as documented."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    m = re.search(r"```python\n(.*?def verify_signature.*?)```", readme, re.S)
-    assert m, "README.md has no verify_signature snippet"
+SIGNATURE_DOC = ROOT / "docs" / "recordings-notifications-integrations.md"
+
+
+def docs_verifier():
+    """The verification snippet of the documentation, run as documented."""
+    page = SIGNATURE_DOC.read_text(encoding="utf-8")
+    m = re.search(r"```python\n(.*?def verify_signature.*?)```", page, re.S)
+    assert m, f"{SIGNATURE_DOC.relative_to(ROOT)} has no verify_signature snippet"
     ns: dict = {}
     exec(textwrap.dedent(m.group(1)), ns)  # noqa: S102 - our own documentation
     return ns["verify_signature"]
 
 
-def test_signature_has_a_timestamp_and_a_replay_is_refused(make_config, session_factory, project, add_call,
+def test_signature_has_a_timestamp_and_a_replay_is_refused(session_factory, project, add_call,
                                                             http_server):
     cfg = make_config(notify__allow_private_targets="yes")
     add_rule(session_factory, project, channel="crm", target=http_server.url + "/crm", secret=SECRET)
     add_call("answered")
     http_server.codes.put(500)
     now = utcnow()
-    integrations.enqueue_finished(cfg, session_factory, now)
-    integrations.deliver_due(cfg, session_factory, now)
+    rules.enqueue_finished(cfg, session_factory, now)
+    outbox.deliver_due(cfg, session_factory, now)
     time.sleep(1.1)                            # the retry is signed anew, one second later
-    integrations.deliver_due(cfg, session_factory, now + dt.timedelta(seconds=30))
+    outbox.deliver_due(cfg, session_factory, now + dt.timedelta(seconds=30))
     first, second = http_server.requests
-    verify = readme_verifier()
+    verify = docs_verifier()
     heads = [r["headers"]["x-calltracking-signature"] for r in (first, second)]
     for h in heads:
         assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", h), h
@@ -245,19 +248,17 @@ def test_signature_has_a_timestamp_and_a_replay_is_refused(make_config, session_
     assert not verify(SECRET, "sha256=" + expected, body)
 
 
-def test_webhook_channel_signed_when_the_rule_has_a_secret(make_config, session_factory, project, add_call,
+def test_webhook_channel_signed_when_the_rule_has_a_secret(session_factory, project, add_call,
                                                             http_server):
     cfg = make_config(notify__allow_private_targets="yes")
     add_rule(session_factory, project, channel="webhook", event="missed_call", target=http_server.url + "/sms",
              body_template='{"text": "$caller"}', secret=SECRET)
     add_call("missed")
-    from calltracking.jobs import notify
-
     now = utcnow()
-    assert notify.enqueue_missed(cfg, session_factory, now) == 1
-    assert integrations.deliver_due(cfg, session_factory, now) == (1, 0, 0)
+    assert rules.enqueue_missed(cfg, session_factory, now) == 1
+    assert outbox.deliver_due(cfg, session_factory, now) == (1, 0, 0)
     req = http_server.requests[-1]
-    assert readme_verifier()(SECRET, req["headers"]["x-calltracking-signature"], req["body"])
+    assert docs_verifier()(SECRET, req["headers"]["x-calltracking-signature"], req["body"])
 
 
 # ------------------------------------------------------------------ recordings outside the directory
@@ -277,7 +278,7 @@ def outside(tmp_path):
     return recdir, elsewhere
 
 
-def test_recordings_outside_the_directory_are_neither_converted_nor_deleted(outside, make_config, session_factory,
+def test_recordings_outside_the_directory_are_neither_converted_nor_deleted(outside, session_factory,
                                                                             add_call):
     recdir, elsewhere = outside
     cfg = make_config(recordings__dir=recdir, recordings__format="mp3")
@@ -298,7 +299,7 @@ def test_recordings_outside_the_directory_are_neither_converted_nor_deleted(outs
             assert s.get(RecordingInfo, cid).status == "missing", key
 
 
-def test_retention_never_deletes_outside_the_directory(outside, make_config, session_factory, add_call):
+def test_retention_never_deletes_outside_the_directory(outside, session_factory, add_call):
     recdir, elsewhere = outside
     cfg = make_config(recordings__dir=recdir, recordings__keep_days=1)
     old = utcnow() - dt.timedelta(days=10)
@@ -315,7 +316,7 @@ def test_retention_never_deletes_outside_the_directory(outside, make_config, ses
         s.add(RecordingInfo(call_id=own, status="ok", file=str(planted), format="wav",
                             source_files=json.dumps([str(victim)]), error="", attempts=1))
         s.commit()
-    recordings.apply_retention(cfg, session_factory)
+    recording_retention.apply_retention(cfg, session_factory)
     assert victim.is_file() and planted.is_file()
     assert (recdir / "link.wav").is_symlink()                      # a link is not followed out
     assert not mine.exists()                                       # its own file is gone
@@ -325,7 +326,7 @@ def test_retention_never_deletes_outside_the_directory(outside, make_config, ses
             assert s.get(Call, cid) is not None
 
 
-def test_finish_never_deletes_outside_the_directory(outside, make_config, session_factory, add_call):
+def test_finish_never_deletes_outside_the_directory(outside, session_factory, add_call):
     """A committed conversion whose source list names a file outside the directory keeps it."""
     recdir, elsewhere = outside
     cfg = make_config(recordings__dir=recdir)

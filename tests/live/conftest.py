@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 
 from support.asterisk import missing_reason
-
-from world import World, seed
+from support.live_world import World, seed
 
 
 def pytest_collection_modifyitems(config, items):

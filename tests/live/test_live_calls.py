@@ -1,5 +1,5 @@
 """Live: the everyday calls, placed together on a real Asterisk, each compared with queue_log,
-CDR and the AMI stream (see verdict.py).
+CDR and the AMI stream (see support/live_verdict.py).
 
 The scenarios run at the same time (each has its own DID, queue and operators), so the whole
 batch takes as long as its longest call, ~25 s.
@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from verdict import check
-from world import poll
+from support.live_verdict import check
 
 pytestmark = pytest.mark.live
 

@@ -1,4 +1,4 @@
-"""`calltracking doctor` against a real Asterisk 22 installed as the README says.
+"""`calltracking doctor` against a real Asterisk 22 installed as docs/install.md says.
 
 A private Asterisk (``tests/support/asterisk.py``) per test, with ``manager.conf``
 (``timestampevents = yes``) including the project's own ``dialplan/manager_calltracking.conf``
@@ -13,7 +13,6 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +20,8 @@ import pytest
 
 from support.ami_client import AmiClient
 from support.asterisk import Asterisk, manager_conf, missing_reason
-from world import free_port
+from support.net import free_port
+from support.polling import poll
 
 pytestmark = pytest.mark.live
 
@@ -120,16 +120,6 @@ def doctor(run_cli, *args):
     return res.exit_code, marks, res.output
 
 
-def poll(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @contextmanager
 def listener(session_factory):
     """`calltracking ami` as a process, as systemd runs it; yields a reader of its stored state."""
@@ -214,7 +204,8 @@ def test_timestampevents_off_warns_before_and_after_a_call(pbx, run_cli, session
 def test_read_classes_are_read_as_asterisk_reads_them(pbx):
     """doctor's reading of manager.conf (includes, templates, ``(+)``, spaces, case, the last
     ``read``) gives the classes Asterisk itself shows in `manager show user`."""
-    from ami_listener.doctor import REQUIRED, read_asterisk_conf, read_classes
+    from ami_listener.asterisk_conf import read_asterisk_conf
+    from ami_listener.doctor import REQUIRED, read_classes
 
     ast = pbx()
     conf = read_asterisk_conf(str(ast.run / "etc" / "manager.conf"))

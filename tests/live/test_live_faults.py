@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from verdict import check, ts
+from support.live_verdict import check, ts
 
 pytestmark = pytest.mark.live
 

@@ -2,14 +2,13 @@
 calls in the same second, whose recordings must stay apart."""
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from verdict import check
-from world import poll
+from support.live_verdict import check
+from support.polling import poll
 
 pytestmark = pytest.mark.live
 

@@ -13,8 +13,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from verdict import check, near, ts
-from world import poll
+from support.live_verdict import check, near, ts
+from support.polling import poll
 
 pytestmark = pytest.mark.live
 

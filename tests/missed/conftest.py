@@ -1,20 +1,16 @@
-"""Fixtures for the missed-calls worklist tests: the web UI test helpers, a project, users."""
+"""Fixtures for the missed-calls worklist tests: a project, users, the web UI."""
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "webui"))
-
-from webui_support import PASSWORD, login, make_config  # noqa: E402
+from calltracking import entities as svc
+from support.config import make_config
+from support.web import PASSWORD, login
+from webui import create_app
 
 
 @pytest.fixture
 def world(session_factory):
-    from calltracking import entities as svc
-
     s = session_factory()
     p = svc.add_project(s, "acme", "ACME", "Europe/Moscow", default_queue="sales")
     p2 = svc.add_project(s, "other", "Other", "Europe/Moscow")
@@ -29,8 +25,6 @@ def world(session_factory):
 
 @pytest.fixture
 def client_for(db_url, session_factory, world):
-    from webui import create_app
-
     app = create_app(make_config(db_url), session_factory, testing=True)
     app.config["WTF_CSRF_ENABLED"] = False
 

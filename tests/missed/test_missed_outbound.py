@@ -5,10 +5,10 @@ import re
 from decimal import Decimal
 
 import pytest
-from webui_support import HOSTILE_NAMES, add_call
 
 from calltracking.calls import missed
 from calltracking.models import OutboundCall, utcnow
+from support.web import HOSTILE_NAMES, add_call
 
 pytestmark = pytest.mark.db
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 
 from calltracking import entities as svc
-from webui_support import PASSWORD, login, make_config
+from support.config import make_config
+from support.web import PASSWORD, login
+from webui import create_app
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +41,7 @@ def world(session_factory):
 
 @pytest.fixture
 def app(db_url, session_factory, world, tmp_path):
-    from webui import create_app
-
-    cfg = make_config(db_url, recordings_dir=str(tmp_path))
+    cfg = make_config(db_url, recordings__dir=tmp_path)
     app = create_app(cfg, session_factory, testing=True)
     app.config["WTF_CSRF_ENABLED"] = False
     return app
@@ -49,8 +49,6 @@ def app(db_url, session_factory, world, tmp_path):
 
 @pytest.fixture
 def csrf_app(db_url, session_factory, world):
-    from webui import create_app
-
     return create_app(make_config(db_url), session_factory, testing=True)
 
 

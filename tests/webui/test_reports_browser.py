@@ -6,9 +6,7 @@ when a call is inserted; hostile source names never run as script.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -16,13 +14,11 @@ from sqlalchemy import select
 from calltracking import entities as svc
 from calltracking.config import load_config
 from calltracking.models import Project
-from browser_support import ARGS, CHROMIUM, DRAWN, log_in  # noqa: E402
+from support import report_data as D
+from support.browser import ARGS, CHROMIUM, DRAWN, log_in
 
 pytestmark = pytest.mark.browser
 
-_spec = importlib.util.spec_from_file_location("reports_testdata", Path(__file__).with_name("reports_testdata.py"))
-D = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(D)
 
 REPORTS = ("sources", "campaigns", "keywords", "daily", "heatmap", "operators", "time_to_call",
            "devices", "concurrency")

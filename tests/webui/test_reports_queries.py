@@ -2,20 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from calltracking.reports import queries as R
+from calltracking.reports import queries
 from calltracking.models import Call, ReportDaily, ReportHourly
 from calltracking.reports.rollup import peak_per_hour, refresh_rollups, rebuild_rollups, ttc_bucket
+from support import report_data as D
 
-_spec = importlib.util.spec_from_file_location("reports_testdata", Path(__file__).with_name("reports_testdata.py"))
-D = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(D)
 
 MARCH = (dt.date(2026, 3, 1), dt.date(2026, 3, 31))
 
@@ -28,7 +24,7 @@ def data(session):
 
 
 def flt(d, a=MARCH[0], b=MARCH[1]):
-    return R.ReportFilter(d["project"], a, b)
+    return queries.ReportFilter(d["project"], a, b)
 
 
 def by_name(report):
@@ -36,7 +32,7 @@ def by_name(report):
 
 
 def test_sources_counts_averages_and_cost_per_call(session, data):
-    rows = by_name(R.by_attribute(session, flt(data), "source"))
+    rows = by_name(queries.by_attribute(session, flt(data), "source"))
     g = rows["Google Ads"]
     assert (g["calls"], g["answered"], g["missed"], g["first"], g["repeat"]) == (3, 2, 1, 2, 1)
     assert g["avg_wait"] == 20.0 and g["avg_talk"] == 150.0
@@ -50,36 +46,36 @@ def test_sources_counts_averages_and_cost_per_call(session, data):
 
 
 def test_campaigns_and_keywords(session, data):
-    camp = by_name(R.by_attribute(session, flt(data), "campaign"))
+    camp = by_name(queries.by_attribute(session, flt(data), "campaign"))
     assert camp["Google Ads / brand"]["calls"] == 2
     assert camp["Google Ads / brand"]["cost_per_call"] == 30.0
     assert camp[""]["calls"] == 2 and camp[""]["cost_per_call"] is None
-    kw = by_name(R.by_attribute(session, flt(data), "keyword"))
+    kw = by_name(queries.by_attribute(session, flt(data), "keyword"))
     assert kw["buy widgets"]["calls"] == 1 and kw[D.HOSTILE]["calls"] == 1 and kw[""]["calls"] == 2
-    with pytest.raises(R.ReportError):
-        R.by_attribute(session, flt(data), "nope")
+    with pytest.raises(queries.ReportError):
+        queries.by_attribute(session, flt(data), "nope")
 
 
 def test_date_range_is_in_project_time_zone(session, data):
     # the 02:30 UTC call on 3 March is 2 March 21:30 in New York
-    one_day = by_name(R.by_attribute(session, flt(data, dt.date(2026, 3, 2), dt.date(2026, 3, 2)), "source"))
+    one_day = by_name(queries.by_attribute(session, flt(data, dt.date(2026, 3, 2), dt.date(2026, 3, 2)), "source"))
     assert one_day[D.HOSTILE]["calls"] == 1
-    assert R.by_attribute(session, flt(data, dt.date(2026, 3, 3), dt.date(2026, 3, 3)), "source").rows == []
-    spend_april = R.by_attribute(session, flt(data, dt.date(2026, 4, 1), dt.date(2026, 4, 1)), "source")
+    assert queries.by_attribute(session, flt(data, dt.date(2026, 3, 3), dt.date(2026, 3, 3)), "source").rows == []
+    spend_april = queries.by_attribute(session, flt(data, dt.date(2026, 4, 1), dt.date(2026, 4, 1)), "source")
     assert spend_april.rows == []      # spend without calls gives no row (no division by zero)
-    with pytest.raises(R.ReportError):
-        R.ReportFilter(data["project"], dt.date(2026, 3, 5), dt.date(2026, 3, 1))
+    with pytest.raises(queries.ReportError):
+        queries.ReportFilter(data["project"], dt.date(2026, 3, 5), dt.date(2026, 3, 1))
 
 
 def test_daily_trend_zero_fills(session, data):
-    rep = R.daily_trend(session, flt(data, dt.date(2026, 3, 1), dt.date(2026, 3, 3)))
+    rep = queries.daily_trend(session, flt(data, dt.date(2026, 3, 1), dt.date(2026, 3, 3)))
     assert [r[:4] for r in rep.rows] == [["2026-03-01", 0, 0, 0], ["2026-03-02", 4, 3, 1],
                                          ["2026-03-03", 0, 0, 0]]
     assert rep.chart["labels"] == ["2026-03-01", "2026-03-02", "2026-03-03"]
 
 
 def test_heatmap_cell_in_non_utc_zone(session, data):
-    rep = R.heatmap(session, flt(data))
+    rep = queries.heatmap(session, flt(data))
     mon = rep.rows[0]
     assert mon[0] == "Mon"
     assert mon[1 + 10] == 3            # 15:00 UTC = 10:00 EST
@@ -91,7 +87,7 @@ def test_heatmap_cell_in_non_utc_zone(session, data):
 
 
 def test_operators(session, data):
-    rows = by_name(R.operators(session, flt(data)))
+    rows = by_name(queries.operators(session, flt(data)))
     assert rows["Anna"]["taken"] == 2 and rows["Anna"]["missed_rung"] == 1
     assert rows["Anna"]["avg_talk"] == 150.0 and rows["Anna"]["avg_wait"] == 15.0
     assert rows["Boris"]["taken"] == 1 and rows["Boris"]["missed_rung"] == 2
@@ -99,21 +95,21 @@ def test_operators(session, data):
 
 
 def test_time_to_call_devices_and_concurrency(session, data):
-    ttc = {r[0]: r[1] for r in R.time_to_call(session, flt(data)).rows}
+    ttc = {r[0]: r[1] for r in queries.time_to_call(session, flt(data)).rows}
     assert ttc["<1m"] == 1 and ttc["1-5m"] == 1 and sum(ttc.values()) == 2
-    dev = {(r[0], r[1]): r[2] for r in R.devices(session, flt(data)).rows}
+    dev = {(r[0], r[1]): r[2] for r in queries.devices(session, flt(data)).rows}
     assert dev == {("device", "mobile"): 1, ("device", "desktop"): 1, ("os", "Android"): 1,
                    ("os", "Windows"): 1, ("browser", "Chrome"): 1, ("browser", "Firefox"): 1}
-    conc = {r[0]: r[1] for r in R.peak_concurrency(session, flt(data)).rows}
+    conc = {r[0]: r[1] for r in queries.peak_concurrency(session, flt(data)).rows}
     assert conc["10:00"] == 2 and conc["21:00"] == 1 and conc["11:00"] == 0
 
 
 def test_every_registered_report_runs(session, data):
-    for name in R.REPORTS:
-        rep = R.run_report(session, name, flt(data))
+    for name in queries.REPORTS:
+        rep = queries.run_report(session, name, flt(data))
         assert rep.columns and isinstance(rep.rows, list) and rep.chart["datasets"]
-    with pytest.raises(R.ReportError):
-        R.run_report(session, "nope", flt(data))
+    with pytest.raises(queries.ReportError):
+        queries.run_report(session, "nope", flt(data))
 
 
 def test_incremental_refresh_sees_new_and_changed_calls(session, data):
@@ -122,7 +118,7 @@ def test_incremental_refresh_sees_new_and_changed_calls(session, data):
     D.add_call(session, p, "2026-03-05 16:00:00", wait=5, talk=50, source=g, value="20")
     session.commit()
     assert refresh_rollups(session) >= 1
-    g_row = by_name(R.by_attribute(session, flt(data), "source"))["Google Ads"]
+    g_row = by_name(queries.by_attribute(session, flt(data), "source"))["Google Ads"]
     assert g_row["calls"] == 4 and g_row["value"] == 1020.0
     # a call in progress finishes: it appears; a value is edited: it changes
     live = session.scalars(select(Call).where(Call.status == "in_progress")).one()
@@ -131,7 +127,7 @@ def test_incremental_refresh_sees_new_and_changed_calls(session, data):
     live.wait_seconds, live.talk_seconds = Decimal(3), Decimal(30)
     session.commit()
     refresh_rollups(session)
-    assert by_name(R.by_attribute(session, flt(data), "source"))["Google Ads"]["calls"] == 5
+    assert by_name(queries.by_attribute(session, flt(data), "source"))["Google Ads"]["calls"] == 5
     # the same state rebuilt from scratch gives the same rollups
     before = sorted(tuple(r) for r in session.execute(select(ReportDaily.dim, ReportDaily.day, ReportDaily.key,
                                                              ReportDaily.calls, ReportDaily.wait_sum)))
@@ -145,22 +141,35 @@ def test_incremental_refresh_sees_new_and_changed_calls(session, data):
 
 def test_drilldown_keyset_pages(session, data):
     f, g = flt(data), data["google"]
-    page1 = R.drilldown(session, f, "source", str(g.id), limit=2)
+    page1 = queries.drilldown(session, f, "source", str(g.id), limit=2)
     assert len(page1) == 2 and page1[0].started_at > page1[1].started_at
-    page2 = R.drilldown(session, f, "source", str(g.id), limit=2,
+    page2 = queries.drilldown(session, f, "source", str(g.id), limit=2,
                         before=(page1[-1].started_at, page1[-1].id))
     assert len(page2) == 1 and page2[0].id not in {c.id for c in page1}
-    assert len(R.drilldown(session, f, "keyword", D.HOSTILE)) == 1
-    assert len(R.drilldown(session, f, "campaign", "")) == 2
-    assert len(R.drilldown(session, f, "operator", str(data["anna"].id))) == 2
+    assert len(queries.drilldown(session, f, "keyword", D.HOSTILE)) == 1
+    assert len(queries.drilldown(session, f, "campaign", "")) == 2
+    assert len(queries.drilldown(session, f, "operator", str(data["anna"].id))) == 2
 
 
 def test_live_snapshot(session, data):
     now = D.t("2026-03-10 12:01:30")
-    snap = R.live_snapshot(session, data["project"], now=now)
+    snap = queries.live_snapshot(session, data["project"], now=now)
     assert snap["today"]["calls"] == 1 and snap["today"]["in_progress"] == 1
     assert snap["in_progress"][0]["seconds"] == 90 and snap["in_progress"][0]["source"] == "Google Ads"
     assert snap["in_progress"][0]["started"] == "08:00:00"   # EDT after 8 March
+
+
+def test_live_counters_agree_with_the_daily_report(session, data):
+    """The dashboard's counters (SQL over ``calls``) and the daily report (the rollup, counted in
+    Python) count a day's finished calls by the same rules."""
+    tz = queries.zone(data["project"])
+    days = [r for r in queries.daily_trend(session, flt(data)).as_dicts() if r["calls"]]
+    assert days
+    for r in days:
+        end = queries.day_bounds(tz, dt.date.fromisoformat(r["day"]))[1]
+        today = queries.live_snapshot(session, data["project"], now=end - dt.timedelta(seconds=1))["today"]
+        assert (today["calls"] - today["in_progress"], today["answered"], today["missed"], today["first"],
+                today["avg_wait"]) == (r["calls"], r["answered"], r["missed"], r["first"], r["avg_wait"]), r["day"]
 
 
 def test_pure_helpers():
@@ -173,25 +182,25 @@ def test_pure_helpers():
     assert peak_per_hour(spans, b) == [2, 1]
     assert [ttc_bucket(s) for s in (0, 59.9, 60, 899, 3600 * 30, 86400 * 30)] == \
         ["<1m", "<1m", "1-5m", "5-15m", "1-7d", ">7d"]
-    with pytest.raises(R.ReportError):
-        R.parse_date("2026-13-01", dt.date.today())
+    with pytest.raises(queries.ReportError):
+        queries.parse_date("2026-13-01", dt.date.today())
 
 
 def test_split_range_and_monthly_rows_agree_with_daily(session, data):
     d = dt.date
-    assert R.split_range(d(2026, 3, 5), d(2026, 3, 20)) == (None, [(d(2026, 3, 5), d(2026, 3, 20))])
-    assert R.split_range(d(2026, 3, 1), d(2026, 3, 31)) == ((d(2026, 3, 1), d(2026, 3, 1)), [])
-    assert R.split_range(d(2026, 1, 15), d(2026, 4, 2)) == (
+    assert queries.split_range(d(2026, 3, 5), d(2026, 3, 20)) == (None, [(d(2026, 3, 5), d(2026, 3, 20))])
+    assert queries.split_range(d(2026, 3, 1), d(2026, 3, 31)) == ((d(2026, 3, 1), d(2026, 3, 1)), [])
+    assert queries.split_range(d(2026, 1, 15), d(2026, 4, 2)) == (
         (d(2026, 2, 1), d(2026, 3, 1)), [(d(2026, 1, 15), d(2026, 1, 31)), (d(2026, 4, 1), d(2026, 4, 2))])
-    assert R.split_range(d(2024, 2, 1), d(2024, 2, 29)) == ((d(2024, 2, 1), d(2024, 2, 1)), [])
+    assert queries.split_range(d(2024, 2, 1), d(2024, 2, 29)) == ((d(2024, 2, 1), d(2024, 2, 1)), [])
     # monthly rows exist and a range made of a whole month + edges gives the same totals
     assert session.scalar(select(func.count()).select_from(ReportDaily)
                           .where(ReportDaily.dim == "source@m")) == 2
-    whole = by_name(R.by_attribute(session, flt(data, d(2026, 2, 20), d(2026, 4, 3)), "source"))
-    days_only = by_name(R.by_attribute(session, flt(data, d(2026, 3, 2), d(2026, 3, 2)), "source"))
+    whole = by_name(queries.by_attribute(session, flt(data, d(2026, 2, 20), d(2026, 4, 3)), "source"))
+    days_only = by_name(queries.by_attribute(session, flt(data, d(2026, 3, 2), d(2026, 3, 2)), "source"))
     assert {k: v["calls"] for k, v in whole.items()} == {k: v["calls"] for k, v in days_only.items()}
     assert whole["Google Ads"]["spend"] == 1209.0       # includes the 1 April spend
-    dev = R.devices(session, flt(data, d(2026, 2, 20), d(2026, 4, 3))).rows
+    dev = queries.devices(session, flt(data, d(2026, 2, 20), d(2026, 4, 3))).rows
     assert sum(r[2] for r in dev if r[0] == "device") == 2
 
 
@@ -204,7 +213,7 @@ def test_first_build_of_a_big_database_is_left_to_the_scheduler(session, monkeyp
     assert session.scalar(select(func.count()).select_from(ReportDaily)) == 0
     assert refresh_rollups(session) > 0                             # what the scheduler does
     assert refresh_rollups(session, allow_full=False) >= 0          # then increments are fine
-    assert by_name(R.by_attribute(session, flt(d), "source"))["Google Ads"]["calls"] == 3
+    assert by_name(queries.by_attribute(session, flt(d), "source"))["Google Ads"]["calls"] == 3
 
 
 def test_month_rows_stay_equal_to_the_sum_of_day_rows(session, data):
@@ -236,21 +245,21 @@ def test_month_rows_stay_equal_to_the_sum_of_day_rows(session, data):
 def test_partial_months_read_from_monthly_rows_only_when_exact(session, data):
     d = dt.date
     # March's finished calls are all on the 2nd (project time)
-    assert R.rollup_range(session, flt(data, d(2026, 3, 2), d(2026, 3, 20))) == (
+    assert queries.rollup_range(session, flt(data, d(2026, 3, 2), d(2026, 3, 20))) == (
         (d(2026, 3, 1), d(2026, 3, 1)), [])                      # nothing else in March: widened
-    assert R.rollup_range(session, flt(data, d(2026, 3, 3), d(2026, 3, 31))) == (
+    assert queries.rollup_range(session, flt(data, d(2026, 3, 3), d(2026, 3, 31))) == (
         None, [(d(2026, 3, 3), d(2026, 3, 31))])                 # the 2nd is outside: kept daily
-    assert R.rollup_range(session, flt(data, d(2026, 3, 1), d(2026, 3, 1))) == (
+    assert queries.rollup_range(session, flt(data, d(2026, 3, 1), d(2026, 3, 1))) == (
         None, [(d(2026, 3, 1), d(2026, 3, 1))])
-    assert R.rollup_range(session, flt(data, d(2026, 2, 20), d(2026, 3, 2))) == (
+    assert queries.rollup_range(session, flt(data, d(2026, 2, 20), d(2026, 3, 2))) == (
         None, [(d(2026, 2, 20), d(2026, 3, 2))])                  # spans two months: daily
-    assert R.rollup_range(session, flt(data, d(2026, 1, 20), d(2026, 3, 2))) == (
+    assert queries.rollup_range(session, flt(data, d(2026, 1, 20), d(2026, 3, 2))) == (
         (d(2026, 1, 1), d(2026, 3, 1)), [])                      # both partial months widened
     for a, b in ((d(2026, 3, 2), d(2026, 3, 20)), (d(2026, 3, 3), d(2026, 3, 31)),
                  (d(2026, 2, 20), d(2026, 3, 2)), (d(2026, 1, 5), d(2026, 4, 9))):
         for dim in ("source", "keyword", "operator", "ttc"):
-            plain = sorted(map(tuple, session.execute(R._sums(flt(data, a, b), dim)).all()))
-            fast = sorted(map(tuple, session.execute(R._sums(flt(data, a, b), dim, session)).all()))
+            plain = sorted(map(tuple, session.execute(queries._sums(flt(data, a, b), dim)).all()))
+            fast = sorted(map(tuple, session.execute(queries._sums(flt(data, a, b), dim, session)).all()))
             assert plain == fast, (a, b, dim)
-    only_3rd = by_name(R.by_attribute(session, flt(data, d(2026, 3, 3), d(2026, 3, 31)), "source"))
+    only_3rd = by_name(queries.by_attribute(session, flt(data, d(2026, 3, 3), d(2026, 3, 31)), "source"))
     assert sum(r["calls"] for r in only_3rd.values()) == 0

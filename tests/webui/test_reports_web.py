@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import importlib.util
 import io
 import json
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,10 +13,8 @@ from sqlalchemy import select
 from calltracking import entities as svc
 from calltracking.config import load_config
 from calltracking.models import Call, User
+from support import report_data as D
 
-_spec = importlib.util.spec_from_file_location("reports_testdata", Path(__file__).with_name("reports_testdata.py"))
-D = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(D)
 
 REPORT_NAMES = ("sources", "campaigns", "keywords", "daily", "heatmap", "operators", "time_to_call",
                 "devices", "concurrency")

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from calltracking.models import TrackingNumber, User
 from webui.auth import new_api_token
-from webui_support import add_call
+from support.web import add_call
 
 pytestmark = pytest.mark.db
 

@@ -2,7 +2,8 @@
 import pytest
 
 from calltracking.config import ConfigError
-from webui_support import PASSWORD, csrf_token, login, make_config
+from support.config import make_config
+from support.web import PASSWORD, csrf_token, login
 
 pytestmark = pytest.mark.db
 
@@ -98,7 +99,7 @@ def test_csrf_rejected_without_token(csrf_app):
 def test_secure_session_cookie(db_url, session_factory, world):
     from webui import create_app
 
-    cfg = make_config(db_url, web_secure_cookies="yes")
+    cfg = make_config(db_url, web__secure_cookies="yes")
     app = create_app(cfg, session_factory)
     app.config["WTF_CSRF_ENABLED"] = False
     r = login(app.test_client(), "admin")
@@ -110,7 +111,7 @@ def test_secure_session_cookie(db_url, session_factory, world):
 def test_refuses_to_start_without_a_proper_secret(db_url, session_factory, secret):
     from webui import create_app
 
-    cfg = make_config(db_url, web_secret_key=secret)
+    cfg = make_config(db_url, web__secret_key=secret)
     with pytest.raises(ConfigError, match="secret_key"):
         create_app(cfg, session_factory)
     create_app(cfg, session_factory, testing=True)   # tests may run without one

@@ -11,8 +11,9 @@ import pytest
 
 from calltracking.attribution import lookup as attribution
 from calltracking.models import Call, utcnow
-from webui_support import HOSTILE_NAMES, PASSWORD, make_config
-from browser_support import ARGS, CHROMIUM  # noqa: E402
+from support.browser import ARGS, CHROMIUM
+from support.config import make_config
+from support.web import HOSTILE_NAMES, PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -32,7 +33,7 @@ def browser():
 def base_url(db_url, session_factory, world):
     from webui.server import make_server
 
-    cfg = make_config(db_url, web_listen="127.0.0.1:0")     # CSRF on, as in production
+    cfg = make_config(db_url, web__listen="127.0.0.1:0")     # CSRF on, as in production
     server = make_server(cfg, session_factory)
     t = threading.Thread(target=server.run, daemon=True)
     t.start()

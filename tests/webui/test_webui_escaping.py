@@ -1,7 +1,7 @@
 """Hostile caller-ID names are shown as text everywhere (journal, call card, missed list, screen pop)."""
 import pytest
 
-from webui_support import HOSTILE_NAMES, add_call
+from support.web import HOSTILE_NAMES, add_call
 
 pytestmark = pytest.mark.db
 

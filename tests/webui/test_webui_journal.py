@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from calltracking.models import AuditLog, Call, Tag, VisitorSession, utcnow
-from webui_support import add_call
+from support.web import add_call
 
 pytestmark = pytest.mark.db
 

@@ -6,7 +6,8 @@ import threading
 import pytest
 
 from calltracking.models import Call, utcnow
-from webui_support import add_call, make_config
+from support.config import make_config
+from support.web import add_call, login
 
 pytestmark = pytest.mark.db
 
@@ -99,11 +100,10 @@ def test_click_to_call_sends_originate(db_url, session_factory, world, refuse):
     from calltracking.models import User
     from sqlalchemy import select
     from webui import create_app
-    from webui_support import login
 
     ami = FakeAmi(refuse)
     ami.start()
-    cfg = make_config(db_url, ami_originate="yes", ami_port=str(ami.port), ami_secret="s3cret")
+    cfg = make_config(db_url, ami__originate="yes", ami__port=str(ami.port), ami__secret="s3cret")
     app = create_app(cfg, session_factory, testing=True)
     app.config["WTF_CSRF_ENABLED"] = False
     s = session_factory()
@@ -129,12 +129,11 @@ def test_click_to_call_sends_originate(db_url, session_factory, world, refuse):
 
 def test_click_to_call_ami_down(db_url, session_factory, world):
     from webui import create_app
-    from webui_support import login
 
     with socket.socket() as sk:
         sk.bind(("127.0.0.1", 0))
         port = sk.getsockname()[1]
-    cfg = make_config(db_url, ami_originate="yes", ami_port=str(port))
+    cfg = make_config(db_url, ami__originate="yes", ami__port=str(port))
     app = create_app(cfg, session_factory, testing=True)
     app.config["WTF_CSRF_ENABLED"] = False
     m = add_call(session_factory, world["project"], "m", status="missed")

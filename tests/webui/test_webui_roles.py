@@ -1,7 +1,7 @@
 """Every route × every role: allowed, 403, or (anonymous) a redirect to the login page."""
 import pytest
 
-from webui_support import add_call
+from support.web import PASSWORD, add_call, login
 
 pytestmark = pytest.mark.db
 
@@ -98,7 +98,6 @@ def test_every_browser_route_is_in_the_matrix(app):
 
 def test_operator_without_operator_link_sees_no_calls(app, session_factory, world):
     from calltracking import entities as svc
-    from webui_support import PASSWORD, login
 
     s = session_factory()
     svc.add_user(s, "loose", PASSWORD, "operator")

@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 
 from calltracking.models import CallLeg, utcnow
-from webui_support import add_call
+from support.web import add_call
 
 pytestmark = pytest.mark.db
 

@@ -22,7 +22,8 @@ from calltracking import migrate
 from calltracking.calls import export as callrecord
 from calltracking.db import make_engine
 from calltracking.models import Call, TrackingNumber, User, utcnow
-from webui_support import PASSWORD, add_call, login, make_config
+from support.config import make_config
+from support.web import PASSWORD, add_call, login
 
 pytestmark = pytest.mark.db
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +149,7 @@ def proxied(db_url, session_factory, world):
     from webui import create_app
     from webui.server import make_server
 
-    cfg = make_config(db_url, web_listen="127.0.0.1:0", web_trusted_proxies="127.0.0.1")
+    cfg = make_config(db_url, web__listen="127.0.0.1:0", web__trusted_proxies="127.0.0.1")
     app = create_app(cfg, session_factory, testing=True)
     app.config["WTF_CSRF_ENABLED"] = False
     clock = Throttle(app)
@@ -269,12 +270,12 @@ def test_trusted_proxies_setting():
 
     cfg = make_config("sqlite://")
     assert cfg.web.trusted_proxies == ()
-    cfg = make_config("sqlite://", web_trusted_proxies="127.0.0.1, 10.0.0.0/8, ::1")
+    cfg = make_config("sqlite://", web__trusted_proxies="127.0.0.1, 10.0.0.0/8, ::1")
     assert [str(n) for n in cfg.web.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     assert cfg.as_dict()["web"]["trusted_proxies"] == "127.0.0.1/32, 10.0.0.0/8, ::1/128"
     for bad in ("proxy.example.com", "0.0.0.0/0", "::/0"):
         with pytest.raises(ConfigError, match="trusted_proxies"):
-            make_config("sqlite://", web_trusted_proxies=bad)
+            make_config("sqlite://", web__trusted_proxies=bad)
 
 
 # ------------------------------------------------------------ server-side logout
@@ -352,7 +353,7 @@ def rec_app(db_url, session_factory, world, tmp_path):
 
     recdir = tmp_path / "monitor"
     recdir.mkdir()
-    app = create_app(make_config(db_url, recordings_dir=str(recdir)), session_factory, testing=True)
+    app = create_app(make_config(db_url, recordings__dir=str(recdir)), session_factory, testing=True)
     app.config["WTF_CSRF_ENABLED"] = False
     c = app.test_client()
     assert login(c, "admin").status_code == 302

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from webui_support import make_config
+from support.config import make_config
 
 pytestmark = pytest.mark.db
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_make_server_runs_and_closes(db_url, session_factory, world):
     from webui.server import make_server
 
-    cfg = make_config(db_url, web_listen="127.0.0.1:0")
+    cfg = make_config(db_url, web__listen="127.0.0.1:0")
     server = make_server(cfg, session_factory)
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
@@ -40,7 +40,7 @@ def test_make_server_refuses_without_secret(db_url, session_factory):
     from webui.server import make_server
 
     with pytest.raises(ConfigError):
-        make_server(make_config(db_url, web_secret_key=""), session_factory)
+        make_server(make_config(db_url, web__secret_key=""), session_factory)
 
 
 def _env(db_url, **kw):

@@ -1,7 +1,7 @@
 """Every page renders for an admin (quick smoke before the detailed tests)."""
 import pytest
 
-from webui_support import add_call
+from support.web import add_call
 
 pytestmark = pytest.mark.db
 

@@ -1,0 +1,29 @@
+"""How interpreted values become column values, and the upsert every table of the store uses."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Optional
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+#: Values per ``IN (...)`` list (SQLite builds before 3.32 allow 999 bound parameters).
+CHUNK = 500
+
+
+def utc(ts: Optional[float]) -> Optional[dt.datetime]:
+    """An event time (epoch seconds) as stored: aware UTC."""
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+
+
+def dec(x: Optional[float]) -> Optional[Decimal]:
+    """Seconds as stored: a ``Decimal`` with 3 decimals."""
+    return None if x is None else Decimal(f"{x:.3f}")
+
+
+def upsert(session: Session, table):
+    """``INSERT`` of the session's dialect, which has ``on_conflict_do_update`` (PostgreSQL, SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

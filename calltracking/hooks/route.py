@@ -1,0 +1,113 @@
+"""The ``route`` hook: attribute an incoming call, choose its queue, record the call.
+
+``AGI(agi://.../route,${EXTEN},${CHANNEL(linkedid)})``: the DID's mapping comes from the
+catalogue (:mod:`calltracking.attribution.catalogue`), the attribution from
+:func:`calltracking.attribution.fast.attribute_number`, first or repeat caller from
+:func:`calltracking.attribution.fast.first_call`, the queue from the project's routing
+rules (:mod:`calltracking.attribution.routing`). The call is recorded when the matching
+rule says so, else when its number records and the call is attributed. With
+``[agi] callerid_prefix`` (and the number's ``callerid_prefix``) an attributed call's
+``CALLERID(name)`` gets the source's short label in front.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from calltracking.attribution import routing
+from calltracking.attribution.fast import attribute_number, first_call
+from calltracking.attribution.lookup import time_to_call
+from calltracking.enums import AttributionKind
+from calltracking.hooks import call_row, inputs
+from calltracking.hooks.answer import Answer, call_id, prefixed_name
+from calltracking.hooks.env import Budget, HookEnv, write_in_budget
+
+#: What a later ``route`` of the same call replaces (the AMI listener may have created the row).
+ROUTE_OVERWRITE = ("source_id", "campaign_id", "session_id", "routing_rule_id", "attribution",
+                   "attribution_confidence", "candidate_count", "queue", "target", "first_call",
+                   "time_to_call_seconds", "record", "project_id", "tracking_number_id")
+
+
+def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: str = "",
+          budget: Optional[Budget] = None, write: bool = True) -> dict[str, str]:
+    """Attribute the call, pick its queue, record it; returns the CT_* variables.
+
+    ``write=False`` computes the answer without creating the call (dry run). The FastAGI
+    server calls :func:`plan_route` and writes the row through its writer thread instead.
+    """
+    out, values = plan_route(env, did, linkedid, caller, caller_name)
+    if write and values["linkedid"]:
+        write_in_budget(env.session_factory, budget,
+                        lambda s: call_row.upsert(s, values, overwrite=ROUTE_OVERWRITE))
+    return out
+
+
+def plan_route(env: HookEnv, did: str, linkedid: str, caller: str = "",
+               caller_name: str = "") -> tuple[dict[str, str], dict]:
+    """The reads and decisions of :func:`route`: ``(CT_* variables, the call row to upsert)``."""
+    answer, values = route_answer(env, did, linkedid, caller, caller_name)
+    return answer.variables(), values
+
+
+def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
+                 raw_name: str) -> tuple[Answer, dict]:
+    """:func:`plan_route` with the :class:`Answer` itself (``lookup`` answers a part of it)."""
+    now = env.clock()
+    linkedid = inputs.clean_linkedid(linkedid)
+    number = inputs.caller_number(caller, env.region)
+    name = inputs.caller_name(raw_name)
+    e164, did_text = inputs.dialled(did, env.region)
+
+    def read(conn):
+        cat, info = env.cache.number(conn, env.session_factory, e164, did_text)
+        att = attribute_number(conn, info, now)
+        project = info.project
+        first = first_call(conn, env.pbx_id, project.id if project else None, number, now,
+                           env.first_call_window(project), linkedid)
+        return cat, info, att, first
+
+    cat, info, att, first = env.read(read)
+    project, vs = info.project, att.session
+    rule = None
+    if project is not None:
+        rule = routing.choose(cat.rules.get(project.id, []), routing.CallFacts.of(
+            routing.local_now(now, project.timezone), att.source_id, att.campaign_id, vs))
+    default_queue = env.default_queue(project)
+    queue = routing.queue_for(rule, default_queue)
+    target = rule.target if rule else ""
+    if rule is not None and rule.record is not None:
+        record = rule.record
+    else:
+        record = bool(info.active and info.record and att.kind != AttributionKind.NONE)
+    source_name, label, campaign_name = cat.names(att.source_id, att.campaign_id)
+    values = dict(
+        pbx_id=env.pbx_id, linkedid=linkedid, project_id=project.id if project else None,
+        tracking_number_id=info.tn_id, did=did_text, caller_number=number, caller_name=name,
+        source_id=att.source_id, campaign_id=att.campaign_id, session_id=vs.id if vs else None,
+        routing_rule_id=rule.id if rule else None, attribution=att.kind,
+        attribution_confidence=att.confidence, candidate_count=att.candidates,
+        queue=queue[:80], target=target[:200], started_at=now, first_call=first,
+        time_to_call_seconds=time_to_call(vs.first_seen, now) if vs is not None else None,
+        record=record, via_agi=True, updated_at=now,
+    )
+    env.cache.remember_queue(did_text, default_queue)
+    prefix = (env.config.agi.callerid_prefix and label and att.kind != AttributionKind.NONE
+              and info.callerid_prefix)
+    answer = Answer(call_id=call_id(env, linkedid), project=project.key if project else "",
+                    source=source_name, campaign=campaign_name, attribution=att.kind, queue=queue,
+                    target=target, first_call=first, record=record, confidence=att.confidence,
+                    callerid_name=prefixed_name(label, name) if prefix else None)
+    return answer, values
+
+
+def preload_fallback_queues(env: HookEnv) -> int:
+    """Warm up: read the catalogue and remember every active DID's default queue (the
+    fallback queue while the database is down). Returns the number of DIDs read."""
+    session = env.session_factory()
+    try:
+        cat = env.cache.catalogue(session.connection(), env.session_factory)
+    finally:
+        session.close()
+    for number, info in cat.numbers.items():
+        if info.active:
+            env.cache.remember_queue(number, env.default_queue(info.project))
+    return len(cat.numbers)

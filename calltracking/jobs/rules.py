@@ -1,0 +1,165 @@
+"""Notification rules: which deliveries each rule queues, and when.
+
+A rule (``notification_rules``) belongs to a project and has an *event* and a *channel*.
+Its messages are built by :mod:`calltracking.jobs.notify` (channels ``email``, ``webhook``)
+and :mod:`calltracking.jobs.integrations` (``crm``, ``ga4``) — :func:`call_message` picks
+one — and go into the outbox (:mod:`calltracking.jobs.outbox`), once per rule and call or
+period (a ``dedup_key``), to be sent and retried there.
+
+* ``missed_call`` (``email``, ``webhook``): a call that ended as missed within the last
+  ``MISSED_LOOKBACK`` (:func:`enqueue_missed`). The scheduler's ``notifications`` job queues
+  and sends in the same run (every 10 s), so an alert leaves well within a minute. A rule
+  whose message cannot be built (a bad address) gets a dead delivery saying why.
+* ``call_finished`` (``crm``, ``ga4``, ``webhook``, ``email``): an answered or missed call
+  that ended between ``FINISHED_LOOKBACK`` and ``FINISHED_GRACE`` ago
+  (:func:`enqueue_finished`; the grace lets the AMI listener finish the record first). A rule
+  created later is not sent calls older than the lookback.
+* ``digest_daily`` / ``digest_weekly`` (``email``): once per period, from ``DIGEST_HOUR``
+  o'clock in the project's time zone on (:func:`enqueue_digests`; the ``digests`` job runs
+  every 5 min).
+
+:func:`send_test` sends a rule's message for the project's latest finished call (or a
+made-up one) at once, a failure going straight to the dead letters.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from calltracking.db import session_scope
+from calltracking.jobs import integrations, notify, outbox
+from calltracking.models import Call, Delivery, NotificationRule, Project, utcnow
+
+MISSED_LOOKBACK = dt.timedelta(hours=1)
+FINISHED_LOOKBACK = dt.timedelta(hours=24)   # calls older than this are not sent to a new rule
+FINISHED_GRACE = dt.timedelta(seconds=5)     # let the listener finish the record first
+DIGEST_HOUR = 7
+
+
+def call_message(config, session: Session, rule: NotificationRule, call: Call) -> dict:
+    """The delivery payload of ``rule`` for one call, whatever its channel; ValueError when the
+    rule cannot send one (a bad address, an unknown channel)."""
+    if rule.channel in integrations.CHANNELS:
+        return integrations.build_request(config, session, rule, call)
+    return notify.rule_message(config, session, rule, call)
+
+
+# -------------------------------------------------------------------- calls
+def enqueue_missed(config, session_factory, now: dt.datetime | None = None) -> int:
+    """Queue an alert per (rule, missed call) for calls missed in the last hour."""
+    now = now or utcnow()
+    queued = 0
+    with session_scope(session_factory) as s:
+        rules = s.scalars(select(NotificationRule).where(
+            NotificationRule.enabled.is_(True), NotificationRule.event == "missed_call",
+            NotificationRule.channel.in_(notify.CHANNELS))).all()
+        for rule in rules:
+            done = select(Delivery.call_id).where(Delivery.rule_id == rule.id, Delivery.call_id.is_not(None))
+            calls = s.scalars(select(Call).where(
+                Call.project_id == rule.project_id, Call.status == "missed",
+                Call.ended_at >= now - MISSED_LOOKBACK, Call.id.not_in(done))
+                .order_by(Call.ended_at).limit(200)).all()
+            for call in calls:
+                try:
+                    payload = call_message(config, s, rule, call)
+                except ValueError as e:  # a broken rule: keep the error visible as a dead letter
+                    payload = {"error": str(e)}
+                d = outbox.enqueue(s, rule.channel, "missed_call", payload, target=rule.target,
+                                   project_id=rule.project_id, rule_id=rule.id, call_id=call.id,
+                                   dedup_key=f"missed:r{rule.id}:c{call.id}", now=now)
+                if d is not None:
+                    queued += 1
+                    if "error" in payload:
+                        d.status, d.last_error = "dead", payload["error"]
+    return queued
+
+
+def enqueue_finished(config, session_factory, now: dt.datetime | None = None) -> int:
+    """Queue the CRM/GA4/webhook/e-mail deliveries of the calls that finished recently."""
+    now = now or utcnow()
+    queued = 0
+    with session_scope(session_factory) as s:
+        rules = s.scalars(select(NotificationRule).where(
+            NotificationRule.enabled.is_(True), NotificationRule.event == "call_finished",
+            NotificationRule.channel.in_(integrations.CHANNELS + notify.CHANNELS))).all()
+        for rule in rules:
+            already = exists().where(Delivery.rule_id == rule.id, Delivery.call_id == Call.id)
+            calls = s.scalars(select(Call).where(
+                Call.project_id == rule.project_id, Call.status.in_(("answered", "missed")),
+                Call.ended_at >= now - FINISHED_LOOKBACK, Call.ended_at <= now - FINISHED_GRACE,
+                ~already).order_by(Call.ended_at).limit(500)).all()
+            for call in calls:
+                if outbox.enqueue(s, rule.channel, "call_finished", call_message(config, s, rule, call),
+                                  target=rule.target, project_id=rule.project_id, rule_id=rule.id,
+                                  call_id=call.id, dedup_key=f"finished:r{rule.id}:c{call.id}", now=now):
+                    queued += 1
+    return queued
+
+
+# ------------------------------------------------------------------ digests
+def enqueue_digests(config, session_factory, now: dt.datetime | None = None) -> int:
+    """Queue the digests that are due (once per rule and period)."""
+    now = now or utcnow()
+    queued = 0
+    with session_scope(session_factory) as s:
+        rules = s.scalars(select(NotificationRule).where(
+            NotificationRule.enabled.is_(True), NotificationRule.channel == "email",
+            NotificationRule.event.in_(("digest_daily", "digest_weekly")))).all()
+        for rule in rules:
+            project = s.get(Project, rule.project_id)
+            local = now.astimezone(ZoneInfo(project.timezone))
+            if local.hour < DIGEST_HOUR:
+                continue
+            first, end = notify.digest_period(rule.event, local)
+            key = f"digest:r{rule.id}:{first.isoformat()}"
+            if s.scalar(select(Delivery.id).where(Delivery.dedup_key == key)):
+                continue
+            try:
+                payload = notify.digest_email(config, s, rule, rule.event, first, end)
+            except ValueError as e:
+                payload = {"error": str(e)}
+            d = outbox.enqueue(s, "email", rule.event, payload, target=rule.target,
+                               project_id=rule.project_id, rule_id=rule.id, dedup_key=key, now=now)
+            if d is not None:
+                queued += 1
+                if "error" in payload:
+                    d.status, d.last_error = "dead", payload["error"]
+    return queued
+
+
+# ---------------------------------------------------------------- send test
+def sample_call(session: Session, project_id: int) -> Call:
+    """The project's latest finished call, or a made-up one (not saved) for a test."""
+    call = session.scalars(select(Call).where(Call.project_id == project_id,
+                                              Call.status.in_(("answered", "missed")))
+                           .order_by(Call.ended_at.desc()).limit(1)).first()
+    if call is not None:
+        return call
+    now = utcnow()
+    c = Call(id=0, pbx_id="test", linkedid="0000000000.0", project_id=project_id, did="+70000000000",
+             caller_number="+70000000001", caller_name="Test caller", attribution="none",
+             status="missed", missed_reason="abandoned", started_at=now - dt.timedelta(seconds=30),
+             ended_at=now, wait_seconds=30, first_call=True, recording_file="")
+    c.project = session.get(Project, project_id)
+    c.tags = []
+    return c
+
+
+def send_test(config, session_factory, rule_id: int) -> tuple[bool, str]:
+    """Build the rule's message for a sample call and send it at once (dead-letter on failure)."""
+    with session_scope(session_factory) as s:
+        rule = s.get(NotificationRule, rule_id)
+        if rule is None:
+            raise ValueError(f"rule {rule_id} not found")
+        call = sample_call(s, rule.project_id)
+        d = outbox.enqueue(s, rule.channel, "test", call_message(config, s, rule, call), target=rule.target,
+                           project_id=rule.project_id, rule_id=rule.id, call_id=call.id or None)
+        d.attempts = outbox.MAX_ATTEMPTS - 1  # one attempt: a failure goes straight to the dead letters
+        did = d.id
+    ok = outbox.deliver_one(config, session_factory, did)
+    with session_scope(session_factory) as s:
+        d = s.get(Delivery, did)
+        return ok, "sent" if ok else d.last_error

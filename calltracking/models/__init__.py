@@ -1,0 +1,39 @@
+"""The domain model (SQLAlchemy 2.x), one module per feature.
+
+:mod:`~calltracking.models.base` (``Base``, UTC datetimes, money), :mod:`~.catalogue` (projects,
+sources, numbers, pools, routing, promo codes, tags), :mod:`~.dni` (visits and pool
+reservations), :mod:`~.calls` (calls, legs, operators, outbound calls), :mod:`~.listener` (the
+AMI listener's tables), :mod:`~.reports` (ad spend, rollups), :mod:`~.jobs` (scheduler, outbox,
+recordings), :mod:`~.users` (users, audit log). The closed sets of strings the columns hold are
+in :mod:`calltracking.enums`.
+
+Every model is importable from here (``from calltracking.models import Call``); importing this
+package registers every table in ``Base.metadata``, which the migrations are compared with.
+"""
+from calltracking.models.base import (
+    NAMING, Base, Money, MoneySum, Seconds, SecondsSum, UTCDateTime, utcnow,
+)
+from calltracking.models.catalogue import (
+    Campaign, CatalogueVersion, NumberPool, Project, PromoCode, RoutingRule, Source, Tag,
+    TrackingNumber,
+)
+from calltracking.models.dni import PoolReservation, VisitorSession
+from calltracking.models.calls import Call, CallLeg, Operator, OutboundCall, call_tags
+from calltracking.models.listener import AmiCall, AmiEvent, AmiListenerState
+from calltracking.models.reports import AdSpend, ReportDaily, ReportHourly, ReportRollupState
+from calltracking.models.jobs import (
+    Delivery, JobStatus, NotificationRule, RecordingInfo, RecordingPolicy, SchedulerLease,
+)
+from calltracking.models.users import AuditLog, User
+
+__all__ = [
+    "NAMING", "Base", "Money", "MoneySum", "Seconds", "SecondsSum", "UTCDateTime", "utcnow",
+    "Campaign", "CatalogueVersion", "NumberPool", "Project", "PromoCode", "RoutingRule", "Source",
+    "Tag", "TrackingNumber",
+    "PoolReservation", "VisitorSession",
+    "Call", "CallLeg", "Operator", "OutboundCall", "call_tags",
+    "AmiCall", "AmiEvent", "AmiListenerState",
+    "AdSpend", "ReportDaily", "ReportHourly", "ReportRollupState",
+    "Delivery", "JobStatus", "NotificationRule", "RecordingInfo", "RecordingPolicy", "SchedulerLease",
+    "AuditLog", "User",
+]
