@@ -26,12 +26,12 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from calltracking.interpret import IGNORED, FrameParser
+from calltracking.interpret.channels import VARSET_PREFIXES
 
 log = logging.getLogger("calltracking.ami")
 SYNC_ID = "ct-sync-"
 #: Event types dropped by the reader before decoding (known, not needed); counted.
 SKIP = frozenset(IGNORED - {"Shutdown", "FullyBooted"})
-KEEP_VARS = (b"\r\nVariable: CT_", b"\r\nVariable: MIXMONITOR_FILENAME", b"\r\nVariable: QUEUESTATUS")
 
 
 class LoginError(Exception):
@@ -44,7 +44,7 @@ class _Protocol(AMIProtocol):
 
     def connection_made(self, transport):
         super().connection_made(transport)
-        self.parser = FrameParser(skip=SKIP, keep_vars=KEEP_VARS)
+        self.parser = FrameParser(skip=SKIP, keep_vars=VARSET_PREFIXES)
         self.snapshot: list[dict] = []
         self.waiting: list[dict] = []      # QueueEntry frames of the sync
         self.skew = 0.0                    # Asterisk's clock minus ours (the sync's Ping)

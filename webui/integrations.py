@@ -11,7 +11,6 @@ from calltracking.jobs import outbox, rules, transport
 from calltracking.db import write_sessionmaker
 from calltracking.enums import NotificationChannel, NotificationEvent
 from calltracking.models import Delivery, NotificationRule, Project
-from calltracking.jobs.notify import recipients
 from calltracking.jobs.scheduler import default_jobs, job_statuses
 
 from webui.auth import roles_required
@@ -53,47 +52,20 @@ def index():
 
 
 def _validate_rule(f) -> str | None:
-    channel, event, target = f.get("channel", ""), f.get("event", ""), f.get("target", "").strip()
-    if channel not in CHANNELS or event not in EVENTS:
-        return _("Choose a channel and an event.")
-    if not target:
-        return _("The target is required.")
-    if channel == "email":
-        try:
-            recipients(target)
-        except ValueError as e:
-            return str(e)
-    elif channel in ("webhook", "crm") and not target.startswith(("http://", "https://")):
-        return _("The target must be an http:// or https:// URL.")
-    if channel in ("webhook", "crm", "ga4") and target.startswith(("http://", "https://")):
-        refused = _refused_target(target)
-        if refused:
-            return refused
-    if channel in ("crm", "ga4") and event != "call_finished":
-        return _("CRM and GA4 take the event “Finished call”.")
-    if event.startswith("digest") and channel != "email":
-        return _("Digests are sent by e-mail.")
-    return None
-
-
-def _refused_target(url: str) -> str | None:
-    """Why webhooks may not reach ``url``'s host (checked again at every delivery), or None.
-    A host that does not resolve now is accepted: its deliveries fail and are retried."""
-    import urllib.parse
-
+    """:func:`calltracking.jobs.rules.check_rule`'s verdict in the user's language, or None."""
     try:
-        parts = urllib.parse.urlsplit(url)
-        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as e:
-        return str(e)
-    if not host:
-        return _("The target URL has no host.")
-    try:
-        transport.check_host(host, port, transport.target_policy(config()))
-    except transport.RefusedTarget as e:
-        return str(e)
-    except (OSError, UnicodeError):
-        return None
+        rules.check_rule(f.get("channel", ""), f.get("event", ""), f.get("target", ""),
+                         transport.target_policy(config()))
+    except rules.RuleRefused as e:
+        said = {
+            "choice": _("Choose a channel and an event."),
+            "target": _("The target is required."),
+            "url": _("The target must be an http:// or https:// URL."),
+            "host": _("The target URL has no host."),
+            "event": _("CRM and GA4 take the event “Finished call”."),
+            "digest": _("Digests are sent by e-mail."),
+        }
+        return said.get(e.code, str(e))      # "email", "refused": the message names the value
     return None
 
 

@@ -153,6 +153,12 @@ def attribute(session: Session, did: str, at: dt.datetime, region: str = "RU") -
     return att
 
 
+def first_call_window(project_days: Optional[int], general_days: int) -> int:
+    """Days back a caller's earlier call makes this one a repeat (0: ever): the project's
+    ``first_call_window_days`` when set, else ``[general] first_call_window_days``."""
+    return project_days or general_days
+
+
 def is_first_call(session: Session, project_id: Optional[int], caller: str, started_at: dt.datetime,
                   window_days: int = 0, exclude_call_id: Optional[int] = None) -> Optional[bool]:
     """True when no earlier call from ``caller`` exists in the project (within the window).

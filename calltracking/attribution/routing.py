@@ -175,3 +175,13 @@ def default_queue(project_queue: str, general_queue: str) -> str:
     """The queue of a call no rule sends elsewhere: its project's default queue, else
     ``[general] default_queue``."""
     return project_queue or general_queue
+
+
+def records(rule: Optional[Rule], number_records: bool, attributed: bool) -> bool:
+    """Whether a call is recorded: the matching routing rule's choice when it makes one
+    (``record`` set on the rule); otherwise when its tracking number records (an active number
+    with ``record`` on) and the call is attributed (not ``none``). The AMI listener applies the
+    same rule, with no rule, to calls that never passed the ``route`` hook."""
+    if rule is not None and rule.record is not None:
+        return bool(rule.record)
+    return bool(number_records and attributed)

@@ -24,7 +24,8 @@ from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from calltracking import phone
-from calltracking.attribution.lookup import attribute, is_first_call
+from calltracking.attribution import routing
+from calltracking.attribution.lookup import attribute, first_call_window, is_first_call
 from calltracking.callstore.events import EventLog
 from calltracking.callstore.listener_state import ListenerState
 from calltracking.callstore.operators import Operators
@@ -156,7 +157,8 @@ class CallStore:
                               session_id=att.session_id, attribution=att.kind,
                               attribution_confidence=att.confidence, candidate_count=att.candidate_count,
                               time_to_call_seconds=att.time_to_call(started),
-                              record=bool(att.tracking_number.record and att.kind != AttributionKind.NONE))
+                              record=routing.records(None, att.tracking_number.record,
+                                                     att.kind != AttributionKind.NONE))
             # Static and unknown numbers do not depend on the time: remember them briefly.
             if values is None or att.tracking_number.kind == NumberKind.STATIC:
                 self._by_did[rec["did"]] = (time.monotonic() + DID_CACHE_SECONDS, values)
@@ -169,7 +171,7 @@ class CallStore:
         if project_id not in self._windows:
             p = s.get(Project, project_id) if project_id is not None else None
             self._windows[project_id] = p.first_call_window_days if p is not None else 0
-        return self._windows[project_id] or self.window_days
+        return first_call_window(self._windows[project_id], self.window_days)
 
     def _owned(self, rec: dict) -> dict:
         op_id, op_name = (self.operators.named(rec["operator_interface"], rec["operator_route"], rec["operator_name"])

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from calltracking import entities as svc
 from calltracking.cli._common import FORMAT, UserErrors, out, pass_ctx
 from calltracking.db import write_sessionmaker
+from calltracking.enums import NotificationChannel, NotificationEvent
 from calltracking.logsetup import setup_logging
 from calltracking.models import AdSpend, Campaign, Delivery, NotificationRule, Project, Source
 
@@ -90,29 +91,21 @@ def notify():
 
 @notify.command("add")
 @click.argument("project")
-@click.option("--channel", type=click.Choice(["email", "webhook", "crm", "ga4"]), required=True)
-@click.option("--event", type=click.Choice(["missed_call", "call_finished", "digest_daily", "digest_weekly"]),
-              required=True)
+@click.option("--channel", type=click.Choice([c.value for c in NotificationChannel]), required=True)
+@click.option("--event", type=click.Choice([e.value for e in NotificationEvent]), required=True)
 @click.option("--target", required=True, help="E-mail addresses, URL, or GA4 measurement id.")
 @click.option("--template", default="", help="Webhook body template ($caller, $source, …).")
 @click.option("--secret", default="", help="CRM: HMAC key; GA4: API secret.")
 @click.option("--name", default="")
 @pass_ctx
 def notify_add(app, project, channel, event, target, template, secret, name):
-    """Add a notification rule to PROJECT."""
-    from calltracking.jobs.notify import recipients
+    """Add a notification rule to PROJECT (the rules of a valid one: ``check_rule``)."""
+    from calltracking.jobs import rules, transport
 
-    if channel == "email":
-        try:
-            recipients(target)
-        except ValueError as e:
-            raise click.ClickException(str(e))
-    elif channel in ("webhook", "crm") and not target.startswith(("http://", "https://")):
-        raise click.ClickException(f"--target must be an http(s) URL for {channel}, got {target!r}")
-    if channel in ("crm", "ga4") and event != "call_finished":
-        raise click.ClickException(f"{channel} rules take --event call_finished")
-    if event.startswith("digest") and channel != "email":
-        raise click.ClickException("digests are sent by e-mail: use --channel email")
+    try:
+        target = rules.check_rule(channel, event, target, transport.target_policy(app.config))
+    except rules.RuleRefused as e:
+        raise click.ClickException(str(e))
     with UserErrors(), app.session(write=True) as s:
         p = svc.get_project(s, project)
         r = NotificationRule(project_id=p.id, name=name or f"{channel} {event}", channel=channel, event=event,

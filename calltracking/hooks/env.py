@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from sqlalchemy.orm import Session
 
 from calltracking import db
-from calltracking.attribution import routing
+from calltracking.attribution import lookup, routing
 from calltracking.attribution.catalogue import HookCache
 from calltracking.attribution.rawsql import autocommit, discard, disconnected
 from calltracking.models import utcnow
@@ -91,9 +91,8 @@ class HookEnv:
     def first_call_window(self, project) -> int:
         """Days back a caller's earlier call makes this one a repeat (0: ever): the project's
         ``first_call_window_days``, else ``[general] first_call_window_days``."""
-        if project is not None and project.first_call_window_days:
-            return project.first_call_window_days
-        return self.config.general.first_call_window_days
+        return lookup.first_call_window(project.first_call_window_days if project is not None else None,
+                                        self.config.general.first_call_window_days)
 
     # ------------------------------------------------------------ reads
     @contextmanager

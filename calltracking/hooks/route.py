@@ -74,10 +74,7 @@ def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
     default_queue = env.default_queue(project)
     queue = routing.queue_for(rule, default_queue)
     target = rule.target if rule else ""
-    if rule is not None and rule.record is not None:
-        record = rule.record
-    else:
-        record = bool(info.active and info.record and att.kind != AttributionKind.NONE)
+    record = routing.records(rule, info.active and info.record, att.kind != AttributionKind.NONE)
     source_name, label, campaign_name = cat.names(att.source_id, att.campaign_id)
     values = dict(
         pbx_id=env.pbx_id, linkedid=linkedid, project_id=project.id if project else None,

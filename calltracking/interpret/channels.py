@@ -20,6 +20,8 @@ from calltracking.interpret.state import CallState, Channel
 UNKNOWN_IDS = ("", "<unknown>", "<Unknown>")
 #: VarSet variables we read (besides every ``CT_*``).
 VARS = frozenset({"MIXMONITOR_FILENAME", "QUEUESTATUS"})
+#: The same as the frame prefixes the reader keeps (every other ``VarSet`` is dropped unread).
+VARSET_PREFIXES = (b"\r\nVariable: CT_",) + tuple(b"\r\nVariable: " + v.encode() for v in sorted(VARS))
 
 
 def caller_info(call: CallState, ev: dict, did: bool = True) -> None:

@@ -20,6 +20,8 @@ period (a ``dedup_key``), to be sent and retried there.
 
 :func:`send_test` sends a rule's message for the project's latest finished call (or a
 made-up one) at once, a failure going straight to the dead letters.
+
+:func:`check_rule` is what a valid rule is; the CLI and the web UI both apply it.
 """
 from __future__ import annotations
 
@@ -29,14 +31,73 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+import urllib.parse
+
 from calltracking.db import session_scope
-from calltracking.jobs import integrations, notify, outbox
+from calltracking.enums import NotificationChannel, NotificationEvent
+from calltracking.jobs import integrations, notify, outbox, transport
+from calltracking.settings_rules import ServiceError
 from calltracking.models import Call, Delivery, NotificationRule, Project, utcnow
 
 MISSED_LOOKBACK = dt.timedelta(hours=1)
 FINISHED_LOOKBACK = dt.timedelta(hours=24)   # calls older than this are not sent to a new rule
 FINISHED_GRACE = dt.timedelta(seconds=5)     # let the listener finish the record first
 DIGEST_HOUR = 7
+
+
+class RuleRefused(ServiceError):
+    """A notification rule that :func:`check_rule` refuses; ``code`` names the rule broken (the
+    web UI shows its own translated text for it, the CLI the English message)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def check_rule(channel: str, event: str, target: str, allowed=transport.public_address) -> str:
+    """A valid notification rule, returning its target without surrounding blanks:
+
+    * ``channel`` and ``event`` are known values (``choice``) and the target is given (``target``);
+    * an ``email`` target is a list of addresses (``email``, the parser's own message);
+      a ``webhook`` or ``crm`` target an ``http://`` or ``https://`` URL (``url``) with a host
+      (``host``) that resolves only to addresses ``allowed`` accepts (``refused``: by default the
+      public internet, ``[notify] allow_private_targets`` widens it; a host that does not resolve
+      now is accepted: its deliveries fail and are retried, and every delivery checks again);
+    * ``crm`` and ``ga4`` rules fire on ``call_finished`` (``event``);
+    * digests go by ``email`` (``digest``).
+    """
+    target = (target or "").strip()
+    if channel not in tuple(NotificationChannel) or event not in tuple(NotificationEvent):
+        raise RuleRefused("choice", f"unknown channel {channel!r} or event {event!r}")
+    if not target:
+        raise RuleRefused("target", "the target is required")
+    if channel == NotificationChannel.EMAIL:
+        try:
+            notify.recipients(target)
+        except ValueError as e:
+            raise RuleRefused("email", str(e)) from None
+    elif channel in (NotificationChannel.WEBHOOK, NotificationChannel.CRM) \
+            and not target.startswith(("http://", "https://")):
+        raise RuleRefused("url", f"the target of a {channel} rule must be an http(s) URL, got {target!r}")
+    if channel != NotificationChannel.EMAIL and target.startswith(("http://", "https://")):
+        try:
+            parts = urllib.parse.urlsplit(target)
+            host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as e:
+            raise RuleRefused("url", str(e)) from None
+        if not host:
+            raise RuleRefused("host", f"the target URL {target!r} has no host")
+        try:
+            transport.check_host(host, port, allowed)
+        except transport.RefusedTarget as e:
+            raise RuleRefused("refused", str(e)) from None
+        except (OSError, UnicodeError):
+            pass
+    if channel in (NotificationChannel.CRM, NotificationChannel.GA4) and event != NotificationEvent.CALL_FINISHED:
+        raise RuleRefused("event", f"{channel} rules take the event call_finished")
+    if event.startswith("digest") and channel != NotificationChannel.EMAIL:
+        raise RuleRefused("digest", "digests are sent by e-mail")
+    return target
 
 
 def call_message(config, session: Session, rule: NotificationRule, call: Call) -> dict:

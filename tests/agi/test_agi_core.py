@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
 from sqlalchemy import select
 
 from calltracking import entities as svc
@@ -234,3 +235,23 @@ def test_every_answer_sets_its_listed_variables(config, data, session_factory, c
     for hook, names in (("route", CALL_VARIABLES), ("lookup", CALL_VARIABLES), ("promo", PROMO_REJECTED),
                         ("tag", TAG_VARIABLES)):
         assert tuple(hooks.defaults(env, hook)) == names, hook
+
+
+# ---------------------------------------------------------------- rules both paths call
+@pytest.mark.parametrize("rule_record, number_records, attributed, recorded", [
+    (True, False, False, True),      # the rule records, whatever the number says
+    (False, True, True, False),      # the rule does not record, whatever the number says
+    (None, True, True, True),        # no choice in the rule: the number records an attributed call
+    (None, True, False, False),      # ... not an unattributed one
+    (None, False, True, False),      # ... and a number that does not record records nothing
+])
+def test_which_calls_are_recorded(rule_record, number_records, attributed, recorded):
+    rule = routing.Rule(id=1, priority=1, queue="q", record=rule_record)
+    assert routing.records(rule, number_records, attributed) is recorded
+    if rule_record is None:
+        assert routing.records(None, number_records, attributed) is recorded   # the listener's case
+
+
+@pytest.mark.parametrize("project_days, general_days, window", [(None, 90, 90), (0, 90, 90), (30, 90, 30), (None, 0, 0)])
+def test_the_first_call_window(project_days, general_days, window):
+    assert lookup.first_call_window(project_days, general_days) == window

@@ -151,7 +151,8 @@ def test_the_sync_asks_the_clock_and_the_queues_before_the_channels(asterisk, li
     from support.ami_server import load
     from support.fixtures import FIXTURES
 
-    from ami_listener.connection import KEEP_VARS, SKIP
+    from ami_listener.connection import SKIP
+    from calltracking.interpret.channels import VARSET_PREFIXES
     from calltracking.interpret import FrameParser
 
     lst = listener()
@@ -162,7 +163,7 @@ def test_the_sync_asks_the_clock_and_the_queues_before_the_channels(asterisk, li
     asterisk.emit()
     lst.wait_idle(0)
     # the last event read (the reader drops CEL and the like unread)
-    parsed = FrameParser(skip=SKIP, keep_vars=KEEP_VARS).feed(b"".join(frames))
+    parsed = FrameParser(skip=SKIP, keep_vars=VARSET_PREFIXES).feed(b"".join(frames))
     last = [f["Timestamp"] for f in parsed if "Event" in f and "Timestamp" in f][-1]
     assert lst.stats["connection"].protocol.heard == last
 

@@ -77,3 +77,27 @@ def test_a_number_is_static_or_in_a_pool_everywhere(run_cli, client_for, app, se
                                      "pool": "website"})
     assert r.status_code == 400 and r.get_json() == {"error": message}
     assert _count(session_factory, TrackingNumber) == 0
+
+
+@pytest.mark.parametrize("channel, event, target, code", [
+    ("webhook", "missed_call", "http://127.0.0.1:9/hook", "refused"),     # loopback: not the public internet
+    ("crm", "missed_call", "https://crm.example.com/hook", "event"),
+    ("webhook", "digest_daily", "https://chat.example.com/hook", "digest"),
+    ("email", "missed_call", "not an address", "email"),
+], ids=["private target", "crm event", "digest channel", "e-mail"])
+def test_cli_and_form_refuse_the_same_notification_rules(run_cli, client_for, session_factory, world,
+                                                         channel, event, target, code):
+    from calltracking.jobs import rules as notification_rules
+    from calltracking.models import NotificationRule
+
+    with pytest.raises(notification_rules.RuleRefused) as refused:
+        notification_rules.check_rule(channel, event, target)
+    assert refused.value.code == code
+    res = run_cli("notify", "add", "acme", "--channel", channel, "--event", event, "--target", target, ok=False)
+    assert res.exit_code == 1 and f"Error: {refused.value}" in res.output
+    r = client_for("admin").post("/settings/integrations/rules", data={
+        "project": world["project"], "channel": channel, "event": event, "target": target})
+    assert r.status_code == 400
+    if code in ("refused", "email"):                  # messages that quote the value
+        assert str(refused.value) in html.unescape(r.get_data(as_text=True))
+    assert _count(session_factory, NotificationRule) == 0
