@@ -18,6 +18,7 @@ import time
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import OperationalError
 
 from calltracking.jobs import scheduler as sched
 from calltracking import entities as svc
@@ -66,7 +67,15 @@ def _hog(hold: float, dialect: str):
     def job(config, session_factory, now):
         with session_factory() as s, s.begin():
             if dialect == "postgresql":
-                s.execute(text("LOCK TABLE calls, call_tags IN EXCLUSIVE MODE"))
+                # both tables at once or none: waiting for call_tags while holding calls would
+                # deadlock with a tag write (its row in call_tags, then the FK check's lock on calls)
+                while True:
+                    try:
+                        with s.begin_nested():
+                            s.execute(text("LOCK TABLE calls, call_tags IN EXCLUSIVE MODE NOWAIT"))
+                        break
+                    except OperationalError:
+                        time.sleep(0.01)
             else:   # the first write takes SQLite's write lock (begun IMMEDIATE or not)
                 s.execute(update(JobStatus).where(JobStatus.name == "hog").values(last_result="hogging"))
             time.sleep(hold)

@@ -80,6 +80,7 @@ class CallWriter:
         self._sessions = db.make_sessionmaker(self._engine)      # for submit_work's jobs
         self._conn = None               # the writer thread's own connection
         self._stuck_since: Optional[float] = None     # first failed attempt of the pending writes
+        self._abandoned = threading.Event()           # set by close() when its timeout ran out
         #: the last attempt failed for another reason than a lock (the database is down):
         #: what is pending may yet be given up (``retry_seconds``)
         self.unreachable = False
@@ -131,6 +132,7 @@ class CallWriter:
             self.queue.put(_STOP)
             thread.join(timeout)
             if thread.is_alive():
+                self._abandoned.set()        # the thread gives up its pending writes and ends
                 log.error("call writer: stopped with writes not yet committed (the database stayed "
                           "locked or unreachable for %.0f s)", timeout)
         if self._checkpointer is not None:
@@ -168,6 +170,8 @@ class CallWriter:
                 log.exception("call writer: unexpected failure")
                 pending = self._keep_or_drop(pending, "unexpected failure", locked=False)
             self._flush()
+            if pending and self._abandoned.is_set():
+                break                        # closed and past its timeout: nobody waits any more
             if pending:
                 self.stats["retries"] += 1
                 self._waiting(len(pending))

@@ -94,6 +94,25 @@ def test_database_that_stays_down_is_given_up_with_an_error(tmp_path, caplog):
     assert "call d.1: could not write its row" in caplog.text and "gave up after" in caplog.text
 
 
+def test_a_writer_closed_past_its_timeout_ends_its_thread(tmp_path, caplog):
+    """close() waits ``timeout`` for the pending writes; past it the thread gives them up and ends
+    (it used to retry on for ever, a thread left behind in the process)."""
+    bad = tmp_path / "garbage.db"
+    bad.write_bytes(os.urandom(4096))
+    engine = make_engine(f"sqlite:///{bad}")
+    w = CallWriter(engine, retry_seconds=3600)              # would retry for an hour by itself
+    try:
+        with caplog.at_level(logging.ERROR, "calltracking.hooks"):
+            assert w.write(_row("e.1", 1), ROUTE_OVERWRITE, wait=0.05) is False
+            thread = w.thread
+            w.close(timeout=0.5)
+        thread.join(5)
+        assert not thread.is_alive()
+        assert "stopped with writes not yet committed" in caplog.text
+    finally:
+        engine.dispose()
+
+
 def test_sqlite_wal_is_checkpointed_beside_the_commits_not_in_them(engine, session_factory, data):
     """SQLite: the writer's own commits never run the WAL checkpoint (that copy and sync is
     what made a batch wait ~10 ms); the checkpointer thread does it after the writes."""
