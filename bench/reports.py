@@ -11,7 +11,8 @@ answered, log-normal wait and talk times, 10 % of answered calls with a deal,
 no_answer legs on ~25 % of calls, daily ad spend per campaign) over ``--days``
 days ending today, loads them in bulk (executemany on SQLite, COPY on
 PostgreSQL), builds the rollups, then times each report (last 30 days and the
-whole range), the 30-day drill-down and the journal's first and last page.
+whole range; alone and as the page with "compare with the previous period";
+all projects), the 30-day drill-down and the journal's first and last page.
 Prints p50/p95 in milliseconds. PostgreSQL without ``--url`` runs in a
 throw-away cluster started here (as the ``postgres`` user when root).
 """
@@ -37,6 +38,7 @@ from sqlalchemy import func, select, text  # noqa: E402
 
 from calltracking import migrate  # noqa: E402
 from calltracking.calls import journal  # noqa: E402
+from calltracking.reports import compare, figures  # noqa: E402
 from calltracking.reports import queries as reports  # noqa: E402
 from calltracking.db import make_engine, make_sessionmaker  # noqa: E402
 from calltracking.models import Call, Project  # noqa: E402
@@ -286,6 +288,16 @@ def timed(fn, runs):
     return statistics.median(out), out[min(len(out) - 1, math.ceil(0.95 * len(out)) - 1)]
 
 
+def with_comparison(s, name, f):
+    """What a report page computes with "compare": the report, its totals, the previous
+    period's report and totals, the change."""
+    rep = reports.run_report(s, name, f)
+    total = figures.totals(name, rep.columns, rep.rows)
+    if total is None:                   # no totals row (heatmaps, concurrency): nothing compared
+        return None
+    return figures.change(total, compare.previous_totals(s, name, f)[1])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
@@ -345,6 +357,14 @@ def _run(url, args):
         for name in reports.REPORTS:
             for rname, f in ranges.items():
                 results.append((f"report {name} [{rname}]",) + timed(lambda: reports.run_report(s, name, f), args.runs))
+        for name in reports.REPORTS:        # the page with "compare with the previous period"
+            for rname, f in ranges.items():
+                results.append((f"report {name} + comparison [{rname}]",)
+                               + timed(lambda: with_comparison(s, name, f), args.runs))
+        everywhere = reports.ReportFilter(p, today - dt.timedelta(days=29), today,
+                                          tuple(s.scalars(select(Project).order_by(Project.id))))
+        results.append(("report sources, all projects + comparison [30d]",)
+                       + timed(lambda: with_comparison(s, "sources", everywhere), args.runs))
         f30 = ranges["30d"]
         top = reports.by_attribute(s, f30, "source").rows[0][0]
         results.append(("drill-down source, 30 days, first page",)

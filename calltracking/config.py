@@ -179,6 +179,13 @@ def opt(default: Any, conv: Callable[[str], Any], doc: str = "", secret: bool = 
     return field(default=default, metadata={"conv": conv, "doc": doc, "secret": secret})
 
 
+def _currency(v: str) -> str:
+    s = v.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", s):
+        raise ValueError(f"expected a three-letter ISO 4217 currency code such as RUB, got {v!r}")
+    return s
+
+
 @dataclass(frozen=True)
 class GeneralConfig:
     pbx_id: str = opt("pbx1", _ident, "Name of this Asterisk server; calls are unique by (pbx_id, Linkedid)")
@@ -242,6 +249,7 @@ class WebConfig:
     trusted_proxies: tuple = opt((), _proxies, "Reverse proxies (addresses, CIDR networks) whose "
                                  "X-Forwarded-For and X-Forwarded-Proto are believed, by the web UI "
                                  "and the DNI server; empty: none (the peer is the client)")
+    currency: str = opt("RUB", _currency, "ISO 4217 code of the money shown in the UI (values, spend)")
 
 
 def _listen_or_off(v: str):

@@ -4,7 +4,10 @@ Sources, campaigns, static numbers, a website number pool with visitor
 sessions, four operators, 30 days of calls with plausible distributions (busy
 weekday late mornings, quiet nights and weekends, ~12 % missed, repeat
 callers, transfers), ad spend, tags, and short recordings made on the fly.
-Deterministic for a given seed.
+The last day is today: calls run up to ``now`` (every one finished by then), so the
+dashboard shows today's figures. Deterministic for a given seed and ``now``.
+:func:`analyse_recordings` runs the recordings job over the seeded files, so the
+operators report's talk figures are filled from the start.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from calltracking.enums import LegOutcome
 from calltracking.interpret import record
+from calltracking.jobs import recordings
 from calltracking.models import (
     AdSpend, Call, CallLeg, Campaign, NumberPool, Operator, PoolReservation, Project, Source, Tag,
     TrackingNumber, VisitorSession,
@@ -98,7 +102,7 @@ def seed(session: Session, days: int = 30, per_day: int = 90, seed_value: int = 
 
     callers: list[str] = []
     all_calls: list[Call] = []
-    start_day = (now.astimezone(tz) - dt.timedelta(days=days)).date()
+    start_day = (now.astimezone(tz) - dt.timedelta(days=days - 1)).date()   # the last day is today
     n_calls = 0
     linked = 1795000000
     for d in range(days):
@@ -125,6 +129,9 @@ def seed(session: Session, days: int = 30, per_day: int = 90, seed_value: int = 
             call = Call(pbx_id=pbx_id, linkedid=f"{linked}.{n_calls * 4}", project_id=project.id,
                         caller_number=caller, caller_name=rng.choice(["", "Ivan", "Olga", "ООО Ромашка"]),
                         source_id=src.id, queue="sales", started_at=started, via_agi=True)
+            _outcome(rng, call, ops, started, hour)
+            if call.ended_at > now:     # still going on at ``now``: not in the demo
+                continue
             all_calls.append(call)
             camps = campaigns[src.id]
             if camps:
@@ -155,7 +162,6 @@ def seed(session: Session, days: int = 30, per_day: int = 90, seed_value: int = 
                 tn = numbers[src.id]
                 call.did, call.tracking_number_id, call.attribution = tn.number, tn.id, "static"
                 call.attribution_confidence = Decimal("1.000")
-            _outcome(rng, call, ops, started, hour)
             if call.status == "answered" and rng.random() < 0.15:
                 call.tags.append(tags[0])
                 call.value = Decimal(rng.randrange(15000, 120000))
@@ -169,6 +175,18 @@ def seed(session: Session, days: int = 30, per_day: int = 90, seed_value: int = 
         seen_callers.add(call.caller_number)
     session.flush()
     return {"project": project.key, "calls": n_calls, "sources": len(sources), "operators": len(ops)}
+
+
+def analyse_recordings(config, session_factory, now: dt.datetime | None = None) -> int:
+    """Run the recordings job (:func:`calltracking.jobs.recordings.process_pending`) until every
+    seeded recording is measured and converted; returns how many were processed."""
+    later = (now or dt.datetime.now(UTC)) + recordings.SETTLE
+    done = 0
+    while True:
+        ok = recordings.process_pending(config, session_factory, later, limit=200).get("ok", 0)
+        done += ok
+        if not ok:
+            return done
 
 
 def _outcome(rng, call: Call, ops, started: dt.datetime, hour: int) -> None:

@@ -70,3 +70,93 @@ def test_demo_is_deterministic(session_factory, db_factory):
         assert counts[0] == counts[1]
     finally:
         other.dispose()
+
+
+def test_demo_runs_up_to_now(session_factory):
+    """The last day is today: calls up to now, each one finished by then (the dashboard is not empty)."""
+    from zoneinfo import ZoneInfo
+
+    from calltracking.models import Project
+    from calltracking.reports.queries import live_snapshot
+
+    now = dt.datetime(2026, 11, 30, 13, 0, tzinfo=UTC)     # 16:00 in Moscow
+    with session_factory() as s:
+        seed(s, days=3, per_day=60, now=now)
+        s.commit()
+    with session_factory() as s:
+        calls = s.scalars(select(Call)).all()
+        today = live_snapshot(s, s.scalars(select(Project)).one(), now=now)["today"]
+    msk = ZoneInfo("Europe/Moscow")
+    days = Counter(c.started_at.astimezone(msk).date() for c in calls)
+    assert sorted(days) == [dt.date(2026, 11, 28), dt.date(2026, 11, 29), dt.date(2026, 11, 30)]
+    assert days[dt.date(2026, 11, 30)] >= 10
+    assert all(c.ended_at <= now and c.status in ("answered", "missed") for c in calls)
+    assert max(c.started_at for c in calls) > now - dt.timedelta(hours=2)
+    assert today["calls"] == days[dt.date(2026, 11, 30)] and today["answered"] > 0
+
+
+def test_demo_command_analyses_the_recordings(run_cli, tmp_path):
+    """`calltracking demo` runs the recordings job: every seeded recording is measured, so the
+    operators report's talk figures are filled."""
+    from calltracking.db import make_engine, make_sessionmaker
+    from calltracking.models import RecordingInfo
+
+    db = tmp_path / "demo.db"
+    out = run_cli("demo", "--db", str(db), "--days", "4", "--calls-per-day", "60", "--no-serve").output
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        with make_sessionmaker(engine)() as s:
+            recorded = s.scalars(select(Call).where(Call.recording_file != "")).all()
+            infos = s.scalars(select(RecordingInfo)).all()
+    finally:
+        engine.dispose()
+    assert recorded and len(infos) == len(recorded)
+    assert all(i.status == "ok" and i.talk_ratio is not None for i in infos)
+    assert f"{len(recorded)} recordings analysed" in out
+
+
+def test_demo_serves_with_the_scheduler_running(tmp_path):
+    """`calltracking demo` (serving) runs the scheduler's jobs beside the web UI."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from calltracking.db import make_engine, make_sessionmaker
+    from calltracking.models import JobStatus
+    from support.net import free_port
+    from support.polling import poll
+
+    db, port = tmp_path / "demo.db", free_port()
+    env = dict(os.environ, CALLTRACKING_CONFIG=str(tmp_path / "none.ini"))
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "calltracking"), "demo", "--db", str(db), "--days", "2",
+                             "--calls-per-day", "20", "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    engine = None
+    try:
+        def up():
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2).status == 200
+            except OSError:
+                return False
+
+        poll(up, timeout=90, what="the demo's web UI", interval=0.5)
+        engine = make_engine(f"sqlite:///{db}")
+        factory = make_sessionmaker(engine)
+
+        def ran():
+            with factory() as s:
+                return {j.name for j in s.scalars(select(JobStatus)) if j.runs} >= {
+                    "report_rollups", "recordings", "pool_release"}
+
+        poll(ran, timeout=30, what="the scheduler's first runs of its jobs", interval=0.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if engine is not None:
+            engine.dispose()

@@ -16,15 +16,15 @@ from sqlalchemy import select
 
 from calltracking import entities as svc
 from calltracking.config import load_config
-from calltracking.demo import seed
+from calltracking.demo import analyse_recordings, seed
 from calltracking.models import Call
 from support.browser import ARGS, CHROMIUM, DRAWN, log_in
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-REPORTS = ("sources", "campaigns", "keywords", "daily", "heatmap", "operators", "time_to_call",
-           "devices", "concurrency")
+REPORTS = ("sources", "campaigns", "keywords", "daily", "heatmap", "missed_heatmap", "operators",
+           "first_repeat", "time_to_call", "devices", "concurrency")
 
 
 @pytest.fixture
@@ -49,6 +49,7 @@ def demo_server(db_url, session_factory, tmp_path):
         "CALLTRACKING_DATABASE_URL": db_url, "CALLTRACKING_WEB_SECURE_COOKIES": "no",
         "CALLTRACKING_WEB_LISTEN": "127.0.0.1:0", "CALLTRACKING_RECORDINGS_DIR": str(tmp_path / "rec"),
         "CALLTRACKING_GENERAL_TIMEZONE": "Europe/Moscow"}, require_file=False)
+    assert analyse_recordings(cfg, session_factory) > 0       # as `calltracking demo` does
     app = create_app(cfg, session_factory, testing=True)
     srv = make_server(cfg, session_factory, app=app)
     t = threading.Thread(target=srv.run, daemon=True)
@@ -76,6 +77,8 @@ def test_demo_renders_every_report(demo_server, session_factory, shots):
             assert painted > 500, f"{name}: chart canvas is blank ({painted} painted pixels)"
             rows = page.locator("#report-table tbody tr").count()
             assert rows >= 2, f"{name}: the table has {rows} rows on 30 days of demo calls"
+            if name == "operators":     # the recordings were analysed: the talk-share block is filled
+                assert page.locator("#talk-table tbody tr").count() >= 2
             if name in ("sources", "heatmap", "operators"):
                 page.screenshot(path=str(shots / f"report-{name}.png"), full_page=True)
         page.goto(f"{demo_server}/calls")
@@ -88,9 +91,17 @@ def test_demo_renders_every_report(demo_server, session_factory, shots):
         page.screenshot(path=str(shots / "call-card.png"), full_page=True)
         page.goto(f"{demo_server}/dashboard")
         page.wait_for_selector("#dash-status[data-live='1']", timeout=10000)
+        if dt.datetime.now(ZoneInfo("Europe/Moscow")).hour >= 10:     # the demo's calls run up to now
+            assert int(page.inner_text("#count-calls").replace("\u00a0", "").replace(" ", "")) > 0
         page.screenshot(path=str(shots / "dashboard.png"))
+        phone = browser.new_page(viewport={"width": 390, "height": 844})      # a phone
+        log_in(phone, demo_server, "demo", "demo-password")
+        phone.goto(f"{demo_server}/calls")
+        assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        phone.screenshot(path=str(shots / "journal-390px.png"))
         browser.close()
     assert errors == []
-    for name in ("report-sources", "report-heatmap", "report-operators", "journal", "call-card", "dashboard"):
+    for name in ("report-sources", "report-heatmap", "report-operators", "journal", "call-card", "dashboard",
+                 "journal-390px"):
         png = shots / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, name

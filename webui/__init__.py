@@ -28,6 +28,10 @@ How another blueprint plugs in
   no ``pybabel`` needed).
 * Times: stored UTC; show them with the ``localtime`` filter (``{{ call.started_at|localtime(tz) }}``,
   ``tz`` a project's time zone; default ``[general] timezone``) or ``webui.display.fmt_time``.
+* Numbers and words in the user's language (:mod:`webui.display`, Babel): ``|num`` (counts,
+  ``|num(1)`` one decimal), ``|money`` (``|money(currency)``; default ``[web] currency``),
+  ``|date``; a word the core stores (channel, role, attribution…) through ``|label("channel")``
+  (:mod:`webui.labels`); a CSV through :mod:`webui.csvexport` (BOM, headers, delimiter).
 * The pages are served with a strict Content-Security-Policy (``script-src 'self'``): put
   JavaScript in static files (``url_for('static', filename=...)``), never inline, and never
   ``|safe`` on data (caller-ID names are hostile).
@@ -77,7 +81,7 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
 
     from webui import (
         account, api, auth, context, display, dni, errors, i18n, integrations, journal, metrics, missed,
-        reports, screenpop, settings, settings_tools,
+        reports, screenpop, settings, settings_dni, settings_tools,
     )
 
     auth.csrf.init_app(app)
@@ -90,7 +94,8 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
     # every blueprint, and whether it is exempt from CSRF (no cookie session: the token API,
     # the public DNI endpoints, /metrics)
     for mod, csrf_exempt in ((auth, False), (account, False), (journal, False), (missed, False),
-                             (screenpop, False), (settings, False), (settings_tools, False), (api, True),
+                             (screenpop, False), (settings, False), (settings_tools, False),
+                             (settings_dni, False), (api, True),
                              (reports, False), (dni, True), (metrics, True), (integrations, False)):
         app.register_blueprint(mod.bp)
         if csrf_exempt:

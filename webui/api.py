@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from calltracking.calls import export as call_export
 from calltracking.calls import journal as call_journal
+from calltracking.calls import visibility
 from calltracking.attribution import numbers_csv
 from calltracking import entities
 from calltracking.models import Call, TrackingNumber
@@ -41,11 +42,57 @@ def openapi():
     return jsonify(openapi_document(current_app))
 
 
+def _one(rows: list, what: str, value: str):
+    if not rows:
+        raise call_journal.JournalError(f"unknown {what} {value!r}")
+    if len(rows) > 1:
+        raise call_journal.JournalError(f"{what} {value!r} is ambiguous: give its id or the project")
+    return rows[0].id
+
+
+def _lookup(stmt, model, what: str, value: str, *, by_key=False):
+    """``value`` as an id (digits) or a name (a project's key or name): the one row's id."""
+    from sqlalchemy import or_
+
+    value = value.strip()
+    names = [model.name == value] + ([model.key == value] if by_key else [])
+    cond = or_(*names, model.id == int(value)) if value.isdigit() else or_(*names)
+    rows = list(db().scalars(stmt.where(cond)))
+    if len(rows) > 1 and value.isdigit():          # an id wins over a name made of digits
+        rows = [r for r in rows if r.id == int(value)]
+    return _one(rows, what, value)
+
+
+def _filter_args(args):
+    """The query string with project (key or id), source, campaign and operator (name or id) as ids."""
+    from sqlalchemy import select
+    from calltracking.models import Campaign, Operator, Project, Source
+
+    out = args.copy()
+    if (args.get("project") or "").strip():
+        out["project"] = str(_lookup(select(Project), Project, "project", args["project"], by_key=True))
+    if (args.get("source") or "").strip():
+        stmt = select(Source)
+        if out.get("project"):
+            stmt = stmt.where(Source.project_id == int(out["project"]))
+        out["source"] = str(_lookup(stmt, Source, "source", args["source"]))
+    if (args.get("campaign") or "").strip():
+        stmt = select(Campaign)
+        if out.get("source"):
+            stmt = stmt.where(Campaign.source_id == int(out["source"]))
+        elif out.get("project"):
+            stmt = stmt.where(Campaign.project_id == int(out["project"]))
+        out["campaign"] = str(_lookup(stmt, Campaign, "campaign", args["campaign"]))
+    if (args.get("operator") or "").strip():
+        out["operator"] = str(_lookup(select(Operator), Operator, "operator", args["operator"]))
+    return out
+
+
 @bp.route("/calls")
 @api_auth()
 def calls():
     try:
-        flt, _tz = parse_filter(request.args)
+        flt, _tz = parse_filter(_filter_args(request.args))
         limit = request.args.get("limit", default=100, type=int)
         pg = call_journal.page(db(), flt, after=request.args.get("after"),
                                before=request.args.get("before"), limit=max(1, min(limit or 100, 1000)))
@@ -55,16 +102,96 @@ def calls():
                     "prev": pg.prev_cursor})
 
 
+@bp.route("/projects")
+@api_auth()
+def projects():
+    from sqlalchemy import select
+    from calltracking.models import Project
+
+    rows = db().scalars(select(Project).order_by(Project.name, Project.id))
+    return jsonify({"projects": [{"id": p.id, "key": p.key, "name": p.name, "timezone": p.timezone,
+                                  "currency": p.currency} for p in rows]})
+
+
+def _project_arg():
+    """The ``project`` query argument (key or id) as an id, or None; raises JournalError."""
+    from sqlalchemy import select
+    from calltracking.models import Project
+
+    value = (request.args.get("project") or "").strip()
+    return _lookup(select(Project), Project, "project", value, by_key=True) if value else None
+
+
+@bp.route("/sources")
+@api_auth()
+def sources():
+    from sqlalchemy import select
+    from calltracking.models import Campaign, Source
+
+    try:
+        project_id = _project_arg()
+    except call_journal.JournalError as e:
+        return _err(str(e), 404)
+    stmt = select(Source).order_by(Source.project_id, Source.name)
+    if project_id is not None:
+        stmt = stmt.where(Source.project_id == project_id)
+    rows = list(db().scalars(stmt))
+    camps: dict[int, list] = {}
+    if rows:
+        for c in db().scalars(select(Campaign).where(Campaign.source_id.in_([r.id for r in rows]))
+                              .order_by(Campaign.name)):
+            camps.setdefault(c.source_id, []).append({"id": c.id, "name": c.name, "active": c.active})
+    return jsonify({"sources": [{"id": r.id, "project": r.project.key, "name": r.name, "channel": r.channel,
+                                 "active": r.active, "campaigns": camps.get(r.id, [])} for r in rows]})
+
+
+@bp.route("/campaigns")
+@api_auth()
+def campaigns():
+    from sqlalchemy import select
+    from calltracking.models import Campaign, Source
+
+    try:
+        project_id = _project_arg()
+        source_arg = (request.args.get("source") or "").strip()
+        stmt = select(Source)
+        if project_id is not None:
+            stmt = stmt.where(Source.project_id == project_id)
+        source_id = _lookup(stmt, Source, "source", source_arg) if source_arg else None
+    except call_journal.JournalError as e:
+        return _err(str(e), 404)
+    stmt = select(Campaign).order_by(Campaign.project_id, Campaign.source_id, Campaign.name)
+    if project_id is not None:
+        stmt = stmt.where(Campaign.project_id == project_id)
+    if source_id is not None:
+        stmt = stmt.where(Campaign.source_id == source_id)
+    return jsonify({"campaigns": [{"id": c.id, "project": c.source.project.key, "source": c.source.name,
+                                   "source_id": c.source_id, "name": c.name, "utm_campaign": c.utm_campaign,
+                                   "active": c.active} for c in db().scalars(stmt)]})
+
+
+@bp.route("/operators")
+@api_auth()
+def operators():
+    """Every operator; an operator's token sees only its own operator."""
+    from sqlalchemy import select
+    from calltracking.models import Operator
+
+    stmt = select(Operator).order_by(Operator.name, Operator.id)
+    user = current_user()
+    if user.role == "operator":
+        stmt = stmt.where(Operator.id == (user.operator_id if user.operator_id is not None else -1))
+    return jsonify({"operators": [{"id": o.id, "name": o.name, "extension": o.extension, "active": o.active}
+                                  for o in db().scalars(stmt)]})
+
+
 def _visible_call(call_id: int):
     call = db().get(Call, call_id)
     if call is None:
         return None, _err("call not found", 404)
     user = current_user()
-    if user.role == "operator":
-        mine = user.operator_id is not None and (
-            call.operator_id == user.operator_id or any(l.operator_id == user.operator_id for l in call.legs))
-        if not mine:
-            return None, _err("this call is not yours", 403)
+    if not visibility.may_see(db(), call.id, user.role, user.operator_id):
+        return None, _err("this call is not yours", 403)
     return call, None
 
 
@@ -105,7 +232,7 @@ def call_update(call_id):
             call.closed_reason = str(data["reason"] or "")[:40]
     except ValueError as e:
         return _err(str(e))
-    audit("update", "call", call.id, {"api": True, **{k: str(v) for k, v in data.items()}})
+    audit("update", "call", call.id, {"api": True, **call_export.audit_values(call, data)})
     db().commit()
     return jsonify(_call_json(call))
 

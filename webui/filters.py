@@ -4,13 +4,14 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from calltracking import entities
+from calltracking.calls import saved_filters
 from calltracking.calls.journal import JournalError, JournalFilter
 from calltracking.models import Campaign, Operator, Project, Source, Tag
 
 from webui.context import config, current_user, db
 from webui.display import default_tz
 
-FILTER_KEYS = ("from", "to", "project", "source", "campaign", "status", "operator", "first", "tag", "caller")
+FILTER_KEYS = saved_filters.KEYS
 
 
 def _int(args, key):
@@ -49,11 +50,12 @@ def parse_filter(args) -> tuple[JournalFilter, str]:
         first_call=None if not first else first == "first",
         tag=(args.get("tag") or "").strip() or None,
         caller=(args.get("caller") or "").strip() or None,
+        name=(args.get("name") or "").strip() or None,
         region=config().general.default_region,
     )
     user = current_user()
-    if user is not None and user.role == "operator":
-        flt.own_operator_id = user.operator_id if user.operator_id is not None else -1
+    if user is not None:
+        flt.viewer_role, flt.own_operator_id = user.role, user.operator_id
     return flt, tz
 
 

@@ -176,3 +176,58 @@ def upload_spend():
     flash(_("Imported %(n)d row(s): %(new)d new, %(upd)d updated.", n=result.rows, new=result.created,
             upd=result.updated), "ok")
     return redirect(url_for("integrations.index"))
+
+
+def _spend_filter(args) -> tuple[adspend.SpendFilter, list[str]]:
+    """The list's filter from the query string (or form); the errors of bad values."""
+    flt, errors = adspend.SpendFilter(), []
+    flt.project_id = args.get("project", type=int)
+    flt.source_id = args.get("source", type=int)
+    for key in ("from", "to"):
+        value = (args.get(key) or "").strip()
+        if value:
+            try:
+                setattr(flt, "first" if key == "from" else "last", adspend.parse_day(value))
+            except ValueError:
+                errors.append(_("Invalid date %(value)s: use YYYY-MM-DD.", value=value))
+    return flt, errors
+
+
+@bp.route("/spend", methods=["GET"])
+@roles_required("admin")
+def spend_list():
+    from calltracking.models import Source
+
+    s = db()
+    flt, errors = _spend_filter(request.args)
+    for e in errors:
+        flash(e, "error")
+    rows, count, totals = adspend.list_spend(s, flt)
+    projects = s.scalars(select(Project).order_by(Project.name, Project.key)).all()
+    pname = {p.id: p.name for p in projects}
+    sources = [(x.id, f"{pname.get(x.project_id, '?')} / {x.name}")
+               for x in s.scalars(select(Source).order_by(Source.project_id, Source.name))
+               if flt.project_id is None or x.project_id == flt.project_id]
+    return render_template("integrations/spend.html", rows=rows, count=count, totals=totals, projects=projects,
+                           sources=sources, args=request.args)
+
+
+@bp.route("/spend/delete", methods=["POST"])
+@roles_required("admin")
+def spend_delete():
+    s = db()
+    back = {k: v for k, v in request.form.items() if k in ("project", "source", "from", "to") and v}
+    row_id = request.form.get("row", type=int)
+    if row_id is not None:
+        n = adspend.delete_spend(s, row_id=row_id)
+        audit("delete", "ad_spend", row_id, {"rows": n})
+    else:
+        flt, errors = _spend_filter(request.form)
+        if errors or flt.project_id is None:
+            flash(errors[0] if errors else _("Choose a project to delete its imported spend."), "error")
+            return redirect(url_for("integrations.spend_list", **back))
+        n = adspend.delete_spend(s, flt)
+        audit("delete", "ad_spend", None, {"rows": n, **back})
+    s.commit()
+    flash(_("Deleted %(n)d row(s).", n=n), "ok")
+    return redirect(url_for("integrations.spend_list", **back))

@@ -2,26 +2,28 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 from flask import (
     Blueprint, Response, abort, flash, redirect, render_template, request, send_file,
     stream_with_context, url_for,
 )
-from flask_babel import gettext as _
+from flask_babel import format_decimal, gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from calltracking import csvsafe
 from calltracking.calls import export as call_export
 from calltracking.calls import journal as call_journal
+from calltracking.calls import saved_filters, visibility
 from calltracking.jobs import recording_files
-from calltracking.calls.missed import outbound_to
+from calltracking.calls.missed import outbound_to, state_of as missed_state_of
 from calltracking.models import Call, PromoCode, Tag, TrackingNumber, VisitorSession
 
+from webui import csvexport, labels
 from webui.auth import roles_required
 from webui.context import audit, config, current_user, db, ext
-from webui.display import call_tz, parse_money
+from webui.display import call_tz, fmt_number, parse_money
 from webui.filters import FILTER_KEYS, filter_choices, parse_filter
 
 bp = Blueprint("journal", __name__)
@@ -37,18 +39,53 @@ def _args_without_cursor() -> dict:
 @bp.route("/calls")
 @roles_required()
 def index():
+    sort = request.args.get("sort") or "-started"
+    total = None
     try:
         flt, tz = parse_filter(request.args)
         pg = call_journal.page(db(), flt, after=request.args.get("after"),
                                before=request.args.get("before"), last=request.args.get("page") == "last",
-                               limit=PAGE_SIZE)
+                               limit=PAGE_SIZE, sort=sort)
+        total = call_journal.count(db(), flt)
         error = None
     except call_journal.JournalError as e:
         pg, error, tz = call_journal.Page([], None, None, True, True), str(e), None
     base = _args_without_cursor()
-    return render_template("journal/index.html", page=pg, error=error, args=base,
-                           choices=filter_choices(), filter_tz=tz,
-                           export_url=url_for("journal.export", **base))
+    unsorted = {k: v for k, v in base.items() if k != "sort"}
+    user = current_user()
+    return render_template("journal/index.html", page=pg, error=error, args=base, sort=sort,
+                           unsorted=unsorted, total=total, choices=filter_choices(), filter_tz=tz,
+                           saved=saved_filters.for_user(db(), user.id),
+                           export_url=url_for("journal.export", **unsorted))
+
+
+@bp.route("/calls/filters", methods=["POST"])
+@roles_required()
+def save_filter():
+    user = current_user()
+    if not request.form.get("filter_name", "").strip():
+        flash(_("Give the filter a name."), "error")
+        return redirect(url_for("journal.index", **{k: v for k, v in request.form.items()
+                                                    if k in FILTER_KEYS and v}))
+    try:
+        saved = saved_filters.save(db(), user.id, request.form.get("filter_name", ""), request.form)
+    except saved_filters.SavedFilterError as e:
+        flash(str(e), "error")
+        return redirect(url_for("journal.index", **{k: v for k, v in request.form.items()
+                                                    if k in FILTER_KEYS and v}))
+    db().commit()
+    flash(_("Filter “%(name)s” saved.", name=saved.name), "success")
+    return redirect(url_for("journal.index", **saved_filters.as_args(saved)))
+
+
+@bp.route("/calls/filters/<int:filter_id>/delete", methods=["POST"])
+@roles_required()
+def delete_filter(filter_id):
+    if not saved_filters.delete(db(), current_user().id, filter_id):
+        abort(404)
+    db().commit()
+    flash(_("Filter deleted."), "success")
+    return redirect(url_for("journal.index"))
 
 
 @bp.route("/calls/export.csv")
@@ -60,29 +97,38 @@ def export():
     except call_journal.JournalError as e:
         return Response(str(e) + "\n", status=400, mimetype="text/plain")
     factory = ext()["sessionmaker"]
-    fields = call_export.FIELDS + ("tags", "value", "comment", "reason")
 
     def generate():
         session = factory()
         try:
             buf = io.StringIO()
-            w = csvsafe.writer(buf, lineterminator="\n")
-            w.writerow(fields)
-            yield "\ufeff" + buf.getvalue()
+            w = csvexport.writer(buf, lineterminator="\n")
+            w.writerow(csvexport.titles(csvexport.JOURNAL_FIELDS, csvexport.JOURNAL_TITLES, english_keys=True))
+            yield csvexport.BOM + buf.getvalue()
             for call in call_journal.iterate(session, flt):
-                d = call_export.call_to_dict(call, with_legs=False)
-                d["tags"] = " ".join(sorted(t.name for t in call.tags))
-                d["value"] = "" if call.value is None else str(call.value)
-                d["comment"], d["reason"] = call.comment, call.closed_reason
                 buf.seek(0)
                 buf.truncate()
-                w.writerow([d.get(k) for k in fields])
+                w.writerow(csvexport.journal_row(call))
                 yield buf.getvalue()
         finally:
             session.close()
 
     return Response(stream_with_context(generate()), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=calls.csv"})
+
+
+@bp.app_template_filter("audit_tags")
+def audit_tags(details: str) -> list[tuple[str, list]]:
+    """The tag lists in an audit entry's JSON details (a call edit): ``[(part, [tag, ...])]``,
+    part "" for the new tags of an API edit, "before" / "after" for a call card edit."""
+    try:
+        d = json.loads(details or "")
+    except ValueError:
+        return []
+    if not isinstance(d, dict):
+        return []
+    found = [("", d.get("tags"))] + [(k, d[k].get("tags")) for k in ("before", "after") if isinstance(d.get(k), dict)]
+    return [(k, [str(t) for t in v]) for k, v in found if isinstance(v, list)]
 
 
 def load_call(call_id: int) -> Call:
@@ -93,20 +139,14 @@ def load_call(call_id: int) -> Call:
     if call is None:
         abort(404)
     user = current_user()
-    if user.role == "operator":
-        mine = user.operator_id is not None and (
-            call.operator_id == user.operator_id or any(l.operator_id == user.operator_id for l in call.legs))
-        if not mine:
-            abort(403)
+    if not visibility.may_see(db(), call.id, user.role, user.operator_id):
+        abort(403)
     return call
 
 
 def _visible_to(user) -> list:
     """WHERE terms limiting calls to those ``user`` may open (the rule of :func:`load_call`)."""
-    if user.role != "operator":
-        return []
-    own = call_journal.JournalFilter(own_operator_id=user.operator_id if user.operator_id is not None else -1)
-    return own.conditions()
+    return visibility.visible_to(user.role, user.operator_id)
 
 
 def timeline(call: Call) -> list[tuple]:
@@ -125,7 +165,7 @@ def timeline(call: Call) -> list[tuple]:
         if leg.answered_at:
             ev.append((leg.answered_at, _("%(who)s answered", who=who)))
         if leg.ended_at and leg.outcome != "answered":
-            ev.append((leg.ended_at, _("%(who)s: %(outcome)s", who=who, outcome=leg.outcome.replace("_", " "))))
+            ev.append((leg.ended_at, _("%(who)s: %(outcome)s", who=who, outcome=labels.label(labels.LEG_OUTCOMES, leg.outcome))))
         elif leg.ended_at:
             ev.append((leg.ended_at, _("%(who)s left the call", who=who)))
     if call.ended_at:
@@ -153,7 +193,11 @@ def recording_path(call: Call) -> tuple[str, Path | None]:
 @bp.route("/calls/<int:call_id>")
 @roles_required()
 def card(call_id):
-    call = load_call(call_id)
+    return _render_card(load_call(call_id))
+
+
+def _render_card(call: Call, typed: dict | None = None, status: int = 200):
+    """The call card; ``typed``: the outcome form as the user sent it (shown again after an error)."""
     s = db()
     vs = s.get(VisitorSession, call.session_id) if call.session_id else None
     promo = s.get(PromoCode, call.promo_code_id) if call.promo_code_id else None
@@ -169,7 +213,11 @@ def card(call_id):
     return render_template("journal/card.html", call=call, tz=call_tz(call), events=timeline(call),
                            visitor=vs, promo=promo, tracking_number=tn, rec_name=rec_name,
                            rec_ok=rec_file is not None, history=history, outbound=outbound_to(s, call),
-                           tags_text=", ".join(sorted(t.name for t in call.tags)))
+                           missed_state=missed_state_of(s, call),
+                           form=typed or {"tags": ", ".join(sorted(t.name for t in call.tags)),
+                                          "value": "" if call.value is None else fmt_number(call.value, 2),
+                                          "reason": call.closed_reason or "", "comment": call.comment or ""},
+                           ), status
 
 
 def set_tags(call: Call, names: list[str]) -> None:
@@ -198,8 +246,10 @@ def edit(call_id):
     errors = []
     try:
         value = parse_money(f.get("value", ""))
-    except ValueError as e:
-        errors.append(str(e))
+    except ValueError:
+        errors.append(_("Invalid amount “%(typed)s”: type a number such as %(example)s (not negative, "
+                        "at most 2 decimals).", typed=(f.get("value") or "").strip(),
+                        example=format_decimal(1234.5, format="#,##0.00")))
         value = call.value
     names = [n for n in (f.get("tags") or "").replace(";", ",").split(",") if n.strip()]
     if names and call.project_id is None:
@@ -207,17 +257,15 @@ def edit(call_id):
     if errors:
         for e in errors:
             flash(e, "error")
-        return redirect(url_for("journal.card", call_id=call.id))
-    before = {"tags": sorted(t.name for t in call.tags), "value": call.value, "reason": call.closed_reason,
-              "comment": call.comment}
+        typed = {k: f.get(k, "") for k in ("tags", "value", "reason", "comment")}
+        return _render_card(call, typed, 400)
+    before = call_export.outcome(call)
     if call.project_id is not None:
         set_tags(call, names)
     call.value = value
     call.closed_reason = (f.get("reason") or "").strip()[:40]
     call.comment = (f.get("comment") or "").strip()[:5000]
-    after = {"tags": sorted(t.name for t in call.tags), "value": call.value, "reason": call.closed_reason,
-             "comment": call.comment}
-    audit("update", "call", call.id, {"before": before, "after": after})
+    audit("update", "call", call.id, {"before": before, "after": call_export.outcome(call)})
     db().commit()
     flash(_("Saved."), "success")
     return redirect(url_for("journal.card", call_id=call.id))

@@ -2,27 +2,34 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for,
+)
 from flask_babel import gettext as _
 
+from calltracking import csvsafe
+from calltracking.calls import journal as call_journal
 from calltracking.calls import missed as missed_calls
 from calltracking.calls import originate
 from calltracking import entities
 from calltracking.models import Call, Operator, Project
 
 from webui.auth import roles_required
-from webui.context import audit, config, current_user, db
-from webui.display import default_tz, zone
+from webui.context import audit, config, current_user, db, ext
+from webui.display import call_tz, default_tz, fmt_seconds, fmt_time, status_names, zone
 from webui.filters import filter_choices
 
 bp = Blueprint("missed", __name__)
 DEFAULT_DAYS = 30
 
 
-@bp.route("/missed")
-@roles_required("admin", "supervisor")
-def index():
+PAGE_SIZE = 50
+
+
+def _worklist_args():
+    """(state, project_id, start, end, args shown in the form, error) from the query string."""
     state = request.args.get("state", "open")
     if state not in ("open", "closed", "all"):
         state = "open"
@@ -35,21 +42,88 @@ def index():
         tz = p.timezone
     error = None
     start = end = None
-    args = dict(request.args)
+    args = {k: v for k, v in request.args.items() if k in ("state", "project", "from", "to") and v}
     if not args.get("from"):
         # a worklist is about recent calls; the window keeps it fast on years of history
         args["from"] = (dt.datetime.now(zone(tz)) - dt.timedelta(days=DEFAULT_DAYS)).date().isoformat()
     try:
         if args.get("from"):
             start = entities.parse_when(args["from"], tz)
-        if request.args.get("to"):
-            end = entities.parse_when(request.args["to"], tz, end=True)
+        if args.get("to"):
+            end = entities.parse_when(args["to"], tz, end=True)
     except entities.ServiceError as e:
         error = str(e)
-    rows = missed_calls.worklist(db(), project_id=project_id, state=state, start=start, end=end)
+    return state, project_id, start, end, args, error
+
+
+@bp.route("/missed")
+@roles_required("admin", "supervisor")
+def index():
+    state, project_id, start, end, args, error = _worklist_args()
+    after = None
+    if request.args.get("after"):
+        try:
+            after = call_journal.decode_cursor(request.args["after"])
+        except call_journal.JournalError as e:
+            error = str(e)
+    rows = missed_calls.worklist(db(), project_id=project_id, state=state, start=start, end=end,
+                                 limit=PAGE_SIZE + 1, after=after)
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    total = missed_calls.count(db(), project_id=project_id, state=state, start=start, end=end)
     return render_template("missed/index.html", rows=rows, state=state, error=error,
-                           args=args, choices=filter_choices(),
+                           args=args, choices=filter_choices(), total=total, paged=after is not None,
+                           next_cursor=call_journal.encode_cursor(rows[-1].call) if more else None,
                            can_originate=config().ami.originate)
+
+
+@bp.route("/missed/export.csv")
+@roles_required("admin", "supervisor")
+def export():
+    """The worklist with these filters as CSV (every page), times in each call's project zone."""
+    state, project_id, start, end, _args, error = _worklist_args()
+    if error:
+        return Response(error + "\n", status=400, mimetype="text/plain")
+    factory = ext()["sessionmaker"]
+    names = closed_by_names()
+
+    def generate():
+        session = factory()
+        try:
+            buf = io.StringIO()
+            w = csvsafe.writer(buf, lineterminator="\n")
+            w.writerow([_("Started"), _("Caller"), _("Caller name"), _("Source"), _("Reason"), _("Wait"),
+                        _("State"), _("Closed at"), _("By")])
+            yield "\ufeff" + buf.getvalue()
+            after = None
+            while True:
+                rows = missed_calls.worklist(session, project_id=project_id, state=state, start=start,
+                                             end=end, limit=1000, after=after)
+                for r in rows:
+                    c, tz = r.call, call_tz(r.call)
+                    by = (r.outbound.operator_name if r.closed_by == "called_back" and r.outbound
+                          else c.handled_by if r.closed_by == "handled" else "")
+                    buf.seek(0)
+                    buf.truncate()
+                    w.writerow([fmt_time(c.started_at, tz), c.caller_number, c.caller_name,
+                                c.source.name if c.source else "", status_names().get(c.missed_reason or "", ""),
+                                fmt_seconds(c.wait_seconds), names.get(r.closed_by, names[None]),
+                                fmt_time(r.closed_at, tz), by or ""])
+                    yield buf.getvalue()
+                if len(rows) < 1000:
+                    return
+                after = (rows[-1].call.started_at, rows[-1].call.id)
+                session.expunge_all()
+        finally:
+            session.close()
+
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=missed-calls.csv"})
+
+
+def closed_by_names() -> dict:
+    return {None: _("open"), "called_back": _("called back"), "called_again": _("caller called again"),
+            "handled": _("handled")}
 
 
 def _missed_call(call_id: int) -> Call:

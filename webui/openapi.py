@@ -6,8 +6,9 @@ import calltracking
 CALL_FILTERS = [
     ("from", "Start date YYYY-MM-DD (project time zone), inclusive"),
     ("to", "End date YYYY-MM-DD, inclusive"),
-    ("project", "Project id"), ("source", "Source id"), ("campaign", "Campaign id"),
-    ("status", "answered | missed | in_progress"), ("operator", "Operator id"),
+    ("project", "Project key or id (/api/projects)"), ("source", "Source name or id (/api/sources)"),
+    ("campaign", "Campaign name or id (/api/campaigns)"),
+    ("status", "answered | missed | in_progress"), ("operator", "Operator name or id (/api/operators)"),
     ("first", "first | repeat"), ("tag", "Tag name"), ("caller", "Caller number (any readable form)"),
     ("after", "Cursor: the page after (older than) this one (`next` of the previous answer)"),
     ("before", "Cursor: the page before (newer)"), ("limit", "Rows per page (1-1000, default 100)"),
@@ -17,6 +18,10 @@ CALL_FILTERS = [
 def _q(name, desc, schema=None):
     return {"name": name, "in": "query", "required": False, "description": desc,
             "schema": schema or {"type": "string"}}
+
+
+def _list_of(props: dict) -> dict:
+    return {"type": "array", "items": {"type": "object", "properties": props}}
 
 
 def _resp(desc, ref=None):
@@ -75,6 +80,20 @@ def openapi_document(app=None) -> dict:
                 "NumberList": {"type": "object", "properties": {
                     "numbers": {"type": "array", "items": {"$ref": "#/components/schemas/Number"}}}},
                 "Report": {"type": "object", "additionalProperties": True},
+                "ProjectList": {"type": "object", "properties": {"projects": _list_of({
+                    "id": {"type": "integer"}, "key": {"type": "string"}, "name": {"type": "string"},
+                    "timezone": {"type": "string"}, "currency": {"type": "string"}})}},
+                "SourceList": {"type": "object", "properties": {"sources": _list_of({
+                    "id": {"type": "integer"}, "project": {"type": "string"}, "name": {"type": "string"},
+                    "channel": {"type": "string"}, "active": {"type": "boolean"},
+                    "campaigns": {"type": "array", "items": {"type": "object"}}})}},
+                "CampaignList": {"type": "object", "properties": {"campaigns": _list_of({
+                    "id": {"type": "integer"}, "project": {"type": "string"}, "source": {"type": "string"},
+                    "source_id": {"type": "integer"}, "name": {"type": "string"},
+                    "utm_campaign": {"type": "string"}, "active": {"type": "boolean"}})}},
+                "OperatorList": {"type": "object", "properties": {"operators": _list_of({
+                    "id": {"type": "integer"}, "name": {"type": "string"}, "extension": {"type": "string"},
+                    "active": {"type": "boolean"}})}},
             },
         },
         "paths": {
@@ -82,6 +101,17 @@ def openapi_document(app=None) -> dict:
                 "summary": "Calls, newest first, with the journal's filters and keyset pages",
                 "parameters": [_q(n, d) for n, d in CALL_FILTERS],
                 "responses": {"200": _resp("A page of calls", "CallPage"), **ERRORS}}},
+            "/api/projects": {"get": {"summary": "Projects (key, name, time zone, currency)",
+                                      "responses": {"200": _resp("Projects", "ProjectList"), **ERRORS}}},
+            "/api/sources": {"get": {"summary": "Sources with their campaigns",
+                                     "parameters": [_q("project", "Project key or id")],
+                                     "responses": {"200": _resp("Sources", "SourceList"), **ERRORS}}},
+            "/api/campaigns": {"get": {"summary": "Campaigns",
+                                       "parameters": [_q("project", "Project key or id"),
+                                                      _q("source", "Source name or id")],
+                                       "responses": {"200": _resp("Campaigns", "CampaignList"), **ERRORS}}},
+            "/api/operators": {"get": {"summary": "Operators (an operator's token: only its own)",
+                                       "responses": {"200": _resp("Operators", "OperatorList"), **ERRORS}}},
             "/api/calls/{id}": {
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
                 "get": {"summary": "One call with legs and tags",

@@ -8,6 +8,7 @@ block and is drawn by ``static/reports.js`` with the vendored Chart.js.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import logging
@@ -18,12 +19,13 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import select
 
-from calltracking import csvsafe
-from calltracking.reports import queries
+from calltracking.reports import compare, figures, queries
 from calltracking.db import write_scope
 from calltracking.models import Project
 from calltracking.reports.rollup import refresh_rollups
 
+from webui import csvexport, labels
+from webui import display
 from webui.auth import roles_required
 from webui.context import db, ext
 
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__)
 ROLES = ("admin", "supervisor")
 DEFAULT_DAYS = 30
+ALL_PROJECTS = "all"        # ?project=all: every project summed (shown when there are several)
+# The dashboard page polls /dashboard/snapshot.json (ETag, 304 while nothing changes): a poll
+# holds a WSGI thread for milliseconds, so any number of tabs share the server's threads and a
+# closed tab costs nothing. /dashboard/stream (SSE) stays for wallboards and scripts.
+POLL_INTERVAL = 2.0         # seconds between the dashboard page's polls
 SSE_INTERVAL = 1.0          # seconds between dashboard checks
 SSE_MAX_SECONDS = 120       # a stream ends after this; the browser reconnects by itself
 # Each open stream holds one WSGI worker thread: at most a quarter of them stream at
@@ -38,9 +45,12 @@ SSE_MAX_SECONDS = 120       # a stream ends after this; the browser reconnects b
 _streams_lock = threading.Lock()
 _streams_open = [0]
 
+HEATMAPS = ("heatmap", "missed_heatmap")
 TITLES = {
     "sources": _l("By source"), "campaigns": _l("By campaign"), "keywords": _l("By keyword"),
-    "daily": _l("Daily trend"), "heatmap": _l("Hour × weekday"), "operators": _l("Operators"),
+    "daily": _l("Daily trend"), "heatmap": _l("Hour × weekday"),
+    "missed_heatmap": _l("Missed calls: hour × weekday"), "operators": _l("Operators"),
+    "first_repeat": _l("First and repeat calls"),
     "time_to_call": _l("Time to call"), "devices": _l("Devices, OS and browsers"),
     "concurrency": _l("Peak concurrent calls"),
 }
@@ -52,8 +62,12 @@ COLUMN_TITLES = {
     "taken": _l("Calls taken"), "missed_rung": _l("Missed while rung"), "bucket": _l("Time to call"),
     "kind": _l("Kind"), "hour": _l("Hour"), "peak": _l("Peak"), "avg_daily_peak": _l("Avg daily peak"),
     "avg_peak": _l("Avg daily peak"),
+    "offered": _l("Offered"), "answer_rate": _l("Answer rate, %"), "first_share": _l("First calls, %"),
 }
-DRILL = {"sources": "source", "campaigns": "campaign", "keywords": "keyword", "operators": "operator"}
+DRILL = {"sources": "source", "campaigns": "campaign", "keywords": "keyword", "operators": "operator",
+         "first_repeat": "source"}
+
+DRILL_BACK = {"source": "sources", "campaign": "campaigns", "keyword": "keywords", "operator": "operators"}
 
 
 def _projects():
@@ -67,13 +81,48 @@ def _filter():
         return None, projects, _("No project yet: add one in the settings.")
     pid = request.args.get("project", "")
     project = next((p for p in projects if str(p.id) == pid), projects[0])
+    several = tuple(projects) if pid == ALL_PROJECTS and len(projects) > 1 else ()
     today = queries.today_in(project)
     try:
-        to = queries.parse_date(request.args.get("to"), today)
-        frm = queries.parse_date(request.args.get("from"), to - dt.timedelta(days=DEFAULT_DAYS - 1))
-        return queries.ReportFilter(project, frm, to), projects, None
+        preset = figures.preset_range(request.args.get("period", ""), today)
+        if preset:
+            frm, to = preset
+        else:
+            to = queries.parse_date(request.args.get("to"), today)
+            frm = queries.parse_date(request.args.get("from"), to - dt.timedelta(days=DEFAULT_DAYS - 1))
+        return queries.ReportFilter(project, frm, to, several), projects, None
     except queries.ReportError as e:
         return None, projects, str(e)
+
+
+def _comparison(name, f, rep) -> dict:
+    """The totals row, and with ``compare=1`` the previous period's totals and the change."""
+    total = figures.totals(name, rep.columns, rep.rows)
+    out = {"totals": total, "previous": None, "change": None, "prev_range": None}
+    if total is not None and request.args.get("compare") == "1":
+        prev_f, out["previous"] = compare.previous_totals(db(), name, f)
+        out["change"] = figures.change(total, out["previous"])
+        out["prev_range"] = (prev_f.date_from, prev_f.date_to)
+    return out
+
+
+def _chart_labels(name, rep) -> None:
+    """Translated series names (``key`` keeps the series for its colour), a label for the
+    "(not set)" bar, today's point marked as so far, a cut bar's label with its real total."""
+    for ds in rep.chart.get("datasets", []):
+        ds["key"] = ds["label"]
+        ds["label"] = str(COLUMN_TITLES.get(ds["label"], ds["label"]))
+    names = rep.chart.get("labels")
+    if not names or rep.chart.get("type") == "matrix":
+        return
+    if name in DRILL:
+        rep.chart["labels"] = names = [lbl if lbl != "" else _("(not set)") for lbl in names]
+    for i, total in rep.chart.get("clipped", {}).items():
+        names[int(i)] = _("%(label)s (%(total)s, bar cut)", label=names[int(i)],
+                          total=display.fmt_number(total))
+    if "partial" in rep.chart:
+        i = rep.chart["partial"]
+        names[i] = _("%(day)s (so far)", day=names[i])
 
 
 def _refresh() -> bool:
@@ -91,7 +140,11 @@ def _refresh() -> bool:
 
 
 def _args(f) -> dict:
-    return {"project": f.project.id, "from": f.date_from.isoformat(), "to": f.date_to.isoformat()}
+    out = {"project": ALL_PROJECTS if f.projects else f.project.id,
+           "from": f.date_from.isoformat(), "to": f.date_to.isoformat()}
+    if request.args.get("compare") == "1":
+        out["compare"] = "1"
+    return out
 
 
 @bp.route("/reports")
@@ -113,18 +166,21 @@ def report(name):
         building = not _refresh()
         rep = queries.run_report(db(), name, f)
     talk = []
-    if rep is not None and name == "operators":
+    if rep is not None and name == "operators" and not f.projects:
         from calltracking.jobs.recording_audio import operator_talk_stats
 
         talk = operator_talk_stats(db(), f.project.id, *f.utc_range)
+    cmp = {}
     if rep is not None:
-        for ds in rep.chart.get("datasets", []):
-            ds["label"] = str(COLUMN_TITLES.get(ds["label"], ds["label"]))
+        labels.localize_report(name, rep, dates=True)
+        _chart_labels(name, rep)
+        cmp = _comparison(name, f, rep)
     return render_template("reports/report.html", name=name, title=TITLES[name], titles=TITLES,
+                           cmp=cmp, compare=request.args.get("compare") == "1",
                            f=f, projects=projects, error=error, rep=rep, building=building,
                            args=_args(f) if f else {}, drill=DRILL.get(name),
                            column_titles=COLUMN_TITLES, talk=talk,
-                           heat_max=max([max(r[1:]) for r in rep.rows] + [1]) if name == "heatmap" and rep else 1)
+                           heat_max=max([max(r[1:]) for r in rep.rows] + [1]) if name in HEATMAPS and rep else 1)
 
 
 @bp.route("/reports/<name>.csv")
@@ -137,11 +193,13 @@ def export(name):
         return Response((error or "no project") + "\n", status=400, mimetype="text/plain")
     _refresh()
     rep = queries.run_report(db(), name, f)
+    labels.localize_report(name, rep)
     buf = io.StringIO()
-    w = csvsafe.writer(buf)
-    w.writerow(rep.columns)
-    w.writerows(rep.rows)
-    fname = f"{name}_{f.project.key}_{f.date_from}_{f.date_to}.csv"
+    buf.write(csvexport.BOM)
+    w = csvexport.writer(buf)
+    w.writerow(csvexport.titles(rep.columns, COLUMN_TITLES))
+    w.writerows([csvexport.number(v) for v in row] for row in rep.rows)
+    fname = f"{name}_{ALL_PROJECTS if f.projects else f.project.key}_{f.date_from}_{f.date_to}.csv"
     return Response(buf.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{fname}"'})
 
@@ -169,9 +227,11 @@ def drill(dim):
             last = calls[-1]
             next_args = dict(_args(f), key=key,
                              before=f"{last.started_at.isoformat()}|{last.id}")
+    back = request.args.get("report") if request.args.get("report") in DRILL else DRILL_BACK[dim]
     return render_template("reports/drill.html", dim=dim, key=key, f=f, projects=projects,
                            error=error, calls=calls, next_args=next_args, titles=TITLES,
-                           args=_args(f) if f else {})
+                           args=_args(f) if f else {}, back=back, back_title=TITLES[back],
+                           label=queries.drill_label(db(), dim, key) if f else key)
 
 
 @bp.route("/dashboard")
@@ -181,14 +241,24 @@ def dashboard():
     pid = request.args.get("project", "")
     project = next((p for p in projects if str(p.id) == pid), projects[0] if projects else None)
     snap = queries.live_snapshot(db(), project) if project else None
-    return render_template("reports/dashboard.html", projects=projects, project=project, snap=snap)
+    return render_template("reports/dashboard.html", projects=projects, project=project, snap=snap,
+                           poll_ms=int(1000 * current_app.config.get("REPORTS_POLL_INTERVAL", POLL_INTERVAL)))
 
 
 @bp.route("/dashboard/snapshot.json")
 @roles_required(*ROLES)
 def snapshot():
+    """The live figures, polled by the dashboard page. The ETag covers the facts (counters and
+    calls in progress), not the clock nor the running durations, which the page advances by
+    itself: while nothing happens a poll with ``If-None-Match`` answers 304 with no body."""
     project = _one_project()
-    return queries.live_snapshot(db(), project)
+    snap = queries.live_snapshot(db(), project)
+    facts = {"today": snap["today"], "calls": [{k: v for k, v in c.items() if k != "seconds"}
+                                               for c in snap["in_progress"]]}
+    resp = current_app.response_class(json.dumps(snap), mimetype="application/json")
+    resp.set_etag(hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:32])
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp.make_conditional(request)
 
 
 def _one_project() -> Project:

@@ -7,12 +7,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from calltracking import entities
-from calltracking.models import AuditLog, TrackingNumber
+from calltracking import sources as auto_sources
+from calltracking.models import AuditLog, Source, TrackingNumber
 
 from webui.auth import roles_required
 from webui.context import audit, config, current_user, db
 from webui.crud import FormError, display, form_value, parse_form
 from webui.settings_specs import BY_SLUG, ENTITIES
+from webui.settings_specs import sources as sources_choices
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 AUDIT_PAGE = 100
@@ -175,6 +177,32 @@ def delete(slug, obj_id):
     s.commit()
     flash(_("Deleted."), "success")
     return redirect(url_for("settings.listing", slug=slug))
+
+
+@bp.route("/sources/merge", methods=["GET", "POST"])
+@roles_required("admin")
+def merge_sources():
+    """Merge one source into another (:func:`calltracking.sources.merge`), or show the form."""
+    s = db()
+    errors, values = {}, {"source_id": request.args.get("source_id", ""), "into_id": ""}
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in values}
+        src, into = (s.get(Source, int(v)) if v.isdigit() else None for v in values.values())
+        if src is None or into is None:
+            errors = {"": _("Choose both sources.")}
+        else:
+            try:
+                moved = auto_sources.merge(s, src, into)
+                audit("merge", "sources", into.id, moved)
+                s.commit()
+                flash(_("Source %(a)s merged into %(b)s: %(calls)s calls and %(visits)s visits moved.",
+                        a=moved["from"], b=moved["into"], calls=moved["calls"], visits=moved["visits"]), "success")
+                return redirect(url_for("settings.listing", slug="sources"))
+            except ValueError as e:      # calltracking.sources.SourceError
+                s.rollback()
+                errors = {"": str(e)}
+    return render_template("settings/source_merge.html", sources=sources_choices(s), values=values,
+                           errors=errors), (400 if errors else 200)
 
 
 @bp.route("/audit")

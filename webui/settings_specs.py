@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
 from calltracking import entities
+from calltracking.dni import setup as dni_setup
+from calltracking import sources as auto_sources
 from calltracking.settings_rules import CHANNELS, LANGUAGES, PROMO_MODES, ROLES
 from calltracking.models import (
     Campaign, NumberPool, Operator, Project, PromoCode, RoutingRule, Source, TrackingNumber, User,
 )
 
+from webui import labels
 from webui.context import config, current_user
 from webui.crud import Entity, Field
 from webui.dni import pool_held_text, pool_refused_text
+
+
+def _recommended_text(pool) -> str:
+    """The pools page's size column: the recommended size over the last 7 days (DNI setup page)."""
+    n = dni_setup.pool_recommended(object_session(pool), pool)
+    return "—" if n is None else str(n)
 
 
 # ------------------------------------------------------------------ choices
@@ -47,11 +57,11 @@ def operators(s):
 
 
 def channels(_s):
-    return [(c, c) for c in CHANNELS]
+    return labels.choices(labels.CHANNELS, CHANNELS)
 
 
 def roles(_s):
-    return [(r, r) for r in ROLES]
+    return labels.choices(labels.ROLES, ROLES)
 
 
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
@@ -66,7 +76,7 @@ def tristate(_s):
 
 
 def promo_modes(_s):
-    return [(m, m) for m in PROMO_MODES]
+    return labels.choices(labels.PROMO_MODES, PROMO_MODES)
 
 
 def _name(obj, attr):
@@ -101,6 +111,8 @@ def create_source(s, v):
 
 
 def update_source(s, src, v):
+    if v["name"].strip() != src.name:       # the old name stays an alias (later visits still arrive)
+        auto_sources.rename(s, src, v["name"])
     entities.update_source(s, src, **v)
 
 
@@ -207,8 +219,10 @@ ENTITIES = [
         Field("channel", _l("Channel"), kind="select", choices=channels, required=True, default="other"),
         Field("short_label", _l("Caller-ID label")),
     ], [(_l("Project"), lambda o: o.project.name), (_l("Name"), lambda o: o.name),
-        (_l("Channel"), lambda o: o.channel), (_l("Active"), lambda o: o.active)],
-        create_source, update_source, toggle="active", order_by=(Source.project_id, Source.name)),
+        (_l("Channel"), lambda o: labels.label(labels.CHANNELS, o.channel)), (_l("Automatic"), lambda o: o.auto),
+        (_l("Active"), lambda o: o.active)],
+        create_source, update_source, toggle="active", order_by=(Source.project_id, Source.name),
+        extra_links=[("settings.merge_sources", _l("Merge sources"))]),
     Entity("campaigns", _l("Campaigns"), Campaign, [
         Field("source_id", _l("Source"), kind="select", choices=sources, required=True, on_edit=False),
         Field("name", _l("Name"), required=True),
@@ -226,7 +240,8 @@ ENTITIES = [
     ], [(_l("Name"), lambda o: o.name), (_l("Hold (s)"), lambda o: o.hold_seconds),
         (_l("Fallback"), lambda o: o.fallback_number), (_l("Held / numbers"), pool_held_text),
         (_l("Exhausted"), lambda o: o.exhausted_count), (_l("Refused (since start)"), pool_refused_text),
-        (_l("Active"), lambda o: o.active)],
+        (_l("Handed out today"), lambda o: dni_setup.pool_today(object_session(o), o)),
+        (_l("Recommended size"), _recommended_text), (_l("Active"), lambda o: o.active)],
         create_pool, update_pool, toggle="active", order_by=(NumberPool.project_id, NumberPool.name)),
     Entity("numbers", _l("Tracking numbers"), TrackingNumber, [
         Field("project_id", _l("Project"), kind="select", choices=projects, required=True, on_edit=False),
@@ -292,7 +307,7 @@ ENTITIES = [
         Field("operator_id", _l("Operator (for operators' own calls and screen pop)"), kind="select",
               choices=operators),
         Field("active", _l("Active"), kind="bool", on_create=False, default=True),
-    ], [(_l("Username"), lambda o: o.username), (_l("Role"), lambda o: o.role),
+    ], [(_l("Username"), lambda o: o.username), (_l("Role"), lambda o: labels.label(labels.ROLES, o.role)),
         (_l("Language"), lambda o: o.language), (_l("Active"), lambda o: o.active)],
         create_user, update_user, toggle="active", order_by=User.username),
 ]

@@ -82,6 +82,18 @@ def call_to_dict(c: Call, with_legs: bool = True) -> dict:
     return d
 
 
+def outcome(c: Call) -> dict:
+    """What people set on a call (the call card, the API), as JSON values: tags a list of names."""
+    return {"tags": sorted(t.name for t in c.tags), "value": None if c.value is None else str(c.value),
+            "reason": c.closed_reason or "", "comment": c.comment or ""}
+
+
+def audit_values(c: Call, changed) -> dict:
+    """The audit log's record of an edit of ``changed`` fields: their new values, tags as a JSON list."""
+    now = outcome(c)
+    return {k: now[k] for k in changed if k in now}
+
+
 def query_calls(session: Session, start: dt.datetime | None = None, end: dt.datetime | None = None,
                 project_id: int | None = None, limit: int | None = None):
     stmt = (select(Call).options(selectinload(Call.legs), selectinload(Call.tags),

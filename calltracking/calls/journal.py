@@ -8,17 +8,21 @@ last page cost the same: an index range scan on ``ix_calls_started`` /
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import Float, and_, exists, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, selectinload
 
 from calltracking import phone
-from calltracking.models import Call, CallLeg, Tag, call_tags
+from calltracking.calls import visibility
+from calltracking.models import Call, Tag, call_tags
 
 STATUSES = ("in_progress", "answered", "missed")
+#: the journal counts matching calls exactly up to this many ("more than" above it)
+COUNT_CAP = 100_000
 
 
 class JournalError(ValueError):
@@ -37,7 +41,9 @@ class JournalFilter:
     first_call: Optional[bool] = None           # True first, False repeat
     tag: Optional[str] = None
     caller: Optional[str] = None                # any readable form; normalized when possible
-    own_operator_id: Optional[int] = None       # operators see only the calls they took or were rung for
+    name: Optional[str] = None                  # part of the caller's name (CRM lookup or caller id)
+    viewer_role: Optional[str] = None           # who looks: operators see only their own calls
+    own_operator_id: Optional[int] = None       # the viewer's operator (calltracking.calls.visibility)
     region: str = "RU"
     extra: dict = field(default_factory=dict)
 
@@ -72,67 +78,119 @@ class JournalFilter:
                 if not digits:
                     raise JournalError(f"invalid caller number {self.caller!r}") from None
                 conds.append(Call.caller_number.like(f"%{digits}%"))
-        if self.own_operator_id is not None:
-            conds.append(or_(Call.operator_id == self.own_operator_id,
-                             exists().where(CallLeg.call_id == Call.id,
-                                            CallLeg.operator_id == self.own_operator_id)))
+        if self.name:
+            conds.append(name_matches(self.name))
+        if self.viewer_role is not None:
+            conds.extend(visibility.visible_to(self.viewer_role, self.own_operator_id))
         conds.append(Call.started_at.is_not(None))
         return conds
 
 
-def encode_cursor(call: Call) -> str:
-    raw = f"{call.started_at.astimezone(dt.timezone.utc).isoformat()}|{call.id}"
+#: the orders of the list: name -> (key, newest/largest first)
+SORTS = {
+    "-started": ("started", True), "started": ("started", False),
+    "-talk": ("talk", True), "talk": ("talk", False),
+    "-wait": ("wait", True), "wait": ("wait", False),
+}
+
+
+def _key(kind: str):
+    if kind == "started":
+        return Call.started_at
+    col = Call.talk_seconds if kind == "talk" else Call.wait_seconds
+    # a missed call has no talk time: it sorts as 0
+    return type_coerce(func.coalesce(col, 0), Float)
+
+
+def _value(call: Call, kind: str):
+    if kind == "started":
+        return call.started_at
+    v = call.talk_seconds if kind == "talk" else call.wait_seconds
+    return float(v or 0)
+
+
+def name_matches(text: str):
+    """Caller names containing ``text``, whatever the case of its first letter or of all of it
+    (SQLite compares only ASCII letters without case: "иван" must find "Иван")."""
+    text = text.strip()[:100]
+    forms = dict.fromkeys((text, text.lower(), text.capitalize(), text.title(), text.upper()))
+    return or_(*[Call.caller_name.contains(f, autoescape=True) for f in forms])
+
+
+def encode_cursor(call: Call, sort: str = "-started") -> str:
+    kind = SORTS.get(sort, SORTS["-started"])[0]
+    v = _value(call, kind)
+    text = v.astimezone(dt.timezone.utc).isoformat() if kind == "started" else repr(v)
+    raw = f"{text}|{call.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(text: str) -> tuple[dt.datetime, int]:
+def decode_cursor(text: str, sort: str = "-started") -> tuple:
+    kind = SORTS.get(sort, SORTS["-started"])[0]
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        ts, _, cid = raw.partition("|")
-        when = dt.datetime.fromisoformat(ts)
-        if when.tzinfo is None:
+        val, _, cid = raw.partition("|")
+        if kind == "started":
+            when = dt.datetime.fromisoformat(val)
+            if when.tzinfo is None:
+                raise ValueError
+            return when, int(cid)
+        num = float(val)
+        if num != num or num in (float("inf"), float("-inf")):
             raise ValueError
-        return when, int(cid)
-    except (ValueError, UnicodeDecodeError):
+        return num, int(cid)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
         raise JournalError("invalid page cursor") from None
+
+
+def _beyond(key, v, i: int, desc: bool):
+    """Rows after ``(v, i)`` in that direction; the first term bounds the index range (SQLite
+    does not use an index for a bare OR)."""
+    if desc:
+        return and_(key <= v, or_(key < v, Call.id < i))
+    return and_(key >= v, or_(key > v, Call.id > i))
 
 
 @dataclass
 class Page:
     calls: list
-    next_cursor: Optional[str]      # older calls
-    prev_cursor: Optional[str]      # newer calls
+    next_cursor: Optional[str]      # further in the list's order (older calls by default)
+    prev_cursor: Optional[str]      # back towards its start (newer calls by default)
     is_first: bool
     is_last: bool
 
 
 def _options():
     return (selectinload(Call.project), selectinload(Call.source), selectinload(Call.campaign),
-            selectinload(Call.tags), selectinload(Call.operator))
+            selectinload(Call.tags), selectinload(Call.operator), selectinload(Call.recording_info))
 
 
 def page(session: Session, flt: JournalFilter, after: str | None = None, before: str | None = None,
-         last: bool = False, limit: int = 50) -> Page:
-    """One page, newest first. ``after``: rows older than that cursor; ``before``: newer;
-    ``last``: the oldest page."""
+         last: bool = False, limit: int = 50, sort: str = "-started") -> Page:
+    """One page in the order ``sort`` (:data:`SORTS`; newest first by default). ``after``: the
+    rows following that cursor; ``before``: the rows preceding it; ``last``: the last page."""
+    if sort not in SORTS:
+        raise JournalError(f"invalid sort {sort!r}")
+    kind, desc = SORTS[sort]
+    key = _key(kind)
     conds = flt.conditions()
     limit = max(1, min(int(limit), 1000))
-    descending = not (before or last)
+    forward = not (before or last)
     if after:
-        t, i = decode_cursor(after)
-        # the first term bounds the index range (SQLite does not use an index for a bare OR)
-        conds.append(and_(Call.started_at <= t, or_(Call.started_at < t, Call.id < i)))
+        v, i = decode_cursor(after, sort)
+        conds.append(_beyond(key, v, i, desc))
     elif before:
-        t, i = decode_cursor(before)
-        conds.append(and_(Call.started_at >= t, or_(Call.started_at > t, Call.id > i)))
-    order = (Call.started_at.desc(), Call.id.desc()) if descending else (Call.started_at.asc(), Call.id.asc())
+        v, i = decode_cursor(before, sort)
+        conds.append(_beyond(key, v, i, not desc))
+    q_desc = desc if forward else not desc
+    order = (key.desc(), Call.id.desc()) if q_desc else (key.asc(), Call.id.asc())
     stmt = select(Call).where(*conds).order_by(*order).limit(limit + 1).options(*_options())
     rows = list(session.scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
-    if not descending:
+    if not forward:
         rows.reverse()
-    if descending:
+    if forward:
         is_first = not after
         is_last = not more
     else:
@@ -141,11 +199,19 @@ def page(session: Session, flt: JournalFilter, after: str | None = None, before:
         if last:
             is_first = not more
     if before and not last:
-        # we came back from an older page: there is always an older page
+        # we came back from a later page: there is always a later page
         is_last = False
-    nxt = encode_cursor(rows[-1]) if rows and not is_last else None
-    prv = encode_cursor(rows[0]) if rows and not is_first else None
+    nxt = encode_cursor(rows[-1], sort) if rows and not is_last else None
+    prv = encode_cursor(rows[0], sort) if rows and not is_first else None
     return Page(rows, nxt, prv, is_first, is_last)
+
+
+def count(session: Session, flt: JournalFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """How many calls match (same filter as :func:`page`), counted up to ``cap``: ``(n, exact)``;
+    ``exact`` is False when there are more than ``cap`` (the figure shown is then "more than")."""
+    inner = select(Call.id).where(*flt.conditions()).limit(cap + 1).subquery()
+    n = session.scalar(select(func.count()).select_from(inner)) or 0
+    return min(n, cap), n <= cap
 
 
 def iterate(session: Session, flt: JournalFilter, chunk: int = 1000) -> Iterator[Call]:

@@ -7,6 +7,11 @@ A missed call stays *open* until either
   it from their phone or by click-to-call) in the same project or with no known project, or
 - someone marks it handled (``handled_at`` / ``handled_by``).
 
+What closed it is kept apart (:attr:`MissedRow.closed_by`): ``called_back`` when the earliest
+answered later call is an outbound call to the number (someone called back), ``called_again``
+when it is the caller's own later inbound call that was answered (nobody called back: the caller
+rang again), ``handled`` when "Mark handled" came first.
+
 ``callback_at`` = the start of the earliest such later answered call, inbound or outbound;
 time to callback = ``callback_at`` (or the handling time, whichever is first) minus the
 missed call's start. Both lookups are index range scans: ``calls(caller_number,
@@ -67,6 +72,18 @@ class MissedRow:
     callback_at: Optional[dt.datetime]
     #: set when the first callback was an outbound call (who called back)
     outbound: Optional[Callback] = None
+    #: the earliest answered later outbound call to the number (None: none)
+    outbound_at: Optional[dt.datetime] = None
+
+    @property
+    def closed_by(self) -> Optional[str]:
+        """``called_back`` | ``called_again`` | ``handled``; None while the call is open."""
+        if self.is_open:
+            return None
+        if not self.called_back:
+            return "handled"
+        return "called_back" if self.outbound_at is not None and self.outbound_at <= self.callback_at \
+            else "called_again"
 
     @property
     def closed_at(self) -> Optional[dt.datetime]:
@@ -113,36 +130,65 @@ def _outbound_details(session: Session, rows: list[MissedRow], outb_at: dict) ->
                                           o.originated_by_us)
 
 
-def worklist(session: Session, project_id: int | None = None, state: str = "open",
-             start: dt.datetime | None = None, end: dt.datetime | None = None,
-             limit: int = 200) -> list[MissedRow]:
-    """Missed calls, newest first. ``state``: open | closed | all."""
-    inb = inbound_callback_subquery().label("inbound_cb")
-    outb = outbound_callback_subquery().label("outbound_cb")
-    stmt = (select(Call, inb, outb).where(Call.status == "missed", Call.started_at.is_not(None))
-            .options(selectinload(Call.project), selectinload(Call.source), selectinload(Call.campaign))
-            .order_by(Call.started_at.desc(), Call.id.desc()))
+def _conditions(project_id, state, start, end) -> list:
+    conds = [Call.status == "missed", Call.started_at.is_not(None)]
     if project_id is not None:
-        stmt = stmt.where(Call.project_id == project_id)
+        conds.append(Call.project_id == project_id)
     if start is not None:
-        stmt = stmt.where(Call.started_at >= start)
+        conds.append(Call.started_at >= start)
     if end is not None:
-        stmt = stmt.where(Call.started_at < end)
+        conds.append(Call.started_at < end)
     exists_in = select(Later.id).where(_callback_match(Call)).correlate(Call).exists()
     exists_out = select(Out.id).where(_outbound_match(Call)).correlate(Call).exists()
     if state == "open":
-        stmt = stmt.where(Call.handled_at.is_(None), ~exists_in, ~exists_out)
+        conds += [Call.handled_at.is_(None), ~exists_in, ~exists_out]
     elif state == "closed":
-        stmt = stmt.where(or_(Call.handled_at.is_not(None), exists_in, exists_out))
-    stmt = stmt.limit(max(1, min(limit, 5000)))
+        conds.append(or_(Call.handled_at.is_not(None), exists_in, exists_out))
+    return conds
+
+
+def count(session: Session, project_id: int | None = None, state: str = "open",
+          start: dt.datetime | None = None, end: dt.datetime | None = None) -> int:
+    """How many missed calls :func:`worklist` lists with these filters (all pages)."""
+    return session.scalar(select(func.count()).select_from(Call).where(
+        *_conditions(project_id, state, start, end))) or 0
+
+
+def worklist(session: Session, project_id: int | None = None, state: str = "open",
+             start: dt.datetime | None = None, end: dt.datetime | None = None,
+             limit: int = 200, after: tuple[dt.datetime, int] | None = None) -> list[MissedRow]:
+    """Missed calls, newest first. ``state``: open | closed | all. ``after``: the
+    ``(started_at, id)`` of the last row of the previous page (keyset paging)."""
+    inb = inbound_callback_subquery().label("inbound_cb")
+    outb = outbound_callback_subquery().label("outbound_cb")
+    conds = _conditions(project_id, state, start, end)
+    if after is not None:
+        t, i = after
+        conds.append(and_(Call.started_at <= t, or_(Call.started_at < t, Call.id < i)))
+    stmt = (select(Call, inb, outb).where(*conds)
+            .options(selectinload(Call.project), selectinload(Call.source), selectinload(Call.campaign))
+            .order_by(Call.started_at.desc(), Call.id.desc())
+            .limit(max(1, min(limit, 5000))))
     rows, outb_at = [], {}
     for c, t_in, t_out in session.execute(stmt):
         times = [t for t in (t_in, t_out) if t is not None]
-        rows.append(MissedRow(c, min(times) if times else None))
+        rows.append(MissedRow(c, min(times) if times else None, outbound_at=t_out))
         if t_out is not None:
             outb_at[c.id] = t_out
     _outbound_details(session, rows, outb_at)
     return rows
+
+
+def state_of(session: Session, call: Call) -> Optional[MissedRow]:
+    """The worklist row of one missed call (the call card); None for other calls."""
+    if call.status != "missed" or call.started_at is None:
+        return None
+    t_in = session.scalar(select(func.min(Later.started_at)).where(_callback_match(call)))
+    t_out = session.scalar(select(func.min(Out.started_at)).where(_outbound_match(call)))
+    times = [t for t in (t_in, t_out) if t is not None]
+    row = MissedRow(call, min(times) if times else None, outbound_at=t_out)
+    _outbound_details(session, [row], {call.id: t_out} if t_out is not None else {})
+    return row
 
 
 def outbound_to(session: Session, call: Call, limit: int = 20) -> list[OutboundCall]:

@@ -19,14 +19,15 @@ from calltracking.cli._common import pass_ctx
 @click.option("--no-serve", is_flag=True, help="Only create the demo database.")
 @pass_ctx
 def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
-    """Create a realistic demo project (30 days of calls) and open the web UI on it.
+    """Create a realistic demo project (30 days of calls, up to now) and open the web UI on it,
+    with the scheduler's jobs running (the recordings are analysed at creation).
 
     Never touches the configured database: everything goes to --db.
     """
     from calltracking.config import load_config
     from calltracking.db import make_engine, make_sessionmaker
     from calltracking import entities, migrate
-    from calltracking.demo import seed
+    from calltracking.demo import analyse_recordings, seed
 
     db_path = os.path.abspath(db_path)
     for suffix in ("", "-wal", "-shm"):
@@ -38,22 +39,26 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
     password = password or secrets.token_urlsafe(9)
+    cfg = load_config(app.config_path, overrides={
+        "database.url": url, "web.listen": listen, "web.secret_key": secrets.token_urlsafe(32),
+        "web.secure_cookies": "no", "recordings.dir": rec_dir, "general.timezone": "Europe/Moscow",
+        "recordings.format": "wav",     # measured and kept as made: seconds, not a minute of encoding
+    }, require_file=False)
     with factory() as s:
         stats = seed(s, days=days, per_day=calls_per_day, recordings_dir=rec_dir)
         entities.add_user(s, "demo", password, "admin", language="ru")
         s.commit()
+    analysed = analyse_recordings(cfg, factory)
     click.echo(f"demo database {db_path}: {stats['calls']} calls, {stats['sources']} sources, "
-               f"{stats['operators']} operators")
+               f"{stats['operators']} operators, {analysed} recordings analysed")
     if no_serve:
         click.echo(f"log in as demo / {password}")
         return
-    cfg = load_config(app.config_path, overrides={
-        "database.url": url, "web.listen": listen, "web.secret_key": secrets.token_urlsafe(32),
-        "web.secure_cookies": "no", "recordings.dir": rec_dir, "general.timezone": "Europe/Moscow",
-    }, require_file=False)
+    from calltracking.jobs.scheduler import start_scheduler
     from webui.server import make_server
 
     server = make_server(cfg, factory)
+    scheduler = start_scheduler(cfg, factory)   # rollups, recordings, pool release... as in `run`
     host, port = cfg.web.listen
     click.echo(f"open http://{host}:{port}/ and log in as demo / {password}  (Ctrl+C to stop)")
     try:
@@ -62,3 +67,4 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
         pass
     finally:
         server.close()
+        scheduler.shutdown()

@@ -1,6 +1,8 @@
 """`projects|sources|campaigns|numbers|operators|users` sub-commands."""
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import sys
 
@@ -8,9 +10,10 @@ import click
 from sqlalchemy import select
 
 from calltracking import entities as svc
+from calltracking import sources as auto_sources
 from calltracking.attribution import numbers_csv
 from calltracking.cli._common import FORMAT, UserErrors, out, pass_ctx
-from calltracking.models import Campaign, NumberPool, Operator, Project, Source, TrackingNumber, User
+from calltracking.models import AuditLog, Campaign, NumberPool, Operator, Project, Source, TrackingNumber, User
 
 
 # ------------------------------------------------------------------ projects
@@ -90,8 +93,45 @@ def sources_list(app, project, fmt):
         if project:
             stmt = stmt.where(Source.project_id == svc.get_project(s, project).id)
         rows = [{"id": x.id, "project": x.project.key, "name": x.name, "channel": x.channel,
-                 "label": x.short_label} for x in s.scalars(stmt)]
-    out(rows, ("id", "project", "name", "channel", "label"), fmt)
+                 "label": x.short_label, "auto": x.auto} for x in s.scalars(stmt)]
+    out(rows, ("id", "project", "name", "channel", "label", "auto"), fmt)
+
+
+def _audit(s, action: str, source_id: int, details: dict) -> None:
+    """The audit log row of a change made from the command line (user ``cli:<login>``)."""
+    s.add(AuditLog(username=f"cli:{getpass.getuser()}", action=action, entity="sources",
+                   entity_id=str(source_id), details=json.dumps(details, ensure_ascii=False, sort_keys=True)))
+
+
+@sources.command("merge")
+@click.argument("project")
+@click.argument("name")
+@click.argument("into")
+@pass_ctx
+def sources_merge(app, project, name, into):
+    """Merge source NAME into source INTO: its calls, visits, campaigns, numbers, pools, promo
+    codes, routing rules, spend and aliases move, NAME is deleted, and later visits tagged like
+    NAME's go to INTO."""
+    with UserErrors(), app.session(write=True) as s:
+        p = svc.get_project(s, project)
+        target = svc.get_source(s, p, into)
+        moved = auto_sources.merge(s, svc.get_source(s, p, name), target)
+        _audit(s, "merge", target.id, moved)
+    click.echo(f"source {name!r} merged into {into!r}: {moved['calls']} calls, {moved['visits']} visits moved")
+
+
+@sources.command("rename")
+@click.argument("project")
+@click.argument("name")
+@click.argument("new_name")
+@pass_ctx
+def sources_rename(app, project, name, new_name):
+    """Rename a source; visits tagged with the old name still go to it."""
+    with UserErrors(), app.session(write=True) as s:
+        src = svc.get_source(s, svc.get_project(s, project), name)
+        details = auto_sources.rename(s, src, new_name)
+        _audit(s, "rename", src.id, details)
+    click.echo(f"source {name!r} renamed to {details['to']!r}")
 
 
 @sources.command("remove")

@@ -43,6 +43,7 @@ from typing import Optional
 
 from sqlalchemy.engine import Connection, Engine
 
+from calltracking import sources as auto_sources
 from calltracking.attribution import promo
 from calltracking.dni import new_visitors
 from calltracking.dni import statements as Q
@@ -62,14 +63,18 @@ SESSION_TAGS = ("utm_source", "utm_campaign", "gclid", "yclid")
 
 def source_for(info: ProjectInfo, fields: dict) -> Optional[int]:
     """The visit's source: the campaign's by ``utm_campaign``, else the one ``utm_source`` names
-    (a source's name or short label, case-insensitive), else None."""
+    (a source's name or short label, case-insensitive; a ``gclid`` names ``google``, a ``yclid``
+    ``yandex``), else the alias of its tags
+    (:mod:`calltracking.sources`), else None (a tagged visit then gets an automatic source in
+    :func:`complete`)."""
     if fields.get("utm_campaign"):
         sid = info.campaigns.get(fields["utm_campaign"].lower())
         if sid:
             return sid
-    if fields.get("utm_source"):
-        return info.sources.get(fields["utm_source"].lower())
-    return None
+    key = auto_sources.visit_key(fields)             # utm_source, or the click id's search engine
+    if key is None:
+        return None
+    return info.sources.get(key[0]) or auto_sources.alias_for(info.aliases or {}, key)
 
 
 def choose(info: ProjectInfo, source_id: Optional[int], pool_name: str):
@@ -173,6 +178,7 @@ class Plan:
     static: Optional[str] = None          # the source's static number (combined mode)
     default: Optional[str] = None
     known: bool = False                   # a visitor id we issued earlier
+    auto: Optional[tuple] = None          # tags naming no source: complete() gives the automatic one
     result: Optional[AssignResult] = None
     fast: Optional[tuple] = None
     write_lock: object = None
@@ -196,6 +202,8 @@ def prepare(engine: Engine, req: AssignRequest, info: ProjectInfo, now: Optional
     pool, static = choose(info, source_id, req.pool)
     default = (pool.fallback_number if pool else None) or info.default_number
     plan = Plan(engine, req, now, info, ua, source_id, pool, static, default)
+    if source_id is None:
+        plan.auto = auto_sources.visit_key(req.fields)
     if ua.bot:
         plan.result = AssignResult(static or default, "bot")
         return plan
@@ -203,7 +211,8 @@ def prepare(engine: Engine, req: AssignRequest, info: ProjectInfo, now: Optional
         req.visitor_id = ""               # forged, or issued under another secret: a new visitor
     plan.known = bool(req.visitor_id)
     req.visitor_id = req.visitor_id or (signer.new() if signer is not None else new_visitor_id())
-    if not plan.known and pool is not None and pool.promo_mode != "always" and new_visitors.supported(engine):
+    if (not plan.known and plan.auto is None and pool is not None and pool.promo_mode != "always"
+            and new_visitors.supported(engine)):
         # A new visitor: batched by new_visitors' writer; what it cannot do falls through to complete().
         row = session_row(info.id, req, source_id, ua, now)
         plan.fast = tuple(row[c] for c in Q.SESSION_COLUMNS)
@@ -237,9 +246,13 @@ def complete(plan: Plan, sid0: Optional[int] = None) -> AssignResult:
     ``sid0``: the session the batched path already created (its pool had no free number)."""
     engine, info, req, pool, now = plan.engine, plan.info, plan.req, plan.pool, plan.now
     pg = engine.dialect.name == "postgresql"
+    found: list = []                      # the source of each attempt (the last one committed)
 
     def work(conn: Connection) -> AssignResult:
-        sid = sid0 if sid0 is not None else _session(conn, info, req, plan.source_id, now, plan.ua, plan.known)
+        # resolved in each attempt: a retried transaction may have rolled the new source back
+        source_id = plan.source_id if plan.auto is None else auto_sources.resolve(conn, info.id, plan.auto)
+        found.append(source_id)
+        sid = sid0 if sid0 is not None else _session(conn, info, req, source_id, now, plan.ua, plan.known)
         if pool is None:
             return AssignResult(plan.static or info.default_number, "static" if plan.static else "default",
                                 req.visitor_id, sid)
@@ -250,8 +263,11 @@ def complete(plan: Plan, sid0: Optional[int] = None) -> AssignResult:
             conn.execute(Q.EXHAUSTED, {"b_pool": pool.id})
             res.number, res.kind, res.exhausted = plan.default, "fallback", True
         if promo.wanted(pool.promo_mode, res.exhausted):
-            res.promo = promo.code_for_session(conn, info.id, sid, plan.source_id, now)
+            res.promo = promo.code_for_session(conn, info.id, sid, source_id, now)
         return res
 
-    return retrying(engine, work, write_first=not plan.known and sid0 is None)
+    res = retrying(engine, work, write_first=not plan.known and sid0 is None and plan.auto is None)
+    if plan.auto is not None and found[-1] is not None and info.aliases is not None:
+        info.aliases.setdefault(plan.auto, found[-1])     # the next visits need no database read
+    return res
 

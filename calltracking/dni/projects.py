@@ -2,8 +2,8 @@
 
 Per request the assignment needs the project's active pools (general pools — no source —
 first, then by id), its sources by lower-case name and short label, its campaigns by
-lower-case ``utm_campaign``, the static numbers of its sources (combined mode), its default
-number and allowed origins. They are read in one go (:func:`project_info`) and kept per
+lower-case ``utm_campaign``, its source aliases (:mod:`calltracking.sources`), the static
+numbers of its sources (combined mode), its default number and allowed origins. They are read in one go (:func:`project_info`) and kept per
 (database, project key) for :data:`CACHE_TTL` seconds: a settings change reaches the
 endpoints within that time, without a database read per request.
 """
@@ -18,6 +18,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from calltracking import sources as auto_sources
 from calltracking.dni.transactions import engine_key
 from calltracking.models import Campaign, NumberPool, Project, Source, TrackingNumber
 
@@ -47,6 +48,7 @@ class ProjectInfo:
     campaigns: dict                 # lower(utm_campaign) -> source id
     statics: dict                   # source id -> static number
     loaded: float = 0.0
+    aliases: dict = None            # (utm_source, utm_medium) -> source id (calltracking.sources)
 
 
 _cache: dict = {}
@@ -99,8 +101,9 @@ def project_info(engine: Engine, key: str) -> Optional[ProjectInfo]:
                 TN.c.project_id == p["id"], TN.c.kind == "static", TN.c.active.is_(True),
                 TN.c.source_id.is_not(None)).order_by(TN.c.id)):
             statics.setdefault(r.source_id, r.number)
+        aliases = auto_sources.load_aliases(conn, p["id"])
     info = ProjectInfo(p["id"], key, p["default_number"], parse_origins(p["allowed_origins"]), pools,
-                       sources, campaigns, statics, time.monotonic())
+                       sources, campaigns, statics, time.monotonic(), aliases)
     with _cache_lock:
         _cache[(engine_key(engine), key)] = info
     return info

@@ -4,7 +4,7 @@
 sources, numbers, pools, routing, promo codes, tags), :mod:`~.dni` (visits and pool
 reservations), :mod:`~.calls` (calls, legs, operators, outbound calls), :mod:`~.listener` (the
 AMI listener's tables), :mod:`~.reports` (ad spend, rollups), :mod:`~.jobs` (scheduler, outbox,
-recordings), :mod:`~.users` (users, audit log). The closed sets of strings the columns hold are
+recordings), :mod:`~.users` (users, audit log, saved journal filters). The closed sets of strings the columns hold are
 in :mod:`calltracking.enums`.
 
 Every model is importable from here (``from calltracking.models import Call``); importing this
@@ -14,7 +14,7 @@ from calltracking.models.base import (
     NAMING, Base, Money, MoneySum, Seconds, SecondsSum, UTCDateTime, utcnow,
 )
 from calltracking.models.catalogue import (
-    Campaign, CatalogueVersion, NumberPool, Project, PromoCode, RoutingRule, Source, Tag,
+    Campaign, CatalogueVersion, NumberPool, Project, PromoCode, RoutingRule, Source, SourceAlias, Tag,
     TrackingNumber,
 )
 from calltracking.models.dni import PoolReservation, VisitorSession
@@ -24,16 +24,16 @@ from calltracking.models.reports import AdSpend, ReportDaily, ReportHourly, Repo
 from calltracking.models.jobs import (
     Delivery, JobStatus, NotificationRule, RecordingInfo, RecordingPolicy, SchedulerLease,
 )
-from calltracking.models.users import AuditLog, User
+from calltracking.models.users import AuditLog, SavedFilter, User
 
 __all__ = [
     "NAMING", "Base", "Money", "MoneySum", "Seconds", "SecondsSum", "UTCDateTime", "utcnow",
     "Campaign", "CatalogueVersion", "NumberPool", "Project", "PromoCode", "RoutingRule", "Source",
-    "Tag", "TrackingNumber",
+    "SourceAlias", "Tag", "TrackingNumber",
     "PoolReservation", "VisitorSession",
     "Call", "CallLeg", "Operator", "OutboundCall", "call_tags",
     "AmiCall", "AmiEvent", "AmiListenerState",
     "AdSpend", "ReportDaily", "ReportHourly", "ReportRollupState",
     "Delivery", "JobStatus", "NotificationRule", "RecordingInfo", "RecordingPolicy", "SchedulerLease",
-    "AuditLog", "User",
+    "AuditLog", "SavedFilter", "User",
 ]

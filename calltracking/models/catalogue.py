@@ -43,7 +43,24 @@ class Source(Base):
     channel: Mapped[str] = mapped_column(String(40), default=SourceChannel.OTHER)
     short_label: Mapped[str] = mapped_column(String(40), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # created by a visit whose tags named no source (calltracking/sources.py)
+    auto: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     project: Mapped[Project] = relationship()
+
+
+class SourceAlias(Base):
+    """Which source a visit's ``utm_source`` / ``utm_medium`` (lower case) goes to when no
+    source has that name: written when a visit creates an automatic source, moved by a merge,
+    added for the old name by a rename or a merge (``utm_medium`` ``*`` = any medium).
+    See :mod:`calltracking.sources`."""
+
+    __tablename__ = "source_aliases"
+    __table_args__ = (UniqueConstraint("project_id", "utm_source", "utm_medium", name="uq_source_aliases_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    utm_source: Mapped[str] = mapped_column(String(200))
+    utm_medium: Mapped[str] = mapped_column(String(200))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
 
 
 class Campaign(Base):

@@ -9,26 +9,33 @@ existing campaign of that source), ``amount`` (``1234.50`` or ``1 234,50``; also
 source, campaign, day) that already has spend replaces the amount, so a
 corrected export can be imported again. Every bad row is reported with its
 line number and reason, and then nothing is imported.
+
+Source rows and campaign rows of the same day are never added on top of each
+other: a source's spend on a day is its own row (no campaign) when there is one,
+else the sum of its campaigns' rows of that day (:func:`source_spend`). So an
+export of totals and a finer export per campaign can both be imported; the
+campaigns report shows each campaign's own rows.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
+from calltracking import money
 from calltracking.models import AdSpend, Campaign, Project, Source
 from calltracking.attribution.numbers_csv import ImportFailed, RowError, read_rows
 
 ALIASES = {"date": "day", "cost": "amount", "spend": "amount", "sum": "amount"}
 COLUMNS = ("day", "project", "source", "campaign", "amount", "currency")
-MAX_AMOUNT = Decimal("999999999999.99")
+MAX_AMOUNT = money.MAX_AMOUNT
 
-__all__ = ["ImportFailed", "RowError", "SpendImportResult", "import_spend", "parse_amount", "parse_day",
-           "spend_by_source"]
+__all__ = ["ImportFailed", "RowError", "SpendImportResult", "SpendFilter", "delete_spend", "import_spend",
+           "list_spend", "parse_amount", "parse_day", "source_spend", "spend_by_source"]
 
 
 @dataclass
@@ -51,23 +58,12 @@ def parse_day(v: str) -> dt.date:
     raise ValueError(f"invalid day {v!r}: use YYYY-MM-DD or DD.MM.YYYY")
 
 
-def parse_amount(v: str) -> Decimal:
-    s = re.sub(r"[\s\u00a0\u202f]", "", v or "")
-    if "," in s and "." not in s:
-        s = s.replace(",", ".")
-    try:
-        d = Decimal(s)
-    except InvalidOperation:
-        raise ValueError(f"invalid amount {v!r}: expected a number such as 1234.50") from None
-    if not d.is_finite():
-        raise ValueError(f"invalid amount {v!r}")
-    if d < 0:
-        raise ValueError(f"negative amount {v!r}")
-    if d > MAX_AMOUNT:
-        raise ValueError(f"amount {v!r} is too large")
-    if d != d.quantize(Decimal("0.01")):
-        raise ValueError(f"amount {v!r} has more than 2 decimal places")
-    return d.quantize(Decimal("0.01"))
+def parse_amount(v: str, locale: str = "en") -> Decimal:
+    """An amount of the spend file: the one money rule, :func:`calltracking.money.parse_money`."""
+    d = money.parse_money(v, locale)
+    if d is None:
+        raise ValueError(f"invalid amount {v!r}: expected a number such as 1234.50")
+    return d
 
 
 def import_spend(session: Session, text: str, default_project: str | None = None,
@@ -163,11 +159,103 @@ def import_spend(session: Session, text: str, default_project: str | None = None
     return result
 
 
+def source_spend(session: Session, project_ids, first: dt.date, last: dt.date) -> dict[int, Decimal]:
+    """Each source's spend between two local days (inclusive): per day its own row if present,
+    else the sum of its campaigns' rows; then summed over the days."""
+    own = func.sum(case((AdSpend.campaign_id.is_(None), AdSpend.amount), else_=None))
+    camps = func.sum(case((AdSpend.campaign_id.is_not(None), AdSpend.amount), else_=None))
+    rows = session.execute(select(AdSpend.source_id, AdSpend.day, own, camps)
+                           .where(AdSpend.project_id.in_(list(project_ids)), AdSpend.day >= first,
+                                  AdSpend.day <= last)
+                           .group_by(AdSpend.source_id, AdSpend.day)).all()
+    out: dict[int, Decimal] = {}
+    for source_id, _day, own_amount, camp_amount in rows:
+        amount = own_amount if own_amount is not None else camp_amount
+        out[source_id] = out.get(source_id, Decimal(0)) + Decimal(amount or 0)
+    return out
+
+
 def spend_by_source(session: Session, project_id: int, first: dt.date, last: dt.date,
                     by_campaign: bool = False) -> dict:
-    """Spend between two local days (inclusive): {source_id: Decimal} or {(source_id, campaign_id): …}."""
-    cols = [AdSpend.source_id] + ([AdSpend.campaign_id] if by_campaign else [])
-    rows = session.execute(select(*cols, func.sum(AdSpend.amount))
-                           .where(AdSpend.project_id == project_id, AdSpend.day >= first, AdSpend.day <= last)
-                           .group_by(*cols)).all()
-    return {(tuple(r[:-1]) if by_campaign else r[0]): Decimal(r[-1]) for r in rows}
+    """Spend between two local days (inclusive): {source_id: Decimal} (the rule of
+    :func:`source_spend`) or {(source_id, campaign_id): …} (each campaign's own rows)."""
+    if not by_campaign:
+        return source_spend(session, [project_id], first, last)
+    rows = session.execute(select(AdSpend.source_id, AdSpend.campaign_id, func.sum(AdSpend.amount))
+                           .where(AdSpend.project_id == project_id, AdSpend.day >= first, AdSpend.day <= last,
+                                  AdSpend.campaign_id.is_not(None))
+                           .group_by(AdSpend.source_id, AdSpend.campaign_id)).all()
+    return {(r[0], r[1]): Decimal(r[2]) for r in rows}
+
+
+@dataclass
+class SpendFilter:
+    """Which imported rows to list or delete; None means any."""
+    project_id: int | None = None
+    source_id: int | None = None
+    first: dt.date | None = None
+    last: dt.date | None = None
+
+    def where(self, stmt):
+        if self.project_id is not None:
+            stmt = stmt.where(AdSpend.project_id == self.project_id)
+        if self.source_id is not None:
+            stmt = stmt.where(AdSpend.source_id == self.source_id)
+        if self.first is not None:
+            stmt = stmt.where(AdSpend.day >= self.first)
+        if self.last is not None:
+            stmt = stmt.where(AdSpend.day <= self.last)
+        return stmt
+
+
+@dataclass
+class SpendRow:
+    id: int
+    day: dt.date
+    project: str
+    source: str
+    campaign: str
+    amount: Decimal
+    currency: str
+
+
+def list_spend(session: Session, flt: SpendFilter, limit: int = 500) -> tuple[list[SpendRow], int, dict]:
+    """The newest ``limit`` rows of the filter, how many rows match, and their totals per currency
+    (under the rule of :func:`source_spend`: a campaign row of a day that has its source's own
+    row is shown but not counted)."""
+    stmt = flt.where(select(AdSpend, Project.name, Source.name, Campaign.name)
+                     .join(Project, Project.id == AdSpend.project_id)
+                     .join(Source, Source.id == AdSpend.source_id)
+                     .outerjoin(Campaign, Campaign.id == AdSpend.campaign_id))
+    rows = [SpendRow(a.id, a.day, pname, sname, cname or "", a.amount, a.currency)
+            for a, pname, sname, cname in session.execute(
+                stmt.order_by(AdSpend.day.desc(), Project.name, Source.name, AdSpend.campaign_id.is_not(None),
+                              Campaign.name).limit(limit))]
+    count = session.scalar(flt.where(select(func.count(AdSpend.id)))) or 0
+    own_days = {(s, d) for s, d in session.execute(
+        flt.where(select(AdSpend.source_id, AdSpend.day).where(AdSpend.campaign_id.is_(None))))}
+    totals: dict[str, Decimal] = {}
+    for source_id, campaign_id, day, amount, currency in session.execute(flt.where(select(
+            AdSpend.source_id, AdSpend.campaign_id, AdSpend.day, AdSpend.amount, AdSpend.currency))):
+        if campaign_id is not None and (source_id, day) in own_days:
+            continue
+        totals[currency] = totals.get(currency, Decimal(0)) + Decimal(amount)
+    return rows, count, totals
+
+
+def delete_spend(session: Session, flt: SpendFilter | None = None, row_id: int | None = None) -> int:
+    """Delete one row (``row_id``) or every row of the filter; returns how many went."""
+    if row_id is not None:
+        row = session.get(AdSpend, row_id)
+        if row is None:
+            return 0
+        session.delete(row)
+        session.flush()
+        return 1
+    if flt is None or flt.project_id is None:
+        raise ValueError("choose a project to delete its imported spend")
+    ids = list(session.scalars(flt.where(select(AdSpend.id))))
+    if ids:
+        session.execute(delete(AdSpend).where(AdSpend.id.in_(ids)))
+    session.flush()
+    return len(ids)

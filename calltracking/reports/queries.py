@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from calltracking.models import (
     AdSpend, Call, Campaign, Operator, Project, ReportDaily, ReportHourly, Source, VisitorSession,
 )
+from calltracking.reports import adspend
+from calltracking.reports.figures import cap_dominant
 from calltracking.reports.rollup import MONTH_SUFFIX, TTC_LABELS, day_bounds, month_end, month_start, zone
 
 MAX_RANGE_DAYS = 3660
@@ -35,6 +37,7 @@ class ReportFilter:
     project: Project
     date_from: dt.date
     date_to: dt.date
+    projects: tuple = ()        # several projects summed ("all projects"); empty: ``project`` only
 
     def __post_init__(self):
         if self.date_from > self.date_to:
@@ -43,9 +46,18 @@ class ReportFilter:
             raise ReportError(f"date range longer than {MAX_RANGE_DAYS} days")
 
     @property
-    def utc_range(self) -> tuple[dt.datetime, dt.datetime]:
-        tz = zone(self.project)
+    def ids(self) -> tuple[int, ...]:
+        return tuple(p.id for p in self.projects) or (self.project.id,)
+
+    def utc_range_of(self, project: Project) -> tuple[dt.datetime, dt.datetime]:
+        tz = zone(project)
         return day_bounds(tz, self.date_from)[0], day_bounds(tz, self.date_to)[1]
+
+    @property
+    def utc_range(self) -> tuple[dt.datetime, dt.datetime]:
+        """UTC bounds of the local days (several projects: from the earliest start to the latest end)."""
+        ranges = [self.utc_range_of(p) for p in (self.projects or (self.project,))]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
 @dataclass
@@ -107,7 +119,7 @@ def rollup_range(session: Session, f: ReportFilter):
             kept.append((a, b))
             continue
         outside = session.execute(select(d.day).where(
-            d.project_id == f.project.id, d.dim == "all",
+            d.project_id.in_(f.ids), d.dim == "all",
             or_(and_(d.day >= ms, d.day < a), and_(d.day > b, d.day <= me))).limit(1)).first()
         (kept if outside else widened).append((a, b) if outside else ms)
     if widened:
@@ -125,10 +137,10 @@ def _rollup_rows(f: ReportFilter, dims, cols, session: Optional[Session] = None)
     parts = []
     for a, b in edges:
         parts.append(select(d.dim.label("dim"), *cols).where(
-            d.project_id == f.project.id, d.dim.in_(dims), d.day >= a, d.day <= b))
+            d.project_id.in_(f.ids), d.dim.in_(dims), d.day >= a, d.day <= b))
     if months:
         parts.append(select(func.replace(d.dim, MONTH_SUFFIX, "").label("dim"), *cols).where(
-            d.project_id == f.project.id, d.dim.in_([x + MONTH_SUFFIX for x in dims]),
+            d.project_id.in_(f.ids), d.dim.in_([x + MONTH_SUFFIX for x in dims]),
             d.day >= months[0], d.day <= months[1]))
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
@@ -152,9 +164,11 @@ def _names(session: Session, model, ids, label=lambda o: o.name) -> dict[str, st
 
 
 def _spend(session: Session, f: ReportFilter, by: str) -> dict[str, Decimal]:
-    col = AdSpend.source_id if by == "source" else AdSpend.campaign_id
+    if by == "source":          # a source's own row, else its campaigns' rows: never both
+        return {str(k): v for k, v in adspend.source_spend(session, f.ids, f.date_from, f.date_to).items()}
+    col = AdSpend.campaign_id
     q = (select(col, func.sum(AdSpend.amount))
-         .where(AdSpend.project_id == f.project.id, AdSpend.day >= f.date_from, AdSpend.day <= f.date_to,
+         .where(AdSpend.project_id.in_(f.ids), AdSpend.day >= f.date_from, AdSpend.day <= f.date_to,
                 col.is_not(None))
          .group_by(col))
     return {str(k): v for k, v in session.execute(q)}
@@ -192,59 +206,76 @@ def by_attribute(session: Session, f: ReportFilter, dim: str) -> Report:
     chart = {"type": "bar", "labels": [r[1] for r in top],
              "datasets": [{"label": "answered", "data": [r[3] for r in top]},
                           {"label": "missed", "data": [r[4] for r in top]}], "stacked": True}
+    chart.update(cap_dominant([r[2] for r in top]))
     return Report(dim, ATTR_COLUMNS, rows, chart)
 
 
-def daily_trend(session: Session, f: ReportFilter) -> Report:
+
+def daily_trend(session: Session, f: ReportFilter, today: Optional[dt.date] = None) -> Report:
+    """One row per local day. Today is counted so far (chart: ``partial`` = its index,
+    drawn dashed); days after today have no figures (None), not zeros."""
+    today = today or today_in(f.project)
     d = ReportDaily
     q = (select(d.day, d.calls, d.answered, d.missed, d.first_calls, d.wait_sum, d.talk_sum)
-         .where(d.project_id == f.project.id, d.dim == "all", d.day >= f.date_from, d.day <= f.date_to))
+         .where(d.project_id.in_(f.ids), d.dim == "all", d.day >= f.date_from, d.day <= f.date_to))
     got = {r[0]: r for r in session.execute(q)}
     rows, day = [], f.date_from
     while day <= f.date_to:
         r = got.get(day)
-        rows.append([day.isoformat(), *(r[1:5] if r else (0, 0, 0, 0)),
+        zeros = (None,) * 4 if day > today else (0, 0, 0, 0)
+        rows.append([day.isoformat(), *(r[1:5] if r else zeros),
                      _avg(r[5], r[1]) if r else None, _avg(r[6], r[2]) if r else None])
         day += dt.timedelta(days=1)
     chart = {"type": "line", "labels": [r[0] for r in rows],
              "datasets": [{"label": "calls", "data": [r[1] for r in rows]},
                           {"label": "answered", "data": [r[2] for r in rows]},
                           {"label": "missed", "data": [r[3] for r in rows]}]}
+    if f.date_from <= today <= f.date_to:
+        chart["partial"] = (today - f.date_from).days
     return Report("daily", ["day", "calls", "answered", "missed", "first", "avg_wait", "avg_talk"],
                   rows, chart)
 
 
-def heatmap(session: Session, f: ReportFilter) -> Report:
-    """Calls by local weekday × local hour (the project's time zone)."""
+def heatmap(session: Session, f: ReportFilter, metric: str = "calls") -> Report:
+    """Calls (``metric="calls"``) or missed calls (``"missed"``) by local weekday × local hour
+    (the project's time zone)."""
     h = ReportHourly
     q = (select(h.weekday, h.hour, func.sum(h.calls), func.sum(h.missed))
-         .where(h.project_id == f.project.id, h.day >= f.date_from, h.day <= f.date_to)
+         .where(h.project_id.in_(f.ids), h.day >= f.date_from, h.day <= f.date_to)
          .group_by(h.weekday, h.hour))
-    cells = {(wd, hr): (c, m) for wd, hr, c, m in session.execute(q)}
-    rows = [[WEEKDAYS[wd - 1], *[cells.get((wd, hr), (0, 0))[0] for hr in range(24)]]
-            for wd in range(1, 8)]
-    data = [{"x": hr, "y": WEEKDAYS[wd - 1], "v": cells.get((wd, hr), (0, 0))[0]}
+    at = 1 if metric == "missed" else 0
+    cells = {(wd, hr): (c, m)[at] for wd, hr, c, m in session.execute(q)}
+    rows = [[WEEKDAYS[wd - 1], *[cells.get((wd, hr), 0) for hr in range(24)]] for wd in range(1, 8)]
+    data = [{"x": hr, "y": WEEKDAYS[wd - 1], "v": cells.get((wd, hr), 0)}
             for wd in range(1, 8) for hr in range(24)]
     chart = {"type": "matrix", "labels": [str(h) for h in range(24)], "ylabels": list(WEEKDAYS),
-             "datasets": [{"label": "calls", "data": data}]}
-    return Report("heatmap", ["weekday", *[f"{hr:02d}" for hr in range(24)]], rows, chart)
+             "datasets": [{"label": metric, "data": data}]}
+    return Report("heatmap" if at == 0 else "missed_heatmap",
+                  ["weekday", *[f"{hr:02d}" for hr in range(24)]], rows, chart)
 
 
 def operators(session: Session, f: ReportFilter) -> Report:
-    """Per operator: calls taken, missed while rung (legs no_answer), avg talk,
-    avg wait of the callers they answered."""
+    """Per operator: calls offered, taken and missed while rung, answer rate, avg talk, avg wait
+    of the callers they answered, deals and deal value (the call card's value, on the calls
+    they answered).
+
+    *Offered* = the rings that reached the operator: every call they answered plus every
+    unanswered leg to them (``call_legs`` ``no_answer``; a call that rang them twice without
+    an answer counts twice). Answer rate = taken / offered, in %."""
     raw = session.execute(_sums(f, "operator", session)).all()
     names = _names(session, Operator, [r[0] for r in raw])
     rows = []
     for key, calls, ans, mis, first, rep, wsum, tsum, deals, vsum, rung in raw:
-        rows.append([key, names.get(key) or "", ans, rung, _avg(tsum, ans), _avg(wsum, ans),
-                     _money(vsum)])
-    rows.sort(key=lambda r: (-r[2], -r[3], r[1]))
+        offered = ans + rung
+        rows.append([key, names.get(key) or "", offered, ans, rung,
+                     round(100.0 * ans / offered, 1) if offered else None,
+                     _avg(tsum, ans), _avg(wsum, ans), deals, _money(vsum)])
+    rows.sort(key=lambda r: (-r[3], -r[4], r[1]))
     chart = {"type": "bar", "labels": [r[1] or "?" for r in rows[:30]],
-             "datasets": [{"label": "taken", "data": [r[2] for r in rows[:30]]},
-                          {"label": "missed_rung", "data": [r[3] for r in rows[:30]]}]}
-    return Report("operators", ["key", "name", "taken", "missed_rung", "avg_talk", "avg_wait",
-                                "value"], rows, chart)
+             "datasets": [{"label": "taken", "data": [r[3] for r in rows[:30]]},
+                          {"label": "missed_rung", "data": [r[4] for r in rows[:30]]}]}
+    return Report("operators", ["key", "name", "offered", "taken", "missed_rung", "answer_rate",
+                                "avg_talk", "avg_wait", "deals", "value"], rows, chart)
 
 
 def time_to_call(session: Session, f: ReportFilter) -> Report:
@@ -275,7 +306,7 @@ def peak_concurrency(session: Session, f: ReportFilter) -> Report:
     of the daily peaks (are there enough lines?)."""
     h = ReportHourly
     q = (select(h.hour, func.max(h.peak_concurrent), func.sum(h.peak_concurrent), func.count())
-         .where(h.project_id == f.project.id, h.day >= f.date_from, h.day <= f.date_to)
+         .where(h.project_id.in_(f.ids), h.day >= f.date_from, h.day <= f.date_to)
          .group_by(h.hour))
     got = {hr: (mx, sm) for hr, mx, sm, _ in session.execute(q)}
     days = (f.date_to - f.date_from).days + 1
@@ -293,11 +324,35 @@ REPORTS: dict[str, tuple[str, Callable[[Session, ReportFilter], Report]]] = {
     "keywords": ("By keyword", lambda s, f: by_attribute(s, f, "keyword")),
     "daily": ("Daily trend", daily_trend),
     "heatmap": ("Hour × weekday", heatmap),
+    "missed_heatmap": ("Missed calls: hour × weekday", lambda s, f: heatmap(s, f, "missed")),
+    "first_repeat": ("First and repeat calls", lambda s, f: first_repeat(s, f)),
     "operators": ("Operators", operators),
     "time_to_call": ("Time to call", time_to_call),
     "devices": ("Devices, OS, browsers", devices),
     "concurrency": ("Peak concurrent calls", peak_concurrency),
 }
+
+
+def first_repeat(session: Session, f: ReportFilter) -> Report:
+    """First calls (``calls.first_call``: the caller's first call to the project) and repeat
+    calls per source (the table) and per day (the chart); calls whose first-call flag is
+    unknown count in neither."""
+    raw = session.execute(_sums(f, "source", session)).all()
+    names = _names(session, Source, [r[0] for r in raw])
+    rows = [[key, names.get(key) or "", calls, first, rep,
+             round(100.0 * first / (first + rep), 1) if first + rep else None]
+            for key, calls, _a, _m, first, rep, *_ in raw]
+    rows.sort(key=lambda r: (-r[2], r[1]))
+    d = ReportDaily
+    got = dict((day, (fc, rc)) for day, fc, rc in session.execute(
+        select(d.day, func.sum(d.first_calls), func.sum(d.repeat_calls)).where(
+            d.project_id.in_(f.ids), d.dim == "all", d.day >= f.date_from, d.day <= f.date_to)
+        .group_by(d.day)))
+    days = [f.date_from + dt.timedelta(days=i) for i in range((f.date_to - f.date_from).days + 1)]
+    chart = {"type": "bar", "stacked": True, "labels": [x.isoformat() for x in days],
+             "datasets": [{"label": "first", "data": [got.get(x, (0, 0))[0] for x in days]},
+                          {"label": "repeat", "data": [got.get(x, (0, 0))[1] for x in days]}]}
+    return Report("first_repeat", ["key", "name", "calls", "first", "repeat", "first_share"], rows, chart)
 
 
 def run_report(session: Session, name: str, f: ReportFilter) -> Report:
@@ -319,20 +374,36 @@ def drilldown(session: Session, f: ReportFilter, dim: str, key: str, limit: int 
     (``before`` = (started_at, id) of the last row of the previous page)."""
     if dim not in DRILL_DIMS:
         raise ReportError(f"unknown drill-down {dim!r}")
-    start, end = f.utc_range
-    q = select(Call).where(Call.project_id == f.project.id, Call.started_at >= start,
-                           Call.started_at < end, Call.status.in_(("answered", "missed")))
+    q = select(Call).where(or_(*[and_(Call.project_id == p.id, Call.started_at >= f.utc_range_of(p)[0],
+                                      Call.started_at < f.utc_range_of(p)[1])
+                                 for p in (f.projects or (f.project,))]),
+                           Call.status.in_(("answered", "missed")))
     ident = int(key) if key.isdigit() else None
     if dim == "keyword":
-        q = q.join(VisitorSession, VisitorSession.id == Call.session_id).where(
-            or_(VisitorSession.keyword == key,
-                and_(VisitorSession.keyword == "", VisitorSession.utm_term == key)))
+        # the rollup's key: the keyword, else the utm_term, trimmed; "" = none (or no visit)
+        kw = func.substr(func.coalesce(func.nullif(func.trim(VisitorSession.keyword), ""),
+                                       func.trim(VisitorSession.utm_term), ""), 1, 200)
+        q = q.outerjoin(VisitorSession, VisitorSession.id == Call.session_id)
+        q = q.where(or_(Call.session_id.is_(None), kw == "") if key == "" else kw == key)
     else:
         col = {"source": Call.source_id, "campaign": Call.campaign_id, "operator": Call.operator_id}[dim]
         q = q.where(col == ident if ident is not None else col.is_(None))
     if before is not None:
         q = q.where(or_(Call.started_at < before[0], and_(Call.started_at == before[0], Call.id < before[1])))
     return list(session.scalars(q.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)))
+
+
+def drill_label(session: Session, dim: str, key: str) -> str:
+    """What a drill-down is about, by name: the source, "source / campaign", the
+    operator, the keyword ("" when not set or unknown)."""
+    if dim == "keyword" or not key.isdigit():
+        return key if dim == "keyword" else ""
+    if dim == "campaign":
+        row = session.execute(select(Campaign.name, Source.name).join(Source, Source.id == Campaign.source_id)
+                              .where(Campaign.id == int(key))).first()
+        return f"{row[1]} / {row[0]}" if row else key
+    model = {"source": Source, "operator": Operator}[dim]
+    return _names(session, model, [key]).get(key, key)
 
 
 def live_snapshot(session: Session, project: Project, now: Optional[dt.datetime] = None,

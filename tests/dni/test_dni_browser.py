@@ -159,3 +159,21 @@ def test_exhausted_pool_shows_fallback_and_promo_code(browser, world):
     promo = page.locator("#promo")
     assert promo.is_visible() and promo.text_content().isdigit()
     ctx.close()
+
+
+def test_a_visit_tagged_with_an_unknown_source_gets_an_automatic_one(browser, world, session_factory):
+    """``utm_source=yandex&utm_medium=cpc`` names no configured source: the visit (and the call to
+    the number it shows) belongs to the automatic source ``yandex / cpc``."""
+    from calltracking.models import Source
+
+    live, site = world
+    ctx, page, errors = open_page(browser)
+    page.goto(site.url + "/?utm_source=Yandex&utm_medium=cpc&utm_campaign=spring_sale")
+    page.wait_for_selector("html[data-ct-dni='ready']", timeout=10_000)
+    assert _texts(page)["hdr"].startswith("+7 (495) 000-20-")
+    assert errors == []
+    ctx.close()
+    with session_scope(session_factory) as s:
+        vs = s.scalars(select(VisitorSession)).one()
+        src = s.get(Source, vs.source_id)
+        assert (src.name, src.channel, src.auto) == ("yandex / cpc", "ads", True)

@@ -112,3 +112,29 @@ def test_database_down_gives_a_quick_json_error(dead_url):
     finally:
         s.close()
         factory.kw["bind"].dispose()
+
+
+def test_the_dni_server_gives_tagged_visits_their_automatic_source(db_url, session_factory, acme):
+    """The asyncio server (general path for the first visit, batched path after it) and the
+    threaded endpoint agree: one ``yandex / cpc`` source for every visit tagged so."""
+    from sqlalchemy import select
+
+    from calltracking.db import session_scope
+    from calltracking.models import Source, VisitorSession
+    from support.web import LiveServer, post_json
+
+    body = {"project": "acme", "utm_source": "yandex", "utm_medium": "cpc"}
+    s = FastServer(db_url, session_factory)
+    live = LiveServer(db_url, session_factory)
+    try:
+        got = [post_json(f"{s.url}/api/dni/assign", body) for _ in range(3)]
+        got.append(post_json(f"{live.url}/api/dni/assign", body))
+    finally:
+        s.close()
+        live.close()
+    assert [st for st, _, _ in got] == [200] * 4
+    with session_scope(session_factory) as db:
+        auto = db.scalars(select(Source).where(Source.auto.is_(True))).all()
+        assert [a.name for a in auto] == ["yandex / cpc"]
+        sids = [db.get(VisitorSession, out["session"]).source_id for _, out, _ in got]
+    assert sids == [auto[0].id] * 4

@@ -17,7 +17,7 @@ MAY_IMPORT = {
     "outbox": {"transport"},
     "notify": set(),
     "integrations": set(),
-    "rules": {"notify", "integrations", "outbox"},
+    "rules": {"notify", "integrations", "outbox", "transport"},   # transport: check_rule's host policy
     "recording_files": set(),
     "recording_audio": set(),
     "recordings": {"recording_files", "recording_audio"},

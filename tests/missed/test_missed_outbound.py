@@ -33,7 +33,7 @@ def rows(session_factory, state="all"):
 
 
 def row_html(html, call_id):
-    m = re.search(rf'<tr data-call-id="{call_id}">(.*?)</tr>', html, re.S)
+    m = re.search(rf'<tr data-call-id="{call_id}"[^>]*>(.*?)</tr>', html, re.S)
     assert m, f"row {call_id} not shown"
     return m.group(1)
 

@@ -84,7 +84,9 @@ def build(session, tz="America/New_York"):
     session.add_all([
         AdSpend(project_id=p.id, source_id=g.id, campaign_id=None, day=dt.date(2026, 3, 2),
                 amount=Decimal("150.00")),
-        AdSpend(project_id=p.id, source_id=g.id, campaign_id=brand.id, day=dt.date(2026, 3, 2),
+        # another day: a campaign row beside its source's own row of the same day is not added
+        # (calltracking/reports/adspend.py)
+        AdSpend(project_id=p.id, source_id=g.id, campaign_id=brand.id, day=dt.date(2026, 3, 3),
                 amount=Decimal("60.00")),
         AdSpend(project_id=p.id, source_id=g.id, campaign_id=None, day=dt.date(2026, 4, 1),
                 amount=Decimal("999.00")),

@@ -111,3 +111,22 @@ def test_dashboard_receives_sse_update_when_a_call_is_inserted(page, server, ses
     assert page.locator("#live-calls tbody tr").count() >= 1
     assert int(page.get_attribute("#dashboard", "data-updates")) >= 2
     assert page.errors == []
+
+
+def test_daily_chart_uses_the_answered_and_missed_colours_of_the_other_charts(page, server):
+    colours = "() => Object.fromEntries(Chart.getChart(document.getElementById('report-chart'))" \
+              ".data.datasets.map(ds => [ds.key || ds.label, ds.borderColor]))"
+    page.goto(f"{server}/reports/sources?from=2026-03-01&to=2026-03-31")
+    page.wait_for_selector("#report-chart[data-drawn='1']")
+    bars = page.evaluate(colours)
+    page.goto(f"{server}/reports/daily?period=7d")
+    page.wait_for_selector("#report-chart[data-drawn='1']")
+    line = page.evaluate(colours)
+    assert line["answered"] == bars["answered"] and line["missed"] == bars["missed"]
+    assert line["answered"] != line["missed"] != line["calls"]
+    labels = page.evaluate("() => Chart.getChart(document.getElementById('report-chart')).data.labels")
+    assert len(labels) == 7 and labels[-1].endswith("(so far)")         # today, counted so far
+    page.locator("#report-presets [data-preset='yesterday']").click()
+    page.wait_for_selector("#report-chart[data-drawn='1']")
+    assert "period=yesterday" in page.url and page.locator("#report-table tbody tr").count() == 1
+    assert page.errors == []

@@ -263,3 +263,34 @@ def test_partial_months_read_from_monthly_rows_only_when_exact(session, data):
             assert plain == fast, (a, b, dim)
     only_3rd = by_name(queries.by_attribute(session, flt(data, d(2026, 3, 3), d(2026, 3, 31)), "source"))
     assert sum(r["calls"] for r in only_3rd.values()) == 0
+
+
+def test_refresh_stops_recomputing_once_calls_written_together_have_settled(session, data):
+    """Calls written within seconds (a demo, an import): after one refresh has seen them
+    and the safety margin has passed, a refresh recomputes nothing (reports read the rollups)."""
+    from calltracking.models import utcnow
+
+    p, g = data["project"], data["google"]
+    for k in range(5):
+        D.add_call(session, p, f"2026-03-{10 + k:02d} 12:00:00", source=g)
+    session.commit()
+    t0 = utcnow()
+    assert refresh_rollups(session, now=t0 + dt.timedelta(seconds=1)) >= 5
+    assert refresh_rollups(session, now=t0 + dt.timedelta(seconds=15)) >= 5   # inside the margin: re-read
+    assert refresh_rollups(session, now=t0 + dt.timedelta(seconds=30)) == 0
+    assert refresh_rollups(session, now=t0 + dt.timedelta(seconds=31)) == 0
+    late = D.add_call(session, p, "2026-03-20 12:00:00", source=g)          # a new call is still seen
+    late.updated_at = t0 + dt.timedelta(seconds=31)                         # (written "then")
+    session.commit()
+    assert refresh_rollups(session, now=t0 + dt.timedelta(seconds=32)) == 1
+    assert by_name(queries.by_attribute(session, flt(data), "source"))["Google Ads"]["calls"] == 9
+
+
+def test_keyword_not_set_drills_down_to_the_calls_without_a_keyword(session, data):
+    rows = queries.by_attribute(session, flt(data), "keyword").as_dicts()
+    not_set = next(r for r in rows if r["key"] == "")
+    calls = queries.drilldown(session, flt(data), "keyword", "", limit=1000)
+    assert not_set["calls"] > 0 and len(calls) == not_set["calls"]
+    for r in rows:
+        if r["key"]:
+            assert len(queries.drilldown(session, flt(data), "keyword", r["key"], limit=1000)) == r["calls"]

@@ -90,9 +90,9 @@ def test_source_report_values_and_hostile_names_escaped(app, sup):
 
 def test_csv_values(app, sup):
     text = sup.get("/reports/sources.csv", query_string=q(app)).get_data(as_text=True)
-    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(text))}
-    assert rows["Google Ads"]["calls"] == "3" and rows["Google Ads"]["cost_per_call"] == "70.0"
-    assert rows[D.HOSTILE]["calls"] == "1"
+    rows = {r["Name"]: r for r in csv.DictReader(io.StringIO(text.lstrip("\ufeff")))}
+    assert rows["Google Ads"]["Calls"] == "3" and rows["Google Ads"]["Cost per call"] == "70.0"
+    assert rows[D.HOSTILE]["Calls"] == "1"
     heat = list(csv.reader(io.StringIO(sup.get("/reports/heatmap.csv", query_string=q(app)).get_data(as_text=True))))
     assert heat[1][0] == "Mon" and heat[1][1 + 10] == "3"
 
@@ -135,7 +135,7 @@ def test_report_sees_a_new_call_without_scheduler(app, sup):
         D.add_call(s, p, "2026-03-20 12:00:00", status="missed", wait=7)
         s.commit()
     second = sup.get("/reports/sources.csv", query_string=q(app)).get_data(as_text=True)
-    total = lambda t: sum(int(r["calls"]) for r in csv.DictReader(io.StringIO(t)))  # noqa: E731
+    total = lambda t: sum(int(r["Calls"]) for r in csv.DictReader(io.StringIO(t.lstrip("\ufeff"))))  # noqa: E731
     assert total(second) == total(first) + 1
 
 

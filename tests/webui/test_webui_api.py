@@ -134,3 +134,47 @@ def test_reports(app, tokens, session_factory, world):
     assert c.get("/api/reports/nope", headers=h(tokens["admin"])).status_code == 404
     assert c.get("/api/reports/daily?from=2026-13-01", headers=h(tokens["admin"])).status_code == 400
     assert c.get("/api/reports/daily", headers=h(tokens["operator"])).status_code == 403
+
+
+def test_account_page_shows_the_token_placeholder_as_text(client_for):
+    for lang in ("en", "ru"):
+        c = client_for("supervisor")
+        with c.session_transaction() as sess:
+            sess["lang"] = lang
+        html = c.get("/account").get_data(as_text=True)
+        assert "Bearer &lt;token&gt;" in html and "<token>" not in html, lang
+
+
+def test_calls_filter_by_project_key_and_names(app, tokens, session_factory, world):
+    add_call(session_factory, world["project"], "n1", source_id=world["source"], operator_id=world["operator"])
+    add_call(session_factory, world["project"], "n2", operator_id=world["operator2"])
+    c = app.test_client()
+    ids = lambda q, who="admin": sorted(x["linkedid"] for x in c.get(  # noqa: E731
+        "/api/calls", query_string=q, headers=h(tokens[who])).get_json()["calls"])
+    assert ids({"project": "acme"}) == ["n1", "n2"]
+    assert ids({"project": str(world["project"])}) == ["n1", "n2"]
+    assert ids({"project": "acme", "source": "Google Ads"}) == ["n1"]
+    assert ids({"source": str(world["source"])}) == ["n1"]
+    assert ids({"operator": "Boris"}) == ["n2"]
+    assert ids({"operator": str(world["operator"])}) == ["n1"]
+    assert ids({"project": "acme"}, "operator") == ["n1"]          # an operator: only its own calls
+    r = c.get("/api/calls", query_string={"project": "nope"}, headers=h(tokens["admin"]))
+    assert r.status_code == 400 and "unknown project 'nope'" in r.get_json()["error"]
+    r = c.get("/api/calls", query_string={"source": "Nowhere"}, headers=h(tokens["admin"]))
+    assert r.status_code == 400 and "unknown source" in r.get_json()["error"]
+
+
+def test_lists_of_projects_sources_campaigns_operators(app, tokens, world):
+    c = app.test_client()
+    get = lambda url, who="supervisor": c.get(url, headers=h(tokens[who]))  # noqa: E731
+    projects = get("/api/projects").get_json()["projects"]
+    assert [(p["key"], p["name"], p["id"]) for p in projects] == [("acme", "ACME", world["project"])]
+    src = get("/api/sources?project=acme").get_json()["sources"]
+    assert [(x["name"], x["project"], [k["name"] for k in x["campaigns"]]) for x in src] == [
+        ("Google Ads", "acme", ["brand"])]
+    assert get("/api/sources?project=nope").status_code == 404
+    camps = get("/api/campaigns?project=acme&source=Google Ads").get_json()["campaigns"]
+    assert [(k["name"], k["source"], k["id"]) for k in camps] == [("brand", "Google Ads", world["campaign"])]
+    assert {o["name"] for o in get("/api/operators").get_json()["operators"]} == {"Olga", "Boris"}
+    assert [o["name"] for o in get("/api/operators", "operator").get_json()["operators"]] == ["Olga"]
+    assert c.get("/api/projects").status_code == 401

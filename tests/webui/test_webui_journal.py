@@ -137,7 +137,7 @@ def test_call_card_details_and_edit(client_for, session_factory, world):
     s.close()
     r = c.post(f"/calls/{cid}", data={"tags": "", "value": "-5", "reason": "", "comment": ""},
                follow_redirects=True)
-    assert b"invalid amount" in r.data
+    assert "Invalid amount “-5”".encode() in r.data
     s = session_factory()
     assert s.get(Call, cid).value == Decimal("1500.50")
     s.close()
@@ -179,3 +179,198 @@ def test_call_card_shows_recording_analysis(client_for, session_factory, world):
     part = html.split('id="recording-analysis"', 1)[1].split("</dl>", 1)[0]
     for text in ("1:35", "0:30", "0:50", "62 %", "7.5"):
         assert text in part, text
+
+
+def test_call_value_is_read_in_the_users_language_and_a_bad_one_keeps_the_form(client_for, session_factory,
+                                                                              world):
+    cid = add_call(session_factory, world["project"], "v1")
+    c = client_for("supervisor")
+    r = c.post(f"/calls/{cid}", data={"tags": "deal", "value": "1,234.56", "reason": "", "comment": ""})
+    assert r.status_code == 302
+    s = session_factory()
+    assert s.get(Call, cid).value == Decimal("1234.56")
+    s.close()
+    # a mistyped amount: the error quotes what was typed, the tags and comment just typed stay in the form
+    r = c.post(f"/calls/{cid}", data={"tags": "lead, vip", "value": "1.234.56", "reason": "won",
+                                      "comment": "wants <b>two</b> sofas"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400
+    assert "Invalid amount “1.234.56”" in html and "1.234.56.56" not in html
+    form = re.search(r'<form method="post" id="call-edit">(.*?)</form>', html, re.S).group(1)
+    assert 'value="lead, vip"' in form and 'value="1.234.56"' in form and 'value="won"' in form
+    assert "wants &lt;b&gt;two&lt;/b&gt; sofas</textarea>" in form
+    s = session_factory()
+    call = s.get(Call, cid)
+    assert call.value == Decimal("1234.56") and [t.name for t in call.tags] == ["deal"] and call.comment == ""
+    s.close()
+    # in Russian, "1 234,56" is the same amount
+    assert c.post("/language", data={"lang": "ru"}).status_code == 302
+    r = c.post(f"/calls/{cid}", data={"tags": "", "value": "2 345,50", "reason": "", "comment": ""})
+    assert r.status_code == 302
+    s = session_factory()
+    assert s.get(Call, cid).value == Decimal("2345.50")
+    s.close()
+
+
+def api_headers(session_factory, username):
+    from calltracking.models import User
+    from webui.auth import new_api_token
+
+    s = session_factory()
+    token = new_api_token(s.scalars(select(User).where(User.username == username)).one())
+    s.commit()
+    s.close()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_operator_follows_every_link_to_other_calls_from_the_number(client_for, session_factory, world):
+    t = utcnow() - dt.timedelta(hours=5)
+    number = "+74951230000"
+    mine = add_call(session_factory, world["project"], "h1", caller=number, operator_id=world["operator"], started=t)
+    rung = add_call(session_factory, world["project"], "h2", caller=number, status="missed",
+                    started=t + dt.timedelta(hours=1), operator_id=world["operator"])
+    s = session_factory()
+    s.get(Call, rung).operator_id = None        # rung for (a leg), not answered by them
+    s.commit()
+    s.close()
+    other = add_call(session_factory, world["project"], "h3", caller=number, operator_id=world["operator2"],
+                     started=t + dt.timedelta(hours=2))
+    nobody = add_call(session_factory, world["project"], "h4", caller=number, status="missed",
+                      started=t + dt.timedelta(hours=3))
+    c = client_for("operator")
+    html = c.get(f"/calls/{mine}").get_data(as_text=True)
+    links = [int(x) for x in re.findall(r'href="/calls/(\d+)"', html)]
+    assert links == [rung]                      # only what the operator may open
+    for cid in links:
+        assert c.get(f"/calls/{cid}").status_code == 200
+    for cid in (other, nobody):
+        assert c.get(f"/calls/{cid}").status_code == 403
+        assert c.get(f"/api/calls/{cid}", headers=api_headers(session_factory, "oper")).status_code == 403
+    assert c.get(f"/api/calls/{rung}", headers=api_headers(session_factory, "oper")).status_code == 200
+    # the journal link of the number shows the same calls
+    journal = c.get(f"/calls?caller={number.replace('+', '%2B')}").get_data(as_text=True)
+    assert sorted(ids_on(journal)) == sorted([mine, rung])
+    assert sorted(ids_on(client_for("supervisor").get(f"/calls?caller=%2B{number[1:]}")
+                         .get_data(as_text=True))) == sorted([mine, rung, other, nobody])
+
+
+def test_audit_log_stores_tags_as_a_json_list(client_for, session_factory, world):
+    import json
+
+    cid = add_call(session_factory, world["project"], "a1")
+    c = client_for("supervisor")
+    assert c.patch(f"/api/calls/{cid}", json={"tags": ["deal", "api"], "value": "10"},
+                   headers=api_headers(session_factory, "super")).status_code == 200
+    assert c.post(f"/calls/{cid}", data={"tags": "deal, card", "value": "", "reason": "",
+                                         "comment": ""}).status_code == 302
+    s = session_factory()
+    api_log, card_log = [json.loads(a.details) for a in s.scalars(
+        select(AuditLog).where(AuditLog.entity == "call").order_by(AuditLog.id))]
+    s.close()
+    assert api_log["tags"] == ["api", "deal"] and api_log["value"] == "10.00" and api_log["api"] is True
+    assert card_log["before"]["tags"] == ["api", "deal"] and card_log["after"]["tags"] == ["card", "deal"]
+
+
+def test_total_count_sorting_and_name_search(client_for, session_factory, world):
+    from calltracking.calls import journal
+
+    base = utcnow().replace(microsecond=0) - dt.timedelta(days=1)
+    ids = {}
+    s = session_factory()
+    for i in range(130):
+        c = Call(pbx_id="pbx1", linkedid=f"s{i}", project_id=world["project"], did="+74950001001",
+                 caller_number=f"+7495{i:07d}", caller_name="Иван Петров" if i % 10 == 0 else f"Client {i}",
+                 status="answered" if i % 4 else "missed", started_at=base + dt.timedelta(seconds=i // 2),
+                 wait_seconds=Decimal(i % 7), talk_seconds=Decimal(i % 13) * 10 if i % 4 else None)
+        s.add(c)
+        s.flush()
+        ids[c.id] = c
+    s.commit()
+    want_talk = [c.id for c in sorted(ids.values(), key=lambda c: (-(c.talk_seconds or 0), -c.id))]
+    want_wait_asc = [c.id for c in sorted(ids.values(), key=lambda c: (c.wait_seconds, c.id))]
+    s.close()
+    cl = client_for("supervisor")
+    html = cl.get("/calls").get_data(as_text=True)
+    assert re.search(r'id="calls-total">\s*130 calls', html)
+
+    def walk(url):
+        seen, html = [], cl.get(url).get_data(as_text=True)
+        seen += ids_on(html)
+        while (m := re.search(r'href="([^"]*after=[^"]*)" id="next-page"', html)):
+            html = cl.get(m.group(1).replace("&amp;", "&")).get_data(as_text=True)
+            seen += ids_on(html)
+        back = ids_on(html)
+        while (m := re.search(r'href="([^"]*before=[^"]*)" id="prev-page"', html)):
+            html = cl.get(m.group(1).replace("&amp;", "&")).get_data(as_text=True)
+            back = ids_on(html) + back
+        assert back == seen              # the way back shows the same rows
+        return seen
+
+    assert walk("/calls?sort=-talk") == want_talk
+    assert walk("/calls?sort=wait") == want_wait_asc
+    # the header links toggle the order and keep the filters
+    html = cl.get("/calls?sort=-talk&status=answered").get_data(as_text=True)
+    assert 'href="/calls?sort=talk&amp;status=answered"' in html or 'href="/calls?status=answered&amp;sort=talk"' in html
+    assert cl.get("/calls?sort=drop").status_code == 200 and "invalid sort" in cl.get("/calls?sort=drop").get_data(as_text=True)
+    # search by caller name, whatever the case; Russian count grammar
+    named = [cid for cid, c in ids.items() if c.caller_name == "Иван Петров"]
+    for q in ("иван", "Петров", "ИВАН"):
+        assert sorted(ids_on(cl.get("/calls", query_string={"name": q}).get_data(as_text=True))) == sorted(named)
+    assert ids_on(cl.get("/calls", query_string={"name": "%"}).get_data(as_text=True)) == []
+    assert cl.post("/language", data={"lang": "ru"}).status_code == 302
+    assert re.search(r'id="calls-total">\s*13 звонков', cl.get("/calls?name=иван").get_data(as_text=True))
+    # above the cap the figure says "more than"
+    with session_factory() as s:
+        assert journal.count(s, journal.JournalFilter(), cap=100) == (100, False)
+        assert journal.count(s, journal.JournalFilter(status="missed")) == (33, True)
+
+
+def test_saved_filters_belong_to_their_user(client_for, session_factory, world):
+    from calltracking.models import SavedFilter
+
+    a = add_call(session_factory, world["project"], "f1", status="missed")
+    b = add_call(session_factory, world["project"], "f2")
+    sup = client_for("supervisor")
+    r = sup.post("/calls/filters", data={"filter_name": "Missed <today>", "status": "missed", "caller": "",
+                                         "csrf_token": "x", "after": "junk"})
+    assert r.status_code == 302 and "status=missed" in r.headers["Location"]
+    html = sup.get("/calls").get_data(as_text=True)
+    box = re.search(r'<div class="saved-filters" id="saved-filters">(.*?)</div>', html, re.S).group(1)
+    assert "Missed &lt;today&gt;" in box and "<today>" not in box
+    link = re.search(r'<a href="(/calls\?[^"]*)">Missed', box).group(1).replace("&amp;", "&")
+    assert ids_on(sup.get(link).get_data(as_text=True)) == [a]
+    # saving again under the same name replaces it; another user neither sees nor deletes it
+    sup.post("/calls/filters", data={"filter_name": "Missed <today>", "status": "answered"})
+    with session_factory() as s:
+        saved = s.scalars(select(SavedFilter)).all()
+        assert [(f.name, f.query) for f in saved] == [("Missed <today>", "status=answered")]
+        fid = saved[0].id
+    adm = client_for("admin")
+    assert "Missed &lt;today&gt;" not in adm.get("/calls").get_data(as_text=True)
+    assert adm.post(f"/calls/filters/{fid}/delete").status_code == 404
+    assert "Give the filter a name." in sup.post("/calls/filters", data={"filter_name": " "},
+                                                 follow_redirects=True).get_data(as_text=True)
+    assert sup.post(f"/calls/filters/{fid}/delete").status_code == 302
+    with session_factory() as s:
+        assert s.scalars(select(SavedFilter)).all() == []
+    assert b
+
+
+def test_recordings_play_in_the_list(client_for, session_factory, world, app):
+    rec = add_call(session_factory, world["project"], "p1", recording_file="p1.wav")
+    plain = add_call(session_factory, world["project"], "p2")
+    html = client_for("supervisor").get("/calls").get_data(as_text=True)
+    row = re.search(rf'<tr class="answered" data-call-id="{rec}">(.*?)</tr>', html, re.S).group(1)
+    assert f'<audio controls preload="none" src="/calls/{rec}/recording"' in row
+    other = re.search(rf'<tr class="answered" data-call-id="{plain}">(.*?)</tr>', html, re.S).group(1)
+    assert "<audio" not in other
+
+
+def test_audit_log_page_shows_tags_as_tags(client_for, session_factory, world):
+    cid = add_call(session_factory, world["project"], "a2")
+    c = client_for("supervisor")
+    assert c.post(f"/calls/{cid}", data={"tags": "deal, <b>x</b>", "value": "", "reason": "",
+                                         "comment": ""}).status_code == 302
+    html = client_for("admin").get("/settings/audit").get_data(as_text=True)
+    after = re.search(r'<div class="audit-tags">tags after: (.*?)</div>', html).group(1)
+    assert re.findall(r'<span class="badge">(.*?)</span>', after) == ["&lt;b&gt;x&lt;/b&gt;", "deal"]

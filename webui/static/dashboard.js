@@ -1,24 +1,38 @@
-/* Live dashboard: listens to the Server-Sent Events stream and updates the
-   counters and the calls in progress. Caller names are hostile: textContent only. */
+/* Live dashboard: polls /dashboard/snapshot.json with If-None-Match (a 304 while nothing
+   changed) and updates the counters and the calls in progress; between changes it advances
+   the clock and the durations by itself. A poll holds no server thread once answered, so
+   any number of tabs work. Caller names are hostile: textContent only. */
 (function () {
   "use strict";
   var root = document.getElementById("dashboard");
-  if (!root || typeof EventSource === "undefined") { return; }
+  if (!root || typeof fetch === "undefined") { return; }
   var status = document.getElementById("dash-status");
-  var updates = 0;
+  var interval = parseInt(root.dataset.interval, 10) || 2000;
+  var updates = 0, etag = null, last = null, lastAt = 0, failing = false;
+  /* counts in the page's language (<html lang>): "1 234" in Russian, "1,234" in English */
+  var numbers = new Intl.NumberFormat(document.documentElement.lang || undefined, {maximumFractionDigits: 1});
   function setText(id, v) {
     var el = document.getElementById(id);
-    if (el) { el.textContent = (v === null || v === undefined) ? "—" : String(v); }
+    if (el) { el.textContent = (v === null || v === undefined) ? "—" : (typeof v === "number" ? numbers.format(v) : String(v)); }
   }
-  function render(snap) {
-    Object.keys(snap.today).forEach(function (k) { setText("count-" + k, snap.today[k]); });
-    setText("dash-now", snap.now);
+  function clock(now, elapsed) {
+    /* "YYYY-MM-DD HH:MM:SS" in the project's zone, plus the seconds since it was read */
+    var m = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)$/.exec(now || "");
+    if (!m) { return now; }
+    var d = new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) + elapsed * 1000);
+    return d.toISOString().slice(0, 19).replace("T", " ");
+  }
+  function draw() {
+    if (!last) { return; }
+    var elapsed = Math.max(0, Math.floor((Date.now() - lastAt) / 1000));
+    Object.keys(last.today).forEach(function (k) { setText("count-" + k, last.today[k]); });
+    setText("dash-now", clock(last.now, elapsed));
     var tbody = document.querySelector("#live-calls tbody");
     while (tbody.firstChild) { tbody.removeChild(tbody.firstChild); }
-    snap.in_progress.forEach(function (c) {
+    last.in_progress.forEach(function (c) {
       var tr = document.createElement("tr");
       var state = c.state === "talking" ? root.dataset.labelTalking : root.dataset.labelWaiting;
-      [c.started, c.seconds, state, (c.caller + " " + c.caller_name).trim(), c.source, c.operator]
+      [c.started, c.seconds + elapsed, state, (c.caller + " " + c.caller_name).trim(), c.source, c.operator]
         .forEach(function (v) {
           var td = document.createElement("td");
           td.textContent = String(v);
@@ -26,26 +40,32 @@
         });
       tbody.appendChild(tr);
     });
-    updates += 1;
-    root.setAttribute("data-updates", String(updates));
   }
-  var polling = null;
+  function live(ok) {
+    failing = !ok;
+    status.textContent = ok ? root.dataset.labelLive : root.dataset.labelOffline;
+    status.setAttribute("data-live", ok ? "1" : "0");
+  }
   function poll() {
-    fetch(root.dataset.snapshot, {credentials: "same-origin"})
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (snap) { if (snap) { render(snap); } })
-      .catch(function () {});
+    var headers = etag ? {"If-None-Match": etag} : {};
+    fetch(root.dataset.snapshot, {credentials: "same-origin", cache: "no-store", headers: headers})
+      .then(function (r) {
+        if (r.status === 304) { live(true); return null; }
+        if (!r.ok) { throw new Error("HTTP " + r.status); }
+        etag = r.headers.get("ETag");
+        return r.json();
+      })
+      .then(function (snap) {
+        if (snap) {
+          last = snap; lastAt = Date.now(); updates += 1;
+          draw();
+          root.setAttribute("data-updates", String(updates));
+          live(true);
+        }
+      })
+      .catch(function () { live(false); })
+      .then(function () { setTimeout(poll, failing ? Math.max(interval, 5000) : interval); });
   }
-  var es = new EventSource(root.dataset.stream);
-  es.addEventListener("snapshot", function (ev) { render(JSON.parse(ev.data)); });
-  es.onopen = function () { status.textContent = root.dataset.labelLive; status.setAttribute("data-live", "1"); };
-  es.onerror = function () {
-    status.textContent = root.dataset.labelOffline;
-    status.setAttribute("data-live", "0");
-    if (es.readyState === EventSource.CLOSED && polling === null) {
-      /* the server turned the stream away (busy): poll every 3 s instead */
-      polling = setInterval(poll, 3000);
-      poll();
-    }
-  };
+  setInterval(function () { if (last && !failing) { draw(); } }, 1000);
+  poll();
 })();
