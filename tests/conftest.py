@@ -149,3 +149,12 @@ def run_cli(cli_env):
         return res
 
     return invoke
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright, one per test module (:func:`support.browser.chromium`)."""
+    from support.browser import chromium
+
+    with chromium() as b:
+        yield b

@@ -5,13 +5,12 @@ import socket
 import threading
 
 import pytest
-from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from calltracking.db import session_scope
 from calltracking.models import VisitorSession
 
-from support.browser import ARGS, CHROMIUM, open_page
+from support.browser import open_page
 from support.dni import make_project
 from support.web import LiveServer, SiteServer
 
@@ -30,14 +29,6 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
   <span id="promo" data-ct-promo hidden></span></footer>
 <script src="{src}/missing-on-purpose.js"></script>
 </body></html>"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 class BlackHole:

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from calltracking.db import session_scope
 from calltracking.models import VisitorSession
 
-from support.browser import ARGS, CHROMIUM, open_page
+from support.browser import open_page
 from support.dni import FastServer, make_project
 from support.web import SiteServer
 from test_dni_fastserver_db import _lock_database
@@ -29,14 +28,6 @@ def world(db_url, session_factory):
     yield fast, site
     site.close()
     fast.close()
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_snippet_through_the_fast_server(browser, world, session_factory):

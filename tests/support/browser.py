@@ -1,4 +1,9 @@
-"""The browser tests' Chromium: Debian's, driven by Playwright (never a downloaded browser)."""
+"""The browser tests' Chromium: Debian's, driven by Playwright (never a downloaded browser).
+
+Tests take the ``browser`` fixture (``tests/conftest.py``, one Chromium per test module) or, for
+a browser of their own, ``with chromium() as browser:``.
+"""
+from contextlib import contextmanager
 
 CHROMIUM = "/usr/bin/chromium"
 # --no-sandbox: the tests run as root in CI; the rest keeps Chromium off the (closed) network.
@@ -15,6 +20,19 @@ DRAWN = """() => {
   for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
   return n;
 }"""
+
+
+@contextmanager
+def chromium():
+    """A headless Debian Chromium under Playwright, closed on leaving the block."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def log_in(page, base_url: str, username: str, password: str) -> None:

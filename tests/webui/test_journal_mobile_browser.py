@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from calltracking.models import Call, utcnow
-from support.browser import ARGS, CHROMIUM, log_in, open_page
+from support.browser import log_in, open_page
 from support.config import make_config
 from support.web import PASSWORD, add_call
 
@@ -17,16 +17,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 PHONE = {"width": 390, "height": 844}
 OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

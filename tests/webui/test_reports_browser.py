@@ -15,23 +15,13 @@ from calltracking import entities as svc
 from calltracking.config import load_config
 from calltracking.models import Project
 from support import report_data as D
-from support.browser import ARGS, CHROMIUM, DRAWN, log_in
+from support.browser import DRAWN, log_in
 
 pytestmark = pytest.mark.browser
 
 
 REPORTS = ("sources", "campaigns", "keywords", "daily", "heatmap", "operators", "time_to_call",
            "devices", "concurrency")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -11,22 +11,11 @@ import pytest
 
 from calltracking.attribution import lookup as attribution
 from calltracking.models import Call, utcnow
-from support.browser import ARGS, CHROMIUM
 from support.config import make_config
 from support.web import HOSTILE_NAMES, PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
