@@ -93,3 +93,22 @@ def build(session, tz="America/New_York"):
     ])
     session.commit()
     return {"project": p, "google": g, "hostile": h, "brand": brand, "anna": o1, "boris": o2}
+
+
+def reports_app(db_url: str, session_factory, tmp_path, **app_config):
+    """The web application over :func:`build`'s data with a supervisor ``sup1`` / ``password1``
+    (secure cookies off: the tests talk plain HTTP); ``app_config`` goes into Flask's config."""
+    from calltracking import entities
+    from calltracking.config import load_config
+    from webui import create_app
+
+    cfg = load_config(tmp_path / "none.ini", env={"CALLTRACKING_DATABASE_URL": db_url,
+                                                  "CALLTRACKING_WEB_SECURE_COOKIES": "no"},
+                      require_file=False)
+    with session_factory() as s:
+        build(s)
+        entities.add_user(s, "sup1", "password1", "supervisor")
+        s.commit()
+    app = create_app(cfg, session_factory, testing=True)
+    app.config.update(app_config)
+    return app

@@ -13,8 +13,6 @@ import time
 import pytest
 from sqlalchemy import select
 
-from calltracking import entities as svc
-from calltracking.config import load_config
 from calltracking.models import Project
 from support import report_data as D
 from support.browser import ARGS, CHROMIUM, log_in
@@ -22,18 +20,7 @@ from support.browser import ARGS, CHROMIUM, log_in
 
 @pytest.fixture
 def app(db_url, session_factory, tmp_path):
-    from webui import create_app
-
-    cfg = load_config(tmp_path / "none.ini", env={"CALLTRACKING_DATABASE_URL": db_url,
-                                                  "CALLTRACKING_WEB_SECURE_COOKIES": "no"},
-                      require_file=False)
-    with session_factory() as s:
-        D.build(s)
-        svc.add_user(s, "sup1", "password1", "supervisor")
-        s.commit()
-    app = create_app(cfg, session_factory, testing=True)
-    app.config["REPORTS_POLL_INTERVAL"] = 0.3
-    return app
+    return D.reports_app(db_url, session_factory, tmp_path, REPORTS_POLL_INTERVAL=0.3)
 
 
 def _add_in_progress(session_factory):

@@ -11,8 +11,6 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from calltracking import entities as svc
-from calltracking.config import load_config
 from calltracking.models import Project
 from support import report_data as D
 from support.browser import DRAWN, log_in
@@ -28,17 +26,7 @@ REPORTS = ("sources", "campaigns", "keywords", "daily", "heatmap", "operators", 
 def server(db_url, session_factory, tmp_path):
     from waitress import create_server
 
-    from webui import create_app
-
-    cfg = load_config(tmp_path / "none.ini", env={"CALLTRACKING_DATABASE_URL": db_url,
-                                                  "CALLTRACKING_WEB_SECURE_COOKIES": "no"},
-                      require_file=False)
-    with session_factory() as s:
-        D.build(s)
-        svc.add_user(s, "sup1", "password1", "supervisor")
-        s.commit()
-    app = create_app(cfg, session_factory, testing=True)
-    app.config["REPORTS_SSE_INTERVAL"] = 0.2
+    app = D.reports_app(db_url, session_factory, tmp_path, REPORTS_SSE_INTERVAL=0.2)
     srv = create_server(app, host="127.0.0.1", port=0, threads=6)
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
