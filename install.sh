@@ -142,6 +142,13 @@ fi
     else die "python venv/ensurepip missing: apt-get install python3-venv"; fi
 }
 
+# The operator's whisper is spoken by espeak-ng (English and Russian voices; docs/whisper.md).
+if ! command -v espeak-ng >/dev/null 2>&1; then
+    if [ "$REAL" = yes ] && command -v apt-get >/dev/null; then
+        say "installing espeak-ng"; apt-get install -y -qq espeak-ng >/dev/null
+    else say "notice: espeak-ng not found: whispers can only be uploaded recordings (apt-get install espeak-ng)"; fi
+fi
+
 # 1. system user
 OWNER=root
 if [ "$REAL" = yes ]; then
@@ -205,6 +212,7 @@ AMI_SECRET="$(ini_get "$CONF" ami secret)"
 # Where the service writes besides its data and logs: the recordings directory (it converts and
 # prunes Asterisk's recordings) and the directory of a SQLite database outside $VARLIB.
 REC_DIR="$(ini_get "$CONF" recordings dir)"; REC_DIR="${REC_DIR:-/var/spool/asterisk/monitor}"
+WHISPER_DIR="$(ini_get "$CONF" asterisk whisper_dir)"; WHISPER_DIR="${WHISPER_DIR:-/var/lib/asterisk/sounds/calltracking}"
 DB_URL_NOW="$(ini_get "$CONF" database url)"
 DB_DIR=""
 case "$DB_URL_NOW" in
@@ -265,6 +273,11 @@ if [ "$ASTERISK" = yes ] && [ -d "$AST_ETC" ]; then
         chgrp asterisk "$REC_DIR" && chmod g+rwxs "$REC_DIR"
         say "recordings directory $REC_DIR: group asterisk may write (calltracking is a member)"
     fi
+    # Whispers: written by the service, read by Asterisk (group asterisk, setgid), nobody else.
+    install -d -m 2750 "$ROOT$WHISPER_DIR"
+    if [ "$REAL" = yes ] && getent group asterisk >/dev/null 2>&1; then
+        chown "$OWNER:asterisk" "$WHISPER_DIR" && chmod 2750 "$WHISPER_DIR"
+    fi
     if [ -d "$AGI_BIN" ]; then
         cat > "$AGI_BIN/calltracking-agi" <<EOF
 #!/bin/sh
@@ -280,7 +293,7 @@ elif [ "$ASTERISK" = yes ]; then
 fi
 
 # 6. systemd unit ("-": a directory that does not exist yet does not stop the service)
-RW_PATHS="-/var/lib/calltracking -/var/log/calltracking -${REC_DIR#$ROOT}"
+RW_PATHS="-/var/lib/calltracking -/var/log/calltracking -${REC_DIR#$ROOT} -${WHISPER_DIR#$ROOT}"
 if [ -n "$DB_DIR" ] && [ "${DB_DIR#$ROOT}" != /var/lib/calltracking ]; then
     RW_PATHS="$RW_PATHS -${DB_DIR#$ROOT}"
 fi

@@ -148,11 +148,14 @@ class Command:
 
 @dataclass
 class Work:
-    """Database work ``fn(budget) -> dict``; ``fallback()`` answers when it fails or is late."""
+    """Database work ``fn(budget) -> dict``; ``fallback()`` answers when it fails or is late.
+    ``reads_only``: ``fn`` only reads (through :meth:`hooks.HookEnv.read`), so the FastAGI server
+    may run it on its event loop when the database is a local SQLite file."""
 
     fn: Callable[[hooks.Budget], dict]
     fallback: Callable[[], dict]
     what: str = ""
+    reads_only: bool = False
 
 
 @dataclass
@@ -234,7 +237,7 @@ def dialog(env: hooks.HookEnv, req: Request) -> Dialog:
         else:                           # FastAGI: the server writes the row in a batch
             result, values = yield Work(
                 lambda b: hooks.plan_route(env, did, linkedid, caller, req.caller_name),
-                lambda: (hooks.defaults(env, "route", did, linkedid), None), "route")
+                lambda: (hooks.defaults(env, "route", did, linkedid), None), "route", reads_only=True)
             if values is not None and values["linkedid"]:
                 yield Write(values, hooks.ROUTE_OVERWRITE)
         yield from set_all(result, env.config.agi.mset)

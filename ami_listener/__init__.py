@@ -162,7 +162,8 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
                     done()
 
             conn = AmiConnection(a.host, a.port, a.username, secret,
-                                 sink=lambda recv, frame: writer.put(("ev", recv, frame)), on_sync=on_sync)
+                                 sink=lambda recv, frame: writer.put(("ev", recv, frame)), on_sync=on_sync,
+                                 sink_many=lambda recv, frames: writer.put(("evs", recv, frames)))
             try:
                 await conn.open()
             except (OSError, asyncio.TimeoutError, LoginError) as e:

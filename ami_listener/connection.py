@@ -10,8 +10,8 @@ snapshot: a ``CTSync`` frame (``Timestamp``: Asterisk's time then, from the Ping
 panoramisk's :class:`~panoramisk.Manager` matches responses to actions
 (Login, Ping); its protocol is subclassed so that reading stays minimal:
 frames are parsed from bytes (:class:`calltracking.interpret.FrameParser`) and
-events go straight to the writer's queue (``sink``) without panoramisk's
-pattern dispatch. panoramisk's own reconnect is disabled: :func:`run_ami`
+the events of one read go to the writer's queue as one item (``sink_many``) without
+panoramisk's pattern dispatch. panoramisk's own reconnect is disabled: :func:`run_ami`
 reconnects with back-off.
 """
 from __future__ import annotations
@@ -39,7 +39,8 @@ class LoginError(Exception):
 
 
 class _Protocol(AMIProtocol):
-    sink: Callable = None          # (received_at, frame) for events
+    sink: Callable = None          # (received_at, frame) for one event
+    sink_many: Callable = None     # (received_at, frames) for the events of one read
     on_sync: Callable = None       # (snapshot) when CoreShowChannelsComplete arrives
 
     def connection_made(self, transport):
@@ -59,27 +60,38 @@ class _Protocol(AMIProtocol):
         except Exception:  # never let a parsing bug reach the transport
             log.exception("AMI frame parsing failed; data dropped")
             return
-        sink = self.sink
+        self.frames += len(frames)
+        events: list = []           # the events of this read, queued as one item (in order)
         for frame in frames:
-            self.frames += 1
-            aid = frame.get("ActionID", "")
-            if aid.startswith(SYNC_ID):
-                self._sync_frame(recv, frame)
-            elif "Response" in frame or (aid and aid in self.responses):
-                try:
-                    self.handle_message(Message(frame))
-                except Exception:
-                    log.exception("bad AMI response frame")
-            elif "Event" in frame:
+            if "ActionID" in frame or "Response" in frame:
+                aid = frame.get("ActionID", "")
+                if aid.startswith(SYNC_ID):
+                    if events:
+                        self.sink_many(recv, events)
+                        events = []
+                    self._sync_frame(recv, frame)
+                    continue
+                if "Response" in frame or (aid and aid in self.responses):
+                    try:
+                        self.handle_message(Message(frame))
+                    except Exception:
+                        log.exception("bad AMI response frame")
+                    continue
+            if "Event" in frame:
                 if frame["Event"] == "Shutdown":
                     log.warning("Asterisk is shutting down")
-                self.heard = frame.get("Timestamp") or self.heard
-                sink(recv, frame)
+                events.append(frame)
+        if events:
+            for frame in reversed(events):
+                if frame.get("Timestamp"):
+                    self.heard = frame["Timestamp"]
+                    break
+            self.sink_many(recv, events)
         p = self.parser
         if p.skipped != self.reported_skips:
             privs = {k.decode("ascii", "replace") for k in p.privileges}
             p.privileges.clear()
-            sink(recv, {"_skipped": p.skipped - self.reported_skips, "_privileges": privs})
+            self.sink(recv, {"_skipped": p.skipped - self.reported_skips, "_privileges": privs})
             self.reported_skips = p.skipped
 
     def _sync_frame(self, recv: float, frame: dict) -> None:
@@ -124,9 +136,11 @@ class _Manager(Manager):
 
 class AmiConnection:
     def __init__(self, host: str, port: int, username: str, secret: str,
-                 sink: Callable, on_sync: Callable, timeout: float = 10.0):
+                 sink: Callable, on_sync: Callable, timeout: float = 10.0,
+                 sink_many: Optional[Callable] = None):
         self.host, self.port, self.username, self.secret = host, port, username, secret
         self.sink, self.on_sync, self.timeout = sink, on_sync, timeout
+        self.sink_many = sink_many or (lambda recv, frames: [sink(recv, f) for f in frames])
         self.lost = asyncio.Event()
         self.manager: Optional[_Manager] = None
         self.protocol: Optional[_Protocol] = None
@@ -138,7 +152,7 @@ class AmiConnection:
 
         def factory():
             p = _Protocol()
-            p.sink, p.on_sync = self.sink, self.on_sync
+            p.sink, p.sink_many, p.on_sync = self.sink, self.sink_many, self.on_sync
             return p
 
         _, proto = await asyncio.wait_for(loop.create_connection(factory, self.host, self.port), self.timeout)

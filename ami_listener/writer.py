@@ -1,7 +1,8 @@
 """The writer: runs the core's :class:`~calltracking.callstore.ingest.Processor` off the event loop.
 
-The socket reader only parses frames and appends them to a deque. The writer task takes
-everything queued so far (at most :data:`MAX_BATCH` items) as one batch and runs
+The socket reader only parses frames and appends them to a deque (the events of one read as
+one item). The writer task takes everything queued so far (at most :data:`MAX_BATCH` events)
+as one batch and runs
 :meth:`Processor.process` in a worker thread (interpretation + one database transaction), so
 the event loop keeps reading the socket while the database works. When the write fails, the
 batch is retried with back-off (0.5 s doubling to 10 s); nothing queued is dropped.
@@ -20,12 +21,14 @@ log = logging.getLogger("calltracking.ami")
 MAX_BATCH = 20_000
 
 
-def _observe(batch: list, proc: Processor, backlog: int) -> None:
-    """Prometheus figures for a committed batch: events, receive-to-commit lag, queue depth."""
-    events = [item for item in batch if item[0] == "ev"]
+def _observe(batch: list, proc: Processor, backlog: int, events: int) -> None:
+    """Prometheus figures for a committed batch: events (``events``: read, skipped unread
+    included), receive-to-commit lag, queue depth."""
     if events:
-        metrics.AMI_EVENTS.inc(sum(ev.get("_skipped", 1) for _, _, ev in events))
-        metrics.AMI_LAG.set(max(0.0, time.time() - events[-1][1]))
+        metrics.AMI_EVENTS.inc(events)
+        last = next((item[1] for item in reversed(batch) if item[0] in ("ev", "evs")), None)
+        if last is not None:
+            metrics.AMI_LAG.set(max(0.0, time.time() - last))
     unknown = proc.it.stats.get("unknown", 0)
     if unknown > proc.unknown_reported:
         metrics.AMI_UNKNOWN_EVENTS.inc(unknown - proc.unknown_reported)
@@ -42,6 +45,7 @@ class Writer:
         self.wake = asyncio.Event()
         self.closing = False
         self.max_backlog = 0
+        self.queued = 0             # events (and other items) in the queue
         self.inflight = 0
         self.failures = 0           # writes that failed and were retried
 
@@ -51,6 +55,7 @@ class Writer:
 
     def put(self, item) -> None:
         self.queue.append(item)
+        self.queued += len(item[2]) if item[0] == "evs" else 1
         if not self.wake.is_set():
             self.wake.set()
 
@@ -65,14 +70,19 @@ class Writer:
                     await asyncio.wait_for(self.wake.wait(), 1.0)
                 except asyncio.TimeoutError:
                     pass
-            n = min(len(q), MAX_BATCH)
-            self.max_backlog = max(self.max_backlog, len(q))
-            batch = [q.popleft() for _ in range(n)]
+            self.max_backlog = max(self.max_backlog, self.queued)
+            batch, size = [], 0
+            while q and size < MAX_BATCH:
+                item = q.popleft()
+                batch.append(item)
+                size += len(item[2]) if item[0] == "evs" else 1
+            self.queued -= size
             self.inflight = len(batch) or 1
             try:
                 if batch:
+                    before = self.proc.counts["events"]
                     await asyncio.to_thread(self.proc.process, batch)
-                    _observe(batch, self.proc, len(q))
+                    _observe(batch, self.proc, self.queued, self.proc.counts["events"] - before)
                 else:
                     await asyncio.to_thread(self.proc.flush)
                 backoff = 0.5

@@ -15,9 +15,20 @@ spends about three times the CPU per call on the same two cores as the server (b
   the total reaches --total (default 100,000 calls, all of which must succeed);
 - the classic process-per-call script (``python -m agi.classic``) on the same data.
 
+With ``--floor``, the same load from the same client (by default the Python asyncio one, the
+one the targets were set with) goes, in alternating rounds (floor, ours, floor, ours, ...), to
+ours and to a trivial FastAGI server without a database (it reads the header, sets CT_STATUS
+and CT_QUEUE with one ``EXEC MSet``, closes): the floor for a Python server on this machine. Each round is
+an open loop (``--rate`` for ``--seconds``: p50, p99, max) and a closed loop (``--concurrency``
+at a time for ``--closed-seconds``: saturation); the medians and the ratios ours / floor are
+printed for each count of ``--floor-processes`` (default 1 and 2), with the targets: one
+process p99 <= 2x the floor's in every round and saturation >= 0.5x the floor's; two processes
+saturation >= 0.8x the floor's single process; no fallback answer.
+
     .venv/bin/python bench/agi_latency.py --db sqlite
     .venv/bin/python bench/agi_latency.py --db postgresql        # throw-away cluster
     .venv/bin/python bench/agi_latency.py --db sqlite --small    # a quick run
+    .venv/bin/python bench/agi_latency.py --db sqlite --floor    # beside the floor, 3 rounds
 """
 from __future__ import annotations
 
@@ -32,6 +43,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -229,6 +241,7 @@ def answer(line: bytes, got: dict) -> bytes:
 
 
 async def fastagi_call(port: int, header: bytes) -> tuple[float, bool, str]:
+    """One call; ok when the server set CT_STATUS=ok and a queue (the floor sets just those)."""
     t0 = time.perf_counter()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -407,6 +420,219 @@ async def classic_loop(env, load: Load, calls: int, concurrency: int):
                 concurrency=concurrency)
 
 
+# ------------------------------------------------------- the floor (--floor)
+FLOOR_COMMAND = b'EXEC MSet "CT_STATUS=ok,CT_QUEUE=sales"\n'
+
+
+async def _floor_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The trivial FastAGI server: read the header to its blank line, set the variables the
+    client checks with one command, read the reply, close. No database, no parsing beyond that."""
+    try:
+        while True:
+            line = await reader.readline()
+            if not line or line == b"\n":
+                break
+        writer.write(FLOOR_COMMAND)
+        await reader.readline()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+def serve_floor(listen: str, loop: str) -> None:
+    """``--serve-floor HOST:PORT``: the floor server in this process (SO_REUSEPORT, so that
+    several of them share the port like ``[agi] processes``), on asyncio's own event loop
+    (the issue's floor) or on uvloop (the loop ours runs on: ``--floor-loop uvloop``)."""
+    host, port = listen.rsplit(":", 1)
+
+    async def main():
+        server = await asyncio.start_server(_floor_connection, host, int(port), backlog=1024,
+                                            reuse_address=True, reuse_port=True)
+        print("floor listening", file=sys.stderr, flush=True)
+        async with server:
+            await server.serve_forever()
+
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:``port`` (one per process with SO_REUSEPORT)."""
+    n = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if f[3] == "0A" and int(f[1].split(":")[1], 16) == port:
+            n += 1
+    return n
+
+
+class Server:
+    """A server under test in its own process(es); its stderr is kept (warnings counted)."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict, port: int, processes: int):
+        self.name, self.port, self.processes = name, port, processes
+        self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stderr=subprocess.PIPE)
+        self.log: list[str] = []
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + 60
+        while listening(port) < processes:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{name} did not start: {''.join(self.log)[-2000:]}")
+            time.sleep(0.05)
+
+    def _drain(self) -> None:
+        for line in self.proc.stderr:
+            self.log.append(line.decode(errors="replace"))
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(x) for x in server_pids(self.proc.pid))
+
+    def warnings(self) -> list[str]:
+        return [l for l in self.log if "WARNING" in l or "ERROR" in l or "Traceback" in l]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_floor(processes: int, loop: str) -> Server:
+    port = _free_port()
+    procs = [Server("floor", [sys.executable, str(Path(__file__).resolve()), "--serve-floor",
+                              f"127.0.0.1:{port}", "--floor-loop", loop], dict(os.environ), port, 1)]
+    for _ in range(processes - 1):      # the others join the port
+        procs.append(Server("floor", procs[0].proc.args, dict(os.environ), port, len(procs) + 1))
+    first = procs[0]
+    first.others = procs[1:]
+    first.processes = processes
+    first.cpu = lambda: sum(cpu_seconds(p.proc.pid) for p in procs)
+    first.stop = lambda: [Server.stop(p) for p in procs]
+    return first
+
+
+def start_ours(env: dict, workers: int, processes: int) -> Server:
+    port = _free_port()
+    env = dict(env, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}")
+    return Server("ours", [sys.executable, "-c", "from calltracking.cli import main; "
+                           f"main(['agi', '--workers', '{workers}', '--processes', '{processes}'])"],
+                  env, port, processes)
+
+
+async def measure(server: Server, load: Load, a, exe, tmp) -> dict:
+    """One round against one server: the open loop (p50, p99, max), then the closed loop
+    (saturation: --closed-seconds with the Python client, --closed-calls with the C one); the
+    server's CPU per call in the closed loop."""
+    if exe:
+        ol = await c_run(exe, tmp, server.port, load, "open", a.rate, int(a.rate * a.seconds))
+    else:
+        ol = await open_loop(server.port, load, a.rate, a.seconds)
+    c0 = server.cpu()
+    if exe:
+        cl = await c_run(exe, tmp, server.port, load, "closed", a.concurrency, a.closed_calls)
+    else:
+        cl = await closed_loop(server.port, load, a.concurrency, 10 ** 9, a.closed_seconds)
+    cpu_ms = (server.cpu() - c0) * 1000 / max(cl["calls"], 1)
+    return dict(p50=ol["p50"], p99=ol["p99"], max=ol["max"], sat=cl["rate"], sat_p99=cl["p99"],
+                cpu_ms=cpu_ms, failed=ol["failed"] + cl["failed"], calls=ol["calls"] + cl["calls"],
+                errors=ol["errors"] + cl["errors"])
+
+
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def floor_run(a, env, load: Load, tmp: Path) -> bool:
+    """Alternating rounds, floor then ours, for each process count; ratios and the targets."""
+    from calltracking.cli._common import run_loop
+
+    exe = build_c_client(tmp) if a.client == "c" else None
+    print(f"floor: a trivial FastAGI server on {a.floor_loop} (reads the header, one EXEC MSet, "
+          f"closes; no database); ours on uvloop; database {a.db}")
+    print(f"client: {'C (bench/fastagi_load.c)' if exe else 'Python asyncio (uvloop)'}; "
+          f"{a.rounds} rounds of: open loop {a.rate:.0f}/s for {a.seconds:g} s, closed loop "
+          f"{a.concurrency} at a time for {a.closed_seconds:g} s", flush=True)
+    results: dict = {}
+    all_met = True
+    floor_single = None
+    for procs in a.floor_processes:
+        floor, ours = start_floor(procs, a.floor_loop), start_ours(env, a.workers, procs)
+        try:
+            async def rounds():
+                # warm-up, not counted: the servers' catalogues, connections, code paths
+                await closed_loop(floor.port, load, 4, 300, 30)
+                await closed_loop(ours.port, load, 4, 300, 30)
+                gc.collect()
+                gc.freeze()
+                gc.disable()            # the client's own collector would show as server tail
+                out = {"floor": [], "ours": []}
+                try:
+                    for r in range(a.rounds):
+                        for name, srv in (("floor", floor), ("ours", ours)):
+                            la = os.getloadavg()[0]
+                            m = await measure(srv, load, a, exe, tmp)
+                            m["load"] = la
+                            out[name].append(m)
+                            print(f"  {procs} proc. round {r + 1} {name:5}: p50 {m['p50']:6.2f}  p99 "
+                                  f"{m['p99']:6.2f}  max {m['max']:6.2f} ms  saturation {m['sat']:6.0f}/s "
+                                  f"(p99 {m['sat_p99']:.1f} ms)  server CPU {m['cpu_ms']:.3f} ms/call  "
+                                  f"failed {m['failed']}  (load {la:.1f})", flush=True)
+                finally:
+                    gc.enable()
+                return out
+
+            out = run_loop(rounds())
+        finally:
+            ours.stop()
+            floor.stop()
+        results[procs] = out
+        f, o = out["floor"], out["ours"]
+        if procs == 1:
+            floor_single = _median([m["sat"] for m in f])
+        print(f"{procs} process{'es' if procs > 1 else ''}: medians over {a.rounds} rounds "
+              f"(ours / floor = ratio)")
+        for key, label in (("p50", "p50 ms"), ("p99", "p99 ms"), ("max", "max ms"),
+                           ("sat", "saturation/s"), ("cpu_ms", "CPU ms/call")):
+            mo, mf = _median([m[key] for m in o]), _median([m[key] for m in f])
+            print(f"  {label:13} {mo:9.2f} / {mf:9.2f} = {mo / mf:5.2f}x")
+        per_round = [oo["p99"] / ff["p99"] for oo, ff in zip(o, f)]
+        failed = sum(m["failed"] for m in o)
+        sat_ratio = _median([m["sat"] for m in o]) / _median([m["sat"] for m in f])
+        checks = [(f"p99 <= 2x the floor's in every round ({', '.join(f'{x:.2f}x' for x in per_round)})",
+                   all(x <= 2.0 for x in per_round))] if procs == 1 else []
+        if procs == 1:
+            checks.append((f"saturation >= 0.5x the floor's ({sat_ratio:.2f}x)", sat_ratio >= 0.5))
+        else:
+            vs1 = _median([m["sat"] for m in o]) / floor_single if floor_single else float("nan")
+            checks.append((f"saturation >= 0.8x the floor's single process ({vs1:.2f}x)"
+                           if floor_single else "saturation vs the floor's single process: "
+                           "not measured (add 1 to --floor-processes)", bool(floor_single) and vs1 >= 0.8))
+        checks.append((f"no fallback answers ({failed} of {sum(m['calls'] for m in o):,} calls)", failed == 0))
+        for text, ok in checks:
+            print(f"  target {'met    ' if ok else 'NOT met'}: {text}")
+            all_met = all_met and ok
+        from collections import Counter
+
+        for e, n in Counter(x for m in o for x in m["errors"]).most_common(5):
+            print(f"    {n:>6} x {e}")
+        for w in ours.warnings()[:5]:
+            print(f"    server: {w.rstrip()}")
+    print(json.dumps({"db": a.db, "client": "c" if exe else "python", "rounds": {
+        str(p): {k: [{kk: vv for kk, vv in m.items() if kk != "errors"} for m in v] for k, v in r.items()}
+        for p, r in results.items()}}))
+    print("all targets met" if all_met else "some targets NOT met")
+    return all_met
+
+
 # ------------------------------------------------------------------- driver
 def _free_port():
     with socket.socket() as s:
@@ -434,14 +660,34 @@ def main():
     ap.add_argument("--processes", type=int, default=1, help="FastAGI server processes on the port")
     ap.add_argument("--write-wait-ms", type=int, default=50, help="[agi] write_wait_ms of the server")
     ap.add_argument("--timeout-ms", type=int, default=300, help="[agi] timeout_ms of the server")
-    ap.add_argument("--client", choices=["c", "python"], default="c",
-                    help="the load generator: bench/fastagi_load.c (default; falls back to python "
-                         "without gcc) or the asyncio client of this script")
+    ap.add_argument("--client", choices=["c", "python"], default=None,
+                    help="the load generator: bench/fastagi_load.c (falls back to python without gcc) "
+                         "or the asyncio client of this script (default: c; python with --floor)")
+    ap.add_argument("--floor", action="store_true",
+                    help="compare with a trivial FastAGI server (no database) in alternating rounds")
+    ap.add_argument("--rounds", type=int, default=3, help="--floor: rounds per server")
+    ap.add_argument("--floor-processes", default="1,2",
+                    help="--floor: the process counts compared, in order (default 1,2)")
+    ap.add_argument("--closed-seconds", type=float, default=5.0,
+                    help="--floor: closed-loop duration per round (Python client)")
+    ap.add_argument("--closed-calls", type=int, default=10_000,
+                    help="--floor: closed-loop calls per round (C client)")
+    ap.add_argument("--floor-loop", choices=["asyncio", "uvloop"], default="asyncio",
+                    help="--floor: the floor's event loop (default asyncio's own, the floor the targets "
+                         "were set against; uvloop: the loop ours runs on, ~1.7x less CPU per call)")
+    ap.add_argument("--serve-floor", metavar="HOST:PORT", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.serve_floor:
+        return serve_floor(a.serve_floor, a.floor_loop)
+    a.client = a.client or ("python" if a.floor else "c")
+    a.floor_processes = [int(x) for x in a.floor_processes.split(",")]
     if a.small:
         numbers, pool, past = 1000, 100, 20_000
         a.seconds = 5.0 if a.seconds is None else a.seconds
         a.total, a.classic_calls = max(min(a.total, 3000), int(a.rate * a.seconds) + 1000), min(a.classic_calls, 10)
+    elif a.floor:
+        numbers, pool, past = 10_000, 1_000, 1_000_000
+        a.seconds = 10.0 if a.seconds is None else a.seconds
     else:
         numbers, pool, past = 10_000, 1_000, 1_000_000
         a.seconds = 30.0 if a.seconds is None else a.seconds
@@ -464,6 +710,9 @@ def main():
                    CALLTRACKING_GENERAL_DEFAULT_QUEUE="sales", CALLTRACKING_AGI_TIMEOUT_MS=str(a.timeout_ms),
                    CALLTRACKING_LOG_LEVEL="warning", CALLTRACKING_DATABASE_POOL_SIZE="10",
                    CALLTRACKING_AGI_WRITE_WAIT_MS=str(a.write_wait_ms))
+        if a.floor:
+            ok = floor_run(a, env, Load(static, pooled, callers), tmp)
+            raise SystemExit(0 if ok else 1)
         server = subprocess.Popen(
             [sys.executable, "-c", "from calltracking.cli import main; "
              f"main(['agi', '--workers', '{a.workers}', '--processes', '{a.processes}'])"],

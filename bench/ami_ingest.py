@@ -11,7 +11,7 @@ Phases:
    events/s and calls/s until the last record is committed, then every call is checked
    against its expected record (zero lost, zero duplicated). Beside it, panoramisk's bare
    parse-and-dispatch rate on the same bytes (its AMIProtocol + Manager.dispatch, one '*'
-   callback), and our frame parser's.
+   callback), our frame parser's, and the ratio of our ingest to panoramisk's bare rate.
 2. burst: a fixed 5,000 events/s for N seconds; the server stamps each event's Timestamp
    with its send time, so event-to-commit latency is measured on one clock; p50/p99/max
    and the longest gap between two socket reads while the server was sending.
@@ -143,11 +143,12 @@ class Run:
     def __init__(self, url: str, port: int, hook=None, instrument=False):
         from calltracking.db import make_engine, make_sessionmaker
         from support.config import make_config
+        from calltracking.cli._common import run_loop     # uvloop on Linux, as `calltracking run`
         from support.listener import Listener
 
         self.engine = make_engine(url)
         self.listener = Listener(make_config(url, ami__port=port, ami__ping_interval=5),
-                                 make_sessionmaker(self.engine))
+                                 make_sessionmaker(self.engine), run=run_loop)
         self.gaps = []
         if instrument:
             self._instrument()
@@ -207,6 +208,7 @@ def sustained(tmp, pg, n_events):
     gc.collect()
     print(f"stream: {n:,} events, {len(expected):,} calls, {path.stat().st_size / 1e6:.0f} MB "
           f"(built in {time.time() - t0:.0f} s)")
+    load = os.getloadavg()
     bare = bare_rates(path)
     url = make_db(tmp, "ct_bench_sustained", pg)
     proc, port = start_server(path)
@@ -228,6 +230,8 @@ def sustained(tmp, pg, n_events):
           f"lost calls {lost}, duplicated {dup}, wrong records {wrong}")
     print(f"bare parse+dispatch, same bytes: panoramisk {bare['panoramisk']:,.0f} events/s; "
           f"our frame parser {bare['ours']:,.0f} events/s")
+    print(f"sustained ingest / panoramisk bare parse: {n / elapsed / bare['panoramisk']:.2f}x (target >= 1.5x); "
+          f"load average before the run {load[0]:.1f}, after {os.getloadavg()[0]:.1f}")
 
 
 def bare_rates(path: Path) -> dict:

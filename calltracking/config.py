@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from calltracking import settings_rules
+from calltracking import settings_rules, sms
 
 DEFAULT_CONFIG_PATH = "/etc/calltracking/config.ini"
 ENV_CONFIG = "CALLTRACKING_CONFIG"
@@ -278,7 +278,7 @@ class RecordingsConfig:
 
 
 @dataclass(frozen=True)
-class NotifyConfig:
+class NotifyConfig(sms.SmsSettings):   # the sms_* keys: calltracking/sms/settings.py
     smtp_host: str = opt("", _str)
     smtp_port: int = opt(25, _int(1, 65535))
     smtp_user: str = opt("", _str)
@@ -287,15 +287,15 @@ class NotifyConfig:
     smtp_starttls: bool = opt(False, _bool)
     webhook_url: str = opt("", _str)
     webhook_template: str = opt("", _str)
-    allow_private_targets: bool = opt(False, _bool, "Let webhooks (CRM, SMS/chat, a GA4 endpoint URL) "
-                                      "reach loopback, private, link-local and other non-public "
-                                      "addresses")
+    allow_private_targets: bool = opt(False, _bool, "Let webhooks (CRM, SMS/chat, a GA4 endpoint URL) reach "
+                                      "loopback, private, link-local and other non-public addresses")
 
 
 @dataclass(frozen=True)
 class AsteriskConfig:
     config_dir: str = opt("/etc/asterisk", _str, "Asterisk's configuration directory")
     agi_bin_dir: str = opt("/var/lib/asterisk/agi-bin", _str, "Asterisk's AGI script directory")
+    whisper_dir: str = opt("/var/lib/asterisk/sounds/calltracking", _str, "Operator whispers (read by Asterisk)")
     outbound_contexts: tuple = opt((), _contexts, "Dialplan contexts whose new calls are outbound "
                                    "(comma-separated; operators' phones are detected without it)")
 

@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
 from calltracking import phone
 from calltracking import settings_rules as rules
@@ -349,6 +348,14 @@ def check_user_change(user: User, role: str, active: bool, acting: User | None) 
     makes the change; None: the CLI, which may)."""
     if acting is not None and acting.id == user.id and (role != Role.ADMIN or not active):
         raise ServiceError("you cannot remove your own admin role or deactivate yourself")
+
+
+def generate_password_hash(password: str) -> str:
+    """werkzeug's salted hash of a password, werkzeug imported on first use (loading it takes
+    about 30 ms, which every command that never sets a password would pay)."""
+    from werkzeug.security import generate_password_hash as werkzeug_hash
+
+    return werkzeug_hash(password)
 
 
 def set_password(user: User, password: str) -> None:

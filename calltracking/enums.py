@@ -156,6 +156,8 @@ class NotificationChannel(StrEnum):
     """A signed JSON POST in the CRM payload shape."""
     GA4 = "ga4"
     """A Google Analytics 4 Measurement Protocol event."""
+    SMS = "sms"
+    """A text message through the ``[notify] sms_provider`` gateway (:mod:`calltracking.sms`)."""
 
 
 class NotificationEvent(StrEnum):
@@ -209,7 +211,8 @@ class RecordingStatus(StrEnum):
 class ReportDimension(StrEnum):
     """What a rollup row is split by (``report_daily.dim``).
 
-    Monthly rows carry the same value with :data:`MONTH_SUFFIX` (``"source@m"``).
+    Monthly rows carry the same value with :data:`MONTH_SUFFIX` (``"source@m"``), yearly
+    rows with ``"@y"`` (``"source@y"``, ``calltracking.reports.rollup.YEAR_SUFFIX``).
     """
 
     ALL = "all"
@@ -227,6 +230,15 @@ class ReportDimension(StrEnum):
 
 
 MONTH_SUFFIX = "@m"
+
+
+class WhisperVoice(StrEnum):
+    """The ``espeak-ng`` voice a project's whisper is spoken with (``whisper_projects.voice``)."""
+
+    EN = "en"
+    """English."""
+    RU = "ru"
+    """Russian."""
 
 
 def check_in(column: str, values: type[StrEnum], *, nullable: bool = False) -> str:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite on SQLite, then on a throw-away PostgreSQL cluster.
-# Installs what the tests need: Debian packages (chromium, ffmpeg, PostgreSQL server)
+# Installs what the tests need: Debian packages (chromium, ffmpeg, espeak-ng, PostgreSQL server)
 # when missing, and the project with its test extras into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

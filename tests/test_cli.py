@@ -204,8 +204,9 @@ def test_config_error_exit_code(tmp_path):
 
 
 def test_help_loads_the_commands_not_the_services():
-    """`calltracking --help` imports the command modules only: not the web UI, the AGI and AMI
-    servers, Alembic or the user-agent matcher (those load inside the commands that use them)."""
+    """`calltracking --help` imports no command module, so not the web UI, the AGI and AMI
+    servers, Alembic or the user-agent matcher either (tests/test_cli_startup.py: what each
+    command imports)."""
     import subprocess
     import sys
 

@@ -168,7 +168,8 @@ def test_systemd_unit_is_hardened(installed):
                  "NoNewPrivileges=yes"):
         assert line in text, line
     rw = re.search(r"^ReadWritePaths=(.*)$", text, re.M).group(1).split()
-    assert rw == ["-/var/lib/calltracking", "-/var/log/calltracking", "-/var/spool/asterisk/monitor"]
+    assert rw == ["-/var/lib/calltracking", "-/var/log/calltracking", "-/var/spool/asterisk/monitor",
+                  "-/var/lib/asterisk/sounds/calltracking"]
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
@@ -212,7 +213,8 @@ def test_second_run_is_idempotent_and_keeps_config(installed):
     assert mgr.count("timestampevents = yes") == 1
     # the service may write where the configuration now keeps the recordings
     unit = (root / "etc/systemd/system/calltracking.service").read_text()
-    assert "ReadWritePaths=-/var/lib/calltracking -/var/log/calltracking -/srv/recordings\n" in unit
+    assert ("ReadWritePaths=-/var/lib/calltracking -/var/log/calltracking -/srv/recordings "
+            "-/var/lib/asterisk/sounds/calltracking\n") in unit
 
 
 def test_uninstall_keeps_data_then_purge(installed):

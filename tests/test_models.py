@@ -169,6 +169,7 @@ CHECKED = {
     "ck_notification_rules_event": enums.NotificationEvent,
     "ck_deliveries_channel": enums.NotificationChannel, "ck_deliveries_status": enums.DeliveryStatus,
     "ck_recording_info_status": enums.RecordingStatus,
+    "ck_whisper_projects_voice": enums.WhisperVoice,
 }
 
 

@@ -80,14 +80,15 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
     app.wsgi_app = TrustedProxies(app.wsgi_app, config.web.trusted_proxies)
 
     from webui import (
-        account, api, auth, context, display, dni, errors, i18n, integrations, journal, metrics, missed,
-        reports, screenpop, settings, settings_dni, settings_tools,
+        account, api, auth, context, dateinput, display, dni, errors, i18n, integrations, journal, metrics,
+        missed, reports, screenpop, settings, settings_dni, settings_tools, whisper,
     )
 
     auth.csrf.init_app(app)
     i18n.init_app(app, config)
     context.init_app(app)
     display.init_app(app)
+    dateinput.init_app(app)
     errors.init_app(app)
     auth.init_auth(app)
 
@@ -95,7 +96,7 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
     # the public DNI endpoints, /metrics)
     for mod, csrf_exempt in ((auth, False), (account, False), (journal, False), (missed, False),
                              (screenpop, False), (settings, False), (settings_tools, False),
-                             (settings_dni, False), (api, True),
+                             (settings_dni, False), (whisper, False), (api, True),
                              (reports, False), (dni, True), (metrics, True), (integrations, False)):
         app.register_blueprint(mod.bp)
         if csrf_exempt:

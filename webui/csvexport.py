@@ -6,7 +6,10 @@
 - in Russian, ``;`` between cells and ``,`` before decimals (what a Russian Excel expects);
   in English ``,`` and ``.``; numbers are never grouped;
 - the journal's times in the call's project time zone, to the second (``2026-12-03 14:05:09``),
-  plus the start as ISO 8601 UTC (``started_at_utc``) for joining with other systems.
+  plus the start as ISO 8601 UTC (``started_at_utc``) for joining with other systems;
+- a report's rows, then what its page shows under the table (:func:`report_footer`): the totals
+  row, and when the page compares with the previous period, that period's totals, the change and
+  the change in percent, each figure under its column.
 
 Every cell still goes through :func:`calltracking.csvsafe.writer` (formulas made inert).
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext as _, lazy_gettext as _l
 
 from calltracking import csvsafe
 from calltracking.calls import export as call_export
@@ -89,3 +92,28 @@ def journal_row(call) -> list:
     d["value"] = call.value
     d["comment"], d["reason"] = call.comment, call.closed_reason
     return [number(d.get(k)) for k in JOURNAL_FIELDS]
+
+
+def report_footer(columns, cmp: dict) -> list[list]:
+    """The rows a report CSV adds under its table, as the page shows them (``cmp``: the page's
+    ``totals``, ``previous``, ``change`` and ``prev_range``): "Total"; with the comparison
+    "Previous period <first> – <last>", "Change" (Δ) and "Change, %". Each row's label stands in
+    the first column the page shows (not ``key``), every figure under its own column, formatted
+    as the rows (:func:`number`); no figure: an empty cell."""
+    total = cmp.get("totals")
+    if not total:
+        return []
+    at = next((i for i, c in enumerate(columns) if c != "key"), 0)
+
+    def row(label, values):
+        out = [number(v) for v in values]
+        out[at] = label
+        return out
+
+    rows = [row(_("Total"), total)]
+    if cmp.get("previous") is not None and cmp.get("change") is not None:
+        first, last = cmp["prev_range"]
+        rows.append(row(f"{_('Previous period')} {first.isoformat()} – {last.isoformat()}", cmp["previous"]))
+        rows.append(row(_("Change"), [None if d is None else d[0] for d in cmp["change"]]))
+        rows.append(row(_("Change, %"), [None if d is None else d[1] for d in cmp["change"]]))
+    return rows

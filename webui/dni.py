@@ -2,7 +2,9 @@
 
 - ``GET /dni.js`` — the website snippet (``webui/static/dni.js``);
 - ``POST /api/dni/assign`` — a number for this visitor;
-- ``POST /api/dni/heartbeat`` — the visitor is still active: extend the hold.
+- ``POST /api/dni/heartbeat`` — the visitor is still active: extend the hold;
+- ``POST /api/dni/ping`` — the snippet ran on a page where it asked for no number (``204``);
+  an assignment from the snippet says the same (:mod:`calltracking.dni.snippet_pings`).
 
 The API is public and CSRF-exempt; browsers may call it only from the project's
 ``allowed_origins`` (CORS; ``*`` allows any), and when the project lists origins a request
@@ -39,6 +41,7 @@ from calltracking.dni import assign as dni
 from calltracking.dni import holds, projects, request as dni_request
 from calltracking.dni import new_visitors as dni_fast
 from calltracking.dni import guard as dni_guard
+from calltracking.dni import snippet_pings
 from calltracking.dni.guard import ClientResolver, HoldLedger, RateLimiter, VisitorSigner
 
 log = logging.getLogger(__name__)
@@ -129,7 +132,7 @@ class DniApi:
     Flask unchanged. One instance holds the rate limiter and the hold ledger of both listeners.
     """
 
-    PATHS = {"/api/dni/assign": "assign", "/api/dni/heartbeat": "heartbeat"}
+    PATHS = {"/api/dni/assign": "assign", "/api/dni/heartbeat": "heartbeat", "/api/dni/ping": "ping"}
 
     def __init__(self, settings, engine, inner=None, config=None, secret=None):
         self.settings = settings
@@ -145,6 +148,7 @@ class DniApi:
         self.signer = VisitorSigner(secret)
         self.limiter = RateLimiter()
         self.holds = HoldLedger()
+        self.pings = snippet_pings.SnippetPings()
         self._prime_after = 0.0              # monotonic time of the next try to fill the ledger
         self._resolver = None
 
@@ -218,7 +222,7 @@ class DniApi:
                 log.exception("DNI: database unavailable")
                 return 503, {"error": "temporarily unavailable"}, []
         if info is None:
-            return 404, {"error": f"unknown project {key!r}"}, []
+            return 404, {"error": "unknown project"}, []
         if info.origins and not origin:
             dni_guard.count_rejected("origin_missing")
             return 403, {"error": "Origin header required: this project accepts only its allowed origins"}, []
@@ -226,6 +230,11 @@ class DniApi:
             dni_guard.count_rejected("origin_forbidden")
             return 403, {"error": "origin not allowed for this project (add it to the project's allowed origins)"}, []
         cors = _cors(origin)
+        if kind == "ping" or (kind == "assign" and "snippet" in data):
+            ping = snippet_pings.from_request(info.id, origin, data)
+            yield from self._seen(engine, ping)
+            if kind == "ping":
+                return (204, None, cors) if ping is not None else (400, {"error": "no page origin"}, cors)
         try:
             if kind == "assign":
                 out = yield from self._assign(engine, info, dni_request.parse_request(data, user_agent, ip), client)
@@ -277,6 +286,17 @@ class DniApi:
                 if number is not None:
                     return plan.fast_result(sid0, number)
         return (yield Step(dni.complete, plan, sid0))
+
+    def _seen(self, engine, ping):
+        """Store that the snippet ran (at most once a minute per origin); a failure loses only that."""
+        write = self.pings.note(engine, ping, time.monotonic())
+        if write is None:
+            return
+        try:
+            yield Step(self.pings.write, engine, ping, write[1])
+        except Exception as e:
+            self.pings.failed(*write)
+            log.warning("DNI: could not store where the snippet ran: %s", e)
 
     def _heartbeat(self, engine, key, visitor_id, client: str):
         now = time.time()
@@ -426,3 +446,8 @@ def assign():
 @bp.route("/api/dni/heartbeat", methods=["POST", "OPTIONS"])
 def heartbeat():
     return _through_flask("heartbeat")
+
+
+@bp.route("/api/dni/ping", methods=["POST", "OPTIONS"])
+def ping():
+    return _through_flask("ping")

@@ -8,6 +8,7 @@ from calltracking.calls import saved_filters
 from calltracking.calls.journal import JournalError, JournalFilter
 from calltracking.models import Campaign, Operator, Project, Source, Tag
 
+from webui import dateinput
 from webui.context import config, current_user, db
 from webui.display import default_tz
 
@@ -37,10 +38,11 @@ def parse_filter(args) -> tuple[JournalFilter, str]:
     first = (args.get("first") or "").strip()
     if first not in ("", "first", "repeat"):
         raise JournalError(f"invalid first/repeat value {first!r}")
-    try:
-        start = entities.parse_when(args["from"], tz) if (args.get("from") or "").strip() else None
-        end = entities.parse_when(args["to"], tz, end=True) if (args.get("to") or "").strip() else None
-    except entities.ServiceError as e:
+    try:               # dates typed in the user's language, or ISO (webui/dateinput.py)
+        frm, to = dateinput.to_iso(args.get("from")), dateinput.to_iso(args.get("to"))
+        start = entities.parse_when(frm, tz) if frm else None
+        end = entities.parse_when(to, tz, end=True) if to else None
+    except (entities.ServiceError, dateinput.DateInputError) as e:
         raise JournalError(str(e)) from None
     flt = JournalFilter(
         start=start, end=end, project_id=project_id,

@@ -6,15 +6,16 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from calltracking.reports import adspend
+from calltracking.reports import adspend, spend_imports
 from calltracking.jobs import outbox, rules, transport
 from calltracking.db import write_sessionmaker
 from calltracking.enums import NotificationChannel, NotificationEvent
 from calltracking.models import Delivery, NotificationRule, Project
 from calltracking.jobs.scheduler import default_jobs, job_statuses
 
+from webui import dateinput
 from webui.auth import roles_required
-from webui.context import audit, config, db, ext
+from webui.context import audit, config, current_user, db, ext
 
 bp = Blueprint("integrations", __name__, url_prefix="/settings/integrations")
 
@@ -26,7 +27,7 @@ MAX_CSV = 5 * 1024 * 1024
 def _labels():
     return {
         "email": _("E-mail"), "webhook": _("SMS / chat webhook"), "crm": _("CRM webhook"),
-        "ga4": _("Google Analytics 4"), "missed_call": _("Missed call"), "call_finished": _("Finished call"),
+        "ga4": _("Google Analytics 4"), "sms": _("SMS"), "missed_call": _("Missed call"), "call_finished": _("Finished call"),
         "digest_daily": _("Daily digest"), "digest_weekly": _("Weekly digest"),
     }
 
@@ -51,11 +52,12 @@ def index():
     return _page()
 
 
-def _validate_rule(f) -> str | None:
-    """:func:`calltracking.jobs.rules.check_rule`'s verdict in the user's language, or None."""
+def _validate_rule(f) -> tuple[str | None, str]:
+    """:func:`calltracking.jobs.rules.check_rule`'s verdict in the user's language (or None) and
+    the target as stored (an SMS rule's numbers in E.164)."""
     try:
-        rules.check_rule(f.get("channel", ""), f.get("event", ""), f.get("target", ""),
-                         transport.target_policy(config()))
+        return None, rules.check_rule(f.get("channel", ""), f.get("event", ""), f.get("target", ""),
+                                      transport.target_policy(config()), region=config().general.default_region)
     except rules.RuleRefused as e:
         said = {
             "choice": _("Choose a channel and an event."),
@@ -63,10 +65,12 @@ def _validate_rule(f) -> str | None:
             "url": _("The target must be an http:// or https:// URL."),
             "host": _("The target URL has no host."),
             "event": _("CRM and GA4 take the event “Finished call”."),
-            "digest": _("Digests are sent by e-mail."),
+            "digest": _("Digests are sent by e-mail or SMS."),
+            "sms-event": _("SMS rules take the event “Missed call” or a digest."),
         }
-        return said.get(e.code, str(e))      # "email", "refused": the message names the value
-    return None
+        if e.code == "phone" and getattr(e, "number", ""):
+            return _("Invalid phone number “%(number)s”.", number=e.number), ""
+        return said.get(e.code, str(e)), ""      # "email", "refused": the message names the value
 
 
 @bp.route("/rules", methods=["POST"])
@@ -74,12 +78,12 @@ def _validate_rule(f) -> str | None:
 def add_rule():
     f = request.form
     project = db().get(Project, f.get("project", type=int) or 0)
-    error = _("Choose a project.") if project is None else _validate_rule(f)
+    error, target = (_("Choose a project."), "") if project is None else _validate_rule(f)
     if error:
         flash(error, "error")
         return _page(form=f, status=400)
     r = NotificationRule(project_id=project.id, name=f.get("name", "").strip()[:200] or f"{f['channel']} {f['event']}",
-                         channel=f["channel"], event=f["event"], target=f["target"].strip()[:1000],
+                         channel=f["channel"], event=f["event"], target=target[:1000],
                          body_template=f.get("body_template", ""), secret=f.get("secret", "").strip()[:200],
                          enabled=True)
     db().add(r)
@@ -166,12 +170,14 @@ def upload_spend():
         return _page(status=400)
     try:
         result = adspend.import_spend(db(), text, default_project=project.key if project else None,
-                                      create_missing=request.form.get("create_missing") == "yes")
+                                      create_missing=request.form.get("create_missing") == "yes",
+                                      file_name=f.filename, imported_by=current_user().username)
     except adspend.ImportFailed as e:
         db().rollback()
         flash(_("Nothing was imported: %(n)d bad row(s).", n=len(e.errors)), "error")
         return _page(spend_errors=e.errors, status=400)
-    audit("import", "ad_spend", None, {"file": f.filename, "created": result.created, "updated": result.updated})
+    audit("import", "ad_spend", None, {"file": f.filename, "created": result.created, "updated": result.updated,
+                                       "imports": result.imports})
     db().commit()
     flash(_("Imported %(n)d row(s): %(new)d new, %(upd)d updated.", n=result.rows, new=result.created,
             upd=result.updated), "ok")
@@ -183,13 +189,11 @@ def _spend_filter(args) -> tuple[adspend.SpendFilter, list[str]]:
     flt, errors = adspend.SpendFilter(), []
     flt.project_id = args.get("project", type=int)
     flt.source_id = args.get("source", type=int)
-    for key in ("from", "to"):
-        value = (args.get(key) or "").strip()
-        if value:
-            try:
-                setattr(flt, "first" if key == "from" else "last", adspend.parse_day(value))
-            except ValueError:
-                errors.append(_("Invalid date %(value)s: use YYYY-MM-DD.", value=value))
+    for key in ("from", "to"):          # typed in the user's language, or ISO (webui/dateinput.py)
+        try:
+            setattr(flt, "first" if key == "from" else "last", dateinput.parse(args.get(key)))
+        except dateinput.DateInputError as e:
+            errors.append(str(e))
     return flt, errors
 
 
@@ -209,7 +213,36 @@ def spend_list():
                for x in s.scalars(select(Source).order_by(Source.project_id, Source.name))
                if flt.project_id is None or x.project_id == flt.project_id]
     return render_template("integrations/spend.html", rows=rows, count=count, totals=totals, projects=projects,
-                           sources=sources, args=request.args)
+                           sources=sources, args=request.args,
+                           imports=spend_imports.list_imports(s, project_id=flt.project_id))
+
+
+def _spend_import(import_id: int):
+    row = next(iter(spend_imports.list_imports(db(), import_id=import_id)), None)
+    if row is None:
+        abort(404)
+    return row
+
+
+@bp.route("/spend/imports/<int:import_id>/delete", methods=["GET"])
+@roles_required("admin")
+def spend_import_confirm(import_id):
+    """The confirmation of "Delete this import": what goes (the batch's rows still pointing to it)."""
+    return render_template("integrations/spend_import_delete.html", imp=_spend_import(import_id))
+
+
+@bp.route("/spend/imports/<int:import_id>/delete", methods=["POST"])
+@roles_required("admin")
+def spend_import_delete(import_id):
+    """Delete one import and exactly its rows (the confirmation page's form)."""
+    imp = _spend_import(import_id)
+    _batch, n = spend_imports.delete_import(db(), import_id)
+    audit("delete", "ad_spend_import", import_id, {"file": imp.file_name, "project": imp.project,
+                                                   "imported_by": imp.imported_by, "rows": n,
+                                                   "imported_at": imp.imported_at.isoformat()})
+    db().commit()
+    flash(_("Import “%(file)s” deleted: %(n)d row(s).", file=imp.file_name, n=n), "ok")
+    return redirect(url_for("integrations.spend_list"))
 
 
 @bp.route("/spend/delete", methods=["POST"])

@@ -16,6 +16,7 @@ from calltracking.calls import originate
 from calltracking import entities
 from calltracking.models import Call, Operator, Project
 
+from webui import dateinput
 from webui.auth import roles_required
 from webui.context import audit, config, current_user, db, ext
 from webui.display import call_tz, default_tz, fmt_seconds, fmt_time, status_names, zone
@@ -46,12 +47,12 @@ def _worklist_args():
     if not args.get("from"):
         # a worklist is about recent calls; the window keeps it fast on years of history
         args["from"] = (dt.datetime.now(zone(tz)) - dt.timedelta(days=DEFAULT_DAYS)).date().isoformat()
-    try:
+    try:               # dates typed in the user's language, or ISO (webui/dateinput.py)
         if args.get("from"):
-            start = entities.parse_when(args["from"], tz)
+            start = entities.parse_when(dateinput.to_iso(args["from"]), tz)
         if args.get("to"):
-            end = entities.parse_when(args["to"], tz, end=True)
-    except entities.ServiceError as e:
+            end = entities.parse_when(dateinput.to_iso(args["to"]), tz, end=True)
+    except (entities.ServiceError, dateinput.DateInputError) as e:
         error = str(e)
     return state, project_id, start, end, args, error
 

@@ -24,7 +24,7 @@ from calltracking.db import write_scope
 from calltracking.models import Project
 from calltracking.reports.rollup import refresh_rollups
 
-from webui import csvexport, labels
+from webui import csvexport, dateinput, labels
 from webui import display
 from webui.auth import roles_required
 from webui.context import db, ext
@@ -87,11 +87,11 @@ def _filter():
         preset = figures.preset_range(request.args.get("period", ""), today)
         if preset:
             frm, to = preset
-        else:
-            to = queries.parse_date(request.args.get("to"), today)
-            frm = queries.parse_date(request.args.get("from"), to - dt.timedelta(days=DEFAULT_DAYS - 1))
+        else:           # typed in the user's language, or ISO (webui/dateinput.py)
+            to = dateinput.parse(request.args.get("to")) or today
+            frm = dateinput.parse(request.args.get("from")) or to - dt.timedelta(days=DEFAULT_DAYS - 1)
         return queries.ReportFilter(project, frm, to, several), projects, None
-    except queries.ReportError as e:
+    except (queries.ReportError, dateinput.DateInputError) as e:
         return None, projects, str(e)
 
 
@@ -199,6 +199,8 @@ def export(name):
     w = csvexport.writer(buf)
     w.writerow(csvexport.titles(rep.columns, COLUMN_TITLES))
     w.writerows([csvexport.number(v) for v in row] for row in rep.rows)
+    if rep.rows:                              # the page's totals and comparison, under the table
+        w.writerows(csvexport.report_footer(rep.columns, _comparison(name, f, rep)))
     fname = f"{name}_{ALL_PROJECTS if f.projects else f.project.key}_{f.date_from}_{f.date_to}.csv"
     return Response(buf.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{fname}"'})

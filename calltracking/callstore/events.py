@@ -14,13 +14,14 @@ from typing import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from calltracking.callstore.rows import CHUNK, upsert, utc
+from calltracking.callstore.rows import CHUNK, sqlite_time, upsert, utc
 from calltracking.interpret.handlers import HEADERS
 from calltracking.interpret.state import CallState
 from calltracking.models import AmiCall, AmiEvent
 
 #: Headers the interpreter reads; only these are stored with an event.
 KEEP = HEADERS
+_AT = AmiEvent.__table__.c.at
 
 
 def event_row(pbx_id: str, lid: str, ev: dict, ts: float, received_at: float) -> dict:
@@ -56,9 +57,19 @@ class EventLog:
 
     # ------------------------------------------------------------------ writing
     def add(self, s: Session, rows: list[dict]) -> None:
-        """Store events (rows made by :func:`event_row`)."""
-        if rows:
-            s.execute(AmiEvent.__table__.insert(), rows)
+        """Store events (rows made by :func:`event_row`). One ``executemany`` of the driver, the
+        time converted by the column type's own bind processor (the values SQLAlchemy would
+        write): its per-row parameter handling cost more than SQLite's insert itself."""
+        if not rows:
+            return
+        conn = s.connection()
+        dialect = conn.dialect
+        at = (sqlite_time if dialect.name == "sqlite"
+              else _AT.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v))
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(f"INSERT INTO {AmiEvent.__tablename__} (pbx_id, linkedid, at, event, data) "
+                             f"VALUES ({', '.join([mark] * 5)})",
+                             [(r["pbx_id"], r["linkedid"], at(r["at"]), r["event"], r["data"]) for r in rows])
 
     def index(self, s: Session, calls: list[CallState], done: set, recorded: set) -> None:
         """Upsert the ``ami_calls`` rows of ``calls``: live unless in ``done`` or done; recorded

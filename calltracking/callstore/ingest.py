@@ -135,11 +135,22 @@ class Processor:
     # ------------------------------------------------------------------ batches
     def process(self, items: list) -> None:
         """Interpret and write one batch of queued items: ``("ev", received_at, frame)``,
+        ``("evs", received_at, frames)`` (the events of one read, in order),
         ``("reconcile", snapshot, lost_at, now, done_callback)`` (a reconnect's view of Asterisk),
         ``("state", dict)`` (listener state to store) and ``("malformed", count)``."""
         it = self.it
-        fresh = {ev.get("Linkedid") for kind, _, ev in (i for i in items if i[0] == "ev")
-                 if ev.get("Event") == "Newchannel" and ev.get("Linkedid") not in it.calls}
+        calls = it.calls
+        fresh = set()
+        for item in items:
+            kind = item[0]
+            if kind == "evs":
+                for ev in item[2]:
+                    if ev.get("Event") == "Newchannel" and ev.get("Linkedid") not in calls:
+                        fresh.add(ev.get("Linkedid"))
+            elif kind == "ev":
+                ev = item[2]
+                if ev.get("Event") == "Newchannel" and ev.get("Linkedid") not in calls:
+                    fresh.add(ev.get("Linkedid"))
         fresh.discard(None)
         if fresh:
             try:
@@ -150,25 +161,27 @@ class Processor:
         rows, fed = self.pending_events, self.fed
         pbx = self.store.pbx_id
         callbacks = []
+        vet, feed, add_row, add_fed = self._vet, it.feed, rows.append, fed.append
         for item in items:
             kind = item[0]
-            if kind == "ev":
-                _, recv, ev = item
-                if "_skipped" in ev:            # the reader's count of events it dropped unread
-                    self.counts["events"] += ev["_skipped"]
-                    for priv in ev["_privileges"]:
-                        self.privileges[priv] = recv
-                    continue
-                ts = self._vet(ev, recv)
-                if ts is None:
-                    continue
-                fed.append((ev, recv))
-                try:
-                    lid = it.feed(ev, recv)
-                    if lid:
-                        rows.append(event_row(pbx, lid, ev, ts, recv))
-                except Exception:       # the search at the write finds the event again
-                    self.broken = True
+            if kind == "evs" or kind == "ev":
+                recv = item[1]
+                for ev in (item[2] if kind == "evs" else (item[2],)):
+                    if "_skipped" in ev:            # the reader's count of events it dropped unread
+                        self.counts["events"] += ev["_skipped"]
+                        for priv in ev["_privileges"]:
+                            self.privileges[priv] = recv
+                        continue
+                    ts = vet(ev, recv)
+                    if ts is None:
+                        continue
+                    add_fed((ev, recv))
+                    try:
+                        lid = feed(ev, recv)
+                        if lid:
+                            add_row(event_row(pbx, lid, ev, ts, recv))
+                    except Exception:       # the search at the write finds the event again
+                        self.broken = True
             elif kind == "reconcile":
                 _, snapshot, lost_at, now, done_cb = item
                 # Asterisk's clock: the last event time we saw is the last moment a call was known alive.

@@ -17,6 +17,13 @@ def utc(ts: Optional[float]) -> Optional[dt.datetime]:
     return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc)
 
 
+def sqlite_time(value: dt.datetime) -> str:
+    """An aware UTC time as SQLAlchemy's SQLite ``DATETIME`` stores it (naive UTC text with six
+    decimals, ``2026-12-03 21:16:37.000000``), for statements sent to the driver directly; the
+    same text as the column type's own bind processor (a test compares them)."""
+    return value.isoformat(" ", "microseconds")[:26]
+
+
 def dec(x: Optional[float]) -> Optional[Decimal]:
     """Seconds as stored: a ``Decimal`` with 3 decimals."""
     return None if x is None else Decimal(f"{x:.3f}")

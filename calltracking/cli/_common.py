@@ -2,20 +2,16 @@
 on first use: ``calltracking --help`` opens nothing), table/JSON output, user errors, asyncio.
 
 A command module imports only what its commands need at module level; anything heavy
-(the web UI, the AGI server, the AMI listener, Alembic) is imported inside the command.
+(the web UI, the AGI server, the AMI listener, Alembic) is imported inside the command. This
+module imports nothing but click at module level: every command, and ``calltracking --help``,
+loads it.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 
 import click
-
-from calltracking import entities
-from calltracking.calls.export import render_table
-from calltracking.config import load_config
-from calltracking.phone import InvalidNumber
 
 
 class AppContext:
@@ -32,6 +28,8 @@ class AppContext:
     @property
     def config(self):
         if self._config is None:
+            from calltracking.config import load_config
+
             self._config = load_config(self.config_path, overrides=self.overrides)
         return self._config
 
@@ -66,6 +64,12 @@ class AppContext:
             return session_scope(self.sessionmaker)
         return session_scope(make_sessionmaker(writer(self.engine)))
 
+    def close(self) -> None:
+        """Close the database connections this command opened (when its context closes)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = self._sessionmaker = None
+
     @property
     def region(self) -> str:
         return self.config.general.default_region
@@ -83,6 +87,8 @@ def out(rows: list[dict], columns, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
     else:
+        from calltracking.calls.export import render_table
+
         click.echo(render_table(rows, columns))
 
 
@@ -95,13 +101,20 @@ class UserErrors:
         return self
 
     def __exit__(self, et, ev, tb):
-        if et is not None and issubclass(et, (entities.ServiceError, InvalidNumber)):
+        if et is None:
+            return False
+        from calltracking.phone import InvalidNumber
+        from calltracking.settings_rules import ServiceError
+
+        if issubclass(et, (ServiceError, InvalidNumber)):
             raise click.ClickException(str(ev))
         return False
 
 
 def run_loop(coro):
     """``asyncio.run``, on uvloop on Linux (a dependency there: less CPU per AGI round trip)."""
+    import asyncio
+
     if sys.platform == "linux":
         import uvloop
 

@@ -9,7 +9,6 @@ import signal
 
 import click
 
-from calltracking import entities as svc
 from calltracking.cli._common import pass_ctx, run_loop
 
 
@@ -83,6 +82,7 @@ def routes():
 @pass_ctx
 def routes_test(app, did, caller, at, fmt):
     """Show the CT_* variables a call to DID would get (dry run: nothing is written)."""
+    from calltracking import entities as svc
     from calltracking import hooks
 
     env = hooks.HookEnv(app.config, app.sessionmaker, cache=hooks.HookCache(rules_ttl=0))

@@ -16,6 +16,7 @@ def doctor(app):
     from agi import doctor as _agi_checks  # noqa: F401  (FastAGI port, dialplan include)
     from ami_listener import doctor as _ami_checks  # noqa: F401  (AMI login, events, clock)
     from calltracking.jobs import doctor as _jobs_checks  # noqa: F401  (scheduler, jobs, recordings, deliveries)
+    from calltracking.whisper import doctor as _whisper_checks  # noqa: F401  (espeak-ng, whisper files)
     from webui import doctor as _web_checks  # noqa: F401  (web UI, DNI server)
 
     results = doc.run_checks(app)

@@ -93,8 +93,8 @@ def notify():
 @click.argument("project")
 @click.option("--channel", type=click.Choice([c.value for c in NotificationChannel]), required=True)
 @click.option("--event", type=click.Choice([e.value for e in NotificationEvent]), required=True)
-@click.option("--target", required=True, help="E-mail addresses, URL, or GA4 measurement id.")
-@click.option("--template", default="", help="Webhook body template ($caller, $source, …).")
+@click.option("--target", required=True, help="E-mail addresses, URL, phone numbers (sms), or GA4 measurement id.")
+@click.option("--template", default="", help="Webhook body or SMS text template ($caller, $source, …).")
 @click.option("--secret", default="", help="CRM: HMAC key; GA4: API secret.")
 @click.option("--name", default="")
 @pass_ctx
@@ -103,7 +103,8 @@ def notify_add(app, project, channel, event, target, template, secret, name):
     from calltracking.jobs import rules, transport
 
     try:
-        target = rules.check_rule(channel, event, target, transport.target_policy(app.config))
+        target = rules.check_rule(channel, event, target, transport.target_policy(app.config),
+                                  region=app.config.general.default_region)
     except rules.RuleRefused as e:
         raise click.ClickException(str(e))
     with UserErrors(), app.session(write=True) as s:
@@ -280,17 +281,23 @@ def spend():
 @pass_ctx
 def spend_import(app, file, project, create_missing):
     """Import ad spend from a CSV file (day, source, campaign, amount): all rows or none."""
+    import getpass
+    import os
+
     from calltracking.reports.adspend import ImportFailed, import_spend
 
     text = file.read()
     try:
         with app.session(write=True) as s:
-            r = import_spend(s, text, default_project=project, create_missing=create_missing)
+            r = import_spend(s, text, default_project=project, create_missing=create_missing,
+                             file_name=os.path.basename(getattr(file, "name", "") or "-"),
+                             imported_by=f"cli:{getpass.getuser()}")
     except ImportFailed as e:
         for err in e.errors:
             click.echo(f"{getattr(file, 'name', 'file')}: {err}", err=True)
         raise click.ClickException(str(e))
-    click.echo(f"imported {r.rows} row(s): {r.created} new, {r.updated} updated")
+    click.echo(f"imported {r.rows} row(s): {r.created} new, {r.updated} updated"
+               + (f" (import {', '.join(map(str, r.imports))})" if r.imports else ""))
 
 
 @spend.command("list")

@@ -9,5 +9,6 @@
   the transaction discipline of the general path;
 - :mod:`~calltracking.dni.useragent` — device, OS, browser and bots (ua-parser);
 - :mod:`~calltracking.dni.guard` — abuse limits of the public endpoints;
-- :mod:`~calltracking.dni.pool_sizing` — measured traffic and the pool size it needs.
+- :mod:`~calltracking.dni.pool_sizing` — measured traffic and the pool size it needs;
+- :mod:`~calltracking.dni.snippet_pings` — where and when the snippet runs (the setup page's check).
 """

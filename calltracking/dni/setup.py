@@ -2,9 +2,8 @@
 
 - :func:`snippet_tag` — the ``<script>`` tag to paste into the site, with the project's key and
   the chosen options (the data attributes ``webui/static/dni.js`` reads); every value escaped.
-- :func:`last_seen` — the live check: every page where the snippet runs asks the DNI endpoint
-  for a number, which stores a visitor session (landing page, time) and moves its ``last_seen``
-  on each heartbeat; the project's newest session says where and when the snippet last ran.
+- :func:`visitors_today` — new visitor sessions since local midnight; where and when the
+  snippet last ran, per site, is :func:`calltracking.dni.snippet_pings.sites`.
 - :func:`pool_usage` — each active pool of a project now (held numbers), today (numbers handed
   out since local midnight) and its recommended size (:mod:`calltracking.dni.pool_sizing`).
 """
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from dataclasses import dataclass
 from typing import Optional
 from zoneinfo import ZoneInfo
 
@@ -38,24 +36,10 @@ def snippet_tag(base_url: str, project_key: str, **options: str) -> str:
     return f"<script {' '.join(attrs)} async></script>"
 
 
-@dataclass
-class Seen:
-    page: str
-    at: dt.datetime
-    sessions_today: int
-
-
-def last_seen(session: Session, project: Project, now: Optional[dt.datetime] = None) -> Optional[Seen]:
-    """Where and when the snippet last ran on the project's site (None: never)."""
-    row = session.execute(select(VisitorSession.landing_page, VisitorSession.last_seen)
-                          .where(VisitorSession.project_id == project.id)
-                          .order_by(VisitorSession.id.desc()).limit(1)).first()
-    if row is None:
-        return None
-    start = _local_midnight(project, now)
-    today = session.scalar(select(func.count(VisitorSession.id)).where(
-        VisitorSession.project_id == project.id, VisitorSession.first_seen >= start)) or 0
-    return Seen(page=row[0] or "", at=row[1], sessions_today=today)
+def visitors_today(session: Session, project: Project, now: Optional[dt.datetime] = None) -> int:
+    """Visitor sessions the project's site started since midnight in the project's time zone."""
+    return session.scalar(select(func.count(VisitorSession.id)).where(
+        VisitorSession.project_id == project.id, VisitorSession.first_seen >= _local_midnight(project, now))) or 0
 
 
 def _local_midnight(project: Project, now: Optional[dt.datetime]) -> dt.datetime:

@@ -34,10 +34,10 @@ HOOKS = ("route", "promo", "tag", "lookup")
 
 #: ``route``, ``lookup`` and their defaults, in the order they are set.
 CALL_VARIABLES = ("CT_CALL_ID", "CT_PROJECT", "CT_SOURCE", "CT_CAMPAIGN", "CT_ATTRIBUTION", "CT_QUEUE",
-                  "CT_TARGET", "CT_CALLER_TYPE", "CT_RECORD", "CT_CONFIDENCE", "CT_STATUS")
+                  "CT_TARGET", "CT_CALLER_TYPE", "CT_RECORD", "CT_CONFIDENCE", "CT_WHISPER", "CT_STATUS")
 #: ``promo`` with a valid code.
 PROMO_VARIABLES = ("CT_PROMO", "CT_CALL_ID", "CT_PROJECT", "CT_SOURCE", "CT_CAMPAIGN", "CT_ATTRIBUTION",
-                   "CT_QUEUE", "CT_TARGET", "CT_CONFIDENCE", "CT_STATUS")
+                   "CT_QUEUE", "CT_TARGET", "CT_CONFIDENCE", "CT_WHISPER", "CT_STATUS")
 #: ``promo`` with an invalid code, or failed: nothing else changes.
 PROMO_REJECTED = ("CT_PROMO", "CT_STATUS")
 #: ``tag``.
@@ -61,6 +61,7 @@ class Answer:
     confidence: Optional[Decimal] = None    # CT_CONFIDENCE: 1.000, 0.500, ... ('' none)
     promo: str = ""                         # CT_PROMO: valid | invalid | error
     tag: str = ""                           # CT_TAG: the tag added ('' none)
+    whisper: str = ""                       # CT_WHISPER: the whisper file, no extension ('' none)
     callerid_name: Optional[str] = None     # CALLERID(name), set only when not None
 
     def variables(self, names: tuple[str, ...] = CALL_VARIABLES) -> dict[str, str]:
@@ -85,6 +86,7 @@ _VALUE = {
     "CT_CONFIDENCE": lambda a: "" if a.confidence is None else str(a.confidence),
     "CT_PROMO": lambda a: a.promo,
     "CT_TAG": lambda a: a.tag,
+    "CT_WHISPER": lambda a: a.whisper,
 }
 
 

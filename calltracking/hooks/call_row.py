@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from sqlalchemy import case, func
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from calltracking.models import Call
@@ -46,6 +47,54 @@ def statement(dialect: str, keys: tuple[str, ...], overwrite: tuple[str, ...]):
     set_["via_agi"] = ex.via_agi
     set_["updated_at"] = ex.updated_at
     return stmt.on_conflict_do_update(index_elements=["pbx_id", "linkedid"], set_=set_)
+
+
+@lru_cache(maxsize=64)
+def driver_statement(dialect, keys: tuple[str, ...], overwrite: tuple[str, ...]):
+    """:func:`statement` compiled for ``dialect`` (a SQLAlchemy dialect with positional
+    parameters: SQLite's): ``(SQL, params(row) -> tuple)`` for the driver's ``executemany``.
+    Each value goes through its column type's bind processing, as SQLAlchemy would do it;
+    SQLAlchemy's execution machinery around it cost more than the statement (~0.2 ms a batch)."""
+    compiled = statement(dialect.name, keys, overwrite).compile(dialect=dialect, column_keys=list(keys))
+    table = Call.__table__
+    prefetch = {c.key: c.default for c in compiled.insert_prefetch}    # Python-side defaults
+    getters = []        # per parameter: (row key or None, bind processor, default or literal)
+    for name in compiled.positiontup:
+        if name in keys or name in prefetch:
+            proc = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            getters.append((name if name in keys else None, proc, prefetch.get(name)))
+        else:           # the statement's own literals ('' in the CASEs)
+            getters.append((None, None, compiled.binds[name].effective_value))
+
+    def value(row: dict, name, proc, other):
+        if name is not None:
+            v = row[name]
+        elif other is None or not hasattr(other, "is_callable"):
+            return other
+        else:
+            v = other.arg(None) if other.is_callable else other.arg
+        return proc(v) if proc else v
+
+    def params(row: dict) -> tuple:
+        return tuple(value(row, *g) for g in getters)
+
+    return compiled.string, params
+
+
+def executemany(conn, sql: str, params, rows: list[dict]) -> None:
+    """:func:`driver_statement`'s ``sql`` for each row on the driver's cursor, in ``conn``'s
+    transaction (begun the way SQLAlchemy begins it: IMMEDIATE on SQLite); a driver error is
+    raised as SQLAlchemy's (the writer tells a locked database from a bad row by it)."""
+    if not conn.in_transaction():
+        conn.begin()
+    values = [params(r) for r in rows]
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.executemany(sql, values)
+    except conn.dialect.loaded_dbapi.Error as e:
+        raise DBAPIError.instance(sql, values, e, conn.dialect.loaded_dbapi.Error) from e
+    finally:
+        cur.close()
 
 
 def insert(dialect: str, table):

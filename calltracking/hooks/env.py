@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("calltracking.hooks")
 
+_NEVER = float("inf")
+
 
 class Cancelled(Exception):
     """The adapter already answered with the defaults: do not write anything."""
@@ -106,6 +108,15 @@ class HookEnv:
         if conn is None or conn.closed:
             conn = self._local.conn = self.engine.connect()
             self._opened = [c for c in self._opened if not c.closed] + [conn]
+            if conn.dialect.name == "sqlite":
+                local = self._local
+                raw = conn.connection.dbapi_connection
+                raw.set_progress_handler(lambda: time.monotonic() > getattr(local, "deadline", _NEVER), 1000)
+                # A read that waits for a lock (WAL recovery, an exclusive lock of a migration)
+                # sleeps inside SQLite, where the progress handler is not called: it may not wait
+                # longer than the hook's whole budget (these connections only read; they are
+                # thrown away, never returned to the pool, by close_connections).
+                raw.execute(f"PRAGMA busy_timeout={int(self.config.agi.timeout_ms)}")
         try:
             autocommit(conn)
             yield conn
@@ -115,6 +126,17 @@ class HookEnv:
             except Exception:  # noqa: BLE001 - broken: the next call opens a new one
                 self._local.conn = None
                 discard(conn)
+
+    @contextmanager
+    def deadline(self, at: float):
+        """SQLite: this thread's reads stop with ``sqlite3.OperationalError`` ("interrupted")
+        once ``time.monotonic()`` passes ``at`` (the reads the FastAGI server runs on its event
+        loop: a read must not hold up every other call past the hook's budget)."""
+        self._local.deadline = at
+        try:
+            yield
+        finally:
+            self._local.deadline = _NEVER
 
     def read(self, fn):
         """``fn(conn)`` on this thread's kept-open connection; when the database dropped that
@@ -132,10 +154,7 @@ class HookEnv:
     def close_connections(self) -> None:
         """Close the threads' connections (the server is stopping; its threads are idle)."""
         for conn in self._opened:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing anyway
-                pass
+            discard(conn)
         self._opened = []
 
 

@@ -18,6 +18,7 @@ from calltracking.hooks.env import Budget, HookEnv
 from calltracking.hooks.inputs import clean_linkedid
 from calltracking.hooks.route import route_answer
 from calltracking.models import Call, Project
+from calltracking.whisper.rules import lookup as whisper_file
 
 
 def lookup(env: HookEnv, linkedid: str, did: str = "", budget: Optional[Budget] = None) -> dict[str, str]:
@@ -38,6 +39,8 @@ def lookup(env: HookEnv, linkedid: str, did: str = "", budget: Optional[Budget] 
                       source=source, campaign=campaign, attribution=call.attribution,
                       queue=call.queue or env.default_queue(project), target=call.target,
                       first_call=call.first_call, record=bool(call.record),
-                      confidence=call.attribution_confidence).variables()
+                      confidence=call.attribution_confidence,
+                      whisper=whisper_file(env.config.asterisk.whisper_dir, call.source_id,
+                                           call.campaign_id)).variables()
     finally:
         session.close()

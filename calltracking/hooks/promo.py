@@ -23,6 +23,7 @@ from calltracking.hooks.answer import PROMO_REJECTED, PROMO_VARIABLES, Answer, c
 from calltracking.hooks.env import Budget, HookEnv, write_in_budget, write_wait
 from calltracking.hooks.inputs import clean_linkedid
 from calltracking.models import Call, Project, PromoCode, VisitorSession
+from calltracking.whisper.rules import lookup as whisper_file
 
 #: What a valid promo code replaces on the call.
 PROMO_OVERWRITE = ("project_id", "source_id", "campaign_id", "promo_code_id", "session_id", "attribution",
@@ -77,7 +78,9 @@ def promo(env: HookEnv, linkedid: str, code: str, budget: Optional[Budget] = Non
             values["time_to_call_seconds"] = time_to_call(vs.first_seen, now)
         out = Answer(promo="valid", call_id=call_id(env, linkedid), project=project.key, source=source,
                      campaign=campaign, attribution=AttributionKind.PROMO, queue=queue, target=target,
-                     confidence=CERTAIN).variables(PROMO_VARIABLES)
+                     confidence=CERTAIN,
+                     whisper=whisper_file(env.config.asterisk.whisper_dir, pc.source_id, pc.campaign_id),
+                     ).variables(PROMO_VARIABLES)
     finally:
         session.close()
     if linkedid:

@@ -7,7 +7,8 @@ catalogue (:mod:`calltracking.attribution.catalogue`), the attribution from
 rules (:mod:`calltracking.attribution.routing`). The call is recorded when the matching
 rule says so, else when its number records and the call is attributed. With
 ``[agi] callerid_prefix`` (and the number's ``callerid_prefix``) an attributed call's
-``CALLERID(name)`` gets the source's short label in front.
+``CALLERID(name)`` gets the source's short label in front. ``CT_WHISPER`` names the
+operator's whisper file when it exists (:func:`calltracking.whisper.rules.lookup`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from calltracking.enums import AttributionKind
 from calltracking.hooks import call_row, inputs
 from calltracking.hooks.answer import Answer, call_id, prefixed_name
 from calltracking.hooks.env import Budget, HookEnv, write_in_budget
+from calltracking.whisper.rules import lookup as whisper_file
 
 #: What a later ``route`` of the same call replaces (the AMI listener may have created the row).
 ROUTE_OVERWRITE = ("source_id", "campaign_id", "session_id", "routing_rule_id", "attribution",
@@ -92,6 +94,7 @@ def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
     answer = Answer(call_id=call_id(env, linkedid), project=project.key if project else "",
                     source=source_name, campaign=campaign_name, attribution=att.kind, queue=queue,
                     target=target, first_call=first, record=record, confidence=att.confidence,
+                    whisper=whisper_file(env.config.asterisk.whisper_dir, att.source_id, att.campaign_id),
                     callerid_name=prefixed_name(label, name) if prefix else None)
     return answer, values
 

@@ -16,6 +16,7 @@ must not lose the call). :class:`StreamClock` judges ``Timestamp`` values.
 from __future__ import annotations
 
 import math
+import os
 import re
 from typing import Optional
 
@@ -69,6 +70,14 @@ class FrameParser:
         self.banner: Optional[str] = None
         self.skip = frozenset(n.encode() if isinstance(n, str) else n for n in skip)
         self.keep_vars = keep_vars
+        # one search for all the kept variables (VarSet: 22 % of the events of the recorded calls,
+        # 44,091 of 200,000 in bench/ami_ingest.py's stream): their common prefix is a literal the
+        # regular expression engine scans for at C speed; no kept variable: a search never found
+        self._keep = None
+        if keep_vars is not None:
+            common = os.path.commonprefix(list(keep_vars)) if keep_vars else b""
+            rest = b"|".join(re.escape(v[len(common):]) for v in keep_vars) if keep_vars else b"(?!)"
+            self._keep = re.compile(re.escape(common) + b"(?:" + rest + b")")
         self.skipped = 0
         self.privileges: dict = {}      # Privilege header of skipped events -> count
 
@@ -90,21 +99,23 @@ class FrameParser:
             self.malformed += 1
             self.buf = b""
         out = []
-        skip, keep_vars = self.skip, self.keep_vars
+        skip, keep = self.skip, self._keep
+        privileges = self.privileges
+        skipped = 0
         for raw in parts:
-            if not raw.strip():
-                continue
-            if skip and raw.startswith(b"Event: ") and b"\r\nActionID: " not in raw:
+            if skip and raw[:7] == b"Event: ":
                 end = raw.find(b"\r\n")
                 name = raw[7:end] if end > 0 else raw[7:]
-                if name in skip or (name == b"VarSet" and keep_vars is not None
-                                    and not any(v in raw for v in keep_vars)):
-                    self.skipped += 1
+                if (name in skip or (name == b"VarSet" and keep is not None and keep.search(raw) is None)) \
+                        and b"\r\nActionID: " not in raw:
+                    skipped += 1
                     if end > 0 and raw.startswith(b"Privilege: ", end + 2):
                         stop = raw.find(b"\r\n", end + 2)
                         priv = raw[end + 13:stop if stop > 0 else None]
-                        self.privileges[priv] = self.privileges.get(priv, 0) + 1
+                        privileges[priv] = privileges.get(priv, 0) + 1
                     continue
+            if not raw.strip():
+                continue
             try:
                 frame = parse_frame(raw.decode())
                 flawed = False
@@ -123,6 +134,7 @@ class FrameParser:
             if flawed:
                 frame["_raw"] = raw
             out.append(frame)
+        self.skipped += skipped
         return out
 
 

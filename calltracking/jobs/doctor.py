@@ -98,6 +98,11 @@ def _doctor_deliveries(ctx):
         dead = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "dead"))
         mail_rules = s.scalar(select(func.count()).select_from(NotificationRule).where(
             NotificationRule.channel == "email", NotificationRule.enabled.is_(True)))
+        sms_rules = s.scalar(select(func.count()).select_from(NotificationRule).where(
+            NotificationRule.channel == "sms", NotificationRule.enabled.is_(True)))
+    if sms_rules and not cfg.notify.sms_provider:
+        out.append(Result(FAIL, "notify", f"{sms_rules} SMS rule(s) but [notify] sms_provider is empty",
+                          "set [notify] sms_provider and its credentials (sms_token, sms_account)"))
     if mail_rules and not cfg.notify.smtp_host:
         out.append(Result(FAIL, "notify", f"{mail_rules} e-mail rule(s) but [notify] smtp_host is empty",
                               "set [notify] smtp_host (and smtp_from, smtp_user/smtp_password if needed)"))

@@ -13,7 +13,14 @@ Rules are ``notification_rules`` rows of a project (when each is queued:
   ``$operator``, ``$url`` (:func:`call_context`, :class:`string.Template`; values are
   URL-encoded in the URL and JSON-escaped in a body that starts with ``{`` or ``[``, which
   is then sent as ``application/json``; no body → ``GET``).
-* event ``digest_daily`` / ``digest_weekly``, channel ``email``: a summary of the period
+* channel ``sms``: ``target`` is a list of phone numbers (:func:`calltracking.sms.numbers.recipients`,
+  E.164) and the message one short line in ``[general] language`` (:func:`sms_call_text`):
+  ``Missed call: <caller> <name>, <source>, <local time>`` — or the rule's ``body_template``
+  with the ``$`` variables below — trimmed to ``[notify] sms_max_parts`` parts
+  (:func:`calltracking.sms.encoding.fit`); the link to the call is added when it fits
+  untrimmed. One message per recipient (:func:`sms_messages`).
+* event ``digest_daily`` / ``digest_weekly``, channel ``email`` (or ``sms``: one line of totals,
+  :func:`digest_sms`): a summary of the period
   :func:`digest_period` names — the previous local day / ISO week — in the project's time
   zone: calls per source, answered, missed, and the callbacks pending (missed in the
   ``PENDING_WINDOW`` before the period's end and still open on the missed-calls worklist,
@@ -37,8 +44,9 @@ from sqlalchemy.orm import Session
 
 from calltracking.calls.missed import worklist
 from calltracking.models import Call, NotificationRule, Project, Source
+from calltracking.sms import encoding, numbers
 
-CHANNELS = ("email", "webhook")       # the rule channels whose messages are built here
+CHANNELS = ("email", "webhook", "sms")       # the rule channels whose messages are built here
 PENDING_WINDOW = dt.timedelta(days=7)
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 
@@ -65,6 +73,15 @@ TEXT = {
         "pending": "Ждут перезвона", "pending_note": "пропущены за 7 дней, перезвона не было",
         "none": "(нет)", "no_calls": "За этот период звонков не было.",
     },
+}
+
+SMS_TEXT = {
+    "en": {"missed": "Missed call: {caller}, {source}, {time}", "withheld": "number withheld",
+           "time": "%b %d %H:%M", "digest": "{title}, {project}, {period}: calls {calls}, answered "
+           "{answered}, missed {missed}; callbacks pending {pending}"},
+    "ru": {"missed": "Пропущен звонок: {caller}, {source}, {time}", "withheld": "номер скрыт",
+           "time": "%d.%m %H:%M", "digest": "{title}, {project}, {period}: звонков {calls}, отвечено "
+           "{answered}, пропущено {missed}; ждут перезвона {pending}"},
 }
 
 _env = SandboxedEnvironment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
@@ -166,8 +183,35 @@ def render_webhook(url_template: str, body_template: str, ctx: dict) -> dict:
     return {"method": "POST", "url": url, "headers": {"Content-Type": ctype}, "body": body}
 
 
+def sms_messages(config, rule: NotificationRule, text: str) -> dict:
+    """``{"messages": [...]}``: ``text`` to each recipient of an SMS rule, with its encoding and
+    parts; ValueError for a bad number."""
+    length = encoding.length(text)
+    return {"messages": [{"to": to, "text": text, "encoding": length.encoding, "parts": length.parts}
+                         for to in numbers.recipients(rule.target, config.general.default_region)]}
+
+
+def sms_call_text(config, rule: NotificationRule, call: Call) -> str:
+    """The text message about one missed call (the rules: the module's docstring)."""
+    t = SMS_TEXT.get(getattr(config.general, "language", "en"), SMS_TEXT["en"])
+    ctx = call_context(config, call)
+    max_parts = config.notify.sms_max_parts
+    if (rule.body_template or "").strip():
+        return encoding.fit(_clean(string.Template(rule.body_template).safe_substitute(ctx)), max_parts)
+    tz = ZoneInfo(call.project.timezone if call.project else config.general.timezone)
+    who = " ".join(v for v in (_clean(call.caller_number) or t["withheld"], ctx["caller_name"]) if v)
+    text = t["missed"].format(caller=who, source=ctx["source"],
+                              time=call.started_at.astimezone(tz).strftime(t["time"]) if call.started_at else "")
+    linked = f"{text} {ctx['url']}"
+    if ctx["url"] and len(encoding.split(linked)) <= max_parts:
+        return linked
+    return encoding.fit(text, max_parts)
+
+
 def rule_message(config, session: Session, rule: NotificationRule, call: Call) -> dict:
-    """The delivery payload of an email or webhook rule for one call."""
+    """The delivery payload of an email, webhook or SMS rule for one call."""
+    if rule.channel == "sms":
+        return sms_messages(config, rule, sms_call_text(config, rule, call))
     if rule.channel == "email":
         return call_email(config, rule, call)
     if rule.channel == "webhook":
@@ -242,3 +286,15 @@ def digest_email(config, session: Session, rule: NotificationRule, kind: str,
     html = DIGEST_HTML.render(subject=subject, t=t, **data)
     return {"to": recipients(rule.target), "subject": subject, "text": "\n".join(lines) + "\n",
             "html": html}
+
+
+def digest_sms(config, session: Session, rule: NotificationRule, kind: str, first: dt.date, end: dt.date) -> dict:
+    """The digest of ``rule``'s project for the days [first, end) as one line of totals by SMS."""
+    t, st = _t(config), SMS_TEXT.get(getattr(config.general, "language", "en"), SMS_TEXT["en"])
+    project = session.get(Project, rule.project_id)
+    data = digest_data(config, session, project, first, end)
+    last = end - dt.timedelta(days=1)
+    period = first.isoformat() if first == last else f"{first.isoformat()}/{last.isoformat()}"  # GSM-7: no "–"
+    text = st["digest"].format(title=t[kind], project=_clean(project.name), period=period,
+                               pending=data["pending_count"], **data["total"])
+    return sms_messages(config, rule, encoding.fit(text, config.notify.sms_max_parts))

@@ -1,6 +1,6 @@
 """The outbox: every message leaves through the ``deliveries`` table, with retries.
 
-A message (an e-mail, a webhook or integration request) is written first as a ``pending``
+A message (an e-mail, a text message to one number, a webhook or integration request) is written first as a ``pending``
 :class:`~calltracking.models.Delivery` row (:func:`enqueue`, at most one per ``dedup_key``), then
 sent by :func:`deliver_due` (the scheduler's ``notifications`` job, every 10 s). A failed attempt
 is retried with exponential backoff (``RETRY_BASE`` × 2^(attempt-1), at most ``RETRY_MAX``:
@@ -29,6 +29,7 @@ from calltracking.db import session_scope
 from calltracking.jobs.transport import (SIGNATURE_HEADER, DeliveryError, send_email, send_http, sign,
                                          target_policy)
 from calltracking.models import Delivery, NotificationRule, utcnow
+from calltracking.sms import providers as sms_providers
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ def attempt(config, d: Delivery, secret: str = "") -> int | None:
     if d.channel == "email":
         send_email(config, payload)
         return None
+    if d.channel == "sms":   # one number; the gateway and its credentials come from [notify] now
+        return sms_providers.send(config, payload, target_policy(config))
     headers = dict(payload.get("headers") or {})
     meant_signed = payload.pop("signed", False) or SIGNATURE_HEADER in headers
     headers.pop(SIGNATURE_HEADER, None)

@@ -4,9 +4,11 @@ A rule (``notification_rules``) belongs to a project and has an *event* and a *c
 Its messages are built by :mod:`calltracking.jobs.notify` (channels ``email``, ``webhook``)
 and :mod:`calltracking.jobs.integrations` (``crm``, ``ga4``) — :func:`call_message` picks
 one — and go into the outbox (:mod:`calltracking.jobs.outbox`), once per rule and call or
-period (a ``dedup_key``), to be sent and retried there.
+period (a ``dedup_key``), to be sent and retried there. An SMS rule queues one delivery per
+recipient (:func:`queue_message`), each with its own key and retries: a number the gateway
+refused is retried alone, and one it acknowledged never gets the message again.
 
-* ``missed_call`` (``email``, ``webhook``): a call that ended as missed within the last
+* ``missed_call`` (``email``, ``webhook``, ``sms``): a call that ended as missed within the last
   ``MISSED_LOOKBACK`` (:func:`enqueue_missed`). The scheduler's ``notifications`` job queues
   and sends in the same run (every 10 s), so an alert leaves well within a minute. A rule
   whose message cannot be built (a bad address) gets a dead delivery saying why.
@@ -14,7 +16,7 @@ period (a ``dedup_key``), to be sent and retried there.
   that ended between ``FINISHED_LOOKBACK`` and ``FINISHED_GRACE`` ago
   (:func:`enqueue_finished`; the grace lets the AMI listener finish the record first). A rule
   created later is not sent calls older than the lookback.
-* ``digest_daily`` / ``digest_weekly`` (``email``): once per period, from ``DIGEST_HOUR``
+* ``digest_daily`` / ``digest_weekly`` (``email``, ``sms``): once per period, from ``DIGEST_HOUR``
   o'clock in the project's time zone on (:func:`enqueue_digests`; the ``digests`` job runs
   every 5 min).
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 import urllib.parse
@@ -37,6 +39,7 @@ from calltracking.db import session_scope
 from calltracking.enums import NotificationChannel, NotificationEvent
 from calltracking.jobs import integrations, notify, outbox, transport
 from calltracking.settings_rules import ServiceError
+from calltracking.sms import numbers as sms_numbers
 from calltracking.models import Call, Delivery, NotificationRule, Project, utcnow
 
 MISSED_LOOKBACK = dt.timedelta(hours=1)
@@ -54,17 +57,21 @@ class RuleRefused(ServiceError):
         self.code = code
 
 
-def check_rule(channel: str, event: str, target: str, allowed=transport.public_address) -> str:
-    """A valid notification rule, returning its target without surrounding blanks:
+def check_rule(channel: str, event: str, target: str, allowed=transport.public_address,
+               region: str = "RU") -> str:
+    """A valid notification rule, returning its target without surrounding blanks (an ``sms``
+    rule's: its numbers in E.164, comma-separated):
 
     * ``channel`` and ``event`` are known values (``choice``) and the target is given (``target``);
     * an ``email`` target is a list of addresses (``email``, the parser's own message);
-      a ``webhook`` or ``crm`` target an ``http://`` or ``https://`` URL (``url``) with a host
+      an ``sms`` target a list of phone numbers read with ``region`` (``phone``, the message
+      names the bad number); a ``webhook`` or ``crm`` target an ``http://`` or ``https://`` URL (``url``) with a host
       (``host``) that resolves only to addresses ``allowed`` accepts (``refused``: by default the
       public internet, ``[notify] allow_private_targets`` widens it; a host that does not resolve
       now is accepted: its deliveries fail and are retried, and every delivery checks again);
-    * ``crm`` and ``ga4`` rules fire on ``call_finished`` (``event``);
-    * digests go by ``email`` (``digest``).
+    * ``crm`` and ``ga4`` rules fire on ``call_finished`` (``event``); ``sms`` rules on a missed
+      call or a digest (``sms-event``);
+    * digests go by ``email`` or ``sms`` (``digest``).
     """
     target = (target or "").strip()
     if channel not in tuple(NotificationChannel) or event not in tuple(NotificationEvent):
@@ -76,6 +83,13 @@ def check_rule(channel: str, event: str, target: str, allowed=transport.public_a
             notify.recipients(target)
         except ValueError as e:
             raise RuleRefused("email", str(e)) from None
+    elif channel == NotificationChannel.SMS:
+        try:
+            target = ", ".join(sms_numbers.recipients(target, region))
+        except sms_numbers.BadRecipients as e:
+            refused = RuleRefused("phone", str(e))
+            refused.number = e.number          # the web UI quotes it in the user's language
+            raise refused from None
     elif channel in (NotificationChannel.WEBHOOK, NotificationChannel.CRM) \
             and not target.startswith(("http://", "https://")):
         raise RuleRefused("url", f"the target of a {channel} rule must be an http(s) URL, got {target!r}")
@@ -95,8 +109,10 @@ def check_rule(channel: str, event: str, target: str, allowed=transport.public_a
             pass
     if channel in (NotificationChannel.CRM, NotificationChannel.GA4) and event != NotificationEvent.CALL_FINISHED:
         raise RuleRefused("event", f"{channel} rules take the event call_finished")
-    if event.startswith("digest") and channel != NotificationChannel.EMAIL:
-        raise RuleRefused("digest", "digests are sent by e-mail")
+    if channel == NotificationChannel.SMS and event == NotificationEvent.CALL_FINISHED:
+        raise RuleRefused("sms-event", "sms rules take the event missed_call or a digest")
+    if event.startswith("digest") and channel not in (NotificationChannel.EMAIL, NotificationChannel.SMS):
+        raise RuleRefused("digest", "digests are sent by e-mail or SMS")
     return target
 
 
@@ -106,6 +122,26 @@ def call_message(config, session: Session, rule: NotificationRule, call: Call) -
     if rule.channel in integrations.CHANNELS:
         return integrations.build_request(config, session, rule, call)
     return notify.rule_message(config, session, rule, call)
+
+
+def queue_message(s: Session, rule: NotificationRule, event: str, payload: dict, *, dedup_key: str | None,
+                  call_id=None, now: dt.datetime | None = None) -> list[Delivery]:
+    """The new deliveries of one message of ``rule``: one, or for an SMS rule one per recipient
+    (``<dedup_key>:<number>``, the number as the target). A payload ``{"error": …}`` (the
+    message could not be built: a bad address) becomes a dead delivery saying why."""
+    if rule.channel == NotificationChannel.SMS and "error" not in payload:
+        items = [(f"{dedup_key}:{m['to']}" if dedup_key else None, m, m["to"]) for m in payload["messages"]]
+    else:
+        items = [(dedup_key, payload, rule.target)]
+    out = []
+    for key, message, target in items:
+        d = outbox.enqueue(s, rule.channel, event, message, target=target, project_id=rule.project_id,
+                           rule_id=rule.id, call_id=call_id, dedup_key=key, now=now)
+        if d is not None:
+            if "error" in message:
+                d.status, d.last_error = "dead", message["error"]
+            out.append(d)
+    return out
 
 
 # -------------------------------------------------------------------- calls
@@ -128,13 +164,8 @@ def enqueue_missed(config, session_factory, now: dt.datetime | None = None) -> i
                     payload = call_message(config, s, rule, call)
                 except ValueError as e:  # a broken rule: keep the error visible as a dead letter
                     payload = {"error": str(e)}
-                d = outbox.enqueue(s, rule.channel, "missed_call", payload, target=rule.target,
-                                   project_id=rule.project_id, rule_id=rule.id, call_id=call.id,
-                                   dedup_key=f"missed:r{rule.id}:c{call.id}", now=now)
-                if d is not None:
-                    queued += 1
-                    if "error" in payload:
-                        d.status, d.last_error = "dead", payload["error"]
+                queued += len(queue_message(s, rule, "missed_call", payload, call_id=call.id,
+                                            dedup_key=f"missed:r{rule.id}:c{call.id}", now=now))
     return queued
 
 
@@ -153,10 +184,8 @@ def enqueue_finished(config, session_factory, now: dt.datetime | None = None) ->
                 Call.ended_at >= now - FINISHED_LOOKBACK, Call.ended_at <= now - FINISHED_GRACE,
                 ~already).order_by(Call.ended_at).limit(500)).all()
             for call in calls:
-                if outbox.enqueue(s, rule.channel, "call_finished", call_message(config, s, rule, call),
-                                  target=rule.target, project_id=rule.project_id, rule_id=rule.id,
-                                  call_id=call.id, dedup_key=f"finished:r{rule.id}:c{call.id}", now=now):
-                    queued += 1
+                queued += len(queue_message(s, rule, "call_finished", call_message(config, s, rule, call),
+                                            call_id=call.id, dedup_key=f"finished:r{rule.id}:c{call.id}", now=now))
     return queued
 
 
@@ -167,7 +196,7 @@ def enqueue_digests(config, session_factory, now: dt.datetime | None = None) -> 
     queued = 0
     with session_scope(session_factory) as s:
         rules = s.scalars(select(NotificationRule).where(
-            NotificationRule.enabled.is_(True), NotificationRule.channel == "email",
+            NotificationRule.enabled.is_(True), NotificationRule.channel.in_(("email", "sms")),
             NotificationRule.event.in_(("digest_daily", "digest_weekly")))).all()
         for rule in rules:
             project = s.get(Project, rule.project_id)
@@ -176,18 +205,15 @@ def enqueue_digests(config, session_factory, now: dt.datetime | None = None) -> 
                 continue
             first, end = notify.digest_period(rule.event, local)
             key = f"digest:r{rule.id}:{first.isoformat()}"
-            if s.scalar(select(Delivery.id).where(Delivery.dedup_key == key)):
+            if s.scalar(select(Delivery.id).where(   # an SMS digest's keys are "<key>:<number>"
+                    or_(Delivery.dedup_key == key, Delivery.dedup_key.like(f"{key}:%"))).limit(1)):
                 continue
+            build = notify.digest_sms if rule.channel == "sms" else notify.digest_email
             try:
-                payload = notify.digest_email(config, s, rule, rule.event, first, end)
+                payload = build(config, s, rule, rule.event, first, end)
             except ValueError as e:
                 payload = {"error": str(e)}
-            d = outbox.enqueue(s, "email", rule.event, payload, target=rule.target,
-                               project_id=rule.project_id, rule_id=rule.id, dedup_key=key, now=now)
-            if d is not None:
-                queued += 1
-                if "error" in payload:
-                    d.status, d.last_error = "dead", payload["error"]
+            queued += len(queue_message(s, rule, rule.event, payload, dedup_key=key, now=now))
     return queued
 
 
@@ -216,11 +242,13 @@ def send_test(config, session_factory, rule_id: int) -> tuple[bool, str]:
         if rule is None:
             raise ValueError(f"rule {rule_id} not found")
         call = sample_call(s, rule.project_id)
-        d = outbox.enqueue(s, rule.channel, "test", call_message(config, s, rule, call), target=rule.target,
-                           project_id=rule.project_id, rule_id=rule.id, call_id=call.id or None)
-        d.attempts = outbox.MAX_ATTEMPTS - 1  # one attempt: a failure goes straight to the dead letters
-        did = d.id
-    ok = outbox.deliver_one(config, session_factory, did)
+        ds = queue_message(s, rule, "test", call_message(config, s, rule, call), dedup_key=None,
+                           call_id=call.id or None)
+        for d in ds:
+            d.attempts = outbox.MAX_ATTEMPTS - 1  # one attempt: a failure goes straight to the dead letters
+        ids = [d.id for d in ds]
+    results = [outbox.deliver_one(config, session_factory, i) for i in ids]
     with session_scope(session_factory) as s:
-        d = s.get(Delivery, did)
-        return ok, "sent" if ok else d.last_error
+        errors = [f"{d.target}: {d.last_error}" if len(ids) > 1 else d.last_error
+                  for d in (s.get(Delivery, i) for i in ids) if d.status != "sent"]
+        return all(results), "sent" if all(results) else "; ".join(errors)

@@ -48,6 +48,7 @@ from calltracking.dni.holds import release_expired
 from calltracking.jobs import outbox, recording_retention, recordings, rules
 from calltracking.models import JobStatus, SchedulerLease, utcnow
 from calltracking.reports.rollup import refresh_rollups
+from calltracking.whisper import files as whisper_files
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def default_jobs() -> list[JobSpec]:
         JobSpec("digests", 300, job_digests, "daily and weekly digest e-mails"),
         JobSpec("recordings", 30, job_recordings, "convert and measure new recordings"),
         JobSpec("retention", 3600, job_retention, "delete recordings older than keep_days"),
+        JobSpec("whisper", 300, job_whisper, "make the operator's whisper files the settings need"),
     ]
 
 
@@ -110,6 +112,15 @@ def job_digests(config, session_factory, now):
 def job_recordings(config, session_factory, now):
     stats = recordings.process_pending(config, session_factory, now)
     return ", ".join(f"{k} {v}" for k, v in stats.items()) or "nothing to do"
+
+
+def job_whisper(config, session_factory, now):
+    with session_scope(session_factory) as s:
+        wanted = whisper_files.plan(s)
+    result = whisper_files.apply(wanted, config.asterisk.whisper_dir)
+    if result.errors:
+        raise RuntimeError("; ".join(f"{k}: {v}" for k, v in sorted(result.errors.items())))
+    return result.summary()
 
 
 def job_retention(config, session_factory, now):

@@ -41,6 +41,7 @@ class DeliveryError(Exception):
     def __init__(self, message: str, http_status: int | None = None):
         super().__init__(message)
         self.http_status = http_status
+        self.body = b""
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -137,13 +138,13 @@ class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
         return super().do_open(functools.partial(_guarded_connection, http_class, self.allowed), req, **kwargs)
 
 
-def _opener(allowed) -> urllib.request.OpenerDirector:
+def _opener(allowed, redirects: bool = True) -> urllib.request.OpenerDirector:
     """http and https only (a redirect elsewhere, e.g. ``ftp:``, fails), no proxies, every
-    connection through the address check."""
+    connection through the address check; without ``redirects`` a 3xx answer is an error."""
     opener = urllib.request.OpenerDirector()
     for h in (_GuardedHTTPHandler(allowed), _GuardedHTTPSHandler(allowed),
-              urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
-              urllib.request.HTTPErrorProcessor(), urllib.request.UnknownHandler()):
+              urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor(),
+              urllib.request.UnknownHandler()) + ((urllib.request.HTTPRedirectHandler(),) if redirects else ()):
         opener.add_handler(h)
     return opener
 
@@ -159,6 +160,16 @@ def send_http(req: dict, allowed=public_address) -> int:
     """Send ``{"method", "url", "headers", "body"}``; 2xx or DeliveryError. Only addresses
     ``allowed`` accepts are connected to, redirects included; an error answer's body is not
     read into the error (it could carry what an internal service answered)."""
+    return exchange(req, allowed)[0]
+
+
+def exchange(req: dict, allowed=public_address, error_body: bool = False,
+             redirects: bool = True) -> tuple[int, bytes]:
+    """:func:`send_http` returning (status, the first 64 KiB of the answer). With
+    ``error_body`` the DeliveryError of an error answer keeps its body in ``.body`` for the
+    caller to parse (an SMS gateway's error code), never in its message. Without
+    ``redirects`` a 3xx answer is a DeliveryError (urllib would carry an ``Authorization``
+    header to wherever the redirect points)."""
     url = req["url"]
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise DeliveryError(f"not an http(s) URL: {url!r}")
@@ -169,17 +180,23 @@ def send_http(req: dict, allowed=public_address) -> int:
     for k, v in (req.get("headers") or {}).items():
         r.add_header(k, v)
     try:
-        with _opener(allowed).open(r, timeout=HTTP_TIMEOUT) as resp:
-            resp.read(65536)
-            return resp.status
+        with _opener(allowed, redirects).open(r, timeout=HTTP_TIMEOUT) as resp:
+            return resp.status, resp.read(65536)
     except urllib.error.HTTPError as e:
+        err = DeliveryError(_status_line(e.code), e.code)
+        if error_body:
+            try:
+                err.body = e.read(65536)
+            except OSError:
+                pass
         e.close()
-        raise DeliveryError(_status_line(e.code), e.code) from None
+        raise err from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         if isinstance(reason, RefusedTarget):
             raise DeliveryError(f"refused: {reason}") from None
-        raise DeliveryError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {reason}") from None
+        netloc = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]     # never a user:password@
+        raise DeliveryError(f"cannot reach {netloc}: {reason}") from None
 
 
 # ---------------------------------------------------------------------- mail

@@ -4,7 +4,7 @@
 sources, numbers, pools, routing, promo codes, tags), :mod:`~.dni` (visits and pool
 reservations), :mod:`~.calls` (calls, legs, operators, outbound calls), :mod:`~.listener` (the
 AMI listener's tables), :mod:`~.reports` (ad spend, rollups), :mod:`~.jobs` (scheduler, outbox,
-recordings), :mod:`~.users` (users, audit log, saved journal filters). The closed sets of strings the columns hold are
+recordings), :mod:`~.users` (users, audit log, saved journal filters), :mod:`~.whisper` (the operator's whisper). The closed sets of strings the columns hold are
 in :mod:`calltracking.enums`.
 
 Every model is importable from here (``from calltracking.models import Call``); importing this
@@ -17,23 +17,25 @@ from calltracking.models.catalogue import (
     Campaign, CatalogueVersion, NumberPool, Project, PromoCode, RoutingRule, Source, SourceAlias, Tag,
     TrackingNumber,
 )
-from calltracking.models.dni import PoolReservation, VisitorSession
+from calltracking.models.dni import DniSnippetPing, PoolReservation, VisitorSession
 from calltracking.models.calls import Call, CallLeg, Operator, OutboundCall, call_tags
 from calltracking.models.listener import AmiCall, AmiEvent, AmiListenerState
-from calltracking.models.reports import AdSpend, ReportDaily, ReportHourly, ReportRollupState
+from calltracking.models.reports import AdSpend, AdSpendImport, ReportDaily, ReportHourly, ReportRollupState
 from calltracking.models.jobs import (
     Delivery, JobStatus, NotificationRule, RecordingInfo, RecordingPolicy, SchedulerLease,
 )
 from calltracking.models.users import AuditLog, SavedFilter, User
+from calltracking.models.whisper import WhisperProject, WhisperSource
 
 __all__ = [
     "NAMING", "Base", "Money", "MoneySum", "Seconds", "SecondsSum", "UTCDateTime", "utcnow",
     "Campaign", "CatalogueVersion", "NumberPool", "Project", "PromoCode", "RoutingRule", "Source",
     "SourceAlias", "Tag", "TrackingNumber",
-    "PoolReservation", "VisitorSession",
+    "DniSnippetPing", "PoolReservation", "VisitorSession",
     "Call", "CallLeg", "Operator", "OutboundCall", "call_tags",
     "AmiCall", "AmiEvent", "AmiListenerState",
-    "AdSpend", "ReportDaily", "ReportHourly", "ReportRollupState",
+    "AdSpend", "AdSpendImport", "ReportDaily", "ReportHourly", "ReportRollupState",
     "Delivery", "JobStatus", "NotificationRule", "RecordingInfo", "RecordingPolicy", "SchedulerLease",
     "AuditLog", "SavedFilter", "User",
+    "WhisperProject", "WhisperSource",
 ]

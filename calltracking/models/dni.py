@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from calltracking.models.base import Base, UTCDateTime, utcnow
@@ -60,3 +60,20 @@ class PoolReservation(Base):
     assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     released_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+
+
+class DniSnippetPing(Base):
+    """Where and when the website snippet last ran: one row per (project, page origin), kept by
+    :mod:`calltracking.dni.snippet_pings` (``origin`` normalised ``scheme://host[:port]``;
+    ``last_path`` the page's path without its query; ``pings`` the page loads counted)."""
+
+    __tablename__ = "dni_snippet_pings"
+    __table_args__ = (UniqueConstraint("project_id", "origin", name="uq_dni_snippet_pings_project_origin"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    origin: Mapped[str] = mapped_column(String(255))
+    last_path: Mapped[str] = mapped_column(String(500), default="")
+    version: Mapped[str] = mapped_column(String(20), default="")
+    pings: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -9,10 +9,30 @@ from typing import Optional
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from calltracking.models.base import Base, Money, MoneySum, SecondsSum, UTCDateTime
+from calltracking.models.base import Base, Money, MoneySum, SecondsSum, UTCDateTime, utcnow
+
+class AdSpendImport(Base):
+    """One ad-spend CSV file imported into one project (the web upload or ``spend import``): who,
+    when, how many rows and what they added up to then. The rows it wrote or replaced point to
+    it (``ad_spend.import_id``), so deleting it removes exactly them; a row replaced by a later
+    import belongs to the later one."""
+
+    __tablename__ = "ad_spend_imports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    #: the web user's name, or ``cli:<system user>``
+    imported_by: Mapped[str] = mapped_column(String(100), default="")
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[Decimal] = mapped_column(MoneySum, default=0)
+    #: the rows' currency; NULL when the file mixed several (the total then means nothing)
+    currency: Mapped[Optional[str]] = mapped_column(String(3))
+
 
 class AdSpend(Base):
-    """What one day of a source (or of one of its campaigns) cost; the reports' cost per call."""
+    """What one day of a source (or of one of its campaigns) cost; the reports' cost per call.
+    ``import_id``: the CSV import that wrote it (NULL for rows added otherwise)."""
 
     __tablename__ = "ad_spend"
     __table_args__ = (
@@ -26,6 +46,8 @@ class AdSpend(Base):
     day: Mapped[dt.date] = mapped_column(Date)
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3), default="RUB")
+    import_id: Mapped[Optional[int]] = mapped_column(ForeignKey("ad_spend_imports.id", ondelete="CASCADE"),
+                                                     index=True)
 
 
 class ReportDaily(Base):
@@ -34,7 +56,8 @@ class ReportDaily(Base):
     ``dim`` is a :class:`ReportDimension`; ``key`` is the id (as text), the keyword,
     the device name or the bucket label ("" when unknown). The same dimensions
     with the ``@m`` suffix hold whole months (``day`` = the 1st), summed from
-    the daily rows, so long ranges read few rows.
+    the daily rows, and with ``@y`` whole calendar years (``day`` = 1 January), summed
+    from the monthly rows, so long ranges read few rows.
     """
 
     __tablename__ = "report_daily"

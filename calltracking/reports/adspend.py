@@ -8,7 +8,9 @@ existing campaign of that source), ``amount`` (``1234.50`` or ``1 234,50``; also
 ``currency`` (optional, default the project's). A row for a (project,
 source, campaign, day) that already has spend replaces the amount, so a
 corrected export can be imported again. Every bad row is reported with its
-line number and reason, and then nothing is imported.
+line number and reason, and then nothing is imported. Each import is recorded as
+one batch per project (:mod:`calltracking.reports.spend_imports`): the rows it
+wrote or replaced point to it, so it can be deleted as a whole.
 
 Source rows and campaign rows of the same day are never added on top of each
 other: a source's spend on a day is its own row (no campaign) when there is one,
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import case, delete, func, select
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Session
 from calltracking import money
 from calltracking.models import AdSpend, Campaign, Project, Source
 from calltracking.attribution.numbers_csv import ImportFailed, RowError, read_rows
+from calltracking.reports import spend_imports
 
 ALIASES = {"date": "day", "cost": "amount", "spend": "amount", "sum": "amount"}
 COLUMNS = ("day", "project", "source", "campaign", "amount", "currency")
@@ -42,6 +45,8 @@ __all__ = ["ImportFailed", "RowError", "SpendImportResult", "SpendFilter", "dele
 class SpendImportResult:
     created: int = 0
     updated: int = 0
+    imports: list = field(default_factory=list)     # the batches' ids, one per project
+
 
     @property
     def rows(self) -> int:
@@ -67,8 +72,9 @@ def parse_amount(v: str, locale: str = "en") -> Decimal:
 
 
 def import_spend(session: Session, text: str, default_project: str | None = None,
-                 create_missing: bool = False) -> SpendImportResult:
-    """Validate every row, then write all of them in the caller's transaction, or none."""
+                 create_missing: bool = False, file_name: str = "", imported_by: str = "") -> SpendImportResult:
+    """Validate every row, then write all of them in the caller's transaction, or none; the
+    rows point to the import's batch of their project (``file_name``, ``imported_by``: who)."""
     projects = {p.key: p for p in session.scalars(select(Project))}
     sources = {(s.project_id, s.name.lower()): s for s in session.scalars(select(Source))}
     campaigns = {(c.source_id, c.name.lower()): c for c in session.scalars(select(Campaign))}
@@ -127,7 +133,11 @@ def import_spend(session: Session, text: str, default_project: str | None = None
         raise ImportFailed(errors)
 
     result = SpendImportResult()
+    batches = spend_imports.start_batches(session, [v[0].id for v in valid], file_name, imported_by)
+    result.imports = [b.id for b in batches.values()]
     for project, sname, cname, day, amount, currency in valid:
+        batch = batches[project.id]
+        spend_imports.count_row(batch, amount, currency, first=batch.rows == 0)
         source = sources.get((project.id, sname.lower()))
         if source is None:
             source = Source(project_id=project.id, name=sname, channel="ads", short_label=sname[:40])
@@ -150,10 +160,10 @@ def import_spend(session: Session, text: str, default_project: str | None = None
         if row is None:
             session.add(AdSpend(project_id=project.id, source_id=source.id,
                                 campaign_id=campaign.id if campaign else None, day=day, amount=amount,
-                                currency=currency))
+                                currency=currency, import_id=batch.id))
             result.created += 1
         else:
-            row.amount, row.currency = amount, currency
+            row.amount, row.currency, row.import_id = amount, currency, batch.id
             result.updated += 1
     session.flush()
     return result

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable, Optional
 
-from sqlalchemy import and_, case, func, or_, select, union_all
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from calltracking.models import (
@@ -22,7 +22,9 @@ from calltracking.models import (
 )
 from calltracking.reports import adspend
 from calltracking.reports.figures import cap_dominant
-from calltracking.reports.rollup import MONTH_SUFFIX, TTC_LABELS, day_bounds, month_end, month_start, zone
+from calltracking.reports.ranges import rollup_range, split_range  # noqa: F401  (part of this API)
+from calltracking.reports.ranges import rollup_rows as _rollup_rows
+from calltracking.reports.rollup import TTC_LABELS, day_bounds, zone
 
 MAX_RANGE_DAYS = 3660
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -90,59 +92,6 @@ def _avg(total, n) -> Optional[float]:
 
 def _money(v) -> Optional[float]:
     return None if v is None else float(Decimal(v).quantize(Decimal("0.01")))
-
-
-def split_range(date_from: dt.date, date_to: dt.date):
-    """(whole months as (first, last month start) or None, [daily (from, to) edges])."""
-    m0 = date_from if date_from.day == 1 else month_end(date_from) + dt.timedelta(days=1)
-    m1 = date_to if date_to == month_end(date_to) else month_start(date_to) - dt.timedelta(days=1)
-    if m0 > m1:
-        return None, [(date_from, date_to)]
-    edges = [(a, b) for a, b in ((date_from, m0 - dt.timedelta(days=1)),
-                                 (m1 + dt.timedelta(days=1), date_to)) if a <= b]
-    return (m0, month_start(m1)), edges
-
-
-def rollup_range(session: Session, f: ReportFilter):
-    """:func:`split_range`, but a partial first or last month is read from its monthly rows
-    when the project has no rolled-up day in that month outside the range: the current
-    month when the range ends today, the first month of data when it starts there. Exact,
-    and far fewer rows (two years of keywords: ~50,000 rows instead of ~100,000)."""
-    months, edges = split_range(f.date_from, f.date_to)
-    if not edges:
-        return months, edges
-    d = ReportDaily
-    kept, widened = [], []
-    for a, b in edges:
-        ms, me = month_start(a), month_end(a)
-        if month_start(b) != ms:
-            kept.append((a, b))
-            continue
-        outside = session.execute(select(d.day).where(
-            d.project_id.in_(f.ids), d.dim == "all",
-            or_(and_(d.day >= ms, d.day < a), and_(d.day > b, d.day <= me))).limit(1)).first()
-        (kept if outside else widened).append((a, b) if outside else ms)
-    if widened:
-        starts = widened + ([months[0], months[1]] if months else [])
-        months = (min(starts), max(starts))
-    return months, kept
-
-
-def _rollup_rows(f: ReportFilter, dims, cols, session: Optional[Session] = None):
-    """The report_daily rows covering the filter's range for ``dims``: monthly
-    rows for whole months, daily rows for the edges; as a subquery."""
-    d = ReportDaily
-    months, edges = rollup_range(session, f) if session is not None else \
-        split_range(f.date_from, f.date_to)
-    parts = []
-    for a, b in edges:
-        parts.append(select(d.dim.label("dim"), *cols).where(
-            d.project_id.in_(f.ids), d.dim.in_(dims), d.day >= a, d.day <= b))
-    if months:
-        parts.append(select(func.replace(d.dim, MONTH_SUFFIX, "").label("dim"), *cols).where(
-            d.project_id.in_(f.ids), d.dim.in_([x + MONTH_SUFFIX for x in dims]),
-            d.day >= months[0], d.day <= months[1]))
-    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
 
 _SUM_COLS = ("calls", "answered", "missed", "first_calls", "repeat_calls", "wait_sum", "talk_sum",

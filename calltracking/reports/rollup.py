@@ -10,12 +10,14 @@ Keeping them current: :func:`refresh_rollups` looks at the calls whose
 ``updated_at`` moved since the stored watermark (index ``ix_calls_updated_at``),
 finds the (project, local day) pairs they touch (the day the call started and
 the day it ended), and recomputes each such day from scratch: delete its rollup
-rows, aggregate the day's calls again, insert. Recomputing is idempotent, so
+rows, aggregate the day's calls again, insert; the day's change is then added to
+its month's "<dim>@m" rows and its year's "<dim>@y" rows. Recomputing is idempotent, so
 the watermark is re-read with a safety margin and nothing is lost when a slow
 transaction commits an older ``updated_at``. The scheduler calls it every
 ``REFRESH_INTERVAL`` seconds (lag ≤ 5 s), and report pages call it before
 reading, so reports are current even without the scheduler. An empty state
-(new install, upgrade) triggers a full :func:`rebuild_rollups`; call that too
+(new install, upgrade), or monthly rows without yearly rows (rollups built by
+a version without them), triggers a full :func:`rebuild_rollups`; call that too
 after changing a project's time zone or bulk-deleting calls (retention), or
 run ``refresh_rollups(session, full=True)``.
 """
@@ -41,6 +43,7 @@ FINISHED = ("answered", "missed")
 DIMS = ("all", "source", "campaign", "keyword", "operator", "device", "os", "browser", "ttc")
 MONTH_DIMS = DIMS[1:]           # also kept per month as "<dim>@m" rows
 MONTH_SUFFIX = "@m"
+YEAR_SUFFIX = "@y"              # and per calendar year as "<dim>@y" rows (day = 1 January)
 # Time-to-call buckets: (upper bound in seconds, label); the last has no bound.
 TTC_BUCKETS = ((60, "<1m"), (300, "1-5m"), (900, "5-15m"), (3600, "15-60m"), (3 * 3600, "1-3h"),
                (24 * 3600, "3-24h"), (7 * 86400, "1-7d"), (None, ">7d"))
@@ -198,16 +201,32 @@ def month_end(day: dt.date) -> dt.date:
     return nxt - dt.timedelta(days=1)
 
 
-def recompute_month(session: Session, project_id: int, month: dt.date) -> None:
-    """Rebuild the "<dim>@m" rows of one month by summing its daily rows (in SQL)."""
-    d, m0, m1 = ReportDaily, month_start(month), month_end(month)
-    session.execute(delete(d).where(d.project_id == project_id, d.day == m0,
-                                    d.dim.in_([x + MONTH_SUFFIX for x in MONTH_DIMS])))
+def year_start(day: dt.date) -> dt.date:
+    return day.replace(month=1, day=1)
+
+
+def _resum(session: Session, project_id: int, first: dt.date, last: dt.date, dims: list[str],
+           suffix: str) -> None:
+    """Replace the "<dim><suffix>" rows dated ``first`` by the sums of the ``dims`` rows
+    dated ``first`` .. ``last`` (in SQL)."""
+    d = ReportDaily
+    session.execute(delete(d).where(d.project_id == project_id, d.day == first,
+                                    d.dim.in_([x.replace(MONTH_SUFFIX, "") + suffix for x in dims])))
     sums = [func.sum(getattr(d, m)) for m in _METRICS]
-    sel = (select(d.project_id, d.dim + literal(MONTH_SUFFIX), literal(m0, Date), d.key, *sums)
-           .where(d.project_id == project_id, d.dim.in_(MONTH_DIMS), d.day >= m0, d.day <= m1)
+    sel = (select(d.project_id, func.replace(d.dim, MONTH_SUFFIX, "") + literal(suffix),
+                  literal(first, Date), d.key, *sums)
+           .where(d.project_id == project_id, d.dim.in_(dims), d.day >= first, d.day <= last)
            .group_by(d.project_id, d.dim, d.key))
     session.execute(insert(d).from_select(["project_id", "dim", "day", "key", *_METRICS], sel))
+
+
+def recompute_month(session: Session, project_id: int, month: dt.date) -> None:
+    """Rebuild the "<dim>@m" rows of one month by summing its daily rows, then the
+    "<dim>@y" rows of its year by summing the year's "@m" rows (in SQL)."""
+    _resum(session, project_id, month_start(month), month_end(month), list(MONTH_DIMS), MONTH_SUFFIX)
+    y0 = year_start(month)
+    _resum(session, project_id, y0, y0.replace(month=12, day=31), [x + MONTH_SUFFIX for x in MONTH_DIMS],
+           YEAR_SUFFIX)
 
 
 def recompute_day(session: Session, project: Project, day: dt.date, months: bool = True) -> None:
@@ -238,9 +257,10 @@ def _apply_month_delta(session: Session, project_id: int, m0: dt.date, old: dict
     for k, vals in old.items():
         cur = delta.setdefault(k, [0] * len(_METRICS))
         delta[k] = [a - (float(b) if isinstance(b, Decimal) else (b or 0)) for a, b in zip(cur, vals)]
-    rows = [dict(project_id=project_id, dim=dim + MONTH_SUFFIX, day=m0, key=key,
+    rows = [dict(project_id=project_id, dim=dim + suffix, day=first, key=key,
                  **{m: v for m, v in zip(_METRICS, vals)})
-            for (dim, key), vals in delta.items() if any(vals)]
+            for (dim, key), vals in delta.items() if any(vals)
+            for suffix, first in ((MONTH_SUFFIX, m0), (YEAR_SUFFIX, year_start(m0)))]
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -285,8 +305,9 @@ def rebuild_rollups(session: Session, project_id: Optional[int] = None,
                 continue
             d0 = date_from or lo.astimezone(tz).date()
             d1 = date_to or max(hi or lo, lo).astimezone(tz).date()
-            session.execute(delete(ReportDaily).where(ReportDaily.project_id == p.id,
-                                                      (ReportDaily.day < d0) | (ReportDaily.day > d1)))
+            r = ReportDaily         # the first year's "@y" rows stay until that year is re-summed
+            session.execute(delete(r).where(r.project_id == p.id, (r.day > d1) | (r.day < year_start(d0)) | (
+                (r.day < d0) & ~r.dim.like("%" + YEAR_SUFFIX))))
             session.execute(delete(ReportHourly).where(ReportHourly.project_id == p.id,
                                                        (ReportHourly.day < d0) | (ReportHourly.day > d1)))
         else:
@@ -318,6 +339,16 @@ def _since(watermark: dt.datetime, previous: Optional[dt.datetime], now: dt.date
     return since
 
 
+def _years_missing(session: Session) -> bool:
+    """Monthly rows without yearly rows: rollups built before the "@y" rows existed (a
+    from-scratch build adds them). Two primary-key seeks per project."""
+    d = ReportDaily
+    def seek(pid, dim):
+        return session.execute(select(d.day).where(d.project_id == pid, d.dim == dim).limit(1)).first()
+    return any(seek(pid, "source" + MONTH_SUFFIX) is not None and seek(pid, "source" + YEAR_SUFFIX) is None
+               for pid in session.scalars(select(Project.id)).all())
+
+
 def refresh_rollups(session: Session, full: bool = False, now: Optional[dt.datetime] = None,
                     allow_full: bool = True) -> int:
     """Bring the rollups up to date with ``calls``; returns the number of days
@@ -329,7 +360,7 @@ def refresh_rollups(session: Session, full: bool = False, now: Optional[dt.datet
         previous = session.scalar(select(ReportRollupState.refreshed_at)
                                   .where(ReportRollupState.id == _STATE_ID))
         state = _lock_state(session, now)
-        if full or state.watermark is None:
+        if full or state.watermark is None or _years_missing(session):
             if not allow_full and session.execute(
                     select(Call.id).limit(1).offset(FULL_BUILD_LIMIT)).first() is not None:
                 session.rollback()

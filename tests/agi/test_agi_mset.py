@@ -11,7 +11,7 @@ from support.config import make_config
 from support.fastagi_client import RECORDED, call, headers, mset
 
 ROUTE_VARS = {"CT_CALL_ID", "CT_PROJECT", "CT_SOURCE", "CT_CAMPAIGN", "CT_ATTRIBUTION", "CT_QUEUE",
-              "CT_TARGET", "CT_CALLER_TYPE", "CT_RECORD", "CT_CONFIDENCE", "CT_STATUS"}
+              "CT_TARGET", "CT_CALLER_TYPE", "CT_RECORD", "CT_CONFIDENCE", "CT_WHISPER", "CT_STATUS"}
 
 
 def test_one_round_trip_sets_every_variable(agi, data):

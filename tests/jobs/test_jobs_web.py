@@ -119,3 +119,32 @@ def test_csrf_is_required(db_url, session_factory, project, web):
     assert r.status_code == 400
     with session_factory() as s:
         assert s.scalars(select(NotificationRule)).all() == []
+
+
+def test_sms_rule_numbers_normalised_or_refused_in_the_form_and_the_cli(web, session_factory, project, run_cli):
+    r = web("admin").post("/settings/integrations/rules", data={
+        "project": project["id"], "channel": "sms", "event": "missed_call", "target": "8 (999) 123-45-67; +7 999 765 43 21"})
+    assert r.status_code == 302
+    with session_factory() as s:
+        [rule] = s.scalars(select(NotificationRule)).all()
+        assert (rule.channel, rule.target) == ("sms", "+79991234567, +79997654321")
+    page = web("admin").get("/settings/integrations/").get_data(as_text=True)
+    assert "+79991234567, +79997654321" in page and "<td>SMS</td>" in page
+    hostile = '<script>alert(1)</script>'
+    for user, said in (("admin", "Invalid phone number “{}”."), ("adminru", "Неверный номер телефона «{}».")):
+        r = web(user).post("/settings/integrations/rules", data={
+            "project": project["id"], "channel": "sms", "event": "missed_call", "target": f"+79991234567, {hostile}"})
+        body = r.get_data(as_text=True)
+        assert r.status_code == 400 and said.format("&lt;script&gt;alert(1)&lt;/script&gt;") in body
+        assert hostile not in body
+    r = web("adminru").post("/settings/integrations/rules", data={
+        "project": project["id"], "channel": "sms", "event": "call_finished", "target": "+79991234567"})
+    assert r.status_code == 400 and "SMS-правила срабатывают" in r.get_data(as_text=True)
+
+    res = run_cli("notify", "add", "acme", "--channel", "sms", "--event", "missed_call", "--target", "12345", ok=False)
+    assert res.exit_code == 1 and "Error: invalid phone number '12345'" in res.output
+    res = run_cli("notify", "add", "acme", "--channel", "sms", "--event", "digest_daily", "--target", "89991234567")
+    assert "added" in res.output
+    with session_factory() as s:
+        assert sorted(r.target for r in s.scalars(select(NotificationRule))) == [
+            "+79991234567", "+79991234567, +79997654321"]

@@ -34,6 +34,7 @@ DEFAULTS = {
     "ami.ping_interval": "1",
     "ami.reconnect_max": "1",
     "recordings.dir": "/nonexistent",           # never the host's /var/spool/asterisk
+    "asterisk.whisper_dir": "/nonexistent/whisper",  # never the host's Asterisk sounds
 }
 
 

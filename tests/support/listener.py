@@ -13,8 +13,9 @@ class Listener:
     and synchronised), :meth:`wait_idle` (every event read is written), :meth:`stop`. ``stats``
     is the dict the listener keeps its writer, processor and counters in."""
 
-    def __init__(self, config, session_factory):
+    def __init__(self, config, session_factory, run=asyncio.run):
         self.config, self.factory = config, session_factory
+        self.run = run              # the event loop's runner (``uvloop.run``: as ``calltracking run``)
         self.stats: dict = {}
         self.loop = None
         self.stop_event = None
@@ -37,7 +38,7 @@ class Listener:
             t.cancel()
 
         try:
-            asyncio.run(main())
+            self.run(main())
         except BaseException as e:  # surfaced by start() and stop()
             self.error = e
             self.ready.set()

@@ -40,7 +40,8 @@ OPERATORS = [("101", "Anna"), ("102", "Boris"), ("103", "Vera"), ("104", "Dmitri
              ("106", "Fedor"), ("107", "Galina"), ("108", "Igor"), ("109", "Julia"), ("110", "Kira"),
              ("111", "Luka"), ("121", "Lev"), ("122", "Maria"), ("131", "Nina"), ("132", "Oleg"),
              ("133", "Pavel"), ("141", "Roman"), ("142", "Sofia"), ("197", "Ghost3"),
-             ("198", "Ghost2"), ("199", "Ghost")]
+             ("198", "Ghost2"), ("199", "Ghost"), ("112", "Mila"), ("113", "Nadia"), ("114", "Oskar"),
+             ("115", "Pyotr")]
 #: Operators known by their phone (``Local/<ext>@phones``), reached through optimising routes.
 PHONES = [("251", "Tanya"), ("252", "Ursula"), ("253", "Viktor"), ("254", "Walter"), ("255", "Xenia"),
           ("256", "Yuri"), ("257", "Zoya")]
@@ -84,6 +85,7 @@ class World:
         self._ids = itertools.count(1)
         self.uniqueid_to_linkedid: dict[str, str] = {}
         self.ini = tmp / "config.ini"
+        self.whisper_dir = tmp / "whisper"      # the operator's whispers (tests/live/test_live_whisper.py)
 
     # --- Asterisk ----------------------------------------------------------------------
     def asterisk_files(self) -> dict[str, str]:
@@ -143,6 +145,7 @@ dir = {self.ast.monitor_dir}
 format = mp3
 [asterisk]
 config_dir = {self.ast.run / 'etc'}
+whisper_dir = {self.whisper_dir}
 [log]
 level = info
 """)

@@ -68,13 +68,13 @@ def test_sources_report_does_not_add_campaign_rows_on_top(app, client_for, sessi
 def test_admin_lists_filters_totals_and_deletes_spend(client_for, session_factory, world, spend):
     c = client_for("admin")
     html = c.get("/settings/integrations/spend", query_string={"project": world["project"]}).get_data(as_text=True)
-    assert html.count("<tr>") == 1 + 5 and "5 row(s)" in html
+    assert html.split('id="spend-table"', 1)[1].count("<tr>") == 1 + 5 and "5 row(s)" in html
     assert _total(html) == "127.00"         # the campaign rows of day 1 are not counted
     html = c.get("/settings/integrations/spend", query_string={
         "project": world["project"], "from": "2026-03-02", "to": "2026-03-03"}).get_data(as_text=True)
     assert "2 row(s)" in html and _total(html) == "27.00"
     bad = c.get("/settings/integrations/spend", query_string={"from": "2026-13-01"}).get_data(as_text=True)
-    assert "Invalid date 2026-13-01" in bad
+    assert "Invalid date “2026-13-01”" in bad
     with session_factory() as s:
         one = s.scalars(select(AdSpend.id).where(AdSpend.day == dt.date(2026, 3, 3))).one()
     r = c.post("/settings/integrations/spend/delete", data={"row": one, "project": world["project"]},

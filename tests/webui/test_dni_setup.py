@@ -1,9 +1,11 @@
-"""Settings → DNI on the site: the generated snippet runs on a customer site (Chromium), the page
-then says where and when it last ran, and the pools table shows today's usage and the size."""
+"""Settings → DNI on the site: the generated snippet runs on customer sites (Chromium), the page
+then says, per site, where and when it last ran ("Check again" without a reload), and the pools
+table shows today's usage and the size."""
 from __future__ import annotations
 
+import re
+
 import pytest
-from sqlalchemy import select
 
 from calltracking import entities as svc
 from calltracking.db import session_scope
@@ -91,14 +93,35 @@ def test_snippet_from_the_setup_page_runs_and_is_seen(db_url, session_factory):
             visitor.goto(site.url + "/shop?utm_source=google")
             visitor.wait_for_selector("html[data-ct-dni='ready']", timeout=10_000)
             assert visitor.inner_text("#hdr") == "+7 (495) 000-20-00" and errors == []
+            # a browser without fetch (or a page from the back/forward cache) only pings
+            other = SiteServer({"/old": f"<!doctype html><html><head><script>window.fetch = undefined;</script>"
+                                        f"{tag}</head><body><b>+7 (495) 123-45-67</b></body></html>"})
+            with session_scope(session_factory) as s:
+                s.get(Project, ids["project"]).allowed_origins = f"{site.origin} {other.origin}"
+            dni_projects.invalidate_cache()
+            visitor.goto(other.url + "/old?gclid=secret")
+            visitor.wait_for_function("window.CallTrackingDNI && window.CallTrackingDNI.pinged === true")
+            assert errors == []
             vctx.close()
-            for _ in range(50):
-                admin.reload()
-                if admin.get_attribute("#dni-seen", "data-seen") == "1":
+            admin.evaluate("window.__notReloaded = true")
+            for _ in range(50):                                  # "Check again": no page reload
+                admin.click("#dni-recheck")
+                admin.wait_for_function("n => document.querySelector('#dni-recheck').dataset.checks >= n",
+                                        arg=_ + 1)
+                if admin.get_attribute("#dni-seen", "data-sites") == "2":
                     break
                 admin.wait_for_timeout(200)
-            seen = admin.inner_text("#dni-seen")
-            assert f"Last seen on {site.url}/shop?utm_source=google at " in seen and "Visitors today: 1." in seen
+            assert admin.evaluate("window.__notReloaded") is True
+            sites = admin.locator("#dni-seen .dni-site").all_inner_texts()
+            assert len(sites) == 2, sites
+            by_origin = {admin.locator("#dni-seen .dni-site").nth(i).get_attribute("data-origin"): sites[i]
+                         for i in range(2)}
+            assert re.match(rf"Snippet seen \d+ seconds? ago on {re.escape(site.url)}/shop \(v2\)\.",
+                            by_origin[site.origin]), by_origin
+            assert f"on {other.url}/old (v2)." in by_origin[other.origin]          # no query string kept
+            assert "Visitors today: 1." in admin.inner_text("#dni-seen")
+            other.close()
+            admin.reload()                                       # the pools table is read with the page
             row = admin.locator("#pool-usage tbody tr").first.inner_text().split("\t")
             assert row[:4] == ["website", "20", "1", "1"], row
             assert row[6].strip().isdigit()                      # a recommended size

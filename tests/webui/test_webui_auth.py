@@ -162,4 +162,4 @@ def test_error_pages_are_not_500(client_for):
     assert c.get("/settings/nonsense").status_code == 404
     assert c.get("/calls?after=garbage").status_code == 200   # shown as a filter error
     assert b"invalid page cursor" in c.get("/calls?after=garbage").data
-    assert b"invalid date" in c.get("/calls?from=yesterday").data
+    assert "Invalid date “yesterday”".encode() in c.get("/calls?from=yesterday").data

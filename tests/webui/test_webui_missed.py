@@ -151,4 +151,4 @@ def test_worklist_defaults_to_the_last_30_days(client_for, session_factory, worl
     assert row_ids(c.get("/missed").get_data(as_text=True)) == [new]
     since = (utcnow() - dt.timedelta(days=60)).date().isoformat()
     assert row_ids(c.get(f"/missed?from={since}").get_data(as_text=True)) == [new, old]
-    assert "invalid date" in c.get("/missed?from=soon").get_data(as_text=True)
+    assert "Invalid date “soon”: type it as YYYY-MM-DD." in c.get("/missed?from=soon").get_data(as_text=True)

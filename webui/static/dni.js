@@ -15,6 +15,10 @@
  * 5 s after it is shown (or as soon as the page becomes visible); then it is held while the
  * visitor is active. The visitor id is issued (and signed) by the server.
  *
+ * On every page load the snippet says that it ran (version, page origin and path): with its
+ * number request, else (a page restored from the back/forward cache, no fetch) with a small
+ * POST to /api/dni/ping. The setup page shows where and when it last ran.
+ *
  * Everything runs inside try/catch: the snippet never breaks the page.
  */
 (function (window, document) {
@@ -22,6 +26,7 @@
   if (!window || !document || window.__ctDniLoaded) { return; }
   window.__ctDniLoaded = true;
 
+  var VERSION = "2";  // calltracking.dni.snippet_pings.SNIPPET_VERSION
   var VID_KEY = "_ct_vid", CACHE_KEY = "_ct_dni";
   var state = { status: "init", number: null, visitorId: null, promo: null, replaced: 0, provisional: false };
   window.CallTrackingDNI = state;
@@ -255,9 +260,32 @@
     body.ga_client_id = gaClientId();
     body.referrer = (document.referrer || "").slice(0, 1000);
     body.landing_page = (location.href || "").slice(0, 1000);
+    body.snippet = VERSION;
+    body.origin = pageOrigin();
+    body.page = (location.pathname || "/").slice(0, 500);
     if (cfg.pool) { body.pool = cfg.pool; }
     state.visitorId = body.visitor_id || null;
     post("/api/dni/assign", body, onAnswer);
+  });
+
+  function pageOrigin() {
+    return location.origin || (location.protocol + "//" + location.host);
+  }
+
+  // "the snippet ran here" when no number request says it: fire and forget
+  var ping = safe(function () {
+    var url = base + "/api/dni/ping", body = JSON.stringify({ project: cfg.project, snippet: VERSION,
+      origin: pageOrigin(), page: (location.pathname || "/").slice(0, 500) });
+    if (window.fetch) {
+      window.fetch(url, { method: "POST", mode: "cors", credentials: "omit", keepalive: true,
+        headers: { "Content-Type": "text/plain;charset=UTF-8" }, body: body }).then(null, function () {});
+    } else if (!(navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: "text/plain;charset=UTF-8" })))) {
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", url, true);
+      xhr.setRequestHeader("Content-Type", "text/plain;charset=UTF-8");
+      xhr.send(body);
+    }
+    state.pinged = true;
   });
 
   var hbTimer = null;
@@ -305,7 +333,12 @@
     }).observe(document.body, { childList: true, subtree: true });
   });
 
+  try {
+    window.addEventListener("pageshow", function (e) { if (e.persisted) { ping(); } });
+  } catch (e) { /* ignore */ }
+
   var start = safe(function () {
+    if (cfg.project && !window.fetch) { ping(); }
     if (!cfg.project || !window.fetch || !document.body) { finish("fallback"); return; }
     if (cfg.siteNumber) { known.push(digits(cfg.siteNumber)); }
     assign();

@@ -1,4 +1,4 @@
-/* Settings → DNI: the copy button of the snippet (the clipboard API, else a selection). */
+/* Settings → DNI: the copy button of the snippet (the clipboard API, else a selection) and "Check again". */
 (function () {
   "use strict";
   var btn = document.getElementById("dni-copy");
@@ -16,5 +16,30 @@
       sel.addRange(range);
       if (document.execCommand("copy")) { done(); }
     }
+  });
+})();
+
+/* Settings → DNI: "Check again" reloads the live check (an HTML fragment) without reloading the page. */
+(function () {
+  "use strict";
+  var btn = document.getElementById("dni-recheck");
+  if (!btn) { return; }
+  var checks = 0, status = document.getElementById("dni-recheck-status");
+  btn.addEventListener("click", function () {
+    btn.disabled = true;
+    fetch(btn.dataset.url, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      if (!r.ok) { throw new Error(String(r.status)); }
+      return r.text();
+    }).then(function (html) {
+      var old = document.getElementById("dni-seen");
+      var box = document.createElement("div");
+      box.innerHTML = html;                   // rendered and escaped by the server
+      var fresh = box.querySelector("#dni-seen");
+      if (old && fresh) { old.parentNode.replaceChild(fresh, old); }
+      btn.setAttribute("data-checks", String(++checks));
+      status.textContent = "";
+    }).catch(function () {
+      status.textContent = btn.dataset.failed;
+    }).then(function () { btn.disabled = false; });
   });
 })();

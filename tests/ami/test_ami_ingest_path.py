@@ -1,0 +1,115 @@
+"""The fast paths of AMI ingest give what the general paths give.
+
+- The stored events are written by one ``executemany`` of the driver (SQLite: the time as text
+  made by :func:`calltracking.callstore.rows.sqlite_time`): the rows read back are the rows
+  SQLAlchemy's own insert stores, on SQLite and PostgreSQL.
+- The reader queues the events of one read as one item, in order, and a sync frame in the
+  middle of a read (a ``QueueMember`` answering the listener's ``QueueStatus``) keeps its place.
+- The reader drops the ``VarSet`` events of variables nobody reads (one search for all the kept
+  names) and keeps the others, with their ``Privilege`` counted.
+"""
+import datetime as dt
+import random
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ami_listener.connection import SKIP, SYNC_ID, _Protocol
+from calltracking.callstore.events import EventLog, event_row
+from calltracking.callstore.rows import sqlite_time, utc
+from calltracking.interpret import FrameParser
+from calltracking.interpret.channels import VARSET_PREFIXES
+from calltracking.models import AmiEvent
+
+pytestmark = pytest.mark.db
+
+
+def test_sqlite_time_is_the_column_types_own_text():
+    at = AmiEvent.__table__.c.at.type
+    d = sqlite.dialect()
+    processor = at.dialect_impl(d).bind_processor(d)
+    rnd = random.Random(7)
+    stamps = [0.0, 1.0, 946684800.0, 1700000000.5, 1700000000.000001, 4102444799.999999]
+    stamps += [rnd.uniform(946684800, 4102444800) for _ in range(2000)]
+    for ts in stamps:
+        assert sqlite_time(utc(ts)) == processor(utc(ts)), ts
+    # PostgreSQL takes the datetime itself (no text): nothing to copy there
+    pg = postgresql.psycopg.dialect()
+    assert at.dialect_impl(pg).bind_processor(pg)(utc(1.5)) == dt.datetime(1970, 1, 1, 0, 0, 1, 500000)
+
+
+def test_stored_events_equal_sqlalchemys_insert(session_factory):
+    ev = {"Event": "Newchannel", "Privilege": "call,all", "Timestamp": "1795391980.500001",
+          "Channel": "PJSIP/trunk-000000c1", "ChannelState": "4", "CallerIDName": "Иван «ʼ",
+          "Uniqueid": "1795391980.77", "Linkedid": "1795391980.77", "Exten": "74950001012"}
+    no_ts = {k: v for k, v in ev.items() if k != "Timestamp"}
+    rows = [event_row("pbx-a", "1795391980.77", ev, 1795391980.500001, 1795391981.25),
+            event_row("pbx-a", "1795391980.77", no_ts, 1795391981.0, 1795391981.0),
+            event_row("pbx-a", "1795391980.78", dict(ev, Linkedid="1795391980.78"), 1795391982.0, 1795391982.0)]
+    with session_factory() as s, s.begin():
+        EventLog("pbx-a").add(s, rows)
+        s.execute(AmiEvent.__table__.insert(), [dict(r, pbx_id="pbx-b") for r in rows])
+    with session_factory() as s:
+        got = {pbx: s.execute(select(AmiEvent.linkedid, AmiEvent.at, AmiEvent.event, AmiEvent.data)
+                              .where(AmiEvent.pbx_id == pbx).order_by(AmiEvent.id)).all()
+               for pbx in ("pbx-a", "pbx-b")}
+    assert len(got["pbx-a"]) == 3
+    assert got["pbx-a"] == got["pbx-b"]
+    assert got["pbx-a"][0].at == utc(1795391980.500001)
+    assert "CallerIDName: Иван «ʼ" in got["pbx-a"][0].data and "ChannelState" not in got["pbx-a"][0].data
+
+
+def frame(name, uid, ts, extra=b""):
+    return (b"Event: %s\r\nPrivilege: call,all\r\nTimestamp: %s\r\nUniqueid: %s\r\nLinkedid: %s\r\n%s\r\n"
+            % (name, ts, uid, uid, extra))
+
+
+class _Transport:
+    def write(self, data):
+        pass
+
+    def close(self):
+        pass
+
+
+def protocol():
+    p = _Protocol()
+    p.connection_made(_Transport())
+    p.items = []
+    p.sink = lambda recv, f: p.items.append(("one", f))
+    p.sink_many = lambda recv, frames: p.items.append(("many", [f.get("Event") for f in frames]))
+    p.on_sync = lambda snapshot: p.items.append(("sync", len(snapshot)))
+    return p
+
+
+def test_reader_queues_a_read_as_one_item_and_sync_frames_keep_their_place():
+    p = protocol()
+    member = (b"Event: QueueMember\r\nActionID: " + SYNC_ID.encode() + b"queues-1\r\nQueue: sales\r\n"
+              b"Name: Anna\r\nLocation: PJSIP/201\r\nStatus: 1\r\nPaused: 0\r\n\r\n")
+    data = (b"Asterisk Call Manager/11.0.0\r\n" + frame(b"Newchannel", b"1.1", b"100.000001")
+            + frame(b"Newexten", b"1.1", b"100.000002") + frame(b"Newstate", b"1.1", b"100.000003")
+            + member + frame(b"Hangup", b"1.1", b"100.000004"))
+    p.data_received(data[:150])                   # a frame cut across two reads
+    p.data_received(data[150:])
+    assert p.items[0] == ("many", ["Newchannel"])
+    assert p.items[1] == ("many", ["Newstate"])
+    assert p.items[2][0] == "one" and p.items[2][1]["Event"] == "QueueMember"
+    assert p.items[3] == ("many", ["Hangup"])
+    assert p.items[4][0] == "one" and p.items[4][1]["_skipped"] == 1          # Newexten, unread
+    assert p.items[4][1]["_privileges"] == {"call,all"}
+    assert p.heard == "100.000004"
+    assert p.frames == 4
+
+
+def test_reader_keeps_only_the_variables_it_reads():
+    fp = FrameParser(skip=SKIP, keep_vars=VARSET_PREFIXES)
+    wanted = [b"CT_SOURCE", b"CT_X", b"MIXMONITOR_FILENAME", b"QUEUESTATUS"]
+    others = [b"BRIDGEPEER", b"DIALSTATUS", b"MIXMONITOR", b"XCT_SOURCE", b"QUEUE"]
+    data = b"".join(frame(b"VarSet", b"1.%d" % i, b"100.%06d" % i, b"Variable: %s\r\nValue: v\r\n" % v)
+                    for i, v in enumerate(wanted + others))
+    data += b"Event: VarSet\r\nActionID: 42\r\nVariable: DIALSTATUS\r\nValue: v\r\n\r\n"   # answers an action
+    got = fp.feed(data)
+    assert [f["Variable"] for f in got] == ["CT_SOURCE", "CT_X", "MIXMONITOR_FILENAME", "QUEUESTATUS", "DIALSTATUS"]
+    assert fp.skipped == len(others)              # a name is kept whole: "QUEUE", "MIXMONITOR" are not
+    assert fp.privileges == {b"call,all": fp.skipped}
