@@ -54,6 +54,13 @@ def current_user() -> User | None:
     return g.get("user")
 
 
+def chosen_project(projects: list):
+    """The project ``?project=<id>`` names among ``projects`` (those the page offers), else the
+    first of them; None when there is none."""
+    pid = request.args.get("project", "")
+    return next((p for p in projects if str(p.id) == pid), projects[0] if projects else None)
+
+
 def audit(action: str, entity: str, entity_id=None, details: dict | str = "") -> None:
     """Record a settings change in the audit log (in the request's transaction)."""
     user = current_user()

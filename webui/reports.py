@@ -27,7 +27,7 @@ from calltracking.reports.rollup import refresh_rollups
 from webui import csvexport, dateinput, labels
 from webui import display
 from webui.auth import roles_required
-from webui.context import db, ext
+from webui.context import chosen_project, db, ext
 
 log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__)
@@ -240,8 +240,7 @@ def drill(dim):
 @roles_required(*ROLES)
 def dashboard():
     projects = _projects()
-    pid = request.args.get("project", "")
-    project = next((p for p in projects if str(p.id) == pid), projects[0] if projects else None)
+    project = chosen_project(projects)
     snap = queries.live_snapshot(db(), project) if project else None
     return render_template("reports/dashboard.html", projects=projects, project=project, snap=snap,
                            poll_ms=int(1000 * current_app.config.get("REPORTS_POLL_INTERVAL", POLL_INTERVAL)))
@@ -264,9 +263,7 @@ def snapshot():
 
 
 def _one_project() -> Project:
-    pid = request.args.get("project", "")
-    projects = _projects()
-    project = next((p for p in projects if str(p.id) == pid), projects[0] if projects else None)
+    project = chosen_project(_projects())
     if project is None:
         abort(404)
     return project

@@ -12,7 +12,7 @@ from calltracking.dni import snippet_pings
 from calltracking.models import NumberPool, Project, utcnow
 
 from webui.auth import roles_required
-from webui.context import config, db
+from webui.context import chosen_project, config, db
 
 bp = Blueprint("settings_dni", __name__, url_prefix="/settings")
 
@@ -31,8 +31,7 @@ def _check(s, project) -> dict:
 def index():
     s = db()
     projects = list(s.scalars(select(Project).order_by(Project.name, Project.id)))
-    pid = request.args.get("project", type=int)
-    project = next((p for p in projects if p.id == pid), projects[0] if projects else None)
+    project = chosen_project(projects)
     options = {k: (request.args.get(k) or "").strip()[:200] for k in dni_setup.OPTIONS}
     if options["timeout"] and not options["timeout"].isdigit():
         options["timeout"] = ""

@@ -20,7 +20,7 @@ from calltracking.settings_rules import ServiceError
 from calltracking.whisper import audio, files, rules, settings
 
 from webui.auth import roles_required
-from webui.context import audit, config, db
+from webui.context import audit, chosen_project, config, db
 
 bp = Blueprint("settings_whisper", __name__, url_prefix="/settings/whisper")
 
@@ -48,8 +48,7 @@ def _text_error() -> str:
 def index():
     s = db()
     projects = list(s.scalars(select(Project).order_by(Project.name, Project.id)))
-    pid = request.args.get("project", type=int)
-    project = next((p for p in projects if p.id == pid), projects[0] if projects else None)
+    project = chosen_project(projects)
     ctx = {"projects": projects, "project": project, "voices": list(WhisperVoice), "fields": rules.FIELDS,
            "espeak": bool(audio.espeak_path())}
     if project is not None:
