@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from calltracking.enums import LegOutcome
 from calltracking.interpret import record
 from calltracking.jobs import recordings
+from calltracking.whisper import settings as whisper_settings
 from calltracking.models import (
     AdSpend, Call, CallLeg, Campaign, NumberPool, Operator, PoolReservation, Project, Source, Tag,
     TrackingNumber, VisitorSession,
@@ -80,6 +81,11 @@ def seed(session: Session, days: int = 30, per_day: int = 90, seed_value: int = 
                                 source_id=s.id, campaign_id=campaigns[s.id][0].id if campaigns[s.id] else None)
             session.add(tn)
             numbers[s.id] = tn
+    # The operators hear each call's source and campaign before it is connected (docs/whisper.md);
+    # the billboard's whisper has a text of its own.
+    whisper_settings.set_project(session, project, enabled=True)
+    billboard = next(s for s, _, _ in sources if s.name.startswith("Billboard"))
+    whisper_settings.set_source(session, billboard, text="Billboard on Tverskaya")
     web_source = next(s for s, _, _ in sources if s.name == "Website (dynamic)")
     pool = NumberPool(project_id=project.id, name="website", source_id=web_source.id, hold_seconds=900,
                       fallback_number="+74950000000")

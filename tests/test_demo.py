@@ -160,3 +160,30 @@ def test_demo_serves_with_the_scheduler_running(tmp_path):
             proc.wait(5)
         if engine is not None:
             engine.dispose()
+
+
+
+def test_demo_command_makes_the_whispers(run_cli, tmp_path):
+    """`calltracking demo` turns the whisper on and makes the 8 kHz files with espeak-ng: one per
+    source, one per campaign (the default template names it); the billboard's has its own text."""
+    import wave
+
+    from calltracking.db import make_engine, make_sessionmaker
+    from calltracking.whisper import files as whisper_files
+
+    db = tmp_path / "demo.db"
+    out = run_cli("demo", "--db", str(db), "--days", "2", "--calls-per-day", "20", "--no-serve").output
+    made = sorted((tmp_path / "demo-whispers").glob("*.wav"))
+    assert made, out
+    assert f"whispers made {len(made)}, kept 0, removed 0, errors 0" in out
+    for path in made:
+        with wave.open(str(path)) as w:
+            assert (w.getframerate(), w.getnchannels()) == (8000, 1) and w.getnframes() > 4000
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        with make_sessionmaker(engine)() as s:
+            texts = {spec.text for spec in whisper_files.plan(s).values()}
+    finally:
+        engine.dispose()
+    assert "Billboard on Tverskaya" in texts and "Google Ads, brand" in texts
+    assert len(made) == len(texts)

@@ -35,6 +35,7 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
             os.remove(db_path + suffix)
     url = f"sqlite:///{db_path}"
     rec_dir = os.path.splitext(db_path)[0] + "-recordings"
+    whisper_dir = os.path.splitext(db_path)[0] + "-whispers"
     migrate.upgrade(url)
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
@@ -42,6 +43,7 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
     cfg = load_config(app.config_path, overrides={
         "database.url": url, "web.listen": listen, "web.secret_key": secrets.token_urlsafe(32),
         "web.secure_cookies": "no", "recordings.dir": rec_dir, "general.timezone": "Europe/Moscow",
+        "asterisk.whisper_dir": whisper_dir,
         "recordings.format": "wav",     # measured and kept as made: seconds, not a minute of encoding
     }, require_file=False)
     with factory() as s:
@@ -49,8 +51,14 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
         entities.add_user(s, "demo", password, "admin", language="ru")
         s.commit()
     analysed = analyse_recordings(cfg, factory)
+    from calltracking.whisper import audio, files as whisper_files
+    if audio.espeak_path():
+        with factory() as s:
+            whispers = whisper_files.sync(s, whisper_dir).summary()
+    else:
+        whispers = "not made: espeak-ng is not installed"
     click.echo(f"demo database {db_path}: {stats['calls']} calls, {stats['sources']} sources, "
-               f"{stats['operators']} operators, {analysed} recordings analysed")
+               f"{stats['operators']} operators, {analysed} recordings analysed; whispers {whispers}")
     if no_serve:
         click.echo(f"log in as demo / {password}")
         return
