@@ -79,6 +79,11 @@ class Request:
     def caller_name(self) -> str:
         return self.env.get("agi_calleridname", "")
 
+    @property
+    def rdnis(self) -> str:
+        """The forwarding number (``REDIRECTING(from-num)``); Asterisk sends ``unknown`` for none."""
+        return self.env.get("agi_rdnis", "")
+
 
 def _args(env: dict[str, str]) -> list[str]:
     out, n = [], 1
@@ -232,11 +237,11 @@ def dialog(env: hooks.HookEnv, req: Request) -> Dialog:
         caller = req.arg(3) or req.caller
         if env.writer is None:          # classic script: one call, written before the answer
             result = yield Work(lambda b: hooks.route(env, did, linkedid, caller, req.caller_name,
-                                                      budget=b),
+                                                      budget=b, rdnis=req.rdnis),
                                 lambda: hooks.defaults(env, "route", did, linkedid), "route")
         else:                           # FastAGI: the server writes the row in a batch
             result, values = yield Work(
-                lambda b: hooks.plan_route(env, did, linkedid, caller, req.caller_name),
+                lambda b: hooks.plan_route(env, did, linkedid, caller, req.caller_name, req.rdnis),
                 lambda: (hooks.defaults(env, "route", did, linkedid), None), "route", reads_only=True)
             if values is not None and values["linkedid"]:
                 yield Write(values, hooks.ROUTE_OVERWRITE)

@@ -248,7 +248,8 @@ def retire_number(session: Session, number: str, region: str = "RU") -> Tracking
 
 # ------------------------------------------------------------ routing rules
 def _rule_fields(rule: RoutingRule, name, priority, source, campaign, keyword_regex, utm_regex,
-                 time_from, time_to, weekdays, queue, target, record, enabled) -> None:
+                 time_from, time_to, weekdays, queue, target, record, enabled,
+                 forwarded_from: str = "", region: str = "RU") -> None:
     _in_project(rule.project_id, source, campaign)
     keyword_regex = rules.regex("keyword_regex", keyword_regex)
     utm_regex = rules.regex("utm_regex", utm_regex)
@@ -259,6 +260,7 @@ def _rule_fields(rule: RoutingRule, name, priority, source, campaign, keyword_re
     rule.source_id = source.id if source else None
     rule.campaign_id = campaign.id if campaign else None
     rule.keyword_regex, rule.utm_regex = keyword_regex, utm_regex
+    rule.forwarded_from = phone.normalize(forwarded_from, region) if (forwarded_from or "").strip() else ""
     rule.time_from, rule.time_to, rule.weekdays = time_from, time_to, weekdays
     rule.queue, rule.target = queue or "", target or ""
     rule.record = record
@@ -269,12 +271,14 @@ def add_rule(session: Session, project: Project, name: str, *, priority: int | N
              source: Source | None = None, campaign: Campaign | None = None, keyword_regex: str = "",
              utm_regex: str = "", time_from: dt.time | None = None, time_to: dt.time | None = None,
              weekdays: str = rules.ALL_WEEKDAYS, queue: str = "", target: str = "",
-             record: bool | None = None, enabled: bool = True) -> RoutingRule:
+             record: bool | None = None, enabled: bool = True, forwarded_from: str = "",
+             region: str = "RU") -> RoutingRule:
     """A routing rule (how it matches a call: :mod:`calltracking.attribution.routing`).
-    ``record`` None: as the number says."""
+    ``record`` None: as the number says. ``forwarded_from``: a phone number (normalised to
+    E.164 in ``region``; an invalid one is refused), '' = any call."""
     r = RoutingRule(project_id=project.id)
     _rule_fields(r, name, priority, source, campaign, keyword_regex, utm_regex, time_from, time_to,
-                 weekdays, queue, target, record, enabled)
+                 weekdays, queue, target, record, enabled, forwarded_from, region)
     session.add(r)
     session.flush()
     return r
@@ -283,9 +287,9 @@ def add_rule(session: Session, project: Project, name: str, *, priority: int | N
 def update_rule(session: Session, rule: RoutingRule, *, name: str, priority: int | None,
                 source: Source | None, campaign: Campaign | None, keyword_regex: str, utm_regex: str,
                 time_from: dt.time | None, time_to: dt.time | None, weekdays: str, queue: str, target: str,
-                record: bool | None, enabled: bool) -> None:
+                record: bool | None, enabled: bool, forwarded_from: str = "", region: str = "RU") -> None:
     _rule_fields(rule, name, priority, source, campaign, keyword_regex, utm_regex, time_from, time_to,
-                 weekdays, queue, target, record, enabled)
+                 weekdays, queue, target, record, enabled, forwarded_from, region)
     session.flush()
 
 

@@ -61,8 +61,9 @@ def _seed(session_factory, dids) -> tuple[list[int], str]:
         return [c.id for c in web_calls], token
 
 
-def _hog(hold: float, dialect: str):
-    """A job whose one write transaction holds the lock for ``hold`` seconds."""
+def _hog(hold: float, dialect: str, holding: threading.Event):
+    """A job whose one write transaction holds the lock for ``hold`` seconds (``holding`` is set
+    once it has the lock)."""
 
     def job(config, session_factory, now):
         with session_factory() as s, s.begin():
@@ -78,6 +79,7 @@ def _hog(hold: float, dialect: str):
                         time.sleep(0.01)
             else:   # the first write takes SQLite's write lock (begun IMMEDIATE or not)
                 s.execute(update(JobStatus).where(JobStatus.name == "hog").values(last_result="hogging"))
+            holding.set()
             time.sleep(hold)
         return "held"
 
@@ -104,7 +106,8 @@ def test_every_writer_at_once_loses_nothing(db_url, engine, session_factory, tmp
                 ran.setdefault(name, []).append(out)
             return out
 
-    jobs = sched.default_jobs() + [sched.JobSpec("hog", 2.0, _hog(HOG_SECONDS, engine.dialect.name))]
+    holding = threading.Event()
+    jobs = sched.default_jobs() + [sched.JobSpec("hog", 2.0, _hog(HOG_SECONDS, engine.dialect.name, holding))]
     intervals = {"report_rollups": 0.1, "notifications": 0.2, "pool_release": 0.2, "digests": 0.3,
                  "recordings": 0.3, "retention": 0.5, "heartbeat": 0.5}
     runner = Runner(cfg, session_factory, jobs, intervals).start()
@@ -116,6 +119,9 @@ def test_every_writer_at_once_loses_nothing(db_url, engine, session_factory, tmp
     answers, web_done, errors = [], {}, []
 
     def hooks(t):
+        # from the hog's first hold on (on a loaded machine the hooks could otherwise all be
+        # answered before it, and none would meet the lock)
+        holding.wait(30)
         for i in range(CALLS_PER_THREAD):
             lid = f"h{t}.{i}"
             for hook, args in [("route", ("74950001001", lid))] + [("tag", (lid, n)) for n in TAGS]:

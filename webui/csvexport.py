@@ -31,7 +31,8 @@ JOURNAL_FIELDS = call_export.FIELDS + ("time_zone", "started_at_utc", "tags", "v
 LOCAL_TIMES = ("started_at", "queued_at", "answered_at", "ended_at")
 JOURNAL_TITLES = {
     "pbx_id": _l("PBX"), "linkedid": _l("Linkedid"), "project": _l("Project"), "did": _l("Number dialed"),
-    "caller": _l("Caller"), "caller_name": _l("Caller name"), "source": _l("Source"), "campaign": _l("Campaign"),
+    "caller": _l("Caller"), "caller_name": _l("Caller name"),
+    "forwarded_from": _l("Forwarded from"), "source": _l("Source"), "campaign": _l("Campaign"),
     "attribution": _l("Method"), "queue": _l("Queue"), "started_at": _l("Started"), "queued_at": _l("Queued"),
     "answered_at": _l("Answered"), "ended_at": _l("Ended"), "wait_seconds": _l("Wait, s"),
     "queue_wait_seconds": _l("Queue wait, s"), "talk_seconds": _l("Talk, s"), "hold_seconds": _l("Hold, s"),

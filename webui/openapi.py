@@ -37,8 +37,8 @@ ERRORS = {"400": _resp("Invalid input", "Error"), "401": _resp("Missing or inval
 
 def openapi_document(app=None) -> dict:
     call_props = {k: {"type": "string", "nullable": True} for k in (
-        "pbx_id", "linkedid", "project", "did", "caller", "caller_name", "source", "campaign",
-        "attribution", "queue", "started_at", "queued_at", "answered_at", "ended_at", "status",
+        "pbx_id", "linkedid", "project", "did", "caller", "caller_name", "forwarded_from", "source",
+        "campaign", "attribution", "queue", "started_at", "queued_at", "answered_at", "ended_at", "status",
         "missed_reason", "operator", "recording", "value", "comment", "reason")}
     for k in ("wait_seconds", "queue_wait_seconds", "talk_seconds", "hold_seconds", "time_to_call_seconds"):
         call_props[k] = {"type": "number", "nullable": True}

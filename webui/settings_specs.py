@@ -149,7 +149,8 @@ def _rule_args(s, v):
     args = {k: val for k, val in v.items() if k not in ("project_id", "source_id", "campaign_id", "record_mode")}
     rec = v["record_mode"]
     return dict(args, source=_get(s, Source, v["source_id"]), campaign=_get(s, Campaign, v["campaign_id"]),
-                record=None if rec is None else rec == "yes")
+                record=None if rec is None else rec == "yes", forwarded_from=v.get("forwarded_from") or "",
+                region=_region())
 
 
 def create_rule(s, v):
@@ -265,6 +266,7 @@ ENTITIES = [
         Field("campaign_id", _l("Campaign"), kind="select", choices=campaigns),
         Field("keyword_regex", _l("Keyword (regular expression)")),
         Field("utm_regex", _l("UTM term (regular expression)")),
+        Field("forwarded_from", _l("Forwarded from (phone number)"), kind="phone"),
         Field("time_from", _l("From (HH:MM, project time)"), kind="time"),
         Field("time_to", _l("To (HH:MM)"), kind="time"),
         Field("weekdays", _l("Weekdays (1 = Monday … 7 = Sunday)"), default="1234567", maxlen=7),

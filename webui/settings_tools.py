@@ -11,6 +11,7 @@ from calltracking.attribution import lookup
 from calltracking.attribution import routing
 from calltracking.attribution.numbers_csv import COLUMNS, ImportFailed, export_numbers, import_numbers
 from calltracking import entities
+from calltracking.hooks import inputs as hook_inputs
 from calltracking.models import Project, RoutingRule, Source
 
 from webui.auth import roles_required
@@ -69,8 +70,9 @@ def numbers_export():
 
 
 def evaluate(s, project: Project, when_local: dt.datetime, did: str = "", source_id=None,
-             campaign_id=None, keyword: str = "", utm_term: str = "") -> dict:
-    """Which rule and queue a call to ``did`` at ``when_local`` would get."""
+             campaign_id=None, keyword: str = "", utm_term: str = "", forwarded: str = "") -> dict:
+    """Which rule and queue a call to ``did`` at ``when_local`` would get (``forwarded``: the
+    forwarding number, cleaned as the ``route`` hook cleans ``agi_rdnis``)."""
     att = None
     vs = None
     if did:
@@ -83,7 +85,9 @@ def evaluate(s, project: Project, when_local: dt.datetime, did: str = "", source
     has_session = bool(vs is not None or keyword or utm_term)
     facts = routing.CallFacts(local_time=when_local, source_id=source_id, campaign_id=campaign_id,
                               keyword=keyword or (vs.keyword if vs else ""),
-                              utm_term=utm_term or (vs.utm_term if vs else ""), has_session=has_session)
+                              utm_term=utm_term or (vs.utm_term if vs else ""), has_session=has_session,
+                              forwarded_from=hook_inputs.forwarded_from(forwarded,
+                                                                        config().general.default_region))
     rows = s.scalars(select(RoutingRule).where(RoutingRule.project_id == project.id)).all()
     rules = [routing.Rule.from_row(r) for r in rows]
     rule = routing.choose(rules, facts)
@@ -122,7 +126,8 @@ def routing_test():
             did = (f.get("did") or "").strip()
             result = evaluate(s, project, when, did, int(f["source_id"]) if f.get("source_id") else None,
                               int(f["campaign_id"]) if f.get("campaign_id") else None,
-                              (f.get("keyword") or "").strip(), (f.get("utm_term") or "").strip())
+                              (f.get("keyword") or "").strip(), (f.get("utm_term") or "").strip(),
+                              (f.get("forwarded_from") or "").strip())
             result["when"] = when
         except (entities.ServiceError, ValueError) as e:
             error = str(e)

@@ -7,6 +7,8 @@ non-empty condition matches wins. Conditions:
 - ``keyword_regex``: searched (case-insensitive) in the visitor's keyword, or
   in the UTM term when the session has no keyword;
 - ``utm_regex``: searched (case-insensitive) in the visitor's UTM term;
+- ``forwarded_from``: the number that forwarded the call to the tracking number (RDNIS),
+  both in E.164: equal numbers match; a call dialled directly never matches such a rule;
 - ``time_from`` / ``time_to`` and ``weekdays``: a window in the project's time
   zone. ``22:00``–``06:00`` wraps midnight; the hours after midnight belong to
   the window of the day it started (a "Friday night" rule with weekdays ``5``
@@ -39,6 +41,7 @@ class Rule:
     campaign_id: Optional[int] = None
     keyword_regex: str = ""
     utm_regex: str = ""
+    forwarded_from: str = ""
     time_from: Optional[dt.time] = None
     time_to: Optional[dt.time] = None
     weekdays: str = "1234567"
@@ -52,6 +55,7 @@ class Rule:
     def from_row(cls, r) -> "Rule":
         return cls(id=r.id, priority=r.priority, source_id=r.source_id, campaign_id=r.campaign_id,
                    keyword_regex=r.keyword_regex or "", utm_regex=r.utm_regex or "",
+                   forwarded_from=r.forwarded_from or "",
                    time_from=r.time_from, time_to=r.time_to, weekdays=r.weekdays or "1234567",
                    queue=r.queue or "", target=r.target or "", record=r.record,
                    enabled=bool(r.enabled), name=r.name or "")
@@ -67,16 +71,18 @@ class CallFacts:
     keyword: str = ""
     utm_term: str = ""
     has_session: bool = False
+    forwarded_from: str = ""                # E.164 (or the cleaned text) of the forwarding number
 
     @classmethod
     def of(cls, local_time: dt.datetime, source_id: Optional[int] = None,
-           campaign_id: Optional[int] = None, session=None) -> "CallFacts":
+           campaign_id: Optional[int] = None, session=None, forwarded_from: str = "") -> "CallFacts":
         """The facts of a call attributed to ``source_id`` / ``campaign_id`` that came from the
-        visitor ``session`` (anything with ``keyword`` and ``utm_term``; None: no session)."""
+        visitor ``session`` (anything with ``keyword`` and ``utm_term``; None: no session) and was
+        forwarded from ``forwarded_from`` ('' when dialled directly)."""
         return cls(local_time=local_time, source_id=source_id, campaign_id=campaign_id,
                    keyword=session.keyword if session is not None else "",
                    utm_term=session.utm_term if session is not None else "",
-                   has_session=session is not None)
+                   has_session=session is not None, forwarded_from=forwarded_from or "")
 
 
 def local_now(now_utc: dt.datetime, tz: str) -> dt.datetime:
@@ -150,6 +156,8 @@ def rule_matches(rule: Rule, facts: CallFacts) -> bool:
     if rule.utm_regex:
         if not facts.has_session or not regex_matches(rule.utm_regex, facts.utm_term):
             return False
+    if rule.forwarded_from and rule.forwarded_from != facts.forwarded_from:
+        return False
     return in_window(facts.local_time, rule.time_from, rule.time_to, rule.weekdays)
 
 

@@ -14,8 +14,8 @@ from calltracking.models import Call
 
 #: Column order of ``calls list`` (table/csv) and keys of its JSON objects.
 FIELDS = (
-    "pbx_id", "linkedid", "project", "did", "caller", "caller_name", "source", "campaign",
-    "attribution", "queue", "started_at", "queued_at", "answered_at", "ended_at",
+    "pbx_id", "linkedid", "project", "did", "caller", "caller_name", "forwarded_from", "source",
+    "campaign", "attribution", "queue", "started_at", "queued_at", "answered_at", "ended_at",
     "wait_seconds", "queue_wait_seconds", "talk_seconds", "hold_seconds", "status",
     "missed_reason", "operator", "first_call", "time_to_call_seconds", "recording",
 )
@@ -43,6 +43,7 @@ def call_to_dict(c: Call, with_legs: bool = True) -> dict:
         "did": c.did,
         "caller": c.caller_number,
         "caller_name": c.caller_name,
+        "forwarded_from": c.forwarded_from or None,
         "source": c.source.name if c.source else None,
         "campaign": c.campaign.name if c.campaign else None,
         "attribution": c.attribution,

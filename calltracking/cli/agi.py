@@ -36,10 +36,10 @@ def agi_serve(app, listen, workers, processes, reuse_port):
                             processes - 1)
     kwargs = {"workers": workers, "reuse_port": reuse_port}
     if listen:
-        from calltracking.config import _hostport
+        from calltracking.config.options import hostport
 
         try:
-            kwargs["host"], kwargs["port"] = _hostport(listen)
+            kwargs["host"], kwargs["port"] = hostport(listen)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--listen") from None
 
@@ -76,11 +76,13 @@ def routes():
 @routes.command("test")
 @click.argument("did")
 @click.option("--caller", default="", help="Caller number.")
+@click.option("--forwarded-from", "forwarded", default="",
+              help="The number that forwarded the call (as Asterisk's agi_rdnis).")
 @click.option("--at", "at", default=None, help="When (ISO date-time in the project's time zone; "
               "default now).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @pass_ctx
-def routes_test(app, did, caller, at, fmt):
+def routes_test(app, did, caller, forwarded, at, fmt):
     """Show the CT_* variables a call to DID would get (dry run: nothing is written)."""
     from calltracking import entities as svc
     from calltracking import hooks
@@ -97,7 +99,7 @@ def routes_test(app, did, caller, at, fmt):
         except svc.ServiceError as e:
             raise click.ClickException(str(e)) from None
         env.clock = lambda: when
-    result = hooks.route(env, did, "", caller, write=False)
+    result = hooks.route(env, did, "", caller, write=False, rdnis=forwarded)
     result.pop("CT_CALL_ID", None)
     if fmt == "json":
         click.echo(json.dumps(result, ensure_ascii=False, indent=1))

@@ -12,7 +12,7 @@ from typing import Optional
 from calltracking import phone
 from calltracking.phone import caller_number
 
-__all__ = ["caller_name", "caller_number", "clean_linkedid", "dialled", "normalize"]
+__all__ = ["caller_name", "caller_number", "clean_linkedid", "dialled", "forwarded_from", "normalize"]
 
 _NOT_LINKEDID = re.compile(r"[^0-9A-Za-z._-]")
 
@@ -33,6 +33,13 @@ def dialled(did: str, region: str) -> tuple[Optional[str], str]:
     else the text as dialled (at most 32 characters)."""
     e164 = normalize((did or "")[:64], region)
     return e164, e164 or (did or "").strip()[:32]
+
+
+def forwarded_from(raw: str, region: str) -> str:
+    """The number that forwarded the call (``agi_rdnis``, Asterisk's ``REDIRECTING(from-num)``),
+    by the caller-number rule (:func:`phone.caller_number`): E.164 when it reads as a number,
+    else its digits (at most 32), ``''`` for ``unknown`` or no digits (a call dialled directly)."""
+    return caller_number((raw or "")[:200], region)
 
 
 def caller_name(raw: str) -> str:

@@ -4,7 +4,8 @@ The code (digits and letters, at most 20) must be active and within its validity
 call's project (or, for a call not routed yet, the only project); exactly one code must
 match. A valid code re-attributes the call (``promo``, confidence 1) to the code's
 source and campaign, and, for a code issued to one visitor session (the website snippet),
-to that session; the queue is chosen again by the project's routing rules. Codes are
+to that session; the queue is chosen again by the project's routing rules (with the number
+that forwarded the call, as the ``route`` hook kept it). Codes are
 issued by :mod:`calltracking.attribution.promo`.
 """
 from __future__ import annotations
@@ -64,7 +65,8 @@ def promo(env: HookEnv, linkedid: str, code: str, budget: Optional[Budget] = Non
         tz = project.timezone if project else env.config.general.timezone
         rules = env.cache.catalogue(session.connection(), env.session_factory).rules.get(project.id, [])
         rule = routing.choose(rules, routing.CallFacts.of(routing.local_now(now, tz), pc.source_id,
-                                                          pc.campaign_id, vs))
+                                                          pc.campaign_id, vs,
+                                                          call.forwarded_from if call else ""))
         queue = routing.queue_for(rule, env.default_queue(project))
         target = rule.target if rule else ""
         source, campaign = names(session, pc.source_id, pc.campaign_id)

@@ -4,7 +4,8 @@
 catalogue (:mod:`calltracking.attribution.catalogue`), the attribution from
 :func:`calltracking.attribution.fast.attribute_number`, first or repeat caller from
 :func:`calltracking.attribution.fast.first_call`, the queue from the project's routing
-rules (:mod:`calltracking.attribution.routing`). The call is recorded when the matching
+rules (:mod:`calltracking.attribution.routing`), which may look at the number that forwarded
+the call (``agi_rdnis``, kept on the row as ``forwarded_from``). The call is recorded when the matching
 rule says so, else when its number records and the call is attributed. With
 ``[agi] callerid_prefix`` (and the number's ``callerid_prefix``) an attributed call's
 ``CALLERID(name)`` gets the source's short label in front. ``CT_WHISPER`` names the
@@ -26,17 +27,18 @@ from calltracking.whisper.rules import lookup as whisper_file
 #: What a later ``route`` of the same call replaces (the AMI listener may have created the row).
 ROUTE_OVERWRITE = ("source_id", "campaign_id", "session_id", "routing_rule_id", "attribution",
                    "attribution_confidence", "candidate_count", "queue", "target", "first_call",
-                   "time_to_call_seconds", "record", "project_id", "tracking_number_id")
+                   "time_to_call_seconds", "record", "project_id", "tracking_number_id",
+                   "forwarded_from")
 
 
 def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: str = "",
-          budget: Optional[Budget] = None, write: bool = True) -> dict[str, str]:
+          budget: Optional[Budget] = None, write: bool = True, rdnis: str = "") -> dict[str, str]:
     """Attribute the call, pick its queue, record it; returns the CT_* variables.
 
     ``write=False`` computes the answer without creating the call (dry run). The FastAGI
     server calls :func:`plan_route` and writes the row through its writer thread instead.
     """
-    out, values = plan_route(env, did, linkedid, caller, caller_name)
+    out, values = plan_route(env, did, linkedid, caller, caller_name, rdnis)
     if write and values["linkedid"]:
         write_in_budget(env.session_factory, budget,
                         lambda s: call_row.upsert(s, values, overwrite=ROUTE_OVERWRITE))
@@ -44,19 +46,21 @@ def route(env: HookEnv, did: str, linkedid: str, caller: str = "", caller_name: 
 
 
 def plan_route(env: HookEnv, did: str, linkedid: str, caller: str = "",
-               caller_name: str = "") -> tuple[dict[str, str], dict]:
-    """The reads and decisions of :func:`route`: ``(CT_* variables, the call row to upsert)``."""
-    answer, values = route_answer(env, did, linkedid, caller, caller_name)
+               caller_name: str = "", rdnis: str = "") -> tuple[dict[str, str], dict]:
+    """The reads and decisions of :func:`route`: ``(CT_* variables, the call row to upsert)``.
+    ``rdnis``: the forwarding number as Asterisk gives it (``agi_rdnis``), cleaned here."""
+    answer, values = route_answer(env, did, linkedid, caller, caller_name, rdnis)
     return answer.variables(), values
 
 
 def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
-                 raw_name: str) -> tuple[Answer, dict]:
+                 raw_name: str, rdnis: str = "") -> tuple[Answer, dict]:
     """:func:`plan_route` with the :class:`Answer` itself (``lookup`` answers a part of it)."""
     now = env.clock()
     linkedid = inputs.clean_linkedid(linkedid)
     number = inputs.caller_number(caller, env.region)
     name = inputs.caller_name(raw_name)
+    forwarded = inputs.forwarded_from(rdnis, env.region)
     e164, did_text = inputs.dialled(did, env.region)
 
     def read(conn):
@@ -72,7 +76,7 @@ def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
     rule = None
     if project is not None:
         rule = routing.choose(cat.rules.get(project.id, []), routing.CallFacts.of(
-            routing.local_now(now, project.timezone), att.source_id, att.campaign_id, vs))
+            routing.local_now(now, project.timezone), att.source_id, att.campaign_id, vs, forwarded))
     default_queue = env.default_queue(project)
     queue = routing.queue_for(rule, default_queue)
     target = rule.target if rule else ""
@@ -81,6 +85,7 @@ def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
     values = dict(
         pbx_id=env.pbx_id, linkedid=linkedid, project_id=project.id if project else None,
         tracking_number_id=info.tn_id, did=did_text, caller_number=number, caller_name=name,
+        forwarded_from=forwarded,
         source_id=att.source_id, campaign_id=att.campaign_id, session_id=vs.id if vs else None,
         routing_rule_id=rule.id if rule else None, attribution=att.kind,
         attribution_confidence=att.confidence, candidate_count=att.candidates,

@@ -69,6 +69,9 @@ class Call(Base):
     did: Mapped[str] = mapped_column(String(32), default="")
     caller_number: Mapped[str] = mapped_column(String(32), default="")
     caller_name: Mapped[str] = mapped_column(String(200), default="")
+    #: The number that forwarded the call to the tracking number (RDNIS, E.164 when it reads as
+    #: one); '' when the call was dialled directly. Written by the ``route`` hook only.
+    forwarded_from: Mapped[str] = mapped_column(String(32), default="", server_default="")
     source_id: Mapped[Optional[int]] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"), index=True)
     campaign_id: Mapped[Optional[int]] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     session_id: Mapped[Optional[int]] = mapped_column(ForeignKey("visitor_sessions.id", ondelete="SET NULL"))

@@ -161,6 +161,8 @@ class RoutingRule(Base):
     campaign_id: Mapped[Optional[int]] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     keyword_regex: Mapped[str] = mapped_column(String(500), default="")
     utm_regex: Mapped[str] = mapped_column(String(500), default="")
+    #: Matches only calls forwarded from this number (E.164); '' = any call.
+    forwarded_from: Mapped[str] = mapped_column(String(32), default="", server_default="")
     time_from: Mapped[Optional[dt.time]] = mapped_column(Time)
     time_to: Mapped[Optional[dt.time]] = mapped_column(Time)
     weekdays: Mapped[str] = mapped_column(String(7), default="1234567")

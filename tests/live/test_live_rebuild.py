@@ -8,8 +8,8 @@ import pytest
 
 pytestmark = pytest.mark.live
 
-FIELDS = ("did", "caller", "source", "campaign", "attribution", "queue", "started_at", "queued_at",
-          "answered_at", "ended_at", "wait_seconds", "queue_wait_seconds", "talk_seconds", "hold_seconds",
+FIELDS = ("did", "caller", "forwarded_from", "source", "campaign", "attribution", "queue", "started_at",
+          "queued_at", "answered_at", "ended_at", "wait_seconds", "queue_wait_seconds", "talk_seconds", "hold_seconds",
           "status", "missed_reason", "operator", "first_call", "tags", "legs")
 
 
