@@ -56,6 +56,15 @@ def bench_audio(minutes: float, tmp: Path) -> None:
     audio, a = recording_audio.analyze([wav])
     print(f"analyze: {time.perf_counter() - t:.2f} s  (talk caller {a.caller_talk:.0f} s, operator "
           f"{a.operator_talk:.0f} s, ratio {a.talk_ratio}, longest silence {a.longest_silence:.1f} s)")
+    # the conversation measures alone, on the speech ranges the analysis found (baseline: analyze)
+    from calltracking.jobs import conversation
+
+    left, right = audio.split_to_mono()
+    c, o = recording_audio.speech_ranges(left), recording_audio.speech_ranges(right)
+    t = time.perf_counter()
+    n = conversation.interruptions(o, c) + conversation.interruptions(c, o)
+    print(f"conversation measures on {len(c)} + {len(o)} speech ranges: {(time.perf_counter() - t) * 1000:.1f} ms "
+          f"(interruptions {n}, first operator word {conversation.first_word(o)} s)")
     for fmt in ("mp3", "ogg"):
         t = time.perf_counter()
         out = recordings.convert(audio, tmp / f"call.{fmt}", fmt)

@@ -64,7 +64,7 @@ CALL_COLS = ("id", "pbx_id", "linkedid", "project_id", "did", "caller_number", "
              "queued_at", "answered_at", "ended_at", "wait_seconds", "queue_wait_seconds",
              "talk_seconds", "hold_seconds", "time_to_call_seconds", "status", "missed_reason",
              "operator_id", "operator_name", "first_call", "record", "recording_file", "value",
-             "comment", "closed_reason", "via_agi", "handled_by", "created_at", "updated_at")
+             "comment", "closed_reason", "via_agi", "handled_by", "created_at", "updated_at", "is_target")
 SESSION_COLS = ("id", "project_id", "visitor_id", "ga_client_id", "utm_source", "utm_medium",
                 "utm_campaign", "utm_term", "utm_content", "gclid", "yclid", "keyword", "referrer",
                 "landing_page", "user_agent", "device", "os", "browser", "ip", "source_id",
@@ -202,7 +202,8 @@ def generate(slots, first_id, ids, seed):
                     round(talk, 3) if answered else None, 0 if answered else None,
                     round(ttc, 3) if ttc else None, "answered" if answered else "missed",
                     None if answered else "abandoned", op, f"Operator {op}" if op else "",
-                    rnd.random() < 0.6, False, "", value, "", "", True, "", ended, ended)
+                    rnd.random() < 0.6, False, "", value, "", "", True, "", ended, ended,
+                    bool(answered and talk >= 60))      # a target call: talk >= 60 s
             legs = []
             if rnd.random() < 0.25:
                 o = rnd.choice(ids["operators"])

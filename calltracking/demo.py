@@ -3,7 +3,9 @@
 Sources, campaigns, static numbers, a website number pool with visitor
 sessions, four operators, 30 days of calls with plausible distributions (busy
 weekday late mornings, quiet nights and weekends, ~12 % missed, repeat
-callers, transfers), ad spend, tags, and short recordings made on the fly.
+callers, transfers), ad spend, coloured predefined tags, two target rules (talk ≥ 60 s; the first
+call from Google Ads) applied to every call, website callback requests (reached and
+unreached, :mod:`calltracking.callbacks.demo`), and short recordings made on the fly.
 The last day is today: calls run up to ``now`` (every one finished by then), so the
 dashboard shows today's figures. Deterministic for a given seed and ``now``.
 :func:`analyse_recordings` runs the recordings job over the seeded files, so the
@@ -19,9 +21,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from calltracking.callbacks import demo as callback_demo
 from calltracking.enums import LegOutcome
 from calltracking.interpret import record
 from calltracking.jobs import recordings
+from calltracking.qualify import apply as qualify_apply
+from calltracking.qualify import settings as qualify_settings
 from calltracking.whisper import settings as whisper_settings
 from calltracking.models import (
     AdSpend, Call, CallLeg, Campaign, NumberPool, Operator, PoolReservation, Project, Source, Tag,
@@ -47,6 +52,12 @@ KEYWORDS = ["купить диван", "диван недорого", "угло�
 DEVICES = [("mobile", "Android", "Chrome", 45), ("mobile", "iOS", "Safari", 25),
            ("desktop", "Windows", "Chrome", 18), ("desktop", "macOS", "Safari", 7),
            ("tablet", "iOS", "Safari", 5)]
+#: the predefined tags: name, colour, description (all offered in the call card's picker)
+TAGS = [("deal", "#43a047", "The caller bought or ordered"),
+        ("price question", "#1e88e5", "Asked about prices"),
+        ("delivery", "#fb8c00", "Asked about delivery"),
+        ("spam", "#e53935", "Robocall or advertising"),
+        ("new client", "#8e24aa", "First call from Google Ads (a target rule)")]
 HOUR_WEIGHTS = [1, 1, 1, 1, 1, 2, 3, 6, 12, 20, 26, 28, 25, 22, 24, 26, 24, 20, 14, 9, 6, 4, 2, 1]
 
 
@@ -102,9 +113,14 @@ def seed(session: Session, days: int = 30, per_day: int = 90, seed_value: int = 
         op = Operator(name=name, interface=iface, member_name=name, extension=ext, queues="sales,support")
         session.add(op)
         ops.append(op)
-    tags = [Tag(project_id=project.id, name=n) for n in ("deal", "price question", "delivery", "spam")]
+    tags = [Tag(project_id=project.id, name=n, color=c, description=d, offered=True) for n, c, d in TAGS]
     session.add_all(tags)
     session.flush()
+    google = next(s for s, _w, _sp in sources if s.name == "Google Ads")
+    qualify_settings.save_rule(session, project, name="Talk 60 s or more", position=10, min_talk_seconds=60)
+    qualify_settings.save_rule(session, project, name="First call from Google Ads", position=20,
+                               first_call_only=True, source_id=google.id,
+                               add_tag_ids=[t.id for t in tags if t.name == "new client"])
 
     callers: list[str] = []
     all_calls: list[Call] = []
@@ -180,7 +196,10 @@ def seed(session: Session, days: int = 30, per_day: int = 90, seed_value: int = 
         call.first_call = call.caller_number not in seen_callers
         seen_callers.add(call.caller_number)
     session.flush()
-    return {"project": project.key, "calls": n_calls, "sources": len(sources), "operators": len(ops)}
+    callbacks = callback_demo.seed(session, project, [web_source, google], ops, rng, now, days, pbx_id)
+    targets = qualify_apply.qualify_project(session, project.id, now).targets
+    return {"project": project.key, "calls": n_calls + callbacks["reached"], "sources": len(sources), "operators": len(ops),
+            "targets": targets, "callbacks": callbacks}
 
 
 def analyse_recordings(config, session_factory, now: dt.datetime | None = None) -> int:

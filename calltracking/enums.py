@@ -49,6 +49,9 @@ class AttributionKind(StrEnum):
     """The caller typed a promo code shown to a visitor: that visit's source."""
     NONE = "none"
     """Not attributed: an unknown number, or a pool number nobody held."""
+    CALLBACK = "callback"
+    """A call the PBX placed for a website callback request (:mod:`calltracking.callbacks`): the
+    request's source and campaign, from the visit that asked."""
 
 
 class LegOutcome(StrEnum):
@@ -171,6 +174,8 @@ class NotificationEvent(StrEnum):
     """Yesterday's summary, mailed once a day."""
     DIGEST_WEEKLY = "digest_weekly"
     """Last week's summary, mailed on Mondays."""
+    CALLBACK_UNREACHED = "callback_unreached"
+    """A website callback request ended unreached (every attempt made, the visitor never answered)."""
 
 
 class DeliveryEvent(StrEnum):
@@ -180,6 +185,7 @@ class DeliveryEvent(StrEnum):
     CALL_FINISHED = "call_finished"
     DIGEST_DAILY = "digest_daily"
     DIGEST_WEEKLY = "digest_weekly"
+    CALLBACK_UNREACHED = "callback_unreached"
     TEST = "test"
     """Sent from the integrations page to try a rule (a made-up call)."""
 
@@ -206,6 +212,28 @@ class RecordingStatus(StrEnum):
     """Found but could not be converted or analysed (``error``)."""
     PURGED = "purged"
     """Deleted by the retention policy."""
+
+
+class TranscriptStatus(StrEnum):
+    """Where a call's transcript is (``transcripts.status``)."""
+
+    OK = "ok"
+    """Transcribed: its phrases are in ``transcript_phrases``."""
+    ERROR = "error"
+    """The last attempt failed (``error`` says why); tried again, up to ``[transcripts] max_attempts``."""
+    FAILED = "failed"
+    """Failed ``max_attempts`` times: not tried again until re-queued."""
+
+
+class TranscriptSide(StrEnum):
+    """Who said a phrase (``transcript_phrases.side``, ``keyword_mentions.side``)."""
+
+    CALLER = "caller"
+    """The caller: the left channel of a stereo recording, or the ``-in`` file of a pair."""
+    OPERATOR = "operator"
+    """The operator: the right channel, or the ``-out`` file."""
+    MIXED = "mixed"
+    """A mono recording: both voices in one channel."""
 
 
 class ReportDimension(StrEnum):
@@ -239,6 +267,35 @@ class WhisperVoice(StrEnum):
     """English."""
     RU = "ru"
     """Russian."""
+
+
+class CallbackStatus(StrEnum):
+    """Where a website callback request is (``callback_requests.status``)."""
+
+    PENDING = "pending"
+    """Waiting for its next attempt at ``next_attempt_at`` (now, the next opening, or a retry)."""
+    DIALING = "dialing"
+    """An attempt is in progress: Originate sent, the call not yet over."""
+    REACHED = "reached"
+    """An operator and the visitor talked (the attempt's call is ``call_id``)."""
+    UNREACHED = "unreached"
+    """Every attempt made and the visitor never answered: shown in the missed-calls worklist."""
+
+
+class CallbackResult(StrEnum):
+    """How one attempt of a callback request ended (``callback_attempts.result``; NULL while
+    it runs)."""
+
+    REACHED = "reached"
+    """The operator and the visitor were connected."""
+    NO_ANSWER = "no_answer"
+    """An operator answered, the visitor did not (busy, no answer, unreachable number)."""
+    NO_OPERATOR = "no_operator"
+    """No operator of the queue answered: the visitor was never dialled."""
+    FAILED = "failed"
+    """The PBX refused the Originate or could not be reached."""
+    LOST = "lost"
+    """No call record came for the attempt in time (the service or the PBX restarted mid-call)."""
 
 
 def check_in(column: str, values: type[StrEnum], *, nullable: bool = False) -> str:

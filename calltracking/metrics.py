@@ -40,8 +40,9 @@ AMI_CONNECTED = Gauge("calltracking_ami_connected", "1 while logged in to AMI", 
 class DatabaseCollector:
     """Figures read from the database at scrape time."""
 
-    def __init__(self, sessionmaker):
+    def __init__(self, sessionmaker, transcripts_config=None):
         self.sessionmaker = sessionmaker
+        self.transcripts_config = transcripts_config   # [transcripts]: the backlog is 0 without it
 
     def collect(self):
         from calltracking.models import Call, NumberPool
@@ -84,6 +85,7 @@ class DatabaseCollector:
             up.add_metric([], 0)
         yield from (calls, today, pool_size, pool_used, pool_new, pressure, exhausted, up)
         yield from self._jobs()
+        yield from self._transcripts()
 
     def _jobs(self):
         from calltracking.models import JobStatus
@@ -104,11 +106,28 @@ class DatabaseCollector:
         yield from (runs, failures, last_ok)
 
 
-def render(sessionmaker) -> bytes:
+    def _transcripts(self):
+        from calltracking.transcripts.backlog import figures
+
+        waiting = GaugeMetricFamily("calltracking_transcripts_backlog",
+                                    "Recorded calls waiting for a transcript")
+        by_status = GaugeMetricFamily("calltracking_transcripts", "Transcripts, by status", labels=["status"])
+        try:
+            with self.sessionmaker() as s:
+                fig = figures(s, self.transcripts_config)
+            waiting.add_metric([], fig["backlog"])
+            for status, n in fig["statuses"].items():
+                by_status.add_metric([status], n)
+        except Exception as e:
+            log.warning("metrics: transcript figures unavailable: %s", e)
+        yield from (waiting, by_status)
+
+
+def render(sessionmaker, transcripts_config=None) -> bytes:
     """The text exposition of this process's metrics plus the database figures."""
     reg = CollectorRegistry()
     reg.register(_Wrapped(REGISTRY))
-    reg.register(DatabaseCollector(sessionmaker))
+    reg.register(DatabaseCollector(sessionmaker, transcripts_config))
     return generate_latest(reg)
 
 

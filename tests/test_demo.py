@@ -187,3 +187,40 @@ def test_demo_command_makes_the_whispers(run_cli, tmp_path):
         engine.dispose()
     assert "Billboard on Tverskaya" in texts and "Google Ads, brand" in texts
     assert len(made) == len(texts)
+
+
+def test_demo_has_target_rules_coloured_tags_and_target_calls_in_reports(session_factory):
+    """Two target rules (talk ≥ 60 s; the first call from Google Ads) applied to every demo call,
+    predefined coloured tags in the picker, and the sources report with target calls and their cost."""
+    from calltracking.models import Project, Source, Tag, TargetRule
+    from calltracking.reports import queries
+    from calltracking.reports.rollup import refresh_rollups
+
+    with session_factory() as s:
+        stats = seed(s, days=10, per_day=40, now=NOW)
+        s.commit()
+    with session_factory() as s:
+        rules = s.scalars(select(TargetRule).order_by(TargetRule.position)).all()
+        assert [(r.min_talk_seconds, r.first_call_only, r.mark_target) for r in rules] == \
+            [(60, False, True), (None, True, True)]
+        google = s.scalars(select(Source).where(Source.name == "Google Ads")).one()
+        assert rules[1].source_id == google.id and [t.name for t in rules[1].add_tags] == ["new client"]
+        tags = s.scalars(select(Tag)).all()
+        assert len(tags) >= 5 and all(t.offered and t.color.startswith("#") and t.description for t in tags)
+        calls = s.scalars(select(Call).options(selectinload(Call.tags))).all()
+        for c in calls:
+            long_talk = c.talk_seconds is not None and c.talk_seconds >= 60
+            first_google = c.first_call is True and c.source_id == google.id
+            assert c.is_target == (long_talk or first_google), c.id
+            assert ("new client" in {t.name for t in c.tags}) == first_google
+            assert c.qualified_at is not None
+        targets = sum(c.is_target for c in calls)
+        assert stats["targets"] == targets and 0.2 * len(calls) < targets < len(calls)
+        refresh_rollups(s, full=True)
+        p = s.scalars(select(Project)).one()
+        f = queries.ReportFilter(p, (NOW - dt.timedelta(days=12)).date(), NOW.date())
+        rows = {r["name"]: r for r in queries.by_attribute(s, f, "source").as_dicts()}
+        g = rows["Google Ads"]
+        assert g["targets"] == sum(1 for c in calls if c.is_target and c.source_id == google.id) > 0
+        assert g["cost_per_target"] == round(g["spend"] / g["targets"], 2)
+        assert sum(r["targets"] for r in rows.values()) == targets

@@ -7,6 +7,7 @@ from sqlalchemy import inspect
 from calltracking import migrate
 from calltracking.db import make_engine
 from calltracking.models import Base
+from calltracking.transcripts.search import is_search_index
 
 
 def _revisions():
@@ -40,7 +41,8 @@ def test_models_match_migrations(db_url):
     try:
         with eng.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                         "version_table": migrate.VERSION_TABLE})
+                                                         "version_table": migrate.VERSION_TABLE,
+                                                         "include_name": is_search_index})
             diff = compare_metadata(ctx, Base.metadata)
     finally:
         eng.dispose()

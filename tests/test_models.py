@@ -170,6 +170,9 @@ CHECKED = {
     "ck_deliveries_channel": enums.NotificationChannel, "ck_deliveries_status": enums.DeliveryStatus,
     "ck_recording_info_status": enums.RecordingStatus,
     "ck_whisper_projects_voice": enums.WhisperVoice,
+    "ck_callback_requests_status": enums.CallbackStatus, "ck_callback_attempts_result": enums.CallbackResult,
+    "ck_transcripts_status": enums.TranscriptStatus, "ck_transcript_phrases_side": enums.TranscriptSide,
+    "ck_keyword_mentions_side": enums.TranscriptSide,
 }
 
 

@@ -80,8 +80,8 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
     app.wsgi_app = TrustedProxies(app.wsgi_app, config.web.trusted_proxies)
 
     from webui import (
-        account, api, auth, context, dateinput, display, dni, errors, i18n, integrations, journal, metrics,
-        missed, reports, screenpop, settings, settings_dni, settings_tools, whisper,
+        account, api, auth, callbacks, context, dateinput, display, dni, errors, i18n, integrations, journal, metrics,
+        missed, qualify, reports, screenpop, settings, settings_dni, settings_tools, transcripts, whisper,
     )
 
     auth.csrf.init_app(app)
@@ -96,8 +96,9 @@ def create_app(config, sessionmaker=None, testing: bool = False) -> Flask:
     # the public DNI endpoints, /metrics)
     for mod, csrf_exempt in ((auth, False), (account, False), (journal, False), (missed, False),
                              (screenpop, False), (settings, False), (settings_tools, False),
-                             (settings_dni, False), (whisper, False), (api, True),
-                             (reports, False), (dni, True), (metrics, True), (integrations, False)):
+                             (settings_dni, False), (whisper, False), (callbacks, False), (qualify, False), (api, True),
+                             (reports, False), (dni, True), (metrics, True), (integrations, False),
+                             (transcripts, False)):
         app.register_blueprint(mod.bp)
         if csrf_exempt:
             auth.csrf.exempt(mod.bp)

@@ -11,9 +11,11 @@ from flask import Blueprint, current_app, jsonify, request
 from calltracking.calls import export as call_export
 from calltracking.calls import journal as call_journal
 from calltracking.calls import visibility
+from calltracking.jobs import conversation
 from calltracking.attribution import numbers_csv
 from calltracking import entities
 from calltracking.models import Call, TrackingNumber
+from calltracking.transcripts import view as transcript_view
 
 from webui.auth import api_auth
 from webui.context import audit, config, current_user, db
@@ -199,7 +201,10 @@ def _visible_call(call_id: int):
 @api_auth()
 def call_detail(call_id):
     call, err = _visible_call(call_id)
-    return err or jsonify(_call_json(call))
+    if err:
+        return err
+    return jsonify({**_call_json(call), "conversation": conversation.as_json(call.recording_info),
+                    "transcript": transcript_view.as_json(db(), call.id)})
 
 
 @bp.route("/calls/<int:call_id>", methods=["PATCH"])

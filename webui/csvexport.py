@@ -38,6 +38,7 @@ JOURNAL_TITLES = {
     "queue_wait_seconds": _l("Queue wait, s"), "talk_seconds": _l("Talk, s"), "hold_seconds": _l("Hold, s"),
     "status": _l("Status"), "missed_reason": _l("Missed reason"), "operator": _l("Operator"),
     "first_call": _l("First call"), "time_to_call_seconds": _l("Time to call, s"), "recording": _l("Recording"),
+    "is_target": _l("Target call"),
     "time_zone": _l("Time zone"), "started_at_utc": _l("Started, UTC"), "tags": _l("Tags"), "value": _l("Value"),
     "comment": _l("Comment"), "reason": _l("Reason"),
 }

@@ -4,7 +4,10 @@
 - ``POST /api/dni/assign`` — a number for this visitor;
 - ``POST /api/dni/heartbeat`` — the visitor is still active: extend the hold;
 - ``POST /api/dni/ping`` — the snippet ran on a page where it asked for no number (``204``);
-  an assignment from the snippet says the same (:mod:`calltracking.dni.snippet_pings`).
+  an assignment from the snippet says the same (:mod:`calltracking.dni.snippet_pings`);
+- ``POST /api/dni/callback`` — the visitor asks to be called back (``webui/dni_callback.py``,
+  with its own limits on top of these); the assign answer carries the project's callback
+  widget settings (``widget_config``).
 
 The API is public and CSRF-exempt; browsers may call it only from the project's
 ``allowed_origins`` (CORS; ``*`` allows any), and when the project lists origins a request
@@ -43,6 +46,7 @@ from calltracking.dni import new_visitors as dni_fast
 from calltracking.dni import guard as dni_guard
 from calltracking.dni import snippet_pings
 from calltracking.dni.guard import ClientResolver, HoldLedger, RateLimiter, VisitorSigner
+from webui.dni_callback import CallbackDesk
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +56,16 @@ STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 #: DNI_DB_TIMEOUT: seconds the asyncio server waits for the database before answering 503; the
 #: others default to the ``[dni]`` settings of the same name (see :class:`DniApi`)
 DEFAULTS = {"DNI_MAX_BODY": 8 * 1024, "DNI_RATE_PER_MINUTE": 120, "DNI_RATE_BURST": 60, "DNI_DB_TIMEOUT": 1.5,
-            "DNI_MAX_HOLDS_PER_CLIENT": 4, "DNI_MAX_HOLDS_PER_VISITOR": 3, "DNI_TRUSTED_PROXIES": ()}
+            "DNI_MAX_HOLDS_PER_CLIENT": 4, "DNI_MAX_HOLDS_PER_VISITOR": 3, "DNI_TRUSTED_PROXIES": (),
+            "DNI_CALLBACK_PER_CLIENT": 20, "DNI_CALLBACK_PER_VISITOR": 3, "DNI_DEFAULT_REGION": "RU"}
 #: Flask config key → (section, key) of calltracking's configuration
 FROM_CONFIG = {"DNI_RATE_PER_MINUTE": ("dni", "rate_per_minute"), "DNI_RATE_BURST": ("dni", "rate_burst"),
                "DNI_MAX_HOLDS_PER_CLIENT": ("dni", "max_holds_per_client"),
                "DNI_MAX_HOLDS_PER_VISITOR": ("dni", "max_holds_per_visitor"),
-               "DNI_TRUSTED_PROXIES": ("web", "trusted_proxies")}
+               "DNI_TRUSTED_PROXIES": ("web", "trusted_proxies"),
+               "DNI_CALLBACK_PER_CLIENT": ("dni", "callback_per_client"),
+               "DNI_CALLBACK_PER_VISITOR": ("dni", "callback_per_visitor"),
+               "DNI_DEFAULT_REGION": ("general", "default_region")}
 #: headers of every API answer
 #: the ``body`` of :meth:`DniApi.handle` when the Content-Length header is not a number
 BAD_LENGTH = b"\0invalid Content-Length"
@@ -84,6 +92,17 @@ class Refresh(Step):
 
     def __init__(self, stale, engine, key):
         super().__init__(projects.project_info, engine, key)
+        self.stale = stale
+
+
+class Reload(Refresh):
+    """Other cached settings reloaded like :class:`Refresh`: ``fn(engine, key)``, one reload per
+    ``key`` at a time (the callback widget's settings)."""
+
+    __slots__ = ()
+
+    def __init__(self, stale, fn, engine, key):
+        Step.__init__(self, fn, engine, key)
         self.stale = stale
 
 
@@ -132,7 +151,8 @@ class DniApi:
     Flask unchanged. One instance holds the rate limiter and the hold ledger of both listeners.
     """
 
-    PATHS = {"/api/dni/assign": "assign", "/api/dni/heartbeat": "heartbeat", "/api/dni/ping": "ping"}
+    PATHS = {"/api/dni/assign": "assign", "/api/dni/heartbeat": "heartbeat", "/api/dni/ping": "ping",
+             "/api/dni/callback": "callback"}
 
     def __init__(self, settings, engine, inner=None, config=None, secret=None):
         self.settings = settings
@@ -149,6 +169,7 @@ class DniApi:
         self.limiter = RateLimiter()
         self.holds = HoldLedger()
         self.pings = snippet_pings.SnippetPings()
+        self.callbacks = CallbackDesk(self, Step, Reload)
         self._prime_after = 0.0              # monotonic time of the next try to fill the ledger
         self._resolver = None
 
@@ -236,7 +257,11 @@ class DniApi:
             if kind == "ping":
                 return (204, None, cors) if ping is not None else (400, {"error": "no page origin"}, cors)
         try:
+            if kind == "callback":
+                status, payload, headers = yield from self.callbacks.handle(engine, info, data, client)
+                return status, payload, headers + cors
             if kind == "assign":
+                widget = yield from self.callbacks.widget(engine, info.id)    # before any hold is made
                 out = yield from self._assign(engine, info, dni_request.parse_request(data, user_agent, ip), client)
             else:
                 out = yield from self._heartbeat(engine, key, data.get("visitor_id"), client)
@@ -247,8 +272,11 @@ class DniApi:
         except Exception:
             log.exception("DNI: request failed")
             return 503, {"error": "temporarily unavailable"}, cors
+        answer_kind = out.kind
         out = out.as_json()
         out["default"] = info.default_number
+        if kind == "assign":
+            out["widget_config"] = widget.public() if answer_kind != "bot" else None
         return 200, out, cors
 
     def _assign(self, engine, info, req, client: str):
@@ -336,10 +364,10 @@ class DniApi:
         return data, None
 
 
-STATUS = {200: "200 OK", 204: "204 No Content", 304: "304 Not Modified", 400: "400 Bad Request",
+STATUS = {200: "200 OK", 202: "202 Accepted", 204: "204 No Content", 304: "304 Not Modified", 400: "400 Bad Request",
           403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed", 408: "408 Request Timeout",
           411: "411 Length Required", 413: "413 Payload Too Large", 429: "429 Too Many Requests",
-          431: "431 Request Header Fields Too Large", 500: "500 Internal Server Error",
+          422: "422 Unprocessable Entity", 431: "431 Request Header Fields Too Large", 500: "500 Internal Server Error",
           503: "503 Service Unavailable", 505: "505 HTTP Version Not Supported"}
 
 
@@ -451,3 +479,8 @@ def heartbeat():
 @bp.route("/api/dni/ping", methods=["POST", "OPTIONS"])
 def ping():
     return _through_flask("ping")
+
+
+@bp.route("/api/dni/callback", methods=["POST", "OPTIONS"])
+def callback():
+    return _through_flask("callback")

@@ -1,6 +1,6 @@
 """A dedicated asyncio HTTP/1.1 server for the public DNI endpoints (``[dni] listen``).
 
-Only ``GET /dni.js``, ``POST|OPTIONS /api/dni/assign|heartbeat|ping`` and ``GET /healthz`` (else 404
+Only ``GET /dni.js``, ``POST|OPTIONS /api/dni/assign|heartbeat|ping|callback`` and ``GET /healthz`` (else 404
 JSON), with the SAME code as the web port (:meth:`webui.dni.DniApi.handle`, :func:`webui.dni.snippet`);
 it exists because the WSGI server costs far more CPU per request than the assignment itself.
 

@@ -38,6 +38,9 @@ def parse_filter(args) -> tuple[JournalFilter, str]:
     first = (args.get("first") or "").strip()
     if first not in ("", "first", "repeat"):
         raise JournalError(f"invalid first/repeat value {first!r}")
+    target = (args.get("target") or "").strip()
+    if target not in ("", "1", "0"):
+        raise JournalError(f"invalid target value {target!r}: use 1 (target calls) or 0")
     try:               # dates typed in the user's language, or ISO (webui/dateinput.py)
         frm, to = dateinput.to_iso(args.get("from")), dateinput.to_iso(args.get("to"))
         start = entities.parse_when(frm, tz) if frm else None
@@ -50,9 +53,11 @@ def parse_filter(args) -> tuple[JournalFilter, str]:
         status=(args.get("status") or "").strip() or None,
         operator_id=_int(args, "operator"),
         first_call=None if not first else first == "first",
+        target=None if not target else target == "1",
         tag=(args.get("tag") or "").strip() or None,
         caller=(args.get("caller") or "").strip() or None,
         name=(args.get("name") or "").strip() or None,
+        text=(args.get("q") or "").strip()[:200] or None,
         region=config().general.default_region,
     )
     user = current_user()

@@ -12,6 +12,7 @@ from calltracking.db import write_sessionmaker
 from calltracking.enums import NotificationChannel, NotificationEvent
 from calltracking.models import Delivery, NotificationRule, Project
 from calltracking.jobs.scheduler import default_jobs, job_statuses
+from calltracking.transcripts.backlog import figures as transcript_figures
 
 from webui import dateinput
 from webui.auth import roles_required
@@ -29,6 +30,7 @@ def _labels():
         "email": _("E-mail"), "webhook": _("SMS / chat webhook"), "crm": _("CRM webhook"),
         "ga4": _("Google Analytics 4"), "sms": _("SMS"), "missed_call": _("Missed call"), "call_finished": _("Finished call"),
         "digest_daily": _("Daily digest"), "digest_weekly": _("Weekly digest"),
+        "callback_unreached": _("Callback request unreached"),
     }
 
 
@@ -42,7 +44,8 @@ def _page(spend_errors=None, form=None, status=200):
     st = {j.name: j for j in job_statuses(s)}
     jobs = [(spec, st.get(spec.name)) for spec in default_jobs()]
     return render_template("integrations/index.html", projects=projects, rules=rows, dead=dead,
-                           pending=pending, jobs=jobs, labels=_labels(), channels=CHANNELS, events=EVENTS,
+                           pending=pending, jobs=jobs, transcripts=transcript_figures(s, config().transcripts),
+                           labels=_labels(), channels=CHANNELS, events=EVENTS,
                            spend_errors=spend_errors or [], form=form or {}), status
 
 
@@ -85,10 +88,12 @@ def add_rule():
     r = NotificationRule(project_id=project.id, name=f.get("name", "").strip()[:200] or f"{f['channel']} {f['event']}",
                          channel=f["channel"], event=f["event"], target=target[:1000],
                          body_template=f.get("body_template", ""), secret=f.get("secret", "").strip()[:200],
-                         enabled=True)
+                         enabled=True,
+                         target_only=f.get("target_only") == "on" and f["event"] == "call_finished")
     db().add(r)
     db().flush()
-    audit("create", "notification_rule", r.id, {"channel": r.channel, "event": r.event, "target": r.target})
+    audit("create", "notification_rule", r.id, {"channel": r.channel, "event": r.event, "target": r.target,
+                                                 "target_only": r.target_only})
     db().commit()
     flash(_("Rule added."), "ok")
     return redirect(url_for("integrations.index"))

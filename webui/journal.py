@@ -18,7 +18,8 @@ from calltracking.calls import journal as call_journal
 from calltracking.calls import saved_filters, visibility
 from calltracking.jobs import recording_files
 from calltracking.calls.missed import outbound_to, state_of as missed_state_of
-from calltracking.models import Call, PromoCode, Tag, TrackingNumber, VisitorSession
+from calltracking.models import Call, PromoCode, Tag, TargetRule, TrackingNumber, VisitorSession
+from calltracking.qualify import tags as qualify_tags
 
 from webui import csvexport, labels
 from webui.auth import roles_required
@@ -203,6 +204,10 @@ def _render_card(call: Call, typed: dict | None = None, status: int = 200):
     promo = s.get(PromoCode, call.promo_code_id) if call.promo_code_id else None
     tn = s.get(TrackingNumber, call.tracking_number_id) if call.tracking_number_id else None
     rec_name, rec_file = recording_path(call)
+    project = call.project
+    offered = qualify_tags.tags_of(s, project, offered_only=True) if project is not None else []
+    offered_names = {t.name for t in offered}
+    own = sorted(t.name for t in call.tags)
     history = []
     if call.caller_number:
         # only the calls this user may open (operators: the ones they took or were rung for)
@@ -214,7 +219,10 @@ def _render_card(call: Call, typed: dict | None = None, status: int = 200):
                            visitor=vs, promo=promo, tracking_number=tn, rec_name=rec_name,
                            rec_ok=rec_file is not None, history=history, outbound=outbound_to(s, call),
                            missed_state=missed_state_of(s, call),
-                           form=typed or {"tags": ", ".join(sorted(t.name for t in call.tags)),
+                           offered_tags=offered,
+                           target_rule=s.get(TargetRule, call.target_rule_id) if call.target_rule_id else None,
+                           form=typed or {"tags": ", ".join(n for n in own if n not in offered_names),
+                                          "picked": [n for n in own if n in offered_names],
                                           "value": "" if call.value is None else fmt_number(call.value, 2),
                                           "reason": call.closed_reason or "", "comment": call.comment or ""},
                            ), status
@@ -251,13 +259,15 @@ def edit(call_id):
                         "at most 2 decimals).", typed=(f.get("value") or "").strip(),
                         example=format_decimal(1234.5, format="#,##0.00")))
         value = call.value
-    names = [n for n in (f.get("tags") or "").replace(";", ",").split(",") if n.strip()]
+    # the picker's predefined tags, then the free ones typed
+    names = f.getlist("picked") + [n for n in (f.get("tags") or "").replace(";", ",").split(",") if n.strip()]
     if names and call.project_id is None:
         errors.append(_("This call has no project: tags cannot be stored."))
     if errors:
         for e in errors:
             flash(e, "error")
         typed = {k: f.get(k, "") for k in ("tags", "value", "reason", "comment")}
+        typed["picked"] = f.getlist("picked")
         return _render_card(call, typed, 400)
     before = call_export.outcome(call)
     if call.project_id is not None:

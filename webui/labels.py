@@ -16,7 +16,7 @@ CHANNELS = {"search": _l("search"), "ads": _l("ads"), "social": _l("social"), "e
 ROLES = {"admin": _l("admin"), "supervisor": _l("supervisor"), "operator": _l("operator")}
 PROMO_MODES = {"off": _l("never"), "exhausted": _l("when the pool is exhausted"), "always": _l("always")}
 ATTRIBUTION = {"static": _l("static number"), "dynamic": _l("number pool"), "promo": _l("promo code"),
-               "none": _l("not attributed")}
+               "none": _l("not attributed"), "callback": _l("website callback request")}
 LEG_OUTCOMES = {"ringing": _l("ringing"), "answered": _l("answered"), "no_answer": _l("no answer"),
                 "busy": _l("busy"), "failed": _l("failed")}
 WEEKDAYS = {"Mon": _l("Mon"), "Tue": _l("Tue"), "Wed": _l("Wed"), "Thu": _l("Thu"), "Fri": _l("Fri"),

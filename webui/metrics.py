@@ -23,5 +23,6 @@ def metrics_view():
                         headers={"WWW-Authenticate": 'Bearer realm="calltracking"'})
     if user.role != "admin":
         return Response("forbidden: admins only\n", status=403, mimetype="text/plain")
-    body = metrics.render(current_app.extensions["calltracking"]["sessionmaker"])
+    ext = current_app.extensions["calltracking"]
+    body = metrics.render(ext["sessionmaker"], ext["config"].transcripts)
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")

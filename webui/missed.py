@@ -10,11 +10,13 @@ from flask import (
 from flask_babel import gettext as _
 
 from calltracking import csvsafe
+from calltracking.callbacks import worklist as callback_worklist
 from calltracking.calls import journal as call_journal
 from calltracking.calls import missed as missed_calls
 from calltracking.calls import originate
 from calltracking import entities
-from calltracking.models import Call, Operator, Project
+from calltracking.enums import CallbackStatus
+from calltracking.models import Call, CallbackRequest, Operator, Project, utcnow
 
 from webui import dateinput
 from webui.auth import roles_required
@@ -27,6 +29,8 @@ DEFAULT_DAYS = 30
 
 
 PAGE_SIZE = 50
+#: unreached callback requests listed above the missed calls (the latest first)
+CALLBACKS_SHOWN = 100
 
 
 def _worklist_args():
@@ -72,7 +76,9 @@ def index():
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     total = missed_calls.count(db(), project_id=project_id, state=state, start=start, end=end)
-    return render_template("missed/index.html", rows=rows, state=state, error=error,
+    callbacks = [] if after is not None or error else callback_worklist.unreached(
+        db(), project_id=project_id, state=state, start=start, end=end, limit=CALLBACKS_SHOWN)
+    return render_template("missed/index.html", rows=rows, state=state, error=error, callbacks=callbacks,
                            args=args, choices=filter_choices(), total=total, paged=after is not None,
                            next_cursor=call_journal.encode_cursor(rows[-1].call) if more else None,
                            can_originate=config().ami.originate)
@@ -145,13 +151,11 @@ def handled(call_id):
     return redirect(request.form.get("next") or url_for("missed.index"))
 
 
-@bp.route("/missed/<int:call_id>/call", methods=["POST"])
-@roles_required("admin", "supervisor")
-def click_to_call(call_id):
+def _ring_user_then(number: str, caller_id: str, variables: dict, kind: str, row_id: int, after=None):
+    """Click-to-call: the user's own phone (their operator's interface) rings, then ``number`` is
+    dialled (AMI Originate); audited as ``originate`` of ``kind``/``row_id``; ``after(user)``
+    runs before the commit when the PBX took the request."""
     cfg = config()
-    if not cfg.ami.originate:
-        abort(404)
-    call = _missed_call(call_id)
     user = current_user()
     op = db().get(Operator, user.operator_id) if user.operator_id else None
     if op is None:
@@ -159,13 +163,54 @@ def click_to_call(call_id):
         return redirect(url_for("missed.index"))
     try:
         originate.originate(cfg.ami.host, cfg.ami.port, cfg.ami.username, cfg.ami.secret, op.interface,
-                      call.caller_number, caller_id=f"Callback <{call.did}>" if call.did else "",
-                      variables={"CT_CALLBACK_FOR": call.id})
+                            number, caller_id=caller_id, variables=variables)
     except originate.OriginateError as e:
         flash(_("Click-to-call failed: %(err)s", err=str(e)), "error")
         return redirect(url_for("missed.index"))
-    audit("originate", "call", call.id, {"operator": op.interface, "number": call.caller_number})
+    if after is not None:
+        after(user)
+    audit("originate", kind, row_id, {"operator": op.interface, "number": number})
     db().commit()
     flash(_("Your phone %(iface)s will ring, then %(number)s is dialed.", iface=op.interface,
-            number=call.caller_number), "success")
+            number=number), "success")
     return redirect(url_for("missed.index"))
+
+
+@bp.route("/missed/<int:call_id>/call", methods=["POST"])
+@roles_required("admin", "supervisor")
+def click_to_call(call_id):
+    if not config().ami.originate:
+        abort(404)
+    call = _missed_call(call_id)
+    return _ring_user_then(call.caller_number, f"Callback <{call.did}>" if call.did else "",
+                           {"CT_CALLBACK_FOR": call.id}, "call", call.id)
+
+
+def _unreached(request_id: int) -> CallbackRequest:
+    req = db().get(CallbackRequest, request_id)
+    if req is None or req.status != CallbackStatus.UNREACHED:
+        abort(404)
+    return req
+
+
+@bp.route("/missed/callback-requests/<int:request_id>/handled", methods=["POST"])
+@roles_required("admin", "supervisor")
+def callback_handled(request_id):
+    req = _unreached(request_id)
+    callback_worklist.mark_handled(db(), req, current_user().username, utcnow())
+    audit("handled", "callback_request", req.id, {"phone": req.phone})
+    db().commit()
+    flash(_("Marked as handled."), "success")
+    return redirect(url_for("missed.index"))
+
+
+@bp.route("/missed/callback-requests/<int:request_id>/call", methods=["POST"])
+@roles_required("admin", "supervisor")
+def callback_call(request_id):
+    """Click-to-call the visitor of an unreached request from the user's phone; the request is
+    then handled by that user."""
+    if not config().ami.originate:
+        abort(404)
+    req = _unreached(request_id)
+    return _ring_user_then(req.phone, f"Callback <{req.phone}>", {}, "callback_request", req.id,
+                           after=lambda user: callback_worklist.mark_handled(db(), req, user.username, utcnow()))

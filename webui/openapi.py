@@ -9,7 +9,8 @@ CALL_FILTERS = [
     ("project", "Project key or id (/api/projects)"), ("source", "Source name or id (/api/sources)"),
     ("campaign", "Campaign name or id (/api/campaigns)"),
     ("status", "answered | missed | in_progress"), ("operator", "Operator name or id (/api/operators)"),
-    ("first", "first | repeat"), ("tag", "Tag name"), ("caller", "Caller number (any readable form)"),
+    ("first", "first | repeat"), ("target", "1: target calls only | 0: the others"), ("tag", "Tag name"), ("caller", "Caller number (any readable form)"),
+    ("q", "Words said in the call (its transcript): all required, `word*` a prefix, any case"),
     ("after", "Cursor: the page after (older than) this one (`next` of the previous answer)"),
     ("before", "Cursor: the page before (newer)"), ("limit", "Rows per page (1-1000, default 100)"),
 ]
@@ -44,8 +45,32 @@ def openapi_document(app=None) -> dict:
         call_props[k] = {"type": "number", "nullable": True}
     call_props["id"] = {"type": "integer"}
     call_props["first_call"] = {"type": "boolean", "nullable": True}
+    call_props["is_target"] = {"type": "boolean"}
     call_props["tags"] = {"type": "array", "items": {"type": "string"}}
     call_props["legs"] = {"type": "array", "items": {"type": "object"}}
+    call_props["conversation"] = {
+        "type": "object", "nullable": True,
+        "description": "GET /api/calls/{id} only: the recording's measures (null until measured; "
+                       "the two-sided ones null for a mono mix)",
+        "properties": {**{k: {"type": "number", "nullable": True} for k in (
+            "duration_seconds", "caller_talk_seconds", "operator_talk_seconds", "talk_ratio",
+            "longest_silence_seconds", "first_operator_word_seconds")},
+            **{k: {"type": "integer", "nullable": True} for k in (
+                "channels", "operator_interruptions", "caller_interruptions")}}}
+    call_props["transcript"] = {
+        "type": "object", "nullable": True,
+        "description": "GET /api/calls/{id} only: the transcript (null until transcribed; docs/transcripts.md)",
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "error", "failed"]}, "backend": {"type": "string"},
+            "error": {"type": "string"}, "attempts": {"type": "integer"},
+            "greeting_said": {"type": "boolean", "nullable": True},
+            "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+            "phrases": {"type": "array", "items": {"type": "object", "properties": {
+                "side": {"type": "string", "enum": ["caller", "operator", "mixed"]},
+                "start": {"type": "number"}, "end": {"type": "number"}, "text": {"type": "string"}}}},
+            "mentions": {"type": "array", "items": {"type": "object", "properties": {
+                "list": {"type": "string"}, "word": {"type": "string"},
+                "side": {"type": "string", "enum": ["caller", "operator", "mixed"]}, "at": {"type": "number"}}}}}}
     number_props = {"id": {"type": "integer"}, "number": {"type": "string"}, "project": {"type": "string"},
                     "kind": {"type": "string", "enum": ["static", "pool"]},
                     "source": {"type": "string", "nullable": True}, "campaign": {"type": "string", "nullable": True},

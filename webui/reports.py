@@ -52,7 +52,7 @@ TITLES = {
     "missed_heatmap": _l("Missed calls: hour × weekday"), "operators": _l("Operators"),
     "first_repeat": _l("First and repeat calls"),
     "time_to_call": _l("Time to call"), "devices": _l("Devices, OS and browsers"),
-    "concurrency": _l("Peak concurrent calls"),
+    "concurrency": _l("Peak concurrent calls"), "callbacks": _l("Callback requests"),
 }
 COLUMN_TITLES = {
     "name": _l("Name"), "calls": _l("Calls"), "answered": _l("Answered"), "missed": _l("Missed"),
@@ -63,6 +63,9 @@ COLUMN_TITLES = {
     "kind": _l("Kind"), "hour": _l("Hour"), "peak": _l("Peak"), "avg_daily_peak": _l("Avg daily peak"),
     "avg_peak": _l("Avg daily peak"),
     "offered": _l("Offered"), "answer_rate": _l("Answer rate, %"), "first_share": _l("First calls, %"),
+    "targets": _l("Target calls"),
+    "requests": _l("Callback requests"), "calls_made": _l("Calls made"), "reached": _l("Reached"),
+    "reach_rate": _l("Reached, %"), "median_to_connected": _l("Median time to connected call, s"), "cost_per_target": _l("Cost per target call"),
 }
 DRILL = {"sources": "source", "campaigns": "campaign", "keywords": "keyword", "operators": "operator",
          "first_repeat": "source"}
@@ -201,9 +204,43 @@ def export(name):
     w.writerows([csvexport.number(v) for v in row] for row in rep.rows)
     if rep.rows:                              # the page's totals and comparison, under the table
         w.writerows(csvexport.report_footer(rep.columns, _comparison(name, f, rep)))
+    if name == "operators" and not f.projects:  # the page's "Recorded conversations" table, below
+        w.writerows(_talk_rows(f))
     fname = f"{name}_{ALL_PROJECTS if f.projects else f.project.key}_{f.date_from}_{f.date_to}.csv"
     return Response(buf.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{fname}"'})
+
+
+TALK_COLUMNS = (("operator", _l("Operator")), ("calls", _l("Calls measured")),
+                ("talk_ratio", _l("Operator's share of talk, %")),
+                ("avg_longest_silence", _l("Avg longest silence, s")),
+                ("max_longest_silence", _l("Longest silence, s")),
+                ("interruptions_per_call", _l("Interruptions per call")),
+                ("avg_first_word", _l("Avg time to first word, s")))
+
+
+def _talk_rows(f) -> list[list]:
+    """The conversation measures per operator for the CSV: an empty row, a title row, the header,
+    one row per operator (talk share in percent; figures rounded as on the page)."""
+    from calltracking.jobs.recording_audio import operator_talk_stats
+
+    talk = operator_talk_stats(db(), f.project.id, *f.utc_range)
+    if not talk:
+        return []
+    rows = [[], [_("Recorded conversations")], [str(t) for _k, t in TALK_COLUMNS]]
+    for t in talk:
+        cells = []
+        for k, _t in TALK_COLUMNS:
+            v = t[k]
+            if k == "operator":
+                v = v or _("(not set)")
+            elif k == "talk_ratio" and v is not None:
+                v = round(v * 100, 1)
+            elif isinstance(v, float):
+                v = round(v, 2)
+            cells.append(csvexport.number(v))
+        rows.append(cells)
+    return rows
 
 
 @bp.route("/reports/drill/<dim>")

@@ -75,8 +75,10 @@ def evaluate(s, project: Project, when_local: dt.datetime, did: str = "", source
     forwarding number, cleaned as the ``route`` hook cleans ``agi_rdnis``)."""
     att = None
     vs = None
+    region = config().general.default_region
     if did:
-        att = lookup.attribute(s, did, when_local.astimezone(dt.timezone.utc), config().general.default_region)
+        att = lookup.attribute(s, did, when_local.astimezone(dt.timezone.utc), region,
+                               hook_inputs.forwarded_from(forwarded, region))
         if att.project is not None and att.project.id != project.id:
             raise entities.ServiceError(f"number {att.did} belongs to project {att.project.key!r}")
         source_id = source_id or att.source_id
@@ -86,8 +88,7 @@ def evaluate(s, project: Project, when_local: dt.datetime, did: str = "", source
     facts = routing.CallFacts(local_time=when_local, source_id=source_id, campaign_id=campaign_id,
                               keyword=keyword or (vs.keyword if vs else ""),
                               utm_term=utm_term or (vs.utm_term if vs else ""), has_session=has_session,
-                              forwarded_from=hook_inputs.forwarded_from(forwarded,
-                                                                        config().general.default_region))
+                              forwarded_from=hook_inputs.forwarded_from(forwarded, region))
     rows = s.scalars(select(RoutingRule).where(RoutingRule.project_id == project.id)).all()
     rules = [routing.Rule.from_row(r) for r in rows]
     rule = routing.choose(rules, facts)

@@ -11,6 +11,10 @@ on the in-memory catalogue (:mod:`calltracking.attribution.catalogue`) and plain
   the pool's own source;
 - an unknown or retired number gives ``none`` (the catalogue still names its project).
 
+A call *forwarded* to the DID from an active static tracking number (the company forwards its
+published number, registered with its source, to a tracking number: ``agi_rdnis``) is attributed
+as a call to that number: :func:`forwarded_mapping`.
+
 :func:`first_call` is :func:`lookup.is_first_call` in one query. Each copies its ORM
 counterpart for speed (two queries instead of a dozen ORM loads per call);
 ``tests/agi/test_agi_core.py`` proves each pair agrees.
@@ -52,6 +56,16 @@ class NumberAttribution:
 
 
 NOT_ATTRIBUTED = NumberAttribution()
+
+
+def forwarded_mapping(cat, info: NumberInfo, fwd_cat, fwd: NumberInfo):
+    """``(catalogue, mapping)`` that attributes a forwarded call: the forwarding number's
+    (``fwd``, from ``fwd_cat``) when it is an active static tracking number, with the dialled
+    number kept as the call's ``did``; else the dialled number's (``cat``, ``info``). A pool
+    number, a retired or an unknown number never attributes a call it forwarded."""
+    if fwd.tn_id is None or not fwd.active or fwd.kind != NumberKind.STATIC or fwd.pool_id is not None:
+        return cat, info
+    return fwd_cat, NumberInfo(**{**fwd.__dict__, "did": info.did})
 
 
 def attribute_number(conn, info: NumberInfo, now: dt.datetime) -> NumberAttribution:

@@ -111,8 +111,18 @@ def pool_holder(session: Session, number: TrackingNumber, pool: NumberPool,
     return session.get(VisitorSession, rows[0].session_id), len({r.visitor_id for r in rows})
 
 
-def attribute(session: Session, did: str, at: dt.datetime, region: str = "RU") -> Attribution:
-    """The attribution of a call to ``did`` at ``at`` (see the module docstring for the rules)."""
+def attribute(session: Session, did: str, at: dt.datetime, region: str = "RU",
+              forwarded: str = "") -> Attribution:
+    """The attribution of a call to ``did`` at ``at`` (see the module docstring for the rules).
+    ``forwarded``: the number that forwarded the call (cleaned: ``calls.forwarded_from``); when
+    it is an active static tracking number, the call is attributed as a call to it, ``did``
+    kept (the FastAGI copy: :func:`calltracking.attribution.fast.forwarded_mapping`)."""
+    if forwarded.startswith("+") and session.scalars(select(TrackingNumber.id).where(
+            TrackingNumber.number == forwarded, TrackingNumber.active.is_(True),
+            TrackingNumber.kind == NumberKind.STATIC)).first() is not None:
+        att = attribute(session, forwarded, at, region)
+        att.did = phone.try_normalize(did, region) or (did or "").strip()[:32]
+        return att
     e164 = phone.try_normalize(did, region)
     att = Attribution(did=e164 or (did or "").strip()[:32])
     if e164 is None:

@@ -17,7 +17,7 @@ FIELDS = (
     "pbx_id", "linkedid", "project", "did", "caller", "caller_name", "forwarded_from", "source",
     "campaign", "attribution", "queue", "started_at", "queued_at", "answered_at", "ended_at",
     "wait_seconds", "queue_wait_seconds", "talk_seconds", "hold_seconds", "status",
-    "missed_reason", "operator", "first_call", "time_to_call_seconds", "recording",
+    "missed_reason", "operator", "first_call", "time_to_call_seconds", "recording", "is_target",
 )
 TABLE_FIELDS = ("started_at", "linkedid", "did", "caller", "source", "queue", "status",
                 "missed_reason", "operator", "wait_seconds", "talk_seconds")
@@ -62,6 +62,7 @@ def call_to_dict(c: Call, with_legs: bool = True) -> dict:
         "first_call": c.first_call,
         "time_to_call_seconds": _num(c.time_to_call_seconds),
         "recording": c.recording_file or None,
+        "is_target": bool(c.is_target),
     }
     if with_legs:
         d["tags"] = sorted(t.name for t in c.tags)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from calltracking import phone
 from calltracking.calls import visibility
 from calltracking.models import Call, Tag, call_tags
+from calltracking.transcripts import search as transcript_search
 
 STATUSES = ("in_progress", "answered", "missed")
 #: the journal counts matching calls exactly up to this many ("more than" above it)
@@ -39,9 +40,11 @@ class JournalFilter:
     status: Optional[str] = None
     operator_id: Optional[int] = None
     first_call: Optional[bool] = None           # True first, False repeat
+    target: Optional[bool] = None               # True target calls only, False the others
     tag: Optional[str] = None
     caller: Optional[str] = None                # any readable form; normalized when possible
     name: Optional[str] = None                  # part of the caller's name (CRM lookup or caller id)
+    text: Optional[str] = None                  # words said in the call (calltracking.transcripts.search)
     viewer_role: Optional[str] = None           # who looks: operators see only their own calls
     own_operator_id: Optional[int] = None       # the viewer's operator (calltracking.calls.visibility)
     region: str = "RU"
@@ -67,6 +70,8 @@ class JournalFilter:
             conds.append(Call.operator_id == self.operator_id)
         if self.first_call is not None:
             conds.append(Call.first_call.is_(self.first_call))
+        if self.target is not None:
+            conds.append(Call.is_target.is_(self.target))
         if self.tag:
             conds.append(exists().where(call_tags.c.call_id == Call.id, call_tags.c.tag_id == Tag.id,
                                         Tag.name == self.tag))
@@ -80,6 +85,10 @@ class JournalFilter:
                 conds.append(Call.caller_number.like(f"%{digits}%"))
         if self.name:
             conds.append(name_matches(self.name))
+        if self.text:
+            said = transcript_search.matches(Call.id, self.text)
+            if said is not None:
+                conds.append(said)
         if self.viewer_role is not None:
             conds.extend(visibility.visible_to(self.viewer_role, self.own_operator_id))
         conds.append(Call.started_at.is_not(None))

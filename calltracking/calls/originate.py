@@ -46,8 +46,9 @@ def _read_response(fh, action_id: str) -> dict:
 
 def originate(host: str, port: int, username: str, secret: str, channel: str, number: str,
               caller_id: str = "", context: str = CONTEXT, variables: dict | None = None,
-              timeout: float = 5.0) -> str:
-    """Send one Originate (Async); returns the ActionID. Raises :class:`OriginateError`."""
+              timeout: float = 5.0, ring_timeout_ms: int = 30000) -> str:
+    """Send one Originate (Async; ``channel`` rings at most ``ring_timeout_ms``); returns the
+    ActionID. Raises :class:`OriginateError`."""
     if not channel or not number:
         raise OriginateError("click-to-call needs the operator's interface and a number")
     try:
@@ -68,7 +69,7 @@ def originate(host: str, port: int, username: str, secret: str, channel: str, nu
             raise OriginateError(f"AMI login failed: {r.get('message', 'refused')}")
         action_id = uuid.uuid4().hex
         fields = {"Action": "Originate", "Channel": channel, "Context": context, "Exten": number,
-                  "Priority": "1", "Async": "true", "Timeout": "30000", "ActionID": action_id}
+                  "Priority": "1", "Async": "true", "Timeout": str(int(ring_timeout_ms)), "ActionID": action_id}
         if caller_id:
             fields["CallerID"] = caller_id
         if variables:

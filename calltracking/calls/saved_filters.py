@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 from calltracking.models import SavedFilter
 
 #: the query-string keys of the journal's filter form (and its order) that a saved filter keeps
-KEYS = ("from", "to", "project", "source", "campaign", "status", "operator", "first", "tag", "caller",
-        "name", "sort")
+KEYS = ("from", "to", "project", "source", "campaign", "status", "operator", "first", "target", "tag", "caller",
+        "name", "q", "sort")
 MAX_PER_USER = 50
 
 

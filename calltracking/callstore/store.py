@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from calltracking import phone
 from calltracking.attribution import routing
 from calltracking.attribution.lookup import attribute, first_call_window, is_first_call
+from calltracking.callbacks import link as callback_link
 from calltracking.callstore.events import EventLog
 from calltracking.callstore.listener_state import ListenerState
 from calltracking.callstore.operators import Operators
@@ -141,6 +142,11 @@ class CallStore:
         known = self._attribution.get(lid)
         if known is not None and known[0] == did:
             return known[1]
+        token = callback_link.token_of(call.ct)
+        if token:           # the PBX calling a website callback request back
+            values = callback_link.attribution(s, token)
+            self._attribution[lid] = (did, values)
+            return values
         if not did or not did.lstrip("+").isdigit() or rec["started_at"] is None:
             return None
         started = utc(rec["started_at"])
@@ -252,6 +258,8 @@ class CallStore:
                     Call.pbx_id == self.pbx_id, Call.linkedid.in_(inserted[i:i + CHUNK]))):
                 ids[lid] = cid
         self._legs(s, {ids[lid]: recs[lid]["legs"] for lid in ids})
+        callback_link.record_attempts(s, {ids[lid]: recs[lid] for lid in ids
+                                          if callback_link.token_of(recs[lid]["ct"])})
         return set(ids)
 
     def _first_calls(self, s: Session, rows: list[dict]) -> None:

@@ -51,6 +51,7 @@ COMMANDS = {
     "sources": LazyCommand("calltracking.cli.entities:sources",
                            "Advertising sources (Google Ads, billboard, newspaper...)."),
     "spend": LazyCommand("calltracking.cli.jobs:spend", "Advertising spend (cost per call in the reports)."),
+    "transcripts": LazyCommand("calltracking.cli.transcripts:transcripts", "Call transcripts and keyword spotting."),
     "users": LazyCommand("calltracking.cli.entities:users", "Web UI users and their roles."),
     "web": LazyCommand("calltracking.cli.web:web",
                        "Serve the web UI (waitress) and the DNI endpoints ([dni] listen) until interrupted."),

@@ -1,4 +1,5 @@
-"""`calltracking calls list`: the call-record contract, as table, JSON or CSV."""
+"""`calltracking calls list`: the call-record contract, as table, JSON or CSV; `calls qualify`:
+the target rules applied again to a date range."""
 import click
 
 from calltracking import entities as svc
@@ -32,3 +33,28 @@ def calls_list(app, start, end, project, tz, limit, fmt):
         rows = [export.call_to_dict(c, with_legs=fmt == "json")
                 for c in export.query_calls(s, a, b, pid, limit)]
     click.echo(export.render(rows, fmt))
+
+
+@calls.command("qualify")
+@click.option("--since", required=True, help="YYYY-MM-DD or ISO date-time: calls that started then or later.")
+@click.option("--until", default=None, help="YYYY-MM-DD (inclusive day) or ISO date-time (exclusive).")
+@click.option("--project", default=None, help="Only this project (key).")
+@click.option("--tz", default=None, help="Time zone of --since/--until (default: the project's or [general] timezone).")
+@pass_ctx
+def calls_qualify(app, since, until, project, tz):
+    """Apply the target rules again to the finished calls of a date range (after changing the
+    rules): is_target and the matching rule are recomputed, the rules' tags added (never removed)."""
+    from calltracking.db import write_sessionmaker
+    from calltracking.qualify import apply as qualify_apply
+
+    with UserErrors():
+        with app.session() as s:
+            pid = None
+            zone = tz or app.config.general.timezone
+            if project:
+                p = svc.get_project(s, project)
+                pid, zone = p.id, tz or p.timezone
+            a = svc.parse_when(since, zone)
+            b = svc.parse_when(until, zone, end=True) if until else None
+        summary = qualify_apply.reapply(write_sessionmaker(app.sessionmaker), a, b, pid)
+    click.echo(summary.text())

@@ -50,7 +50,12 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
         stats = seed(s, days=days, per_day=calls_per_day, recordings_dir=rec_dir)
         entities.add_user(s, "demo", password, "admin", language="ru")
         s.commit()
+    from calltracking.transcripts.demo import seed_transcripts, speak_recordings
+    spoken = speak_recordings(factory)
     analysed = analyse_recordings(cfg, factory)
+    said = seed_transcripts(cfg, factory, spoken)
+    transcribed = (f"{said['calls']} transcribed in {said['seconds']:.1f} s" if not said["error"]
+                   else f"transcripts not made: {said['error']}")
     from calltracking.whisper import audio, files as whisper_files
     if audio.espeak_path():
         with factory() as s:
@@ -58,7 +63,8 @@ def demo(app, db_path, days, calls_per_day, listen, password, no_serve):
     else:
         whispers = "not made: espeak-ng is not installed"
     click.echo(f"demo database {db_path}: {stats['calls']} calls, {stats['sources']} sources, "
-               f"{stats['operators']} operators, {analysed} recordings analysed; whispers {whispers}")
+               f"{stats['operators']} operators, {stats['targets']} target calls, {analysed} recordings analysed "
+               f"({transcribed}); whispers {whispers}")
     if no_serve:
         click.echo(f"log in as demo / {password}")
         return

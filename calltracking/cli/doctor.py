@@ -17,6 +17,7 @@ def doctor(app):
     from ami_listener import doctor as _ami_checks  # noqa: F401  (AMI login, events, clock)
     from calltracking.jobs import doctor as _jobs_checks  # noqa: F401  (scheduler, jobs, recordings, deliveries)
     from calltracking.whisper import doctor as _whisper_checks  # noqa: F401  (espeak-ng, whisper files)
+    from calltracking.transcripts import doctor as _transcript_checks  # noqa: F401  (backend, backlog)
     from webui import doctor as _web_checks  # noqa: F401  (web UI, DNI server)
 
     results = doc.run_checks(app)

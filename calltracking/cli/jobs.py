@@ -97,8 +97,9 @@ def notify():
 @click.option("--template", default="", help="Webhook body or SMS text template ($caller, $source, …).")
 @click.option("--secret", default="", help="CRM: HMAC key; GA4: API secret.")
 @click.option("--name", default="")
+@click.option("--target-only", is_flag=True, help="call_finished: send only target calls (each when it becomes one).")
 @pass_ctx
-def notify_add(app, project, channel, event, target, template, secret, name):
+def notify_add(app, project, channel, event, target, template, secret, name, target_only):
     """Add a notification rule to PROJECT (the rules of a valid one: ``check_rule``)."""
     from calltracking.jobs import rules, transport
 
@@ -110,7 +111,8 @@ def notify_add(app, project, channel, event, target, template, secret, name):
     with UserErrors(), app.session(write=True) as s:
         p = svc.get_project(s, project)
         r = NotificationRule(project_id=p.id, name=name or f"{channel} {event}", channel=channel, event=event,
-                             target=target, body_template=template, secret=secret, enabled=True)
+                             target=target, body_template=template, secret=secret, enabled=True,
+                             target_only=target_only and event == "call_finished")
         s.add(r)
         s.flush()
         click.echo(f"rule {r.id} added")
@@ -126,9 +128,10 @@ def notify_list(app, project, fmt):
         if project:
             stmt = stmt.where(Project.key == project)
         rows = [{"id": r.id, "project": key, "name": r.name, "channel": r.channel, "event": r.event,
-                 "target": r.target, "enabled": r.enabled, "secret": "set" if r.secret else ""}
+                 "target": r.target, "enabled": r.enabled, "secret": "set" if r.secret else "",
+                 "target_only": r.target_only}
                 for r, key in s.execute(stmt.order_by(NotificationRule.id))]
-    out(rows, ("id", "project", "name", "channel", "event", "target", "enabled", "secret"), fmt)
+    out(rows, ("id", "project", "name", "channel", "event", "target", "enabled", "target_only", "secret"), fmt)
 
 
 @notify.command("remove")
@@ -265,7 +268,10 @@ def recordings_analyze(files):
         raise click.ClickException(str(e))
     click.echo(json.dumps({"duration": a.duration, "channels": a.channels, "caller_talk": a.caller_talk,
                            "operator_talk": a.operator_talk, "talk_ratio": a.talk_ratio,
-                           "longest_silence": a.longest_silence}))
+                           "longest_silence": a.longest_silence,
+                           "operator_interruptions": a.operator_interruptions,
+                           "caller_interruptions": a.caller_interruptions,
+                           "first_operator_word": a.first_operator_word}))
 
 
 # ---------------------------------------------------------------------- spend

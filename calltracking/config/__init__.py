@@ -10,7 +10,7 @@ points elsewhere. A single value can be overridden with
 
 * ``options``: :func:`opt` (how a key is declared), the converters that check a value, and
   :class:`ConfigError`;
-* ``general``, ``telephony``, ``web``, ``notify``: the sections, one dataclass each;
+* ``general``, ``telephony``, ``web``, ``notify``, ``transcripts``: the sections, one dataclass each;
 * ``loader``: :class:`Config` (every section) and :func:`load_config`.
 
 Import from here: ``from calltracking.config import load_config, Config, ConfigError``.
@@ -21,10 +21,11 @@ from calltracking.config.loader import (DEFAULT_CONFIG_PATH, ENV_CONFIG, ENV_PRE
 from calltracking.config.notify import NotifyConfig
 from calltracking.config.options import ConfigError, opt
 from calltracking.config.telephony import AgiConfig, AmiConfig, AsteriskConfig, RecordingsConfig
+from calltracking.config.transcripts import TranscriptsConfig
 from calltracking.config.web import EXAMPLE_SECRET_KEY, DniConfig, WebConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH", "ENV_CONFIG", "ENV_PREFIX", "EXAMPLE_SECRET_KEY", "SECTIONS",
     "AgiConfig", "AmiConfig", "AsteriskConfig", "Config", "ConfigError", "DatabaseConfig", "DniConfig",
-    "GeneralConfig", "LogConfig", "NotifyConfig", "RecordingsConfig", "WebConfig", "load_config", "opt",
+    "GeneralConfig", "LogConfig", "NotifyConfig", "RecordingsConfig", "TranscriptsConfig", "WebConfig", "load_config", "opt",
 ]

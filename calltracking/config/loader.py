@@ -12,6 +12,7 @@ from calltracking.config.general import DatabaseConfig, GeneralConfig, LogConfig
 from calltracking.config.notify import NotifyConfig
 from calltracking.config.options import LIST_CONVERTERS, ConfigError
 from calltracking.config.telephony import AgiConfig, AmiConfig, AsteriskConfig, RecordingsConfig
+from calltracking.config.transcripts import TranscriptsConfig
 from calltracking.config.web import EXAMPLE_SECRET_KEY, DniConfig, WebConfig
 
 DEFAULT_CONFIG_PATH = "/etc/calltracking/config.ini"
@@ -29,6 +30,7 @@ SECTIONS: dict[str, type] = {
     "notify": NotifyConfig,
     "asterisk": AsteriskConfig,
     "log": LogConfig,
+    "transcripts": TranscriptsConfig,
 }
 
 
@@ -44,6 +46,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    transcripts: TranscriptsConfig = field(default_factory=TranscriptsConfig)
     #: where values came from, e.g. {"database.url": "/etc/calltracking/config.ini"}
     origins: dict = field(default_factory=dict, compare=False)
     path: str | None = None

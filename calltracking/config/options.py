@@ -188,6 +188,18 @@ def proxies(v: str) -> tuple:
     return nets
 
 
+def command_line(v: str) -> tuple:
+    """A program and its arguments split like a shell would (quotes kept together, nothing
+    expanded or run by a shell): ``/opt/stt --lang ru "{wav}"`` -> ("/opt/stt", "--lang", "ru",
+    "{wav}"); empty -> ()."""
+    import shlex
+
+    try:
+        return tuple(shlex.split(v.strip()))
+    except ValueError as e:
+        raise ValueError(f"cannot split into a program and its arguments: {e}") from None
+
+
 #: converters whose value is a tuple of items, shown as a comma-separated list (any other tuple
 #: is a (host, port) shown as HOST:PORT)
-LIST_CONVERTERS = (contexts, networks, proxies)
+LIST_CONVERTERS = (contexts, networks, proxies, command_line)

@@ -34,3 +34,7 @@ class DniConfig:
                                      "different pools of a project)")
     rate_per_minute: int = opt(120, integer(1), "Requests a minute to /api/dni/* per client")
     rate_burst: int = opt(60, integer(1), "Burst of requests above the rate per client")
+    callback_per_client: int = opt(20, integer(1, 100_000), "Callback requests (/api/dni/callback) an hour "
+                                   "per client, whatever their answer")
+    callback_per_visitor: int = opt(3, integer(1, 1000), "Callback requests with a valid number an hour "
+                                    "per visitor id")

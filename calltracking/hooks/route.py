@@ -5,7 +5,9 @@ catalogue (:mod:`calltracking.attribution.catalogue`), the attribution from
 :func:`calltracking.attribution.fast.attribute_number`, first or repeat caller from
 :func:`calltracking.attribution.fast.first_call`, the queue from the project's routing
 rules (:mod:`calltracking.attribution.routing`), which may look at the number that forwarded
-the call (``agi_rdnis``, kept on the row as ``forwarded_from``). The call is recorded when the matching
+the call (``agi_rdnis``, kept on the row as ``forwarded_from``); a call forwarded from one of the
+project's own static tracking numbers is attributed by that number
+(:func:`calltracking.attribution.fast.forwarded_mapping`). The call is recorded when the matching
 rule says so, else when its number records and the call is attributed. With
 ``[agi] callerid_prefix`` (and the number's ``callerid_prefix``) an attributed call's
 ``CALLERID(name)`` gets the source's short label in front. ``CT_WHISPER`` names the
@@ -16,7 +18,7 @@ from __future__ import annotations
 from typing import Optional
 
 from calltracking.attribution import routing
-from calltracking.attribution.fast import attribute_number, first_call
+from calltracking.attribution.fast import attribute_number, first_call, forwarded_mapping
 from calltracking.attribution.lookup import time_to_call
 from calltracking.enums import AttributionKind
 from calltracking.hooks import call_row, inputs
@@ -65,6 +67,9 @@ def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
 
     def read(conn):
         cat, info = env.cache.number(conn, env.session_factory, e164, did_text)
+        if forwarded.startswith("+"):    # forwarded from one of the project's own numbers?
+            cat, info = forwarded_mapping(cat, info, *env.cache.number(conn, env.session_factory,
+                                                                       forwarded, forwarded))
         att = attribute_number(conn, info, now)
         project = info.project
         first = first_call(conn, env.pbx_id, project.id if project else None, number, now,

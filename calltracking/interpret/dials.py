@@ -2,6 +2,10 @@
 every Dial() made by a channel of the call, answered or not, which leads from a leg to the phone
 that talked (:meth:`~.state.CallState.talker`: a route dialling a phone, a phone forwarding).
 
+The ``Dial()`` of a website callback request's first channel (``CT_CALLBACK_REQUEST``) dials the
+visitor, not an operator: the visitor's channel joins the caller's side and opens no leg
+(:mod:`calltracking.callbacks.link`).
+
 A leg's interface is the ``DialString`` with the technology of the channel dialled
 (``Local/102@operators/n`` dialled as ``102@operators/n``), else the channel's interface.
 """
@@ -12,6 +16,7 @@ from calltracking.interpret.legs import (
     DIAL_OUTCOME, add_dial, add_leg, answer, dialled_kind, leg_answered, name_channel, ring_ended, seen_context,
 )
 from calltracking.interpret.names import interface_of
+from calltracking.interpret.outbound import CALLBACK_REQUEST_VAR
 
 #: Dials remembered per call (what the caller's side dialled: outbound calls' numbers).
 DIALS_MAX = 32
@@ -33,6 +38,11 @@ def on_dial_begin(it, ev: dict, ts: float):
         call.dials[dest] = (ev.get("DialString", "")[:200], ev.get("DestCallerIDNum", "")[:40],
                             ev.get("Exten", "")[:40])
     if dest in call.legs or dest in call.caller_side:
+        return call.linkedid
+    if src == call.linkedid and call.ct.get(CALLBACK_REQUEST_VAR) and dest:
+        # a website callback dialling the visitor: the customer's side, never an operator's leg
+        call.caller_side.add(dest)
+        it.chan_call.setdefault(dest, call.linkedid)
         return call.linkedid
     dial, dest_name = ev.get("DialString", ""), ev.get("DestChannel", "")
     tech = dest_name.split("/", 1)[0] if "/" in dest_name else ""

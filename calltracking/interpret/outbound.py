@@ -6,7 +6,10 @@ A call is *outbound* when its first channel (the one whose Uniqueid is the Linke
   click-to-call (:mod:`calltracking.calls.originate`), ``originated_by_us``;
 - is an operator's device: its interface (the channel name without the ``-0000001a``
   suffix, e.g. ``PJSIP/101``) is an active operator's interface;
-- was created in one of the contexts of ``[asterisk] outbound_contexts``.
+- was created in one of the contexts of ``[asterisk] outbound_contexts``;
+
+and is not the PBX calling back a website callback request (``CT_CALLBACK_REQUEST``, the
+``calltracking-callback-request`` context): that call is recorded like an inbound one.
 
 The number called is read from what the operator's channel dialled (``DialString``'s user
 part, the callee channel's caller ID, which ``Dial`` sets to the dialled extension, the
@@ -23,6 +26,9 @@ from calltracking.interpret.state import CallState
 
 CALLBACK_CONTEXT = "calltracking-callback"
 CALLBACK_VAR = "CT_CALLBACK_FOR"
+#: a website callback request's call (:mod:`calltracking.callbacks.link`): never outbound
+CALLBACK_REQUEST_VAR = "CT_CALLBACK_REQUEST"
+CALLBACK_REQUEST_CONTEXT = "calltracking-callback-request"
 
 
 def first_interface(call: CallState) -> str:
@@ -55,6 +61,8 @@ def detect(call: CallState, operator_interfaces: Iterable[str] = (),
     """Why ``call`` is outbound ("callback", "operator" or "context"), or None when it is not."""
     if not call.first_channel:
         return None
+    if call.ct.get(CALLBACK_REQUEST_VAR) or CALLBACK_REQUEST_CONTEXT in call.contexts:
+        return None       # the PBX calling a website visitor back: an inbound-like call record
     if originated_by_us(call):
         return "callback"
     if any(base_interface(i) in operator_interfaces for i in operator_side(call)):

@@ -9,4 +9,6 @@
 * Recordings: ``recordings`` (the job: find, measure, convert, record — crash-safe),
   ``recording_files`` (names, the finder, what may be touched, what the web UI serves),
   ``recording_audio`` (talk time, talk ratio, longest silence), ``recording_retention``.
+* Transcripts: ``transcripts`` (the job: recorded calls transcribed in a pool of low-priority
+  worker processes; the rules in :mod:`calltracking.transcripts`).
 """

@@ -4,12 +4,15 @@ Configured as ``notification_rules`` rows of a project with event ``call_finishe
 (queued by :func:`calltracking.jobs.rules.enqueue_finished`, sent through the outbox):
 
 * ``crm``: ``target`` is a URL; JSON per finished call (attribution, times, operator,
-  recording URL, tags: :func:`crm_payload`), signed with the rule's ``secret``
+  recording URL, tags, ``is_target``: :func:`crm_payload`), signed with the rule's ``secret``
   (:func:`calltracking.jobs.transport.sign`).
 * ``ga4``: GA4 Measurement Protocol. ``target`` is the measurement id (``G-XXXX``, sent to
   Google's endpoint) or a full endpoint URL (which may carry ``measurement_id``); ``secret``
   is the API secret. The event (``phone_call``: :func:`ga4_payload`) carries the visitor
-  session's GA client id (or a stable pseudonymous one: :func:`ga4_client_id`) and the source.
+  session's GA client id (or a stable pseudonymous one: :func:`ga4_client_id`), the source and
+  ``target_call`` (yes/no).
+
+Either can send only target calls (the rule's ``target_only``: :func:`calltracking.jobs.rules.enqueue_finished`).
 
 The e-mail and SMS/chat webhook messages of a call are in :mod:`calltracking.jobs.notify`.
 """
@@ -57,6 +60,7 @@ def crm_payload(config, session: Session, call: Call) -> dict:
             "did": call.did, "caller": call.caller_number, "caller_name": call.caller_name,
             "status": call.status, "missed_reason": call.missed_reason,
             "first_call": call.first_call, "queue": call.queue or None,
+            "is_target": bool(call.is_target),
             "started_at": _iso(call.started_at), "answered_at": _iso(call.answered_at),
             "ended_at": _iso(call.ended_at), "wait_seconds": _num(call.wait_seconds),
             "talk_seconds": _num(call.talk_seconds), "hold_seconds": _num(call.hold_seconds),
@@ -125,6 +129,7 @@ def ga4_payload(session: Session, call: Call) -> dict:
         "attribution": call.attribution,
         "call_status": call.status,
         "first_call": "yes" if call.first_call else "no",
+        "target_call": "yes" if call.is_target else "no",
         "wait_seconds": round(_num(call.wait_seconds) or 0),
         "talk_seconds": round(_num(call.talk_seconds) or 0),
         "call_id": f"{call.pbx_id}:{call.linkedid}",

@@ -1,4 +1,5 @@
-"""What is measured in a recording: duration, each side's talk time, talk ratio, longest silence.
+"""What is measured in a recording: duration, each side's talk time, talk ratio, longest silence,
+interruptions and time to first operator word (the rules: :mod:`calltracking.jobs.conversation`).
 
 Sides: a *stereo* file is read as caller on the left channel and operator on the right; a
 pair of files (``-in``/``-out``, see :mod:`calltracking.jobs.recording_files`) as caller and
@@ -24,6 +25,7 @@ from typing import Optional
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from calltracking.jobs import conversation
 from calltracking.models import Call, RecordingInfo
 
 SILENCE_DBFS = -45.0        # quieter than this is silence
@@ -37,13 +39,16 @@ class RecordingError(Exception):
 
 @dataclass
 class Analysis:
-    """The measures of one recording, in seconds (talk and silence: None for a mono mix)."""
+    """The measures of one recording, in seconds (talk, interruptions, first word: None for a mono mix)."""
 
     duration: float
     channels: int
     caller_talk: Optional[float] = None
     operator_talk: Optional[float] = None
     longest_silence: Optional[float] = None
+    operator_interruptions: Optional[int] = None
+    caller_interruptions: Optional[int] = None
+    first_operator_word: Optional[float] = None
 
     @property
     def talk_ratio(self) -> Optional[float]:
@@ -123,6 +128,9 @@ def analyze(files: list[Path]) -> tuple[object, Analysis]:
         result.caller_talk = sum(b - a for a, b in c) / 1000.0
         result.operator_talk = sum(b - a for a, b in o) / 1000.0
         result.longest_silence = longest_gap(c + o)
+        result.operator_interruptions = conversation.interruptions(o, c)
+        result.caller_interruptions = conversation.interruptions(c, o)
+        result.first_operator_word = conversation.first_word(o)
     else:
         result.longest_silence = longest_gap(speech_ranges(audio))
     return audio, result
@@ -130,17 +138,24 @@ def analyze(files: list[Path]) -> tuple[object, Analysis]:
 
 # ------------------------------------------------------------------ reports
 def operator_talk_stats(session: Session, project_id: int, start: dt.datetime, end: dt.datetime) -> list[dict]:
-    """Per operator: calls measured, average talk ratio, average and worst longest silence."""
+    """Per operator, over the two-sided recordings of calls started in [start, end): calls
+    measured, average talk share, average and worst longest silence, the operator's
+    interruptions per call (average of ``operator_interruptions``), average time to first
+    operator word (over the calls where the operator spoke), talk totals. Plain SQL averages."""
+    ri = RecordingInfo
     rows = session.execute(
-        select(Call.operator_name, func.count(RecordingInfo.call_id), func.avg(RecordingInfo.talk_ratio),
-               func.avg(RecordingInfo.longest_silence_seconds), func.max(RecordingInfo.longest_silence_seconds),
-               func.sum(RecordingInfo.operator_talk_seconds), func.sum(RecordingInfo.caller_talk_seconds))
-        .join(RecordingInfo, RecordingInfo.call_id == Call.id)
+        select(Call.operator_name, func.count(ri.call_id), func.avg(ri.talk_ratio),
+               func.avg(ri.longest_silence_seconds), func.max(ri.longest_silence_seconds),
+               func.sum(ri.operator_talk_seconds), func.sum(ri.caller_talk_seconds),
+               func.avg(ri.operator_interruptions), func.avg(ri.first_operator_word_seconds))
+        .join(ri, ri.call_id == Call.id)
         .where(Call.project_id == project_id, Call.started_at >= start, Call.started_at < end,
-               RecordingInfo.talk_ratio.is_not(None))
+               ri.talk_ratio.is_not(None))
         .group_by(Call.operator_name).order_by(Call.operator_name)).all()
-    return [{"operator": name or "", "calls": n, "talk_ratio": float(r) if r is not None else None,
-             "avg_longest_silence": float(s) if s is not None else None,
-             "max_longest_silence": float(m) if m is not None else None,
-             "operator_talk_seconds": float(o or 0), "caller_talk_seconds": float(c or 0)}
-            for name, n, r, s, m, o, c in rows]
+
+    def f(v):
+        return float(v) if v is not None else None
+    return [{"operator": name or "", "calls": n, "talk_ratio": f(r), "avg_longest_silence": f(s),
+             "max_longest_silence": f(m), "operator_talk_seconds": float(o or 0),
+             "caller_talk_seconds": float(c or 0), "interruptions_per_call": f(i), "avg_first_word": f(w)}
+            for name, n, r, s, m, o, c, i, w in rows]

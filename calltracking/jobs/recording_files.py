@@ -9,7 +9,10 @@ bare linkedid), in ``dir`` and in its sub-directories one and three levels down
 
 Separate legs: two files ``<name>-in.<ext>`` (MixMonitor ``r()``: what the caller says) and
 ``<name>-out.<ext>`` (``t()``: what the operator says) are the two sides of one call (also
-``-caller``/``-operator``, ``-rx``/``-tx``, ``-r``/``-t``): :data:`SPLIT_SUFFIXES`.
+``-caller``/``-operator``, ``-rx``/``-tx``, ``-r``/``-t``): :data:`SPLIT_SUFFIXES`. When the
+named file is a mix with such a pair beside it (the include records ``NAME.wav`` plus
+``NAME-in.wav``/``NAME-out.wav``, docs/dialplan.md), the pair is the recording and the mix is
+a leftover original (:func:`mix_beside`), deleted with the legs once converted.
 
 Names: only a known audio extension (:data:`AUDIO_EXT`) is an extension — the Linkedid's dot
 is part of the name (:func:`split_ext`); a converted file is named after the whole original
@@ -72,13 +75,31 @@ def _split_partner(p: Path) -> Optional[tuple[Path, Path]]:
     return None
 
 
-def _by_stem(base: Path) -> list[Path]:
-    """Files named ``base.<audio ext>`` or the split pair ``base-in/-out.<ext>``."""
+def _pair_of(base: Path) -> Optional[tuple[Path, Path]]:
+    """The split pair ``base-in/-out.<ext>`` (any of :data:`SPLIT_SUFFIXES`), or None."""
     for ext in AUDIO_EXT:
         for a, b in SPLIT_SUFFIXES:
             x, y = base.with_name(base.name + a + ext), base.with_name(base.name + b + ext)
             if x.is_file() and y.is_file():
-                return [x, y]
+                return x, y
+    return None
+
+
+def mix_beside(directory: str, files: list[Path]) -> list[Path]:
+    """For a pair of legs ``NAME-in.<ext>``/``NAME-out.<ext>``: the mix ``NAME.<ext>`` recorded
+    with them, when it exists under ``directory`` ([] otherwise, and for a single file)."""
+    if len(files) != 2:
+        return []
+    mix = converted_name(files, split_ext(files[0].name)[1].lstrip(".") or "wav")
+    return [mix] if mix.is_file() and inside(directory, mix) else []
+
+
+def _by_stem(base: Path) -> list[Path]:
+    """The split pair ``base-in/-out.<ext>``, else the file ``base.<audio ext>``."""
+    pair = _pair_of(base)
+    if pair:
+        return list(pair)
+    for ext in AUDIO_EXT:
         single = base.with_name(base.name + ext)
         if single.is_file():
             return [single]
@@ -107,7 +128,7 @@ def locate(directory: str, call: Call) -> list[Path]:
     if call.recording_file:
         p = _resolve(directory, call.recording_file)
         if p.is_file():
-            pair = _split_partner(p)
+            pair = _split_partner(p) or _pair_of(p.with_name(split_ext(p.name)[0]))
             found = list(pair) if pair else [p]
         else:
             found = _by_stem(p.with_name(split_ext(p.name)[0]))

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calltracking.db import make_sessionmaker, session_scope, writer
 from calltracking.jobs.recording_audio import Analysis, RecordingError, analyze
-from calltracking.jobs.recording_files import converted_name, inside, locate, split_ext
+from calltracking.jobs.recording_files import converted_name, inside, locate, mix_beside, split_ext
 from calltracking.models import Call, RecordingInfo, utcnow
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class Conversion:
     call_id: int
     attempts_seen: Optional[int]  # the row's attempts when read (None: no row): another run's commit changes it
     files: list[Path] = field(default_factory=list)
+    beside: list[Path] = field(default_factory=list)  # a mix recorded with the legs: deleted with them
     status: str = "missing"
     error: str = ""
     out: Optional[Path] = None
@@ -149,6 +150,7 @@ def prepare(config, session_factory: sessionmaker, call_id: int) -> Optional[Con
         info = s.get(RecordingInfo, call_id)
         conv = Conversion(call_id, info.attempts if info is not None else None)
     conv.files = locate(config.recordings.dir, call)
+    conv.beside = mix_beside(config.recordings.dir, conv.files)
     if not conv.files:
         conv.error = f"no recording found in {config.recordings.dir}"
     return conv
@@ -196,12 +198,14 @@ def record(write_factory: sessionmaker, conv: Conversion, now: dt.datetime) -> s
             out, a = conv.out, conv.analysis
             info.file = str(out)
             info.format = (split_ext(out.name)[1] or out.suffix).lstrip(".").lower()[:5]
-            info.source_files = json.dumps([str(f) for f in conv.files])
+            info.source_files = json.dumps([str(f) for f in conv.files + conv.beside])
             info.duration_seconds, info.channels = _d(a.duration), a.channels
             info.caller_talk_seconds, info.operator_talk_seconds = _d(a.caller_talk), _d(a.operator_talk)
             info.talk_ratio = _d(a.talk_ratio)
             info.longest_silence_seconds = _d(a.longest_silence)
-            if any(f != out for f in conv.files):
+            info.operator_interruptions, info.caller_interruptions = a.operator_interruptions, a.caller_interruptions
+            info.first_operator_word_seconds = _d(a.first_operator_word)
+            if any(f != out for f in conv.files + conv.beside):
                 info.error = ORIGINALS_PENDING
             call = s.get(Call, conv.call_id)
             call.recording_seconds = _d(a.duration)

@@ -15,7 +15,13 @@ refused is retried alone, and one it acknowledged never gets the message again.
 * ``call_finished`` (``crm``, ``ga4``, ``webhook``, ``email``): an answered or missed call
   that ended between ``FINISHED_LOOKBACK`` and ``FINISHED_GRACE`` ago
   (:func:`enqueue_finished`; the grace lets the AMI listener finish the record first). A rule
-  created later is not sent calls older than the lookback.
+  created later is not sent calls older than the lookback. A rule with ``target_only`` sends only
+  target calls (``calls.is_target``, :mod:`calltracking.qualify`): a finished call that is not a
+  target call is not sent, and one that becomes a target call later (the ``qualify`` job, or
+  the rules re-applied) is sent then: when it ended *or was qualified* within the lookback.
+* ``callback_unreached`` (``email``, ``webhook``, ``sms``): a website callback request closed
+  unreached within the last ``MISSED_LOOKBACK`` (:func:`enqueue_callback_unreached`, in the
+  ``notifications`` job).
 * ``digest_daily`` / ``digest_weekly`` (``email``, ``sms``): once per period, from ``DIGEST_HOUR``
   o'clock in the project's time zone on (:func:`enqueue_digests`; the ``digests`` job runs
   every 5 min).
@@ -30,17 +36,18 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 import urllib.parse
 
+from calltracking.callbacks import alerts as callback_alerts
 from calltracking.db import session_scope
 from calltracking.enums import NotificationChannel, NotificationEvent
 from calltracking.jobs import integrations, notify, outbox, transport
 from calltracking.settings_rules import ServiceError
 from calltracking.sms import numbers as sms_numbers
-from calltracking.models import Call, Delivery, NotificationRule, Project, utcnow
+from calltracking.models import Call, CallbackRequest, Delivery, NotificationRule, Project, utcnow
 
 MISSED_LOOKBACK = dt.timedelta(hours=1)
 FINISHED_LOOKBACK = dt.timedelta(hours=24)   # calls older than this are not sent to a new rule
@@ -145,14 +152,19 @@ def queue_message(s: Session, rule: NotificationRule, event: str, payload: dict,
 
 
 # -------------------------------------------------------------------- calls
+def _enabled_rules(s, event: str, channels) -> list[NotificationRule]:
+    """The enabled notification rules of ``event`` on one of ``channels``."""
+    return list(s.scalars(select(NotificationRule).where(
+        NotificationRule.enabled.is_(True), NotificationRule.event == event,
+        NotificationRule.channel.in_(channels))))
+
+
 def enqueue_missed(config, session_factory, now: dt.datetime | None = None) -> int:
     """Queue an alert per (rule, missed call) for calls missed in the last hour."""
     now = now or utcnow()
     queued = 0
     with session_scope(session_factory) as s:
-        rules = s.scalars(select(NotificationRule).where(
-            NotificationRule.enabled.is_(True), NotificationRule.event == "missed_call",
-            NotificationRule.channel.in_(notify.CHANNELS))).all()
+        rules = _enabled_rules(s, "missed_call", notify.CHANNELS)
         for rule in rules:
             done = select(Delivery.call_id).where(Delivery.rule_id == rule.id, Delivery.call_id.is_not(None))
             calls = s.scalars(select(Call).where(
@@ -174,18 +186,41 @@ def enqueue_finished(config, session_factory, now: dt.datetime | None = None) ->
     now = now or utcnow()
     queued = 0
     with session_scope(session_factory) as s:
-        rules = s.scalars(select(NotificationRule).where(
-            NotificationRule.enabled.is_(True), NotificationRule.event == "call_finished",
-            NotificationRule.channel.in_(integrations.CHANNELS + notify.CHANNELS))).all()
+        rules = _enabled_rules(s, "call_finished", integrations.CHANNELS + notify.CHANNELS)
         for rule in rules:
             already = exists().where(Delivery.rule_id == rule.id, Delivery.call_id == Call.id)
+            recent = Call.ended_at >= now - FINISHED_LOOKBACK
+            if rule.target_only:
+                recent = and_(Call.is_target.is_(True),
+                              or_(recent, Call.qualified_at >= now - FINISHED_LOOKBACK))
             calls = s.scalars(select(Call).where(
                 Call.project_id == rule.project_id, Call.status.in_(("answered", "missed")),
-                Call.ended_at >= now - FINISHED_LOOKBACK, Call.ended_at <= now - FINISHED_GRACE,
+                recent, Call.ended_at <= now - FINISHED_GRACE,
                 ~already).order_by(Call.ended_at).limit(500)).all()
             for call in calls:
                 queued += len(queue_message(s, rule, "call_finished", call_message(config, s, rule, call),
                                             call_id=call.id, dedup_key=f"finished:r{rule.id}:c{call.id}", now=now))
+    return queued
+
+
+def enqueue_callback_unreached(config, session_factory, now: dt.datetime | None = None) -> int:
+    """Queue an alert per (rule, website callback request) closed unreached in the last hour
+    (:mod:`calltracking.callbacks.alerts` builds it)."""
+    now = now or utcnow()
+    queued = 0
+    with session_scope(session_factory) as s:
+        rules = _enabled_rules(s, "callback_unreached", notify.CHANNELS)
+        for rule in rules:
+            requests = s.scalars(select(CallbackRequest).where(
+                CallbackRequest.project_id == rule.project_id, CallbackRequest.status == "unreached",
+                CallbackRequest.closed_at >= now - MISSED_LOOKBACK).order_by(CallbackRequest.closed_at)).all()
+            for req in requests:
+                try:
+                    payload = callback_alerts.message(config, rule, req)
+                except ValueError as e:
+                    payload = {"error": str(e)}
+                queued += len(queue_message(s, rule, "callback_unreached", payload,
+                                            dedup_key=f"callback:r{rule.id}:q{req.id}", now=now))
     return queued
 
 

@@ -43,10 +43,13 @@ from typing import Callable, Optional
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from calltracking.callbacks import dialer as callback_dialer
 from calltracking.db import RETRY_SECONDS, run_write, session_scope, write_scope, write_sessionmaker
 from calltracking.dni.holds import release_expired
 from calltracking.jobs import outbox, recording_retention, recordings, rules
+from calltracking.jobs import transcripts as transcript_job
 from calltracking.models import JobStatus, SchedulerLease, utcnow
+from calltracking.qualify import apply as qualify_apply
 from calltracking.reports.rollup import refresh_rollups
 from calltracking.whisper import files as whisper_files
 
@@ -85,6 +88,10 @@ def default_jobs() -> list[JobSpec]:
         JobSpec("recordings", 30, job_recordings, "convert and measure new recordings"),
         JobSpec("retention", 3600, job_retention, "delete recordings older than keep_days"),
         JobSpec("whisper", 300, job_whisper, "make the operator's whisper files the settings need"),
+        JobSpec("transcripts", 30, job_transcripts, "transcribe recorded calls and spot keywords "
+                "(worker processes at low CPU priority)"),
+        JobSpec("qualify", qualify_apply.INTERVAL, job_qualify, "apply the target rules to finished calls"),
+        JobSpec("callbacks", 5, job_callbacks, "call website callback requests back, settle their attempts"),
     ]
 
 
@@ -101,6 +108,7 @@ def job_report_rollups(config, session_factory, now):
 def job_notifications(config, session_factory, now):
     queued = rules.enqueue_missed(config, session_factory, now)
     queued += rules.enqueue_finished(config, session_factory, now)
+    queued += rules.enqueue_callback_unreached(config, session_factory, now)
     sent, failed, dead = outbox.deliver_due(config, session_factory, now)
     return f"queued {queued}, sent {sent}, failed {failed}, dead {dead}"
 
@@ -121,6 +129,19 @@ def job_whisper(config, session_factory, now):
     if result.errors:
         raise RuntimeError("; ".join(f"{k}: {v}" for k, v in sorted(result.errors.items())))
     return result.summary()
+
+
+def job_callbacks(config, session_factory, now):
+    return callback_dialer.run(config, session_factory, now)
+
+
+def job_qualify(config, session_factory, now):
+    return qualify_apply.apply_pending(session_factory, now).text()
+
+
+def job_transcripts(config, session_factory, now):
+    stats = transcript_job.process_pending(config, session_factory)
+    return ", ".join(f"{k} {v}" for k, v in stats.items()) or "nothing to do"
 
 
 def job_retention(config, session_factory, now):
@@ -309,6 +330,7 @@ class JobRunner:
         return bool(self._scheduler and self._scheduler.running)
 
     def shutdown(self, wait: bool = True) -> None:
+        transcript_job.shutdown_pool(terminate=True)    # a transcription never delays the stop
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
         self.release_lease()

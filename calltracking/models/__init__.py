@@ -4,7 +4,7 @@
 sources, numbers, pools, routing, promo codes, tags), :mod:`~.dni` (visits and pool
 reservations), :mod:`~.calls` (calls, legs, operators, outbound calls), :mod:`~.listener` (the
 AMI listener's tables), :mod:`~.reports` (ad spend, rollups), :mod:`~.jobs` (scheduler, outbox,
-recordings), :mod:`~.users` (users, audit log, saved journal filters), :mod:`~.whisper` (the operator's whisper). The closed sets of strings the columns hold are
+recordings), :mod:`~.users` (users, audit log, saved journal filters), :mod:`~.whisper` (the operator's whisper), :mod:`~.callbacks` (website callback requests), :mod:`~.qualify` (target rules), :mod:`~.transcripts` (transcripts, keyword lists and mentions). The closed sets of strings the columns hold are
 in :mod:`calltracking.enums`.
 
 Every model is importable from here (``from calltracking.models import Call``); importing this
@@ -26,6 +26,9 @@ from calltracking.models.jobs import (
 )
 from calltracking.models.users import AuditLog, SavedFilter, User
 from calltracking.models.whisper import WhisperProject, WhisperSource
+from calltracking.models.transcripts import KeywordList, KeywordMention, Transcript, TranscriptPhrase
+from calltracking.models.callbacks import CallbackAttempt, CallbackRequest, CallbackSettings
+from calltracking.models.qualify import TargetRule, target_rule_tags
 
 __all__ = [
     "NAMING", "Base", "Money", "MoneySum", "Seconds", "SecondsSum", "UTCDateTime", "utcnow",
@@ -38,4 +41,7 @@ __all__ = [
     "Delivery", "JobStatus", "NotificationRule", "RecordingInfo", "RecordingPolicy", "SchedulerLease",
     "AuditLog", "SavedFilter", "User",
     "WhisperProject", "WhisperSource",
+    "KeywordList", "KeywordMention", "Transcript", "TranscriptPhrase",
+    "CallbackAttempt", "CallbackRequest", "CallbackSettings",
+    "TargetRule", "target_rule_tags",
 ]

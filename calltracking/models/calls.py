@@ -9,7 +9,7 @@ from typing import Optional
 
 from sqlalchemy import (
     Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, Numeric, String, Table, Text,
-    UniqueConstraint,
+    UniqueConstraint, text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -60,6 +60,11 @@ class Call(Base):
         # the report rollups: calls changed since the last refresh, and per-source ranges
         Index("ix_calls_updated_at", "updated_at"),
         Index("ix_calls_project_source_started", "project_id", "source_id", "started_at"),
+        # target calls of a project in a date range (journal filter, reports' drill-down)
+        Index("ix_calls_project_target_started", "project_id", "is_target", "started_at"),
+        # finished calls the target rules have not seen yet (calltracking/qualify/apply.py)
+        Index("ix_calls_unqualified", "ended_at", sqlite_where=text("qualified_at IS NULL"),
+              postgresql_where=text("qualified_at IS NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     pbx_id: Mapped[str] = mapped_column(String(64))
@@ -105,6 +110,12 @@ class Call(Base):
     via_agi: Mapped[bool] = mapped_column(Boolean, default=False)
     handled_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
     handled_by: Mapped[str] = mapped_column(String(100), default="")
+    #: a target (qualified) call: a target rule with ``mark_target`` matched it
+    #: (:mod:`calltracking.qualify`); ``target_rule_id`` the first such rule
+    is_target: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    target_rule_id: Mapped[Optional[int]] = mapped_column(ForeignKey("target_rules.id", ondelete="SET NULL"))
+    #: when the target rules were last applied to the call (NULL: not yet)
+    qualified_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -193,7 +193,9 @@ class PromoCode(Base):
 
 
 class Tag(Base):
-    """A label operators put on calls (``call_tags``)."""
+    """A label on calls (``call_tags``): put by operators, the IVR or a target rule. A
+    *predefined* tag has a ``color`` (``#rrggbb``) and a ``description``; ``offered`` puts it in
+    the call card's tag picker (:mod:`calltracking.qualify.tags`)."""
 
     __tablename__ = "tags"
     __table_args__ = (UniqueConstraint("project_id", "name", name="uq_tags_project_name"),)
@@ -201,6 +203,8 @@ class Tag(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     color: Mapped[str] = mapped_column(String(20), default="")
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    offered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class CatalogueVersion(Base):

@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from calltracking.enums import DeliveryStatus, NotificationChannel, NotificationEvent, RecordingStatus, check_in
@@ -60,6 +60,8 @@ class NotificationRule(Base):
     body_template: Mapped[str] = mapped_column(Text, default="")
     secret: Mapped[str] = mapped_column(String(200), default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: ``call_finished`` rules: send only target calls (``calls.is_target``), each when it becomes one
+    target_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Delivery(Base):
@@ -109,6 +111,9 @@ class RecordingInfo(Base):
     operator_talk_seconds: Mapped[Optional[Decimal]] = mapped_column(Seconds)
     talk_ratio: Mapped[Optional[Decimal]] = mapped_column(Numeric(4, 3))
     longest_silence_seconds: Mapped[Optional[Decimal]] = mapped_column(Seconds)
+    operator_interruptions: Mapped[Optional[int]] = mapped_column(Integer)
+    caller_interruptions: Mapped[Optional[int]] = mapped_column(Integer)
+    first_operator_word_seconds: Mapped[Optional[Decimal]] = mapped_column(Seconds)
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)

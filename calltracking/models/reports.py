@@ -77,6 +77,8 @@ class ReportDaily(Base):
     deals: Mapped[int] = mapped_column(Integer, default=0)
     value_sum: Mapped[Decimal] = mapped_column(MoneySum, default=0)
     missed_rung: Mapped[int] = mapped_column(Integer, default=0)
+    #: target calls (``calls.is_target``)
+    targets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ReportHourly(Base):

@@ -21,13 +21,13 @@ def _all_calls(session: Session, f: ReportFilter) -> Report:
     """The keyword report's totals without its thousands of keyword rows: every finished call
     has exactly one keyword key ("" when none), so the "all" rollup rows sum to the same."""
     d = ReportDaily
-    calls, ans, mis, first, rep, wsum, tsum, deals, vsum = session.execute(
+    calls, ans, mis, first, rep, wsum, tsum, deals, vsum, targets = session.execute(
         select(*[func.coalesce(func.sum(getattr(d, c)), 0) for c in (
             "calls", "answered", "missed", "first_calls", "repeat_calls", "wait_sum", "talk_sum",
-            "deals", "value_sum")])
+            "deals", "value_sum", "targets")])
         .where(d.project_id.in_(f.ids), d.dim == "all", d.day >= f.date_from, d.day <= f.date_to)).one()
     rows = [["", "", calls, ans, mis, first, rep, _avg(wsum, calls), _avg(tsum, ans), deals, _money(vsum),
-             None, None, None]] if calls else []
+             None, None, None, targets, None]] if calls else []
     return Report("keyword", ATTR_COLUMNS, rows)
 
 

@@ -11,10 +11,11 @@ from calltracking.reports.rollup import month_start
 
 PRESETS = ("today", "yesterday", "7d", "30d", "this_month", "last_month")
 SUMMED = ("calls", "answered", "missed", "first", "repeat", "deals", "value", "spend", "taken",
-          "missed_rung", "offered")
+          "missed_rung", "offered", "targets", "requests", "calls_made", "reached")
 # averages: (sum column behind it, weight column, else weight column)
 AVERAGES = {"avg_wait": ("calls", "taken"), "avg_talk": ("answered", "taken")}
-RATIOS = {"cost_per_call": ("spend", "calls"), "cost_per_deal": ("spend", "deals")}
+RATIOS = {"cost_per_call": ("spend", "calls"), "cost_per_deal": ("spend", "deals"),
+          "cost_per_target": ("spend", "targets")}
 SHARES = {"first_share": ("first", "repeat")}      # percent of first among first + repeat
 NO_TOTALS = ("heatmap", "missed_heatmap", "concurrency")
 DOMINANT_RATIO = 3

@@ -21,6 +21,7 @@ from calltracking.models import (
     AdSpend, Call, Campaign, Operator, Project, ReportDaily, ReportHourly, Source, VisitorSession,
 )
 from calltracking.reports import adspend
+from calltracking.reports import callbacks as callback_report
 from calltracking.reports.figures import cap_dominant
 from calltracking.reports.ranges import rollup_range, split_range  # noqa: F401  (part of this API)
 from calltracking.reports.ranges import rollup_rows as _rollup_rows
@@ -95,7 +96,7 @@ def _money(v) -> Optional[float]:
 
 
 _SUM_COLS = ("calls", "answered", "missed", "first_calls", "repeat_calls", "wait_sum", "talk_sum",
-             "deals", "value_sum", "missed_rung")
+             "deals", "value_sum", "missed_rung", "targets")
 
 
 def _sums(f: ReportFilter, dim: str, session: Optional[Session] = None):
@@ -124,11 +125,13 @@ def _spend(session: Session, f: ReportFilter, by: str) -> dict[str, Decimal]:
 
 
 ATTR_COLUMNS = ["key", "name", "calls", "answered", "missed", "first", "repeat", "avg_wait",
-                "avg_talk", "deals", "value", "spend", "cost_per_call", "cost_per_deal"]
+                "avg_talk", "deals", "value", "spend", "cost_per_call", "cost_per_deal", "targets",
+                "cost_per_target"]
 
 
 def by_attribute(session: Session, f: ReportFilter, dim: str) -> Report:
-    """Calls by source, campaign or keyword, with ad spend, cost per call and cost per deal."""
+    """Calls by source, campaign or keyword, with ad spend, cost per call and cost per deal, target
+    calls (``calls.is_target``) and cost per target call."""
     if dim not in ("source", "campaign", "keyword"):
         raise ReportError(f"unknown dimension {dim!r}")
     raw = session.execute(_sums(f, dim, session)).all()
@@ -144,12 +147,13 @@ def by_attribute(session: Session, f: ReportFilter, dim: str) -> Report:
         names = {k: k for k in keys}
     spend = _spend(session, f, dim) if dim != "keyword" else {}
     rows = []
-    for key, calls, ans, mis, first, rep, wsum, tsum, deals, vsum, _ in raw:
+    for key, calls, ans, mis, first, rep, wsum, tsum, deals, vsum, _, targets in raw:
         sp = spend.get(key)
         rows.append([key, names.get(key) or "", calls, ans, mis, first, rep, _avg(wsum, calls),
                      _avg(tsum, ans), deals, _money(vsum), _money(sp),
                      _money(sp / calls) if sp is not None and calls else None,
-                     _money(sp / deals) if sp is not None and deals else None])
+                     _money(sp / deals) if sp is not None and deals else None, targets,
+                     _money(sp / targets) if sp is not None and targets else None])
     rows.sort(key=lambda r: (-r[2], r[1]))
     top = rows[:20]
     chart = {"type": "bar", "labels": [r[1] for r in top],
@@ -214,7 +218,7 @@ def operators(session: Session, f: ReportFilter) -> Report:
     raw = session.execute(_sums(f, "operator", session)).all()
     names = _names(session, Operator, [r[0] for r in raw])
     rows = []
-    for key, calls, ans, mis, first, rep, wsum, tsum, deals, vsum, rung in raw:
+    for key, calls, ans, mis, first, rep, wsum, tsum, deals, vsum, rung, _targets in raw:
         offered = ans + rung
         rows.append([key, names.get(key) or "", offered, ans, rung,
                      round(100.0 * ans / offered, 1) if offered else None,
@@ -279,6 +283,7 @@ REPORTS: dict[str, tuple[str, Callable[[Session, ReportFilter], Report]]] = {
     "time_to_call": ("Time to call", time_to_call),
     "devices": ("Devices, OS, browsers", devices),
     "concurrency": ("Peak concurrent calls", peak_concurrency),
+    "callbacks": ("Callback requests", lambda s, f: Report("callbacks", *callback_report.by_source(s, f))),
 }
 
 

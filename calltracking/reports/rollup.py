@@ -49,7 +49,7 @@ TTC_BUCKETS = ((60, "<1m"), (300, "1-5m"), (900, "5-15m"), (3600, "15-60m"), (3 
                (24 * 3600, "3-24h"), (7 * 86400, "1-7d"), (None, ">7d"))
 TTC_LABELS = tuple(b[1] for b in TTC_BUCKETS)
 _METRICS = ("calls", "answered", "missed", "first_calls", "repeat_calls", "wait_sum", "talk_sum",
-            "deals", "value_sum", "missed_rung")
+            "deals", "value_sum", "missed_rung", "targets")
 _STATE_ID = 1
 _ZERO = 0.0
 
@@ -75,7 +75,7 @@ def ttc_bucket(seconds) -> str:
 
 def _new_metrics() -> dict:
     return {"calls": 0, "answered": 0, "missed": 0, "first_calls": 0, "repeat_calls": 0,
-            "wait_sum": _ZERO, "talk_sum": _ZERO, "deals": 0, "value_sum": _ZERO, "missed_rung": 0}
+            "wait_sum": _ZERO, "talk_sum": _ZERO, "deals": 0, "value_sum": _ZERO, "missed_rung": 0, "targets": 0}
 
 
 def _add_call(m: dict, c) -> None:
@@ -93,6 +93,8 @@ def _add_call(m: dict, c) -> None:
     if c.value is not None and c.value > 0:
         m["deals"] += 1
         m["value_sum"] += c.value
+    if c.is_target:
+        m["targets"] += 1
 
 
 def _call_keys(c) -> Iterable[tuple[str, str]]:
@@ -143,7 +145,7 @@ def compute_day(session: Session, project: Project, day: dt.date) -> tuple[list[
     """Aggregate one local day of a project: (report_daily rows, report_hourly rows)."""
     tz = zone(project)
     start, end = day_bounds(tz, day)
-    q = (select(Call.id, Call.started_at, Call.ended_at, Call.status, Call.first_call,
+    q = (select(Call.id, Call.started_at, Call.ended_at, Call.status, Call.first_call, Call.is_target,
                 _f(Call.wait_seconds), _f(Call.talk_seconds), _f(Call.value), Call.source_id,
                 Call.campaign_id, Call.operator_id, Call.session_id, _f(Call.time_to_call_seconds),
                 VisitorSession.keyword, VisitorSession.utm_term, VisitorSession.device,

@@ -77,10 +77,11 @@ def test_forwarding_rule_agrees_with_the_orm_path(config, data, session_factory,
     for when in (dt.datetime(2026, 3, 4, 9, 30), dt.datetime(2026, 3, 7, 10, 0)):      # Wed, Sat
         clock.now = when.replace(tzinfo=dt.timezone.utc)
         for did in ("74950001001", "74950001002", "74950002001"):
-            for rdnis in (OWN, "84957770000", "+74951112233", "unknown", "", "garbage", "1" * 300):
+            for rdnis in (OWN, "84957770000", "+74951112233", "unknown", "", "garbage", "1" * 300,
+                          "84950001002", "+74950002001"):       # own static (Billboard), pool
                 answer, row = hooks.plan_route(env, did, "o.1", "", "", rdnis)
                 with session_scope(session_factory) as s:
-                    att = lookup.attribute(s, did, clock.now, "RU")
+                    att = lookup.attribute(s, did, clock.now, "RU", inputs.forwarded_from(rdnis, "RU"))
                     rules = [routing.Rule.from_row(r) for r in s.scalars(
                         select(RoutingRule).where(RoutingRule.project_id == att.project.id))]
                     ref = routing.choose(rules, routing.CallFacts.of(
@@ -90,6 +91,9 @@ def test_forwarding_rule_agrees_with_the_orm_path(config, data, session_factory,
                 assert row["routing_rule_id"] == (ref.id if ref else None), where
                 assert row["forwarded_from"] == inputs.forwarded_from(rdnis, "RU"), where
                 assert answer["CT_QUEUE"] == routing.queue_for(ref, "sales"), where
+                assert (row["source_id"], row["tracking_number_id"]) == (
+                    att.source_id, att.tracking_number.id if att.tracking_number else None), where
+                assert row["did"] == att.did, where
                 chosen.add(ref.name if ref else None)
     assert chosen == {"own", "own google", None}
 
@@ -133,3 +137,32 @@ def test_a_valid_promo_code_routes_again_with_the_forwarding_number(agi, data, s
 def _rule_id(session_factory, name):
     with session_scope(session_factory) as s:
         return s.scalars(select(RoutingRule.id).where(RoutingRule.name == name)).one()
+
+
+def test_forwarded_from_an_own_static_number_is_attributed_by_it(agi, data, session_factory):
+    """The company forwards its published number (a static tracking number with its source) to a
+    tracking number: the call takes the published number's source, campaign and tracking number;
+    the dialled number stays the call's DID. A pool number or a retired one forwarding: the DID's."""
+    from calltracking.models import TrackingNumber
+
+    with session_scope(session_factory) as s:
+        tn = {t.number: t.id for t in s.scalars(select(TrackingNumber))}
+        s.add(TrackingNumber(project_id=data["project"], number="+74957770001", source_id=data["site"],
+                             active=False))
+    cases = [   # linkedid, forwarding number, (source, campaign, tracking number, attribution)
+        ("p.1", "84950001002", (data["billboard"], None, tn["+74950001002"], "static")),
+        ("p.2", "+74950002001", (data["google"], data["brand"], tn["+74950001001"], "static")),  # pool
+        ("p.3", "+74957770001", (data["google"], data["brand"], tn["+74950001001"], "static")),  # retired
+        ("p.4", "+74951112233", (data["google"], data["brand"], tn["+74950001001"], "static")),  # unknown
+    ]
+    for lid, rdnis, want in cases:
+        v = call(agi.port, headers(args=("74950001001", lid), agi_rdnis=rdnis)).vars
+        assert v["CT_STATUS"] == "ok", rdnis
+        with session_scope(session_factory) as s:
+            row = s.execute(select(Call.source_id, Call.campaign_id, Call.tracking_number_id, Call.attribution,
+                                   Call.did).where(Call.linkedid == lid)).one()
+        assert tuple(row[:4]) == want, rdnis
+        assert row.did == "+74950001001"
+    assert v["CT_SOURCE"] == "Google Ads"
+    v = call(agi.port, headers(args=("74950001001", "p.5"), agi_rdnis="84950001002")).vars
+    assert v["CT_SOURCE"] == "Billboard"

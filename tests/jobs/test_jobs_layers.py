@@ -1,7 +1,8 @@
 """calltracking/jobs in layers: each module imports only the jobs modules below it.
 
 Deliveries: rules -> notify, integrations (which never import each other) -> outbox -> transport.
-Recordings: recordings, recording_retention -> recording_files, recording_audio. The scheduler
+Recordings: recordings, recording_retention -> recording_files, recording_audio -> conversation;
+transcripts -> recording_files. The scheduler
 above them all, its doctor checks on top. Read from the source (nothing imported).
 """
 from __future__ import annotations
@@ -19,10 +20,12 @@ MAY_IMPORT = {
     "integrations": set(),
     "rules": {"notify", "integrations", "outbox", "transport"},   # transport: check_rule's host policy
     "recording_files": set(),
-    "recording_audio": set(),
+    "conversation": set(),
+    "recording_audio": {"conversation"},
+    "transcripts": {"recording_files"},
     "recordings": {"recording_files", "recording_audio"},
     "recording_retention": {"recording_files"},
-    "scheduler": {"outbox", "rules", "recordings", "recording_retention"},
+    "scheduler": {"outbox", "rules", "recordings", "recording_retention", "transcripts"},
     "doctor": {"scheduler"},
 }
 

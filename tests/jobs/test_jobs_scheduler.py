@@ -81,7 +81,7 @@ def test_default_jobs_run_on_an_empty_database(session_factory, tmp_path):
     cfg = make_config(recordings__dir=tmp_path, recordings__keep_days=10)
     runner = scheduler.JobRunner(cfg, session_factory)
     assert set(runner.jobs) == {"pool_release", "report_rollups", "notifications", "digests",
-                                "recordings", "retention", "whisper"}
+                                "recordings", "retention", "whisper", "qualify", "callbacks", "transcripts"}
     for name in runner.jobs:
         ok, result = runner.run_job(name, force=True)
         assert ok, f"{name}: {result}"

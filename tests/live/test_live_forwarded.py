@@ -3,7 +3,8 @@
 The caller's Local channel sets ``REDIRECTING(from-num)`` (as a trunk delivers a forwarded call)
 before it reaches the tracking number through the include's ``calltracking-inbound``: the
 ``route`` hook reads ``agi_rdnis``, a routing rule on the forwarding number sends the call to its
-queue, and the record keeps the number after the AMI listener has written the rest of the call.
+queue, and the record keeps the number after the AMI listener has written the rest of the call. A
+call forwarded from the project's own static number (Billboard) is attributed by that number.
 A call dialled directly, and forwarding numbers that are garbage or very long, go to the
 project's default queue; none of them fails.
 """
@@ -24,10 +25,12 @@ CALLS = {   # tag: (caller, the forwarding number Asterisk gets, or None: dialle
     "other": ("79160000803", "+74951112233"),
     "garbage": ("79160000804", "<b>x</b>"),
     "long": ("79160000805", "9" * 120),
+    "published": ("79160000806", "84950008002"),      # the project's own static number (Billboard)
 }
 EXPECT = {"own": (OWN, "q_answer", "Anna"), "direct": (None, "sales", "Fedor"),
           "other": ("+74951112233", "sales", "Fedor"), "garbage": (None, "sales", "Fedor"),
-          "long": ("9" * 32, "sales", "Fedor")}
+          "long": ("9" * 32, "sales", "Fedor"), "published": ("+74950008002", "sales", "Fedor")}
+SOURCE = {"published": "Billboard"}     # attributed by the forwarding number; the others by the DID
 
 
 def _seed(world) -> None:
@@ -40,6 +43,8 @@ def _seed(world) -> None:
             p = svc.add_project(s, "forwarded", timezone="Europe/Moscow", default_queue="sales")
             src = svc.add_source(s, p, "Own site", channel="referral")
             svc.add_number(s, p, "74950008001", source=src, record=False)
+            svc.add_number(s, p, "74950008002", source=svc.add_source(s, p, "Billboard", channel="offline"),
+                           record=False)
             svc.add_rule(s, p, "our published number", priority=1, forwarded_from=OWN, queue="q_answer")
     finally:
         eng.dispose()
@@ -65,7 +70,8 @@ def test_forwarded_call_record(world, forwarded, tag):
     calls, records = forwarded
     rec = records.get(calls[tag].linkedid)
     fwd, queue, operator = EXPECT[tag]
-    bad = check(world, calls[tag], rec, status="answered", operator=operator, queue=queue, source="Own site",
+    bad = check(world, calls[tag], rec, status="answered", operator=operator, queue=queue,
+                source=SOURCE.get(tag, "Own site"),
                 attribution="static",
                 context="from-trunk-forwarded" if CALLS[tag][1] is not None else "from-trunk")
     assert not bad, "\n".join(bad)

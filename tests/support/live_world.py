@@ -93,7 +93,10 @@ class World:
         manager_inc = (ROOT / "dialplan" / "manager_calltracking.conf").read_text()
         files = {f.name: f.read_text() for f in LIVE_PBX.glob("*.conf")}
         files["extensions_calltracking.conf"] = dialplan.replace("127.0.0.1:4573", f"127.0.0.1:{self.agi_port}")
-        files["manager_calltracking.conf"] = manager_inc.replace("@AMI_SECRET@", self.ami_secret)
+        # website callbacks (tests/live/test_live_callbacks.py): the "originate" privilege, as
+        # docs/callbacks.md tells an admin to add with [ami] originate = yes
+        files["manager_calltracking.conf"] = manager_inc.replace("@AMI_SECRET@", self.ami_secret).replace(
+            "write = reporting", "write = reporting,originate")
         files["manager.conf"] = manager_conf(self.ami_port, {
             "driver": f"secret = {DRIVER_SECRET}\npermit = 127.0.0.1/255.255.255.255\n"
                       "read = all\nwrite = all"}) + "\n#include manager_calltracking.conf\n"
@@ -130,6 +133,7 @@ username = calltracking
 secret = {self.ami_secret}
 ping_interval = 2
 reconnect_max = 1
+originate = yes
 queue_log = {self.ast.queue_log}
 [agi]
 listen = 127.0.0.1:{self.agi_port}

@@ -74,13 +74,15 @@ def demo_app(db_url, session_factory, tmp_path):
 def _data_words(session_factory) -> set:
     from sqlalchemy import select
 
-    from calltracking.models import Campaign, NumberPool, Operator, Source, Tag, User
+    from calltracking.models import Campaign, NumberPool, Operator, Source, Tag, TargetRule, User
 
     with session_factory() as s:
         words = set()
         for model in (Source, Campaign, NumberPool, Operator, Tag, Project):
             words |= {x.name for x in s.scalars(select(model))}
         words |= {u.username for u in s.scalars(select(User))}
+        words |= {t.description for t in s.scalars(select(Tag)) if t.description}     # typed by users
+        words |= {r.name for r in s.scalars(select(TargetRule))}
         words |= {"PJSIP", "Europe/Moscow", "calltracking", "English", "UTM", "CSV", "Linkedid", "E-mail",
                   "Google Analytics 4", "Asterisk", "Dial", "IANA", "sales", "support", "sales,support",
                   "dni.js", "number, project, source, campaign, pool"}   # the numbers CSV's columns

@@ -127,6 +127,41 @@ def test_click_to_call_sends_originate(db_url, session_factory, world, refuse):
         assert "will ring" in text
 
 
+@pytest.mark.parametrize("refuse", [False, True])
+def test_click_to_call_an_unreached_callback_request(db_url, session_factory, world, refuse):
+    """The worklist's "Call back" of an unreached website request: the user's phone rings, then the
+    visitor; the request is handled by that user only when the PBX took the Originate."""
+    from calltracking.models import CallbackRequest, User
+    from sqlalchemy import select
+    from webui import create_app
+
+    ami = FakeAmi(refuse)
+    ami.start()
+    cfg = make_config(db_url, ami__originate="yes", ami__port=str(ami.port), ami__secret="s3cret")
+    app = create_app(cfg, session_factory, testing=True)
+    app.config["WTF_CSRF_ENABLED"] = False
+    with session_factory() as s:
+        s.scalars(select(User).where(User.username == "super")).one().operator_id = world["operator"]
+        at = utcnow() - dt.timedelta(hours=1)
+        req = CallbackRequest(project_id=world["project"], phone="+79160000009", status="unreached",
+                              requested_at=at, attempts=2, closed_at=at)
+        s.add(req)
+        s.commit()
+        rid = req.id
+    c = app.test_client()
+    login(c, "super")
+    text = c.post(f"/missed/callback-requests/{rid}/call", follow_redirects=True).get_data(as_text=True)
+    ami.join(5)
+    orig = ami.actions[1]
+    assert orig["Action"] == "Originate" and orig["Channel"] == "PJSIP/101" and orig["Exten"] == "+79160000009"
+    with session_factory() as s:
+        handled_by = s.get(CallbackRequest, rid).handled_by
+    if refuse:
+        assert "Click-to-call failed" in text and handled_by in (None, "")
+    else:
+        assert "will ring" in text and handled_by == "super"
+
+
 def test_click_to_call_ami_down(db_url, session_factory, world):
     from webui import create_app
 

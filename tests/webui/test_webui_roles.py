@@ -21,6 +21,10 @@ MATRIX = [
     ("GET", "/missed", (A, S)),
     ("POST", "/missed/{missed}/handled", (A, S)),
     ("POST", "/missed/{missed}/call", (A, S)),        # 404 when click-to-call is off
+    ("POST", "/missed/callback-requests/{callback}/handled", (A, S)),
+    ("POST", "/missed/callback-requests/{callback}/call", (A, S)),     # 404 when click-to-call is off
+    ("GET", "/settings/callbacks", (A,)),
+    ("POST", "/settings/callbacks/{project}", (A,)),
     ("GET", "/screenpop", ALL),
     ("GET", "/account", ALL),
     ("POST", "/account", ALL),
@@ -38,6 +42,13 @@ MATRIX = [
     ("POST", "/settings/projects/{project}", (A,)),
     ("POST", "/settings/sources/{source}/toggle", (A,)),
     ("POST", "/settings/rules/{rule}/delete", (A,)),
+    ("GET", "/settings/target-calls", (A,)),
+    ("POST", "/settings/target-calls/{project}/tags", (A,)),
+    ("POST", "/settings/target-calls/{project}/rules", (A,)),
+    ("POST", "/settings/target-calls/{project}/apply", (A,)),
+    ("GET", "/settings/keywords", (A,)),
+    ("GET", "/reports/mentions", (A, S)),
+    ("GET", "/reports/mentions.csv", (A, S)),
 ]
 # Routes that are public on purpose (login page, health check, language switch, API document).
 PUBLIC = {"/login", "/logout", "/language", "/healthz", "/api/openapi.json", "/"}
@@ -58,6 +69,13 @@ def ids(session_factory, world):
     out["call"] = add_call(session_factory, world["project"], "1", operator_id=world["operator"])
     out["other"] = add_call(session_factory, world["project"], "2", operator_id=world["operator2"])
     out["missed"] = add_call(session_factory, world["project"], "3", status="missed", caller="+74959998877")
+    from calltracking.models import CallbackRequest
+
+    with session_factory() as s2:
+        cb = CallbackRequest(project_id=world["project"], phone="+79160000001", status="unreached")
+        s2.add(cb)
+        s2.commit()
+        out["callback"] = cb.id
     return out
 
 

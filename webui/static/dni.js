@@ -10,6 +10,14 @@
  *   data-timeout="2000"                 ms to wait for the server before keeping the default
  *   data-heartbeat="30"                 seconds between keep-alives while the visitor is active
  *   data-promo-selector="[data-ct-promo]" elements that receive a promo code when one is shown
+ *   data-lang="ru"                      the callback widget's language, en or ru (default: the page's lang)
+ *   data-callback-delay="45"            seconds on the site before the callback widget shows itself
+ *                                       (default: the project's; "off": only on a trigger)
+ *
+ * Callback widget (when the project has callbacks on): a small form for a phone number that
+ * shows itself once the visitor has been on the site for the delay (once per tab session), and
+ * on any click on an element with the attribute data-calltracking-callback, or on
+ * window.calltracking.callback(). It lives in a shadow root: no CSS is added to the page.
  *
  * A new number is held provisionally (about a minute) until the first heartbeat, sent about
  * 5 s after it is shown (or as soon as the page becomes visible); then it is held while the
@@ -163,6 +171,8 @@
     pool: script.getAttribute("data-pool") || "",
     promoSelector: script.getAttribute("data-promo-selector") || "[data-ct-promo]",
     timeout: parseInt(script.getAttribute("data-timeout"), 10) || 2000,
+    lang: script.getAttribute("data-lang") || "",
+    cbDelay: script.getAttribute("data-callback-delay"),
     heartbeat: Math.max(10, parseInt(script.getAttribute("data-heartbeat"), 10) || 30)
   };
   var base = script.getAttribute("data-server") || "";
@@ -205,12 +215,12 @@
     try { document.documentElement.setAttribute("data-ct-dni", status); } catch (e) { /* ignore */ }
   }
 
-  function post(path, body, cb) {
+  function post(path, body, cb, ms) {
     var done = false;
     function end(err, data) { if (!done) { done = true; cb(err, data); } }
     try {
       var ctl = window.AbortController ? new AbortController() : null;
-      var timer = setTimeout(function () { if (ctl) { ctl.abort(); } end("timeout"); }, cfg.timeout);
+      var timer = setTimeout(function () { if (ctl) { ctl.abort(); } end("timeout"); }, ms || cfg.timeout);
       window.fetch(base + path, {
         method: "POST", mode: "cors", credentials: "omit", keepalive: false,
         headers: { "Content-Type": "text/plain;charset=UTF-8" },
@@ -249,6 +259,7 @@
       }
     }
     showPromo(data.promo);
+    widget(data.widget_config);
     finish(data.kind === "pool" ? "ready" : (data.kind || "ready"));
     if (data.kind === "pool") { scheduleHeartbeat(!!data.provisional, data.hold_seconds); }
   });
@@ -336,6 +347,157 @@
   try {
     window.addEventListener("pageshow", function (e) { if (e.persisted) { ping(); } });
   } catch (e) { /* ignore */ }
+
+  // ------------------------------------------------------------------ callback widget
+  var TEXT = {
+    en: { title: "We will call you back", label: "Your phone number", send: "Call me", close: "Close",
+      sending: "Sending…", now: "Thank you! We are calling you now.", at: "Thank you! We will call you at {t}.",
+      day: "Thank you! We will call you on {t}.", empty: "Enter your phone number.",
+      invalid: "Check the number: it does not look like a phone number.",
+      region: "We do not call numbers of this country.", type: "Enter a mobile or landline number.",
+      busy: "Too many requests. Please try again later.", failed: "Could not send the request. Please try again." },
+    ru: { title: "Мы вам перезвоним", label: "Ваш номер телефона", send: "Позвоните мне", close: "Закрыть",
+      sending: "Отправляем…", now: "Спасибо! Сейчас мы вам позвоним.", at: "Спасибо! Мы позвоним вам в {t}.",
+      day: "Спасибо! Мы позвоним вам {t}.", empty: "Введите номер телефона.",
+      invalid: "Проверьте номер: он не похож на номер телефона.",
+      region: "Мы не звоним на номера этой страны.", type: "Укажите мобильный или городской номер.",
+      busy: "Слишком много запросов. Попробуйте позже.", failed: "Не удалось отправить запрос. Попробуйте ещё раз." }
+  };
+  // the endpoint's error codes -> TEXT keys
+  var ERR = { empty: "empty", characters: "invalid", too_long: "invalid", invalid: "invalid", region: "region",
+    premium_rate: "type", shared_cost: "type", toll_free: "type", not_personal: "type", client_limit: "busy",
+    visitor_limit: "busy", hourly_limit: "busy", "too many requests": "busy" };
+  var CSS = ":host{all:initial}[hidden]{display:none!important}" +
+    ".b{position:fixed;right:16px;bottom:16px;box-sizing:border-box;width:300px;max-width:calc(100vw - 32px);" +
+    "padding:16px;background:#fff;color:#1a1a1a;border:1px solid #bbb;border-radius:8px;" +
+    "box-shadow:0 4px 16px rgba(0,0,0,.25);font:15px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;" +
+    "text-align:left;animation:ct .2s ease-out}@keyframes ct{from{opacity:0;transform:translateY(8px)}}" +
+    "@media (prefers-reduced-motion:reduce){.b{animation:none}}" +
+    ".t{margin:0 32px 8px 0;font-weight:600;font-size:16px}label{display:block;margin:0 0 4px}" +
+    "input{box-sizing:border-box;display:block;width:100%;margin:0 0 8px;padding:8px;font:inherit;color:inherit;" +
+    "background:#fff;border:1px solid #767676;border-radius:4px}input[aria-invalid=true]{border-color:#b00020}" +
+    "button{font:inherit;cursor:pointer;margin:0}.go{width:100%;padding:8px;color:#fff;background:#0b57d0;" +
+    "border:0;border-radius:4px}.x{position:absolute;top:6px;right:6px;width:32px;height:32px;padding:0;" +
+    "color:inherit;background:none;border:0;font-size:22px;line-height:1}" +
+    ":focus-visible{outline:2px solid #0b57d0;outline-offset:2px}.s{margin:8px 0 0}.s:empty{margin:0}" +
+    ".e{color:#b00020}";
+  var cb = { cfg: null, box: null, pending: false, busy: false };
+  state.callback = "off";
+
+  function sessionValue(key, value) {
+    try {
+      if (value !== undefined) { sessionStorage.setItem(key, String(value)); }
+      return sessionStorage.getItem(key);
+    } catch (e) { return null; }
+  }
+
+  function build() {
+    var t = cb.text, host = document.createElement("calltracking-callback");
+    host.setAttribute("style", "all:initial!important;position:fixed!important;top:0!important;left:0!important;" +
+      "width:0!important;height:0!important;z-index:2147483000!important");
+    var root = host.attachShadow({ mode: "open" });
+    root.innerHTML = "<style>" + CSS + "</style><div class=b role=dialog aria-labelledby=t hidden>" +
+      "<button type=button class=x>\u00d7</button><p class=t id=t></p><form novalidate><label for=p></label>" +
+      "<input id=p name=tel type=tel autocomplete=tel inputmode=tel maxlength=32 aria-describedby=s>" +
+      "<button type=submit class=go></button></form><p class=s id=s role=status aria-live=polite></p></div>";
+    function $(sel) { return root.querySelector(sel); }
+    cb.root = root; cb.box = $(".b"); cb.form = $("form"); cb.input = $("input"); cb.status = $(".s"); cb.x = $(".x");
+    cb.x.setAttribute("aria-label", t.close);
+    $(".t").textContent = t.title;
+    $("label").textContent = t.label;
+    $(".go").textContent = t.send;
+    cb.x.addEventListener("click", close);
+    root.addEventListener("keydown", function (e) { if (e.key === "Escape" || e.key === "Esc") { close(); } });
+    cb.form.addEventListener("submit", function (e) { e.preventDefault(); send(); });
+    document.body.appendChild(host);
+  }
+
+  // Show the widget; focus: move the focus into it (a request of the visitor's, not the timer's).
+  var open = safe(function (focus) {
+    if (!cb.cfg) { cb.pending = cb.pending || !!focus; return false; }
+    if (!cb.box) { build(); }
+    clearTimeout(cb.timer);
+    sessionValue("_ct_cb_done", 1);
+    if (cb.box.hidden) {
+      cb.back = document.activeElement;
+      cb.form.hidden = false;
+      say("", false);
+      cb.box.hidden = false;
+      state.callback = "open";
+    }
+    if (focus) { cb.input.focus(); }
+    return true;
+  });
+
+  var close = safe(function () {
+    if (!cb.box || cb.box.hidden) { return; }
+    var inside = !!cb.root.activeElement;
+    cb.box.hidden = true;
+    state.callback = "closed";
+    if (inside && cb.back && cb.back.focus) { cb.back.focus(); }
+  });
+
+  function say(text, bad, invalid) {
+    cb.status.textContent = text;
+    cb.status.className = bad ? "s e" : "s";
+    cb.input.setAttribute("aria-invalid", invalid ? "true" : "false");
+  }
+
+  function when(at) {
+    var d = new Date(at), o = { hour: "2-digit", minute: "2-digit" }, nav = navigator.language || "";
+    var today = d.toDateString() === new Date().toDateString();
+    if (!today) { o.day = "numeric"; o.month = "long"; }
+    var text;
+    try { text = d.toLocaleString(nav.slice(0, 2) === cb.lang ? nav : cb.lang, o); } catch (e) { text = d.toLocaleString(); }
+    return cb.text[today ? "at" : "day"].replace("{t}", text);
+  }
+
+  var send = safe(function () {
+    var t = cb.text, v = cb.input.value.replace(/^\s+|\s+$/g, "");
+    if (!v) { say(t.empty, true, true); return; }
+    if (!/^\+?[\d\s().\u2010-\u2015-]{5,32}$/.test(v) || digits(v).length < 5) { say(t.invalid, true, true); return; }
+    if (cb.busy) { return; }
+    cb.busy = true;
+    say(t.sending, false);
+    post("/api/dni/callback", { project: cfg.project, visitor_id: state.visitorId, phone: v }, safe(function (err, data) {
+      cb.busy = false;
+      if (!err && data && data.status) {
+        state.callback = "sent";
+        cb.form.hidden = true;
+        say(data.status === "scheduled" && data.at ? when(data.at) : t.now, false);
+        cb.x.focus();
+        return;
+      }
+      var key = ERR[data && data.error] || ERR[err] || "failed";
+      say(t[key], true, key !== "busy" && key !== "failed");
+      if (key !== "busy" && key !== "failed") { cb.input.focus(); }
+    }), 10000);
+  });
+
+  var widget = safe(function (wc) {
+    if (!wc || !wc.enabled || cb.cfg || !document.body.attachShadow) { return; }
+    var lang = (cfg.lang || document.documentElement.lang || navigator.language || "en").slice(0, 2).toLowerCase();
+    cb.lang = TEXT[lang] ? lang : "en";
+    cb.text = TEXT[cb.lang];
+    cb.cfg = wc;
+    state.callback = "ready";
+    document.addEventListener("click", function (e) {
+      var el = e.target && e.target.closest ? e.target.closest("[data-calltracking-callback]") : null;
+      if (el) { e.preventDefault(); open(true); }
+    });
+    if (cb.pending) { open(true); }
+    var delay = cfg.cbDelay === null ? (typeof wc.delay_seconds === "number" ? wc.delay_seconds : 60) :
+      parseFloat(cfg.cbDelay);
+    // the visit's first page view in this tab: the delay counts time on the site, not on this page
+    var t0 = parseFloat(sessionValue("_ct_cb_t0")) || parseFloat(sessionValue("_ct_cb_t0", Date.now())) || Date.now();
+    if (delay >= 0 && !sessionValue("_ct_cb_done")) {
+      cb.timer = setTimeout(function () { open(false); }, Math.max(0, delay * 1000 - (Date.now() - t0)));
+    }
+  });
+
+  var api = window.calltracking = window.calltracking || {};
+  // window.calltracking.callback(): show the widget with the focus in it (true when shown)
+  api.callback = function () { return open(true) === true; };
 
   var start = safe(function () {
     if (cfg.project && !window.fetch) { ping(); }
