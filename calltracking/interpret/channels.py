@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from calltracking.interpret.gaps import hms
 from calltracking.interpret.legs import hung_up_outcome, name_channel, ring_ended, seen_context
-from calltracking.interpret.names import is_number, is_outside_number, local_twin
+from calltracking.interpret.names import caller_id_text, is_number, is_outside_number, local_twin
 from calltracking.interpret.record import VANISHED, run_talk_clock
 from calltracking.interpret.state import CallState, Channel
 
@@ -34,7 +34,7 @@ def caller_info(call: CallState, ev: dict, did: bool = True) -> None:
     num = ev.get("CallerIDNum", "")
     if num not in UNKNOWN_IDS:
         call.caller_number = num
-        name = ev.get("CallerIDName", "")
+        name = caller_id_text(ev.get("CallerIDName", ""))
         call.caller_name = "" if name in UNKNOWN_IDS else name
     if did and not is_number(call.did) and not call.dials and call.queued_at is None:
         ext = ev.get("Exten", "")

@@ -6,15 +6,33 @@ queue member or a ``Dial()`` names (``PJSIP/101``, ``Local/101@operators/n``); o
 matched by their interface without channel options (:func:`base_interface`). An extension
 is a *number* when it is digits (a leading ``+`` allowed), an *outside number* (a DID, a
 customer's number) when it has at least :data:`OUTSIDE_DIGITS` of them.
+
+Caller-ID names arrive C-escaped (:func:`caller_id_text`).
 """
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 #: Channels that sit in a bridge without being a party (ConfBridge announcers, recorders).
 NOT_A_PARTY = ("Announcer/", "Recorder/", "CBAnn/", "CBRec/", "Snoop/")
 #: Fewer digits than this is an internal extension (``101``, ``s``), not an outside number.
 OUTSIDE_DIGITS = 7
+
+
+#: Asterisk 22 writes a channel's caller-ID name in AMI events with ``ast_escape_c``: a quote,
+#: apostrophe, backslash or question mark gets a backslash, control characters become ``\n``,
+#: ``\t``... (recorded: ``O'Brien, "Boss" \ <x>`` arrives as ``O\'Brien, \"Boss\" \\ <x>``).
+_C_ESCAPE = re.compile(r"\\([\\'\"?abfnrtv])")
+
+
+def caller_id_text(value: str) -> str:
+    """A caller-ID name as the caller sent it, from its C-escaped AMI form (one pass, left to
+    right: ``\\\\n`` is a backslash and an ``n``); an escaped control character becomes a space
+    (a name is one line)."""
+    if "\\" not in value:
+        return value
+    return _C_ESCAPE.sub(lambda m: m.group(1) if m.group(1) in "\\'\"?" else " ", value)
 
 
 def is_party(channel: str) -> bool:
