@@ -16,28 +16,12 @@ from calltracking import entities as svc
 from calltracking.db import session_scope
 from calltracking.models import NumberPool, PoolReservation, Project, VisitorSession, utcnow
 
-from support.dni import FALLBACK, FastServer, make_project
-from support.web import LiveServer, post_json
+from support.dni import FALLBACK, make_project, start  # noqa: F401 - start: the fixture, on both listeners
+from support.web import post_json
 
 SITE = "https://shop.example"
 PROXY = {"web__trusted_proxies": "127.0.0.1/8, ::1"}
 CAP = 4                                   # [dni] max_holds_per_client, default
-
-
-@pytest.fixture(params=["waitress", "fast"])
-def start(request, db_url, session_factory):
-    """Start the listener under test (its own application) on the test database."""
-    started = []
-
-    def start_(config=None, **flask_config):
-        cls = LiveServer if request.param == "waitress" else FastServer
-        srv = cls(db_url, session_factory, config=config, **flask_config)
-        started.append(srv)
-        return srv
-
-    yield start_
-    for srv in started:
-        srv.close()
 
 
 def assign(srv, body=None, headers=None):

@@ -3,18 +3,19 @@ audio (tones and silence at known times), stored per call and averaged per opera
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from pydub import AudioSegment
-from pydub.generators import Sine
 from sqlalchemy import text
 
 from calltracking.jobs import conversation, recording_audio, recordings
 from calltracking.jobs.recording_audio import SEEK_MS
 from calltracking.models import Call, RecordingInfo, utcnow
+from support.audio import speech_track
 from support.config import make_config
 
 RATE = 8000
@@ -26,15 +27,7 @@ OPERATOR = [(1200, 2600), (4000, 7000), (7600, 10000)]
 RESOLUTION = SEEK_MS / 1000 + 0.01
 
 
-def track(spans, total_ms=12000, freq=440):
-    seg = AudioSegment.silent(0, frame_rate=RATE)
-    pos = 0
-    for a, b in spans:
-        seg += AudioSegment.silent(a - pos, frame_rate=RATE)
-        seg += Sine(freq).to_audio_segment(b - a, volume=-18).set_frame_rate(RATE).set_channels(1)
-        pos = b
-    seg += AudioSegment.silent(total_ms - pos, frame_rate=RATE)
-    return seg.set_sample_width(2)
+track = functools.partial(speech_track, total_ms=12000, rate=RATE)
 
 
 def legs(directory: Path, name: str, caller=CALLER, operator=OPERATOR) -> list[Path]:

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from pathlib import Path
 
 import pytest
 from pydub import AudioSegment
-from pydub.generators import Sine
 
 from calltracking.jobs import recording_audio, recording_files, recording_retention, recordings
 from calltracking.models import Call, Project, RecordingInfo, utcnow
+from support.audio import speech_track
 from support.config import make_config
 
 RATE = 8000
@@ -20,15 +21,7 @@ OPERATOR = [(2500, 6000), (9500, 10000)]    # 4.0 s
 # neither speaks: 2.0-2.5, 6.0-8.0 (the longest: 2.0 s), 9.0-9.5
 
 
-def track(spans, total_ms=10000, freq=440):
-    seg = AudioSegment.silent(0, frame_rate=RATE)
-    pos = 0
-    for a, b in spans:
-        seg += AudioSegment.silent(a - pos, frame_rate=RATE)
-        seg += Sine(freq).to_audio_segment(b - a, volume=-18).set_frame_rate(RATE).set_channels(1)
-        pos = b
-    seg += AudioSegment.silent(total_ms - pos, frame_rate=RATE)
-    return seg.set_sample_width(2)
+track = functools.partial(speech_track, total_ms=10000, rate=RATE)
 
 
 def stereo_wav(path: Path) -> Path:

@@ -1,12 +1,16 @@
 """The DNI tests' project and servers: a project with a pool of numbers (:func:`make_project`) and
-the asyncio DNI server of ``[dni] listen`` (:class:`FastServer`)."""
+the asyncio DNI server of ``[dni] listen`` (:class:`FastServer`); the fixture :func:`start`, which
+starts each test once on either listener (import it into a test module to use it)."""
 from __future__ import annotations
+
+import pytest
 
 from calltracking import entities as svc
 from calltracking.db import session_scope
 from calltracking.dni import projects as dni
 from support.config import make_config
 from support.fixtures import ROOT
+from support.web import LiveServer
 from webui import create_app
 from webui.dni_server import DniServer
 
@@ -56,3 +60,19 @@ class FastServer:
 
     def close(self):
         self.server.close()
+
+
+@pytest.fixture(params=["waitress", "fast"])
+def start(request, db_url, session_factory):
+    """Start the listener under test (its own application) on the test database."""
+    started = []
+
+    def start_(config=None, **flask_config):
+        cls = LiveServer if request.param == "waitress" else FastServer
+        srv = cls(db_url, session_factory, config=config, **flask_config)
+        started.append(srv)
+        return srv
+
+    yield start_
+    for srv in started:
+        srv.close()
