@@ -63,7 +63,7 @@ def forwarded_mapping(cat, info: NumberInfo, fwd_cat, fwd: NumberInfo):
     (``fwd``, from ``fwd_cat``) when it is an active static tracking number, with the dialled
     number kept as the call's ``did``; else the dialled number's (``cat``, ``info``). A pool
     number, a retired or an unknown number never attributes a call it forwarded."""
-    if fwd.tn_id is None or not fwd.active or fwd.kind != NumberKind.STATIC or fwd.pool_id is not None:
+    if fwd.tn_id is None or not fwd.active or fwd.kind != NumberKind.STATIC:
         return cat, info
     return fwd_cat, NumberInfo(**{**fwd.__dict__, "did": info.did})
 
