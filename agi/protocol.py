@@ -27,8 +27,17 @@ _RESULT = re.compile(r"result=(-?\d*)(?:\s+\((.*)\))?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Values MSet passes through unchanged: no separators (, |), quotes, backslashes, brackets,
 # parentheses, '=' or '$'; letters of any script, digits and a few punctuation marks.
-_MSET_SAFE = re.compile(r"[\w.:+@/#*-]+(?: [\w.:+@/#*-]+)*|")
+_WORDS = r"[\w.:+@/#*-]+(?: [\w.:+@/#*-]+)*"
+_MSET_SAFE = re.compile(_WORDS + "|")
 _KEY_SAFE = re.compile(r"CT_[A-Z0-9_]{1,40}")
+# A caller-ID name MSet passes through unchanged: such words, with a label of such words in
+# balanced brackets in front (``[Ads] Plain Name``; Asterisk's argument parser keeps brackets
+# and only nests separators inside them, and there are none): proved on Asterisk 22 by
+# tests/live/test_live_callerid.py. Any other name goes by SET VARIABLE.
+_NAME_SAFE = re.compile(rf"\[{_WORDS}\](?: {_WORDS})?|{_WORDS}")
+#: The function MSet may set besides CT_* variables (``pbx_builtin_setvar_helper`` writes a
+#: name ending in ``)`` as a function).
+CALLERID_NAME = "CALLERID(name)"
 MSET_LINE = 1000           # bytes per EXEC MSet command (res_agi reads commands of up to 2 KB)
 
 
@@ -177,10 +186,15 @@ Dialog = Generator[object, object, None]
 
 
 def mset_safe(name: str, value: object) -> bool:
-    """Whether ``name=value`` can go through ``EXEC MSet`` without any escaping."""
+    """Whether ``name=value`` can go through ``EXEC MSet`` without any escaping: a ``CT_*``
+    variable with a plain value, or ``CALLERID(name)`` with a plain name (its label in
+    brackets allowed). Saving the name's own round trip: 11 % of a route call's CPU."""
     s = str(value)
-    return (name.startswith("CT_") and _KEY_SAFE.fullmatch(name) is not None
-            and len(s) <= MAX_VALUE and _MSET_SAFE.fullmatch(s) is not None)
+    if len(s) > MAX_VALUE:
+        return False
+    if name.startswith("CT_"):
+        return _KEY_SAFE.fullmatch(name) is not None and _MSET_SAFE.fullmatch(s) is not None
+    return name == CALLERID_NAME and _NAME_SAFE.fullmatch(s) is not None
 
 
 def mset_lines(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
@@ -206,9 +220,9 @@ def mset_lines(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
 def set_all(variables: dict[str, str], mset: bool = True) -> Dialog:
     """Set the variables on the channel.
 
-    With ``mset`` the plain ``CT_*`` values go in one ``EXEC MSet`` command (one
-    round trip instead of one per variable); the others (caller-ID name, values
-    with quotes, commas, brackets...) and everything after a refused MSet (no such
+    With ``mset`` the plain values (:func:`mset_safe`: ``CT_*`` and a plain caller-ID name) go
+    in one ``EXEC MSet`` command (one round trip instead of one per variable); the others
+    (values with quotes, commas, brackets...) and everything after a refused MSet (no such
     application: ``result=-2``) go one by one with ``SET VARIABLE``, which takes any value.
     """
     pending = dict(variables)

@@ -165,9 +165,10 @@ def sort_rules(rules: Iterable[Rule]) -> list[Rule]:
     return sorted(rules, key=lambda r: (r.priority, r.id))
 
 
-def choose(rules: Iterable[Rule], facts: CallFacts) -> Optional[Rule]:
-    """The first matching rule by priority, or None."""
-    for rule in sort_rules(rules):
+def choose(rules: Iterable[Rule], facts: CallFacts, ordered: bool = False) -> Optional[Rule]:
+    """The first matching rule by priority, or None. ``ordered``: ``rules`` are already in
+    :func:`sort_rules` order (the catalogue's are; sorting 50 rules was 15 % of a route call)."""
+    for rule in (rules if ordered else sort_rules(rules)):
         if rule_matches(rule, facts):
             return rule
     return None

@@ -81,7 +81,8 @@ def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
     rule = None
     if project is not None:
         rule = routing.choose(cat.rules.get(project.id, []), routing.CallFacts.of(
-            routing.local_now(now, project.timezone), att.source_id, att.campaign_id, vs, forwarded))
+            routing.local_now(now, project.timezone), att.source_id, att.campaign_id, vs, forwarded),
+            ordered=True)
     default_queue = env.default_queue(project)
     queue = routing.queue_for(rule, default_queue)
     target = rule.target if rule else ""

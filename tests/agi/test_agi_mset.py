@@ -65,7 +65,13 @@ def test_mset_safe_and_line_splitting():
     for bad in ("a,b", "a|b", 'a"b', "a\\b", "(a)", "[a]", "a=b", "$x", " lead", "trail ",
                 "two  spaces", "x" * (p.MAX_VALUE + 1), "new\nline"):
         assert not p.mset_safe("CT_SOURCE", bad), bad
-    assert not p.mset_safe("CALLERID(name)", "Ivan")              # only our own CT_* names
+    # besides our own CT_* names, only the caller-ID name, plain, its label in brackets in front
+    for name in ("Ivan", "[Ads] Ivan Petrov", "[Яндекс Директ] Иван", "[Ads]", "[Ads] +79161234567"):
+        assert p.mset_safe("CALLERID(name)", name), name
+    for bad in ("[Ads] O'Brien", "[Ads] Ivan, Petrov", "[A]d] x", "[Ads]  x", "[Ads] [x]", "(x)",
+                "[Ads] a|b", "[Ads] ${EXTEN}", "[Ads] «x»", "", "[Ads] " + "x" * p.MAX_VALUE):
+        assert not p.mset_safe("CALLERID(name)", bad), bad
+    assert not p.mset_safe("CALLERID(num)", "Ivan") and not p.mset_safe("OTHER", "x")
     pairs = [(f"CT_V{i}", "я" * 200) for i in range(12)]           # 400 bytes of UTF-8 each
     lines = p.mset_lines(pairs)
     assert len(lines) > 1 and sum(len(n) for _, n in lines) == 12

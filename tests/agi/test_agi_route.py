@@ -33,9 +33,9 @@ def test_recorded_session_static_number(agi, data, session_factory, clock):
     assert v["CT_STATUS"] == "ok" and v["CT_TARGET"] == ""
     assert v["CALLERID(name)"] == "[Google] Caller 0001"
     assert res.closed
-    # two round trips: the plain CT_* values in one EXEC MSet, the caller-ID name on its own
-    assert len(res.commands) == 2 and res.commands[0].startswith('EXEC MSet "CT_CALL_ID=pbx1-')
-    assert res.commands[1].startswith("SET VARIABLE CALLERID(name) ")
+    # one round trip: the plain CT_* values and the plain labelled name in one EXEC MSet
+    assert len(res.commands) == 1 and res.commands[0].startswith('EXEC MSet "CT_CALL_ID=pbx1-')
+    assert res.commands[0].endswith(',CALLERID(name)=[Google] Caller 0001"')
     row = _call_row(session_factory)
     assert (row.pbx_id, row.did, row.caller_number) == ("pbx1", "+74950001001", "+79161110001")
     assert row.attribution == "static" and row.source_id == data["google"] and row.via_agi

@@ -5,8 +5,10 @@ brackets, parentheses, Cyrillic, a name that already carries a label). The hook 
 source's label in front (``[Ads] <name>``, :func:`calltracking.hooks.answer.prefixed_name`), and
 Asterisk must end up with exactly that name on the caller's channel (its ``NewCallerid`` event,
 where Asterisk C-escapes it: recorded in ``tests/ami/fixtures/callerid_escaped_live.ami``),
-whatever the characters: one ``EXEC MSet`` for the plain ``CT_*`` values and ``SET VARIABLE`` for
-the name. The call record holds a name, never its escaped AMI form, and every call is routed.
+whatever the characters: one ``EXEC MSet`` for the plain ``CT_*`` values with a plain labelled name
+(``[Ads] Plain Name``, ``[Ads] already labelled``: :func:`agi.protocol.mset_safe`), ``SET VARIABLE``
+for any other name. The call record holds a name, never its escaped AMI form, and every call is
+routed.
 """
 from __future__ import annotations
 
