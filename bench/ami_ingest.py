@@ -309,7 +309,7 @@ def paced_burst(tmp, pg, seconds, rate=5000):
 
     def hook(rows, _now=time.time):
         now = _now()
-        lat.extend(now - r["at"].timestamp() for r in rows)
+        lat.extend(now - r[2] for r in rows)        # (pbx_id, linkedid, at, event, data)
 
     proc, port = start_server(path, "paced", rate, seconds)
     run = Run(url, port, hook=hook, instrument=True).start()

@@ -31,7 +31,10 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        if value.tzinfo is None:
+        tz = value.tzinfo
+        if tz is dt.timezone.utc:           # the usual case: no conversion to make
+            return value.replace(tzinfo=None)
+        if tz is None:
             raise ValueError("naive datetime given; use an aware UTC datetime")
         return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ami_listener.connection import SKIP, SYNC_ID, _Protocol
-from calltracking.callstore.events import EventLog, event_row
-from calltracking.callstore.rows import sqlite_time, utc
+from calltracking.callstore.events import EVENT_COLUMNS, EventLog, event_row
+from calltracking.callstore.rows import epoch_text, sqlite_time, utc
 from calltracking.interpret import FrameParser
 from calltracking.interpret.channels import VARSET_PREFIXES
 from calltracking.models import AmiEvent
@@ -32,8 +32,11 @@ def test_sqlite_time_is_the_column_types_own_text():
     rnd = random.Random(7)
     stamps = [0.0, 1.0, 946684800.0, 1700000000.5, 1700000000.000001, 4102444799.999999]
     stamps += [rnd.uniform(946684800, 4102444800) for _ in range(2000)]
+    stamps += [rnd.randrange(946684800, 4102444800) + rnd.randrange(0, 10**6) / 1e6 + 5e-7
+               for _ in range(2000)]                  # near a half microsecond: the rounding
     for ts in stamps:
         assert sqlite_time(utc(ts)) == processor(utc(ts)), ts
+        assert epoch_text(ts) == processor(utc(ts)), ts
     # PostgreSQL takes the datetime itself (no text): nothing to copy there
     pg = postgresql.psycopg.dialect()
     assert at.dialect_impl(pg).bind_processor(pg)(utc(1.5)) == dt.datetime(1970, 1, 1, 0, 0, 1, 500000)
@@ -49,7 +52,8 @@ def test_stored_events_equal_sqlalchemys_insert(session_factory):
             event_row("pbx-a", "1795391980.78", dict(ev, Linkedid="1795391980.78"), 1795391982.0, 1795391982.0)]
     with session_factory() as s, s.begin():
         EventLog("pbx-a").add(s, rows)
-        s.execute(AmiEvent.__table__.insert(), [dict(r, pbx_id="pbx-b") for r in rows])
+        s.execute(AmiEvent.__table__.insert(), [dict(zip(EVENT_COLUMNS, r), pbx_id="pbx-b", at=utc(r[2]))
+                                                for r in rows])
     with session_factory() as s:
         got = {pbx: s.execute(select(AmiEvent.linkedid, AmiEvent.at, AmiEvent.event, AmiEvent.data)
                               .where(AmiEvent.pbx_id == pbx).order_by(AmiEvent.id)).all()
