@@ -18,20 +18,15 @@ def utc(ts: Optional[float]) -> Optional[dt.datetime]:
     return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc)
 
 
-def sqlite_time(value: dt.datetime) -> str:
-    """An aware UTC time as SQLAlchemy's SQLite ``DATETIME`` stores it (naive UTC text with six
-    decimals, ``2026-12-03 21:16:37.000000``), for statements sent to the driver directly; the
-    same text as the column type's own bind processor (a test compares them)."""
-    return value.isoformat(" ", "microseconds")[:26]
-
-
 _SECONDS: dict = {}     # whole epoch second -> its "YYYY-MM-DD HH:MM:SS" (events share seconds)
 
 
 def epoch_text(ts: float) -> str:
-    """:func:`sqlite_time` of :func:`utc` (``ts``) without making the datetime: the second's
-    text remembered, the microseconds rounded as ``datetime.fromtimestamp`` rounds them (half
-    to even). A stored event's time (2.2 µs → 0.4 µs an event; a test compares the two)."""
+    """An event time (epoch seconds) as SQLAlchemy's SQLite ``DATETIME`` stores :func:`utc` of
+    it (naive UTC text with six decimals, ``2026-12-03 21:16:37.000000``), for statements sent to
+    the driver directly, without making the datetime: the second's text remembered, the
+    microseconds rounded as ``datetime.fromtimestamp`` rounds them (half to even). 2.2 µs → 0.4 µs
+    a stored event; a test compares it with the column type's own bind processor."""
     frac, whole = math.modf(ts)
     us = round(frac * 1e6)
     if us >= 1_000_000:

@@ -1,8 +1,8 @@
 """The fast paths of AMI ingest give what the general paths give.
 
 - The stored events are written by one ``executemany`` of the driver (SQLite: the time as text
-  made by :func:`calltracking.callstore.rows.sqlite_time`): the rows read back are the rows
-  SQLAlchemy's own insert stores, on SQLite and PostgreSQL.
+  made by :func:`calltracking.callstore.rows.epoch_text`) or one ``COPY`` (PostgreSQL): the rows
+  read back are the rows SQLAlchemy's own insert stores, on SQLite and PostgreSQL.
 - The reader queues the events of one read as one item, in order, and a sync frame in the
   middle of a read (a ``QueueMember`` answering the listener's ``QueueStatus``) keeps its place.
 - The reader drops the ``VarSet`` events of variables nobody reads (one search for all the kept
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ami_listener.connection import SKIP, SYNC_ID, _Protocol
 from calltracking.callstore.events import EVENT_COLUMNS, EventLog, event_row
-from calltracking.callstore.rows import epoch_text, sqlite_time, utc
+from calltracking.callstore.rows import epoch_text, utc
 from calltracking.interpret import FrameParser
 from calltracking.interpret.channels import VARSET_PREFIXES
 from calltracking.models import AmiEvent
@@ -25,7 +25,7 @@ from calltracking.models import AmiEvent
 pytestmark = pytest.mark.db
 
 
-def test_sqlite_time_is_the_column_types_own_text():
+def test_epoch_text_is_the_column_types_own_text():
     at = AmiEvent.__table__.c.at.type
     d = sqlite.dialect()
     processor = at.dialect_impl(d).bind_processor(d)
@@ -35,7 +35,6 @@ def test_sqlite_time_is_the_column_types_own_text():
     stamps += [rnd.randrange(946684800, 4102444800) + rnd.randrange(0, 10**6) / 1e6 + 5e-7
                for _ in range(2000)]                  # near a half microsecond: the rounding
     for ts in stamps:
-        assert sqlite_time(utc(ts)) == processor(utc(ts)), ts
         assert epoch_text(ts) == processor(utc(ts)), ts
     # PostgreSQL takes the datetime itself (no text): nothing to copy there
     pg = postgresql.psycopg.dialect()

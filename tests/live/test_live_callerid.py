@@ -29,16 +29,11 @@ NAMES = {   # caller number: the caller-ID name the trunk delivers
 
 def _seed(world) -> None:
     from calltracking import entities as svc
-    from calltracking.db import make_engine, make_sessionmaker
 
-    eng = make_engine(world.db_url)
-    try:
-        with make_sessionmaker(eng)() as s, s.begin():
-            p = svc.add_project(s, "named", timezone="Europe/Moscow", default_queue="sales")
-            src = svc.add_source(s, p, "Yandex Direct", channel="ads", short_label="Ads")
-            svc.add_number(s, p, "74950009001", source=src, record=False)
-    finally:
-        eng.dispose()
+    with world.session() as s:
+        p = svc.add_project(s, "named", timezone="Europe/Moscow", default_queue="sales")
+        src = svc.add_source(s, p, "Yandex Direct", channel="ads", short_label="Ads")
+        svc.add_number(s, p, "74950009001", source=src, record=False)
 
 
 @pytest.fixture(scope="module")

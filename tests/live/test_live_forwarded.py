@@ -35,19 +35,14 @@ SOURCE = {"published": "Billboard"}     # attributed by the forwarding number; t
 
 def _seed(world) -> None:
     from calltracking import entities as svc
-    from calltracking.db import make_engine, make_sessionmaker
 
-    eng = make_engine(world.db_url)
-    try:
-        with make_sessionmaker(eng)() as s, s.begin():
-            p = svc.add_project(s, "forwarded", timezone="Europe/Moscow", default_queue="sales")
-            src = svc.add_source(s, p, "Own site", channel="referral")
-            svc.add_number(s, p, "74950008001", source=src, record=False)
-            svc.add_number(s, p, "74950008002", source=svc.add_source(s, p, "Billboard", channel="offline"),
-                           record=False)
-            svc.add_rule(s, p, "our published number", priority=1, forwarded_from=OWN, queue="q_answer")
-    finally:
-        eng.dispose()
+    with world.session() as s:
+        p = svc.add_project(s, "forwarded", timezone="Europe/Moscow", default_queue="sales")
+        src = svc.add_source(s, p, "Own site", channel="referral")
+        svc.add_number(s, p, "74950008001", source=src, record=False)
+        svc.add_number(s, p, "74950008002", source=svc.add_source(s, p, "Billboard", channel="offline"),
+                       record=False)
+        svc.add_rule(s, p, "our published number", priority=1, forwarded_from=OWN, queue="q_answer")
 
 
 @pytest.fixture(scope="module")

@@ -39,20 +39,15 @@ def _tone(path: Path, hz: int, seconds: float) -> Path:
 
 def _seed(world) -> None:
     from calltracking import entities as svc
-    from calltracking.db import make_engine, make_sessionmaker
     from calltracking.models import RoutingRule
 
-    eng = make_engine(world.db_url)
-    try:
-        with make_sessionmaker(eng)() as s, s.begin():
-            p = svc.add_project(s, "sides", timezone="Europe/Moscow", default_queue="sales")
-            src = svc.add_source(s, p, "Sides", channel="other")
-            svc.add_number(s, p, "74950007001", source=src, record=True)
-            s.flush()
-            s.add(RoutingRule(project_id=p.id, name="sides", priority=1, source_id=src.id,
-                              target=TARGET, record=True))
-    finally:
-        eng.dispose()
+    with world.session() as s:
+        p = svc.add_project(s, "sides", timezone="Europe/Moscow", default_queue="sales")
+        src = svc.add_source(s, p, "Sides", channel="other")
+        svc.add_number(s, p, "74950007001", source=src, record=True)
+        s.flush()
+        s.add(RoutingRule(project_id=p.id, name="sides", priority=1, source_id=src.id,
+                          target=TARGET, record=True))
 
 
 def _place(world, tag: str, caller: str, tone: Path, *extra: str) -> Placed:
@@ -78,21 +73,16 @@ def _files(world, linkedid: str) -> dict[str, Path]:
 
 
 def _info(world, linkedid: str):
-    from calltracking.db import make_engine, make_sessionmaker
     from calltracking.models import Call, RecordingInfo
     from sqlalchemy import select
 
-    eng = make_engine(world.db_url)
-    try:
-        with make_sessionmaker(eng)() as s:
-            row = s.execute(select(RecordingInfo).join(Call, Call.id == RecordingInfo.call_id)
-                            .where(Call.linkedid == linkedid)).scalar_one_or_none()
-            if row is None or row.status != "ok":
-                return None
-            s.expunge(row)
-            return row
-    finally:
-        eng.dispose()
+    with world.session() as s:
+        row = s.execute(select(RecordingInfo).join(Call, Call.id == RecordingInfo.call_id)
+                        .where(Call.linkedid == linkedid)).scalar_one_or_none()
+        if row is None or row.status != "ok":
+            return None
+        s.expunge(row)
+        return row
 
 
 @pytest.fixture(scope="module")

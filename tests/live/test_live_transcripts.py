@@ -34,36 +34,26 @@ def _speech(path: Path, text: str) -> Path:
 
 def _seed(world) -> None:
     from calltracking import entities as svc
-    from calltracking.db import make_engine, make_sessionmaker
     from calltracking.models import RoutingRule
 
-    eng = make_engine(world.db_url)
-    try:
-        with make_sessionmaker(eng)() as s, s.begin():
-            p = svc.add_project(s, "spoken", timezone="Europe/Moscow", default_queue="sales")
-            src = svc.add_source(s, p, "Spoken", channel="other")
-            svc.add_number(s, p, DID, source=src, record=True)
-            s.flush()
-            s.add(RoutingRule(project_id=p.id, name="spoken", priority=1, source_id=src.id, target=TARGET,
-                              record=True))
-    finally:
-        eng.dispose()
+    with world.session() as s:
+        p = svc.add_project(s, "spoken", timezone="Europe/Moscow", default_queue="sales")
+        src = svc.add_source(s, p, "Spoken", channel="other")
+        svc.add_number(s, p, DID, source=src, record=True)
+        s.flush()
+        s.add(RoutingRule(project_id=p.id, name="spoken", priority=1, source_id=src.id, target=TARGET,
+                          record=True))
 
 
 def _recorded(world, linkedid: str):
     from sqlalchemy import select
 
-    from calltracking.db import make_engine, make_sessionmaker
     from calltracking.models import Call, RecordingInfo
 
-    eng = make_engine(world.db_url)
-    try:
-        with make_sessionmaker(eng)() as s:
-            row = s.execute(select(RecordingInfo.call_id, RecordingInfo.file, RecordingInfo.status)
-                            .join(Call, Call.id == RecordingInfo.call_id).where(Call.linkedid == linkedid)).first()
-            return (row.call_id, row.file) if row is not None and row.status == "ok" else None
-    finally:
-        eng.dispose()
+    with world.session() as s:
+        row = s.execute(select(RecordingInfo.call_id, RecordingInfo.file, RecordingInfo.status)
+                        .join(Call, Call.id == RecordingInfo.call_id).where(Call.linkedid == linkedid)).first()
+        return (row.call_id, row.file) if row is not None and row.status == "ok" else None
 
 
 def test_phrases_land_on_the_side_that_spoke(world):

@@ -25,34 +25,29 @@ TALK = {"112": 7, "113": 7, "114": 4, "115": 5}
 def _seed(world) -> dict[str, int]:
     """A project of its own (its whisper is on), so the other live scenarios hear none."""
     from calltracking import entities as svc
-    from calltracking.db import make_engine, make_sessionmaker
     from calltracking.models import RoutingRule, Source
     from calltracking.whisper import settings
 
-    eng = make_engine(world.db_url)
-    try:
-        with make_sessionmaker(eng)() as s, s.begin():
-            p = svc.add_project(s, "whisper", timezone="Europe/Moscow", default_queue="sales")
-            settings.set_project(s, p, enabled=True, template="{source}, {campaign}", voice="en")
-            ids = {}
-            for n, (name, queue) in enumerate([("Google Ads", "q_whisper"), ("Plain", "q_wplain"),
-                                               ("Gone", "q_wgone")], start=1):
-                src = svc.add_source(s, p, name, channel="ads")
-                camp = svc.add_campaign(s, src, "brand")
-                svc.add_number(s, p, f"7495000600{n}", source=src, campaign=camp, record=False)
-                s.flush()
-                s.add(RoutingRule(project_id=p.id, name=name, priority=n, source_id=src.id, queue=queue))
-                ids[name] = (src.id, camp.id)
-            desk = svc.add_source(s, p, "Desk", channel="other")
-            svc.add_number(s, p, "74950006004", source=desk, record=False)
+    with world.session() as s:
+        p = svc.add_project(s, "whisper", timezone="Europe/Moscow", default_queue="sales")
+        settings.set_project(s, p, enabled=True, template="{source}, {campaign}", voice="en")
+        ids = {}
+        for n, (name, queue) in enumerate([("Google Ads", "q_whisper"), ("Plain", "q_wplain"),
+                                           ("Gone", "q_wgone")], start=1):
+            src = svc.add_source(s, p, name, channel="ads")
+            camp = svc.add_campaign(s, src, "brand")
+            svc.add_number(s, p, f"7495000600{n}", source=src, campaign=camp, record=False)
             s.flush()
-            s.add(RoutingRule(project_id=p.id, name="desk", priority=9, source_id=desk.id,
-                              target="Local/115@operators/n"))
-            ids["Desk"] = (desk.id, None)
-            settings.set_source(s, s.get(Source, ids["Plain"][0]), enabled=False)
-        return ids
-    finally:
-        eng.dispose()
+            s.add(RoutingRule(project_id=p.id, name=name, priority=n, source_id=src.id, queue=queue))
+            ids[name] = (src.id, camp.id)
+        desk = svc.add_source(s, p, "Desk", channel="other")
+        svc.add_number(s, p, "74950006004", source=desk, record=False)
+        s.flush()
+        s.add(RoutingRule(project_id=p.id, name="desk", priority=9, source_id=desk.id,
+                          target="Local/115@operators/n"))
+        ids["Desk"] = (desk.id, None)
+        settings.set_source(s, s.get(Source, ids["Plain"][0]), enabled=False)
+    return ids
 
 
 def _seconds(path: Path) -> float:

@@ -10,6 +10,7 @@ keeps every event it sees, so each record is compared with three witnesses: Aste
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -224,6 +225,10 @@ level = info
                                     and e.get("Value") == tid, timeout=10)
         return Placed(tag=tag or tid, did=did, caller=caller, linkedid=ev["Linkedid"], placed_at=time.time())
 
+    def session(self):
+        """:func:`transaction` on the live database."""
+        return transaction(self.db_url)
+
     def db_put(self, **values) -> None:
         """AstDB values the [operators] and trunk contexts read, e.g. ``db_put(**{"ring/101": 1})``."""
         for key, val in values.items():
@@ -328,61 +333,70 @@ level = info
         self.ast.stop()
 
 
-def seed(db_url: str) -> None:
-    """The project the live calls belong to: sources, static numbers, operators, routing rules,
-    a promo code. Numbers 7495000xxxx are tracked; 74959999999 is not."""
-    from calltracking import entities as svc
+@contextlib.contextmanager
+def transaction(db_url: str):
+    """A session on ``db_url`` in one transaction, committed when the block ends, its engine
+    disposed after: a live scenario's seed, or a read of what it recorded."""
     from calltracking.db import make_engine, make_sessionmaker
-    from calltracking.models import PromoCode, RoutingRule
 
     eng = make_engine(db_url)
     try:
         with make_sessionmaker(eng)() as s, s.begin():
-            p = svc.add_project(s, "acme", timezone="Europe/Moscow", default_queue="sales")
-            ads = svc.add_source(s, p, "Google Ads", channel="ads", short_label="GA")
-            paper = svc.add_source(s, p, "Newspaper", channel="offline", short_label="NP")
-            board = svc.add_source(s, p, "Billboard", channel="offline", short_label="BB")
-            recs = svc.add_source(s, p, "Radio", channel="offline", short_label="RD")
-            direct = svc.add_source(s, p, "Direct desk", channel="other", short_label="DD")
-            queue_of = {}
-            for n, queue in [(1001, "q_answer"), (1002, "q_ghost"), (1004, "q_second"), (1005, "q_hup"),
-                             (1008, "q_repeat"), (1009, "q_blind"), (1010, "q_atx"), (1011, "q_restart"),
-                             (1012, "q_restart"), (1013, "q_restart"), (1014, "q_restart"),
-                             (5001, "q_opt"), (5002, "q_fwd"), (5003, "q_optx")]:
-                c = svc.add_campaign(s, ads, f"c-{n}")
-                svc.add_number(s, p, f"7495000{n}", source=ads, campaign=c, record=False)
-                queue_of[c] = queue
-            svc.add_number(s, p, "74950002003", source=board, record=False)       # IVR, queue timeout
-            svc.add_number(s, p, "74950002007", source=board, record=False)       # IVR, promo code
-            svc.add_number(s, p, "74950001006", source=direct, record=False)      # Dial() target
-            desk = svc.add_source(s, p, "Website desk", channel="other", short_label="WD")
-            svc.add_number(s, p, "74950005004", source=desk, record=False)        # Dial() of a route
-            for i in range(40):
-                svc.add_number(s, p, f"749500030{i:02d}", source=ads, record=False)   # 30 at once
-            for i in range(1, 4):
-                svc.add_number(s, p, f"7495000400{i}", source=recs, record=True)    # recordings
-            for ext, name in OPERATORS:
-                svc.add_operator(s, name, f"Local/{ext}@operators", member_name=name, extension=ext)
-            for ext, name in PHONES:
-                svc.add_operator(s, name, f"Local/{ext}@phones", member_name=name, extension=ext)
-            s.flush()
-            prio = itertools.count(10)
-            # One rule per queue-specific number, matched on the number's own campaign.
-            for c, queue in queue_of.items():
-                s.add(RoutingRule(project_id=p.id, name=f"{c.name} to {queue}", priority=next(prio),
-                                  source_id=ads.id, campaign_id=c.id, queue=queue))
-            s.add(RoutingRule(project_id=p.id, name="busy hour", priority=next(prio), source_id=ads.id,
-                              queue="q_busy"))
-            s.add(RoutingRule(project_id=p.id, name="billboard IVR", priority=next(prio),
-                              source_id=board.id, queue="q_timeout"))
-            s.add(RoutingRule(project_id=p.id, name="newspaper promo", priority=next(prio),
-                              source_id=paper.id, queue="q_promo"))
-            s.add(RoutingRule(project_id=p.id, name="direct desk", priority=next(prio), source_id=direct.id,
-                              target="Local/102@operators/n"))
-            s.add(RoutingRule(project_id=p.id, name="website desk", priority=next(prio), source_id=desk.id,
-                              target="Local/157@routes"))
-            s.add(RoutingRule(project_id=p.id, name="radio recorded", priority=next(prio), source_id=recs.id,
-                              queue="q_rec", record=True))
-            s.add(PromoCode(project_id=p.id, code="4242", source_id=paper.id))
+            yield s
     finally:
         eng.dispose()
+
+
+def seed(db_url: str) -> None:
+    """The project the live calls belong to: sources, static numbers, operators, routing rules,
+    a promo code. Numbers 7495000xxxx are tracked; 74959999999 is not."""
+    from calltracking import entities as svc
+    from calltracking.models import PromoCode, RoutingRule
+
+    with transaction(db_url) as s:
+        p = svc.add_project(s, "acme", timezone="Europe/Moscow", default_queue="sales")
+        ads = svc.add_source(s, p, "Google Ads", channel="ads", short_label="GA")
+        paper = svc.add_source(s, p, "Newspaper", channel="offline", short_label="NP")
+        board = svc.add_source(s, p, "Billboard", channel="offline", short_label="BB")
+        recs = svc.add_source(s, p, "Radio", channel="offline", short_label="RD")
+        direct = svc.add_source(s, p, "Direct desk", channel="other", short_label="DD")
+        queue_of = {}
+        for n, queue in [(1001, "q_answer"), (1002, "q_ghost"), (1004, "q_second"), (1005, "q_hup"),
+                         (1008, "q_repeat"), (1009, "q_blind"), (1010, "q_atx"), (1011, "q_restart"),
+                         (1012, "q_restart"), (1013, "q_restart"), (1014, "q_restart"),
+                         (5001, "q_opt"), (5002, "q_fwd"), (5003, "q_optx")]:
+            c = svc.add_campaign(s, ads, f"c-{n}")
+            svc.add_number(s, p, f"7495000{n}", source=ads, campaign=c, record=False)
+            queue_of[c] = queue
+        svc.add_number(s, p, "74950002003", source=board, record=False)       # IVR, queue timeout
+        svc.add_number(s, p, "74950002007", source=board, record=False)       # IVR, promo code
+        svc.add_number(s, p, "74950001006", source=direct, record=False)      # Dial() target
+        desk = svc.add_source(s, p, "Website desk", channel="other", short_label="WD")
+        svc.add_number(s, p, "74950005004", source=desk, record=False)        # Dial() of a route
+        for i in range(40):
+            svc.add_number(s, p, f"749500030{i:02d}", source=ads, record=False)   # 30 at once
+        for i in range(1, 4):
+            svc.add_number(s, p, f"7495000400{i}", source=recs, record=True)    # recordings
+        for ext, name in OPERATORS:
+            svc.add_operator(s, name, f"Local/{ext}@operators", member_name=name, extension=ext)
+        for ext, name in PHONES:
+            svc.add_operator(s, name, f"Local/{ext}@phones", member_name=name, extension=ext)
+        s.flush()
+        prio = itertools.count(10)
+        # One rule per queue-specific number, matched on the number's own campaign.
+        for c, queue in queue_of.items():
+            s.add(RoutingRule(project_id=p.id, name=f"{c.name} to {queue}", priority=next(prio),
+                              source_id=ads.id, campaign_id=c.id, queue=queue))
+        s.add(RoutingRule(project_id=p.id, name="busy hour", priority=next(prio), source_id=ads.id,
+                          queue="q_busy"))
+        s.add(RoutingRule(project_id=p.id, name="billboard IVR", priority=next(prio),
+                          source_id=board.id, queue="q_timeout"))
+        s.add(RoutingRule(project_id=p.id, name="newspaper promo", priority=next(prio),
+                          source_id=paper.id, queue="q_promo"))
+        s.add(RoutingRule(project_id=p.id, name="direct desk", priority=next(prio), source_id=direct.id,
+                          target="Local/102@operators/n"))
+        s.add(RoutingRule(project_id=p.id, name="website desk", priority=next(prio), source_id=desk.id,
+                          target="Local/157@routes"))
+        s.add(RoutingRule(project_id=p.id, name="radio recorded", priority=next(prio), source_id=recs.id,
+                          queue="q_rec", record=True))
+        s.add(PromoCode(project_id=p.id, code="4242", source_id=paper.id))
