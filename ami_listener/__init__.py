@@ -32,6 +32,7 @@ from calltracking.interpret.frames import WINDOW
 from calltracking.models import Call, Operator
 
 from ami_listener.connection import AmiConnection, LoginError
+from ami_listener.parse_process import ParseHelper
 from ami_listener.queuelog import QueueLog
 from ami_listener.writer import Writer
 
@@ -132,6 +133,10 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
     queue_log = QueueLog(a.queue_log)
     operators: dict = {}
     pbx_id = config.general.pbx_id
+    helper = ParseHelper() if a.parser_process else None
+    if helper is not None:
+        await helper.start()
+        stats["parser"] = helper
     try:
         while not stop.is_set():
             orphans: list = []
@@ -163,7 +168,8 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
 
             conn = AmiConnection(a.host, a.port, a.username, secret,
                                  sink=lambda recv, frame: writer.put(("ev", recv, frame)), on_sync=on_sync,
-                                 sink_many=lambda recv, frames: writer.put(("evs", recv, frames)))
+                                 sink_many=lambda recv, frames: writer.put(("evs", recv, frames)),
+                                 helper=helper)
             try:
                 await conn.open()
             except (OSError, asyncio.TimeoutError, LoginError) as e:
@@ -205,6 +211,8 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
                 log.warning("AMI connection to %s:%s lost; reconnecting", a.host, a.port)
                 await _sleep_or_stop(stop, 0.2)
     finally:
+        if helper is not None:
+            await helper.close()
         writer.closing = True
         writer.wake.set()
         await writer_task

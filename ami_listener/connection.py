@@ -11,7 +11,10 @@ panoramisk's :class:`~panoramisk.Manager` matches responses to actions
 (Login, Ping); its protocol is subclassed so that reading stays minimal:
 frames are parsed from bytes (:class:`calltracking.interpret.FrameParser`) and
 the events of one read go to the writer's queue as one item (``sink_many``) without
-panoramisk's pattern dispatch. panoramisk's own reconnect is disabled: :func:`run_ami`
+panoramisk's pattern dispatch. With ``[ami] parser_process`` (the default) the bytes are
+parsed by a helper process (:mod:`ami_listener.parse_process`) and the frames come back in
+order; the reads it has not answered yet are parsed here when it dies or the connection ends,
+so no frame is lost or doubled. panoramisk's own reconnect is disabled: :func:`run_ami`
 reconnects with back-off.
 """
 from __future__ import annotations
@@ -28,6 +31,8 @@ from panoramisk.message import Message
 from calltracking.interpret import IGNORED, FrameParser
 from calltracking.interpret.channels import VARSET_PREFIXES
 
+from ami_listener.parse_process import ParseHelper
+
 log = logging.getLogger("calltracking.ami")
 SYNC_ID = "ct-sync-"
 #: Event types dropped by the reader before decoding (known, not needed); counted.
@@ -42,6 +47,7 @@ class _Protocol(AMIProtocol):
     sink: Callable = None          # (received_at, frame) for one event
     sink_many: Callable = None     # (received_at, frames) for the events of one read
     on_sync: Callable = None       # (snapshot) when CoreShowChannelsComplete arrives
+    helper: Optional[ParseHelper] = None     # the parser process (else parsed here)
 
     def connection_made(self, transport):
         super().connection_made(transport)
@@ -52,14 +58,35 @@ class _Protocol(AMIProtocol):
         self.heard: Optional[str] = None   # Timestamp of the last event received
         self.frames = 0
         self.reported_skips = 0
+        if self.helper is not None:
+            self.helper.begin(self.parser, self._frames)
 
     def data_received(self, data: bytes):
         recv = time.time()
+        if self.helper is not None:
+            self.helper.feed(recv, data)
+            return
         try:
             frames = self.parser.feed(data)
         except Exception:  # never let a parsing bug reach the transport
             log.exception("AMI frame parsing failed; data dropped")
             return
+        self._frames(recv, frames)
+
+    def drain(self) -> None:
+        """The reads still in the parser process, parsed here and delivered (the connection ends)."""
+        if self.helper is not None and self.helper.parser is self.parser:
+            try:
+                self.helper.drain()
+            except Exception:  # noqa: BLE001
+                log.exception("AMI frame parsing failed; data dropped")
+
+    def connection_lost(self, exc):
+        self.drain()
+        super().connection_lost(exc)
+
+    def _frames(self, recv: float, frames: list) -> None:
+        """The frames of one read, in order: responses, the sync's, events to the writer."""
         self.frames += len(frames)
         events: list = []           # the events of this read, queued as one item (in order)
         for frame in frames:
@@ -137,22 +164,26 @@ class _Manager(Manager):
 class AmiConnection:
     def __init__(self, host: str, port: int, username: str, secret: str,
                  sink: Callable, on_sync: Callable, timeout: float = 10.0,
-                 sink_many: Optional[Callable] = None):
+                 sink_many: Optional[Callable] = None, helper: Optional[ParseHelper] = None):
         self.host, self.port, self.username, self.secret = host, port, username, secret
         self.sink, self.on_sync, self.timeout = sink, on_sync, timeout
         self.sink_many = sink_many or (lambda recv, frames: [sink(recv, f) for f in frames])
         self.lost = asyncio.Event()
         self.manager: Optional[_Manager] = None
         self.protocol: Optional[_Protocol] = None
+        self.helper = helper
         self._sync_n = 0
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.helper is not None:
+            await self.helper.ensure()
         self.manager = _Manager(self.lost, loop=loop, host=self.host, port=self.port, ping_delay=3600)
 
         def factory():
             p = _Protocol()
             p.sink, p.sink_many, p.on_sync = self.sink, self.sink_many, self.on_sync
+            p.helper = self.helper
             return p
 
         _, proto = await asyncio.wait_for(loop.create_connection(factory, self.host, self.port), self.timeout)
@@ -214,6 +245,8 @@ class AmiConnection:
         return self.protocol.parser.malformed if self.protocol is not None else 0
 
     def close(self) -> None:
-        if self.protocol is not None and self.protocol.transport is not None:
-            self.protocol.transport.close()
+        if self.protocol is not None:
+            self.protocol.drain()       # what the parser process still has: before `lost`
+            if self.protocol.transport is not None:
+                self.protocol.transport.close()
         self.lost.set()

@@ -140,14 +140,15 @@ def make_db(tmp: Path, name: str, pg) -> str:
 
 
 class Run:
-    def __init__(self, url: str, port: int, hook=None, instrument=False):
+    def __init__(self, url: str, port: int, hook=None, instrument=False, parser_process=True):
         from calltracking.db import make_engine, make_sessionmaker
         from support.config import make_config
         from calltracking.cli._common import run_loop     # uvloop on Linux, as `calltracking run`
         from support.listener import Listener
 
         self.engine = make_engine(url)
-        self.listener = Listener(make_config(url, ami__port=port, ami__ping_interval=5),
+        self.listener = Listener(make_config(url, ami__port=port, ami__ping_interval=5,
+                                             ami__parser_process="yes" if parser_process else "no"),
                                  make_sessionmaker(self.engine), run=run_loop)
         self.gaps = []
         if instrument:
@@ -198,7 +199,7 @@ def count_events(frames) -> int:
     return sum(1 for f in frames if f.startswith(b"Event: ") and b"ActionID: " not in f)
 
 
-def sustained(tmp, pg, n_events):
+def sustained(tmp, pg, n_events, parser_process=True):
     t0 = time.time()
     frames, expected = burst(n_events)
     path = tmp / "stream.ami"
@@ -212,7 +213,7 @@ def sustained(tmp, pg, n_events):
     bare = bare_rates(path)
     url = make_db(tmp, "ct_bench_sustained", pg)
     proc, port = start_server(path)
-    run = Run(url, port).start()
+    run = Run(url, port, parser_process=parser_process).start()
     lst = run.listener
     p = lst.stats["processor"]
     start = None
@@ -225,6 +226,8 @@ def sustained(tmp, pg, n_events):
     run.stop()
     proc.terminate()
     lost, dup, wrong = verify(url, expected)
+    where = "a helper process" if parser_process else "the listener's process"
+    print(f"frames parsed in {where} ([ami] parser_process = {'yes' if parser_process else 'no'})")
     print(f"sustained ingest: {n / elapsed:,.0f} events/s, {len(expected) / elapsed:,.0f} calls/s "
           f"({elapsed:.1f} s; max backlog {lst.stats.get('max_backlog', 0):,} events); "
           f"lost calls {lost}, duplicated {dup}, wrong records {wrong}")
@@ -362,6 +365,8 @@ def main():
     ap.add_argument("--burst-seconds", type=float, default=None)
     ap.add_argument("--postgresql", action="store_true", help="use a throw-away PostgreSQL cluster")
     ap.add_argument("--only", choices=["sustained", "burst", "resync"], default=None)
+    ap.add_argument("--parser-in-listener", action="store_true",
+                    help="[ami] parser_process = no: parse in the listener's process (the former way)")
     a = ap.parse_args()
     n = a.events or (50_000 if a.quick else 1_000_000)
     secs = a.burst_seconds or (10.0 if a.quick else 60.0)
@@ -377,7 +382,7 @@ def main():
         with tempfile.TemporaryDirectory(prefix="ct-ami-bench-") as d:
             tmp = Path(d)
             if a.only in (None, "sustained"):
-                sustained(tmp, pg, n)
+                sustained(tmp, pg, n, parser_process=not a.parser_in_listener)
             if a.only in (None, "burst"):
                 paced_burst(tmp, pg, secs)
             if a.only in (None, "resync"):
