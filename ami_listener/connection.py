@@ -11,7 +11,7 @@ panoramisk's :class:`~panoramisk.Manager` matches responses to actions
 (Login, Ping); its protocol is subclassed so that reading stays minimal:
 frames are parsed from bytes (:class:`calltracking.interpret.FrameParser`) and
 the events of one read go to the writer's queue as one item (``sink_many``) without
-panoramisk's pattern dispatch. With ``[ami] parser_process`` (the default) the bytes are
+panoramisk's pattern dispatch. With ``[ami] parser_process = yes`` the bytes are
 parsed by a helper process (:mod:`ami_listener.parse_process`) and the frames come back in
 order; the reads it has not answered yet are parsed here when it dies or the connection ends,
 so no frame is lost or doubled. panoramisk's own reconnect is disabled: :func:`run_ami`

@@ -1,4 +1,4 @@
-"""The AMI frame parser in a helper process (``[ami] parser_process``, on by default).
+"""The AMI frame parser in a helper process (``[ami] parser_process``, off by default).
 
 Parsing the byte stream (:class:`calltracking.interpret.FrameParser`: 3.2 µs per event read,
 the skipped ones included) was 40 % of the listener's Python time at a sustained rate, all of it
@@ -92,6 +92,7 @@ class ParseHelper:
         self._buf.clear()
         self.discard = 0
         self.stats["starts"] += 1
+        log.info("AMI frames are parsed in a helper process (pid %s)", self.proc.pid)
         return True
 
     async def close(self) -> None:

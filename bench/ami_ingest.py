@@ -140,7 +140,7 @@ def make_db(tmp: Path, name: str, pg) -> str:
 
 
 class Run:
-    def __init__(self, url: str, port: int, hook=None, instrument=False, parser_process=True):
+    def __init__(self, url: str, port: int, hook=None, instrument=False, parser_process=False):
         from calltracking.db import make_engine, make_sessionmaker
         from support.config import make_config
         from calltracking.cli._common import run_loop     # uvloop on Linux, as `calltracking run`
@@ -199,7 +199,7 @@ def count_events(frames) -> int:
     return sum(1 for f in frames if f.startswith(b"Event: ") and b"ActionID: " not in f)
 
 
-def sustained(tmp, pg, n_events, parser_process=True):
+def sustained(tmp, pg, n_events, parser_process=False):
     t0 = time.time()
     frames, expected = burst(n_events)
     path = tmp / "stream.ami"
@@ -365,8 +365,8 @@ def main():
     ap.add_argument("--burst-seconds", type=float, default=None)
     ap.add_argument("--postgresql", action="store_true", help="use a throw-away PostgreSQL cluster")
     ap.add_argument("--only", choices=["sustained", "burst", "resync"], default=None)
-    ap.add_argument("--parser-in-listener", action="store_true",
-                    help="[ami] parser_process = no: parse in the listener's process (the former way)")
+    ap.add_argument("--parser-process", action="store_true",
+                    help="[ami] parser_process = yes: parse in a helper process (default: in the listener's)")
     a = ap.parse_args()
     n = a.events or (50_000 if a.quick else 1_000_000)
     secs = a.burst_seconds or (10.0 if a.quick else 60.0)
@@ -382,7 +382,7 @@ def main():
         with tempfile.TemporaryDirectory(prefix="ct-ami-bench-") as d:
             tmp = Path(d)
             if a.only in (None, "sustained"):
-                sustained(tmp, pg, n, parser_process=not a.parser_in_listener)
+                sustained(tmp, pg, n, parser_process=a.parser_process)
             if a.only in (None, "burst"):
                 paced_burst(tmp, pg, secs)
             if a.only in (None, "resync"):

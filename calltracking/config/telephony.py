@@ -17,8 +17,8 @@ class AmiConfig:
     ping_interval: float = opt(10.0, number(1.0), "Seconds between keep-alive pings")
     reconnect_max: float = opt(30.0, number(1.0), "Longest back-off between reconnects (seconds)")
     originate: bool = opt(False, yes_no, "Allow click-to-call (needs the 'originate' privilege)")
-    parser_process: bool = opt(True, yes_no, "Parse the AMI byte stream in a helper process (one "
-                               "more Python process; frees the listener's own for the calls)")
+    parser_process: bool = opt(False, yes_no, "Parse the AMI byte stream in a helper process (one "
+                                "more Python process; frees the listener's own for the calls)")
     queue_log: str = opt("/var/log/asterisk/queue_log", text, "Asterisk's queue_log, read after a "
                          "reconnect for what happened meanwhile (empty: not read; optional)")
 

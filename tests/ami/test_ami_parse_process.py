@@ -252,7 +252,7 @@ def test_listener_whose_helper_is_killed_mid_call_loses_nothing(tracked, asteris
     frames, expected = burst(3_000)
     asterisk.add(frames)
     with caplog.at_level(logging.WARNING, "calltracking.ami"):
-        lst = listener()
+        lst = listener(ami__parser_process="yes")
         helper = lst.stats["parser"]
         asterisk.emit(len(frames) // 2)
         poll(lambda: helper.stats["reads"] > 0, timeout=10)

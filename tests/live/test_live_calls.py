@@ -115,3 +115,6 @@ def test_service_log_is_clean(batch, world):
     assert "Traceback" not in log, log[-4000:]
     noisy = [line for line in log.splitlines() if "CDR billsec says" in line or "talktime says" in line]
     assert not noisy, "\n".join(noisy)
+    # the parser this run uses ([ami] parser_process, see World.parser_process) and it never died
+    assert ("AMI frames are parsed in a helper process" in log) == (world.parser_process == "yes")
+    assert "AMI parser process ended" not in log and "could not start" not in log

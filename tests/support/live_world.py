@@ -120,6 +120,12 @@ class World:
             old.close()
 
     # --- calltracking ------------------------------------------------------------------
+    @property
+    def parser_process(self) -> str:
+        """Both AMI parsers meet the real Asterisk: in a helper process on the PostgreSQL run of
+        the live suite, in the listener's own process (the default) on the SQLite run."""
+        return "yes" if self.db_url.startswith("postgresql") else "no"
+
     def write_config(self) -> None:
         self.ini.write_text(f"""[general]
 pbx_id = live
@@ -136,6 +142,7 @@ ping_interval = 2
 reconnect_max = 1
 originate = yes
 queue_log = {self.ast.queue_log}
+parser_process = {self.parser_process}
 [agi]
 listen = 127.0.0.1:{self.agi_port}
 timeout_ms = 1000
