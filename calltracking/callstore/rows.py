@@ -6,6 +6,7 @@ import math
 from decimal import Decimal
 from typing import Optional
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -54,3 +55,16 @@ def upsert(session: Session, table):
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def update_by_id(session: Session, table, rows: list[dict]) -> None:
+    """``UPDATE table SET <the row's other keys> WHERE id = <its id>`` for each row: one
+    ``executemany`` per set of keys, what the ORM's bulk update by primary key does, without
+    its per-row bookkeeping (on PostgreSQL it was 6 % of the AMI writer thread's time)."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    stmt = table.update().where(table.c.id == bindparam("_id"))
+    for keys, group in groups.items():
+        cols = [k for k in keys if k != "id"]
+        session.execute(stmt, [dict({k: r[k] for k in cols}, _id=r["id"]) for r in group])

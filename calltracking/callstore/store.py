@@ -20,7 +20,7 @@ import datetime as dt
 import time
 from typing import Iterable, Optional
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from calltracking import phone
@@ -31,7 +31,7 @@ from calltracking.callstore.events import EventLog
 from calltracking.callstore.listener_state import ListenerState
 from calltracking.callstore.operators import Operators
 from calltracking.callstore.outbound import OutboundCalls
-from calltracking.callstore.rows import CHUNK, dec, upsert, utc
+from calltracking.callstore.rows import CHUNK, dec, update_by_id, upsert, utc
 from calltracking.enums import AttributionKind, NumberKind
 from calltracking.interpret import Interpreter
 from calltracking.interpret.state import CallState
@@ -251,7 +251,7 @@ class CallStore:
             set_["updated_at"] = ex.updated_at
             s.execute(stmt.on_conflict_do_update(index_elements=["pbx_id", "linkedid"], set_=set_), inserts)
         if updates:
-            s.execute(update(Call), updates)
+            update_by_id(s, Call.__table__, updates)
         ids = {lid: row.id for lid, row in existing.items()}
         for i in range(0, len(inserted), CHUNK):
             for cid, lid in s.execute(select(Call.id, Call.linkedid).where(
@@ -323,6 +323,6 @@ class CallStore:
                 else:
                     new.append(dict(values, call_id=cid, uniqueid=key[1]))
         if new:
-            s.execute(insert(CallLeg), new)
+            s.execute(CallLeg.__table__.insert(), new)
         if upd:
-            s.execute(update(CallLeg), upd)
+            update_by_id(s, CallLeg.__table__, upd)

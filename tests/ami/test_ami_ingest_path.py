@@ -5,10 +5,13 @@
   read back are the rows SQLAlchemy's own insert stores, on SQLite and PostgreSQL.
 - The reader queues the events of one read as one item, in order, and a sync frame in the
   middle of a read (a ``QueueMember`` answering the listener's ``QueueStatus``) keeps its place.
+- The calls' and legs' updates (:func:`calltracking.callstore.rows.update_by_id`) set what
+  each row names, as the ORM's bulk update does.
 - The reader drops the ``VarSet`` events of variables nobody reads (one search for all the kept
   names) and keeps the others, with their ``Privilege`` counted.
 """
 import datetime as dt
+from decimal import Decimal
 import random
 
 import pytest
@@ -17,10 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ami_listener.connection import SKIP, SYNC_ID, _Protocol
 from calltracking.callstore.events import EVENT_COLUMNS, EventLog, event_row
-from calltracking.callstore.rows import epoch_text, utc
+from calltracking.callstore.rows import epoch_text, update_by_id, utc
 from calltracking.interpret import FrameParser
 from calltracking.interpret.channels import VARSET_PREFIXES
-from calltracking.models import AmiEvent
+from calltracking.models import AmiEvent, Call
 
 pytestmark = pytest.mark.db
 
@@ -48,7 +51,10 @@ def test_stored_events_equal_sqlalchemys_insert(session_factory):
     no_ts = {k: v for k, v in ev.items() if k != "Timestamp"}
     rows = [event_row("pbx-a", "1795391980.77", ev, 1795391980.500001, 1795391981.25),
             event_row("pbx-a", "1795391980.77", no_ts, 1795391981.0, 1795391981.0),
-            event_row("pbx-a", "1795391980.78", dict(ev, Linkedid="1795391980.78"), 1795391982.0, 1795391982.0)]
+            event_row("pbx-a", "1795391980.78", dict(ev, Linkedid="1795391980.78"), 1795391982.0, 1795391982.0),
+            # COPY's own syntax in values: backslashes, its NULL marker, tab, carriage return
+            event_row("pbx-a", "17953\\91980.79\t", dict(ev, CallerIDName='a\\b\tc\rd \\N "\\\\x"',
+                                                           Exten="\\."), 1795391983.999999, 1795391984.0)]
     with session_factory() as s, s.begin():
         EventLog("pbx-a").add(s, rows)
         s.execute(AmiEvent.__table__.insert(), [dict(zip(EVENT_COLUMNS, r), pbx_id="pbx-b", at=utc(r[2]))
@@ -57,8 +63,10 @@ def test_stored_events_equal_sqlalchemys_insert(session_factory):
         got = {pbx: s.execute(select(AmiEvent.linkedid, AmiEvent.at, AmiEvent.event, AmiEvent.data)
                               .where(AmiEvent.pbx_id == pbx).order_by(AmiEvent.id)).all()
                for pbx in ("pbx-a", "pbx-b")}
-    assert len(got["pbx-a"]) == 3
+    assert len(got["pbx-a"]) == 4
     assert got["pbx-a"] == got["pbx-b"]
+    assert got["pbx-a"][3].linkedid == "17953\\91980.79\t"
+    assert 'CallerIDName: a\\b\tc\rd \\N "\\\\x"' in got["pbx-a"][3].data
     assert got["pbx-a"][0].at == utc(1795391980.500001)
     assert "CallerIDName: Иван «ʼ" in got["pbx-a"][0].data and "ChannelState" not in got["pbx-a"][0].data
 
@@ -116,3 +124,23 @@ def test_reader_keeps_only_the_variables_it_reads():
     assert [f["Variable"] for f in got] == ["CT_SOURCE", "CT_X", "MIXMONITOR_FILENAME", "QUEUESTATUS", "DIALSTATUS"]
     assert fp.skipped == len(others)              # a name is kept whole: "QUEUE", "MIXMONITOR" are not
     assert fp.privileges == {b"call,all": fp.skipped}
+
+
+def test_update_by_id_sets_each_rows_own_columns(session_factory):
+    """The calls' and legs' updates (rows with different sets of columns) change what each row
+    names and nothing else, as the ORM's bulk update by primary key does."""
+    t = Call.__table__
+    with session_factory() as s, s.begin():
+        ids = [s.execute(t.insert().values(pbx_id="p", linkedid=f"l{i}", status="in_progress", queue="q0",
+                                           recording_file="", caller_number="", via_agi=False)
+                         .returning(t.c.id)).scalar_one() for i in range(4)]
+    rows = [{"id": ids[0], "status": "answered", "talk_seconds": Decimal("1.250")},
+            {"id": ids[1], "queue": "sales", "status": "missed"},
+            {"status": "answered", "id": ids[2], "talk_seconds": Decimal("0.001")}]
+    with session_factory() as s, s.begin():
+        update_by_id(s, t, rows)
+    with session_factory() as s:
+        got = {r.id: (r.status, r.queue, r.talk_seconds) for r in s.execute(select(t.c.id, t.c.status, t.c.queue,
+                                                                                  t.c.talk_seconds))}
+    assert got == {ids[0]: ("answered", "q0", Decimal("1.250")), ids[1]: ("missed", "sales", None),
+                   ids[2]: ("answered", "q0", Decimal("0.001")), ids[3]: ("in_progress", "q0", None)}
