@@ -22,7 +22,6 @@ import fcntl
 import logging
 import marshal
 import os
-import struct
 import subprocess
 import sys
 import time
