@@ -86,11 +86,6 @@ class EventLog:
             return
         conn = s.connection()
         dialect = conn.dialect
-        if dialect.name == "sqlite":
-            at = epoch_text
-        else:
-            bind = _AT.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
-            at = lambda ts: bind(utc(ts))  # noqa: E731
         if dialect.driver == "psycopg":
             # PostgreSQL: one COPY (its rows parsed in one pass by the server) instead of an
             # INSERT per event: the server's per-statement work was the writer's bottleneck
@@ -109,6 +104,11 @@ class EventLog:
                 raise DBAPIError.instance(sql, None, e, dialect.loaded_dbapi.Error,
                                           connection_invalidated=gone, dialect=dialect) from e
             return
+        if dialect.name == "sqlite":
+            at = epoch_text
+        else:
+            bind = _AT.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+            at = lambda ts: bind(utc(ts))  # noqa: E731
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         conn.exec_driver_sql(f"INSERT INTO {AmiEvent.__tablename__} ({', '.join(EVENT_COLUMNS)}) "
                              f"VALUES ({', '.join([mark] * 5)})",
