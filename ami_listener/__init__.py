@@ -84,7 +84,8 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
 
     ``ready`` is set once the stored state is loaded and the first login's
     reconciliation has been applied. ``stats`` (optional dict) receives
-    counters for benchmarks and tests (connections, last resync seconds).
+    counters for benchmarks and tests (connections; resyncs, the logins whose reconciliation has
+    been applied, and how long the last one took).
     """
     secret = config.require_ami_secret()
     a = config.ami
@@ -157,6 +158,7 @@ async def run_ami(config, sessionmaker, stop: asyncio.Event, ready: Optional[asy
                 def done():
                     def mark():
                         stats["last_resync_seconds"] = time.monotonic() - _started
+                        stats["resyncs"] = stats.get("resyncs", 0) + 1
                         if not _synced.done():
                             _synced.set_result(True)
                     loop.call_soon_threadsafe(mark)

@@ -192,7 +192,10 @@ class ParseHelper:
         code = self.proc.poll() if self.proc is not None else None
         log.warning("AMI parser process ended (exit code %s); parsing in the listener's process", code)
         self._stop()
-        self.drain()
+        try:
+            self.drain()
+        except Exception:  # noqa: BLE001 - called from a pipe's callback: say it, the connection goes on
+            log.exception("AMI parser process: cannot parse its outstanding reads here")
 
 
 def _widen(fd: int) -> None:

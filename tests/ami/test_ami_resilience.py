@@ -106,11 +106,11 @@ def test_connection_dropped_mid_call_is_reconciled(tracked, asterisk, listener, 
     asterisk.emit_until(lambda h: h.get("Event") == "BridgeEnter" and h.get("Uniqueid") == "1795392091.49")
     lst.wait_idle(0)
     lost_at = _ts(frames, lambda h: h.get("Event") == "BridgeEnter" and h.get("Uniqueid") == "1795392091.49")
-    asterisk.drop()
     # While the listener is away, call .46 ends (its events are never delivered).
-    asterisk.skip_until(lambda h: h.get("Event") == "Hangup" and h.get("Uniqueid") == "1795392091.46")
-    asterisk.wait_logins(2, timeout=15)
-    poll(lambda: lst.stats.get("last_resync_seconds") is not None and lst.stats["connections"] == 2)
+    asterisk.drop(skip_to=asterisk.position_after(
+        lambda h: h.get("Event") == "Hangup" and h.get("Uniqueid") == "1795392091.46"))
+    lst.wait_resyncs(2)
+    assert asterisk.logins == 2 and lst.stats["connections"] == 2
     lst.wait_idle(0)
     asterisk.emit()
     lst.wait_idle(0)

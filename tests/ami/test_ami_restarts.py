@@ -82,12 +82,10 @@ class Run:
             return at is not None and at.timestamp() >= last - 1e-6
         poll(seen)
 
-    def back(self, n: int = 1, lost: bool = True) -> None:
-        """The listener is away until sync ``n``: the script runs on unheard, then the sync's answers."""
-        if lost:
-            self.srv.drop()
-        self.srv.skip_to(self.rec.syncs[n].position)
-        self.srv.use(n)
+    def back(self, n: int = 1) -> None:
+        """The listener is away until sync ``n`` (its connection, if any, is cut): the script runs
+        on unheard, then the sync's answers."""
+        self.srv.away(n)
 
     def finish(self, lst: Listener) -> None:
         self.srv.emit()
@@ -147,7 +145,7 @@ def test_killed_while_ringing_answered_while_down(with_queue_log, tracked, serve
     call entered the queue, talk 11 s. A second call begins as the listener starts."""
     run = served("kill_answered_while_down")
     kill_at(run, "kill")
-    run.back(1, lost=False)
+    run.back(1)
     qlog = run.queue_log(run.rec.syncs[1].at) if with_queue_log else ""
     lst = run.listener(qlog)
     live = min(calls(), key=lambda c: c["started_at"])
@@ -169,7 +167,7 @@ def test_call_started_while_the_listener_starts(tracked, served, calls):
     run.srv.emit_to(run.rec.marks["stop"][0])
     lst.wait_idle(0)
     lst.stop()
-    run.back(1, lost=False)
+    run.back(1)
     lst = run.listener(run.queue_log(run.rec.syncs[1].at))
     run.finish(lst)
     got = assert_same_as_uninterrupted(calls(), run.rec)
@@ -185,7 +183,7 @@ def test_stopped_mid_talk_and_the_call_ended_meanwhile(tracked, served, calls):
     run.srv.emit_to(run.rec.marks["stop"][0])
     lst.wait_idle(0)
     lst.stop()
-    run.back(1, lost=False)
+    run.back(1)
     lst = run.listener(run.queue_log(run.rec.syncs[1].at))
     run.finish(lst)
     got = assert_same_as_uninterrupted(calls(), run.rec)
@@ -201,7 +199,7 @@ def test_stopped_mid_talk_without_queue_log_closes_at_the_last_moment_known(trac
     run.srv.emit_to(position)
     lst.wait_idle(0)
     lst.stop()
-    run.back(1, lost=False)
+    run.back(1)
     run.finish(run.listener())
     (rec,) = calls()
     with session_factory() as s:
@@ -217,8 +215,8 @@ def test_connection_lost_and_answered_meanwhile(tracked, served, calls):
     run.srv.emit_to(run.rec.marks["cut"][0])
     lst.wait_idle(0)
     run.back(1)
-    run.srv.wait_logins(2, timeout=15)
-    poll(lambda: lst.stats.get("connections") == 2 and lst.stats.get("last_resync_seconds") is not None)
+    lst.wait_resyncs(2)
+    assert lst.stats["connections"] == 2
     run.finish(lst)
     assert_same_as_uninterrupted(calls(), run.rec)
 
@@ -232,7 +230,7 @@ def test_asterisk_restarted_under_the_listener(tracked, served, calls):
     run.srv.emit_to(shutdown + 1)
     lst.wait_idle(0)
     run.back(1)
-    run.srv.wait_logins(2, timeout=15)
+    lst.wait_resyncs(2)
     run.finish(lst)
     assert len(assert_same_as_uninterrupted(calls(), run.rec)) == 2
 
@@ -241,7 +239,7 @@ def test_listener_started_after_calls_began(tracked, served, calls):
     """Started while one call rings Vera (Ghost gave up twice before) and another talks with Anna:
     legs only for registered operators seen live or in queue_log, times within 1 s."""
     run = served("started_after_calls")
-    run.back(1, lost=False)
+    run.back(1)
     lst = run.listener(run.queue_log(run.rec.syncs[1].at))
     run.finish(lst)
     got = assert_same_as_uninterrupted(calls(), run.rec)
@@ -252,7 +250,7 @@ def test_listener_started_after_calls_began_ami_only(tracked, served, calls):
     """Without queue_log the rings given up before the listener started are unknown: no leg is
     made up for them; the rest is as exact."""
     run = served("started_after_calls")
-    run.back(1, lost=False)
+    run.back(1)
     run.finish(run.listener())
     want = run.rec.expected()
     for c in calls():
@@ -267,7 +265,7 @@ def test_listener_started_after_calls_began_ami_only(tracked, served, calls):
 def test_abandoned_while_down(tracked, served, calls):
     run = served("abandoned_while_down")
     kill_at(run, "kill")
-    run.back(1, lost=False)
+    run.back(1)
     run.finish(run.listener(run.queue_log(run.rec.syncs[1].at)))
     got = assert_same_as_uninterrupted(calls(), run.rec)
     (rec,) = got.values()
@@ -290,7 +288,7 @@ def test_calls_begun_and_ended_while_down(tracked, served, calls, session_factor
                                without_timestamp=0, classes="{}", stats="{}",
                                last_event_at=dt.datetime.fromtimestamp(first - 5, dt.timezone.utc),
                                updated_at=dt.datetime.fromtimestamp(first - 5, dt.timezone.utc)))
-    run.back(1, lost=False)
+    run.back(1)
     run.finish(run.listener(run.queue_log(run.rec.syncs[1].at)))
     got = assert_same_as_uninterrupted(calls(), run.rec)
     assert sorted((c["status"], c["missed_reason"]) for c in got.values()) == [
@@ -302,7 +300,7 @@ def test_records_replay_identically(tracked, served, calls, session_factory, run
     `ami rebuild` give the same records."""
     run = served("kill_answered_while_down")
     kill_at(run, "kill")
-    run.back(1, lost=False)
+    run.back(1)
     lst = run.listener(run.queue_log(run.rec.syncs[1].at))
     talking = next(i for i, (h, _) in enumerate(run.rec.events()) if h.get("Event") == "AgentComplete")
     run.srv.emit_to(talking)        # the call still talking, its answer still estimated

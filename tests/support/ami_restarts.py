@@ -198,10 +198,8 @@ class RecordedAsterisk(FakeAsterisk):
         """Send the script up to ``position`` (a mark's or a sync's)."""
         return self.emit(max(0, position - self.cursor))
 
-    def skip_to(self, position: int) -> None:
-        """Advance the script to ``position`` without sending (the listener is away)."""
-        clients, self.clients = self.clients, []
-        try:
-            self.emit_to(position)
-        finally:
-            self.clients = clients
+    def away(self, n: int) -> None:
+        """The listener is away until sync ``n``: its connection is cut, the script runs on unheard
+        to the sync, and the sync's answers are the ones given from then on (one loop step, see
+        :meth:`FakeAsterisk.drop`)."""
+        self.drop(skip_to=self.recording.syncs[n].position, then=lambda: self.use(n))

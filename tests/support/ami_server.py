@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 SEP = b"\r\n\r\n"
@@ -144,26 +144,36 @@ class FakeAsterisk:
 
     def emit_until(self, predicate) -> int:
         """Emit frames up to and including the first one whose headers match ``predicate``."""
-        for i in range(self.cursor, len(self.frames)):
-            if predicate(headers(self.frames[i])):
-                return self.emit(i + 1 - self.cursor)
-        raise AssertionError("no frame matches")
+        return self.emit(self.position_after(predicate) - self.cursor)
 
-    def drop(self) -> None:
-        """Cut every client connection (as a network failure would)."""
+    def drop(self, skip_to: Optional[int] = None, then: Optional[Callable[[], None]] = None) -> None:
+        """Cut every client connection (as a network failure would). With ``skip_to``, the script
+        then advances unsent to that position and ``then`` runs, all in one step of the server's
+        loop: a listener reconnecting at once (it retries after 0.2 s) can only log in and ask
+        for its resync after that, never in between (under load, a test thread doing these one
+        by one could lose the race: the listener heard part of the gap, or was answered the
+        old state)."""
         async def _drop():
             for w in list(self.clients):
                 w.transport.abort()
             self.clients.clear()
+            if skip_to is not None:
+                self._advance(skip_to)
+            if then is not None:
+                then()
         self._call(_drop())
 
-    def skip_until(self, predicate) -> None:
-        """Advance the script without sending (events while the listener is away)."""
-        clients, self.clients = self.clients, []
-        try:
-            self.emit_until(predicate)
-        finally:
-            self.clients = clients
+    def _advance(self, position: int) -> None:
+        for f in self.frames[self.cursor:position]:
+            self._track(f)
+        self.cursor = max(self.cursor, min(position, len(self.frames)))
+
+    def position_after(self, predicate) -> int:
+        """The script position just after the next frame whose headers match ``predicate``."""
+        for i in range(self.cursor, len(self.frames)):
+            if predicate(headers(self.frames[i])):
+                return i + 1
+        raise AssertionError("no frame matches")
 
     def _track(self, frame: bytes) -> None:
         if b"Event: " not in frame[:40]:

@@ -6,6 +6,7 @@ import threading
 import time
 
 from ami_listener import run_ami
+from support.polling import poll
 
 
 class Listener:
@@ -63,6 +64,14 @@ class Listener:
             if time.time() > deadline:
                 raise AssertionError(f"listener not idle: {p.counts if p else None}")
             time.sleep(0.02)
+
+    def wait_resyncs(self, n: int, timeout: float = 15.0):
+        """Until the reconciliation of the ``n``-th login has been applied. (Logged in is not
+        enough: a script emitted before the resync's answers were given runs ahead of them.)"""
+        poll(lambda: self.error is not None or self.stats.get("resyncs", 0) >= n, timeout,
+             what=f"the listener's resync number {n}", interval=0.01)
+        if self.error:
+            raise self.error
 
     def stop(self):
         if self.loop is not None and self.stop_event is not None:
