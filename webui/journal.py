@@ -178,8 +178,7 @@ def timeline(call: Call) -> list[tuple]:
 def recording_path(call: Call) -> tuple[str, Path | None]:
     """(name shown, playable file or None). Only a readable audio file whose real path (links
     followed) lies under ``[recordings] dir`` is served: :func:`calltracking.jobs.recording_files.recording_state`."""
-    info = getattr(call, "recording_info", None)
-    name = (info.file if info is not None and info.status == "ok" and info.file else "") or call.recording_file
+    name = recording_files.recording_name(call)
     if not name:
         return "", None
     try:

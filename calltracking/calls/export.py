@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from calltracking import csvsafe
+from calltracking.jobs.recording_files import recording_name
 from calltracking.models import Call
 
 #: Column order of ``calls list`` (table/csv) and keys of its JSON objects.
@@ -61,7 +62,7 @@ def call_to_dict(c: Call, with_legs: bool = True) -> dict:
         "operator": c.operator_name or None,
         "first_call": c.first_call,
         "time_to_call_seconds": _num(c.time_to_call_seconds),
-        "recording": c.recording_file or None,
+        "recording": recording_name(c) or None,
         "is_target": bool(c.is_target),
     }
     if with_legs:
@@ -100,7 +101,7 @@ def query_calls(session: Session, start: dt.datetime | None = None, end: dt.date
                 project_id: int | None = None, limit: int | None = None):
     stmt = (select(Call).options(selectinload(Call.legs), selectinload(Call.tags),
                                  selectinload(Call.project), selectinload(Call.source),
-                                 selectinload(Call.campaign))
+                                 selectinload(Call.campaign), selectinload(Call.recording_info))
             .order_by(Call.started_at, Call.id))
     if start is not None:
         stmt = stmt.where(Call.started_at >= start)

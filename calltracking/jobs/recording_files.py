@@ -149,7 +149,19 @@ def locate(directory: str, call: Call) -> list[Path]:
     return []
 
 
-# ------------------------------------------------------------- for the web UI
+# ------------------------------------------------------------- for users
+def recording_name(call: Call) -> str:
+    """A call's recording as users are given it (the call card, ``calls list``, the API, the
+    journal CSV): the converted file once the recordings job has made it (the originals are
+    deleted then), until then the file Asterisk wrote (``Call.recording_file``); "" for none."""
+    try:
+        info = call.recording_info
+    except DetachedInstanceError:  # loaded without its row and out of its session: not processed yet
+        info = None
+    return (info.file if info is not None and info.status == "ok" and info.file else "") \
+        or call.recording_file or ""
+
+
 def recording_state(call: Call, directory: str) -> tuple[str, Optional[Path]]:
     """("ok", path) for a playable file, else (none|pending|missing|error|purged, None)."""
     try:

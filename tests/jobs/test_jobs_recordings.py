@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydub import AudioSegment
 
+from calltracking.calls import export
 from calltracking.jobs import recording_audio, recording_files, recording_retention, recordings
 from calltracking.models import Call, Project, RecordingInfo, utcnow
 from support.audio import speech_track
@@ -80,8 +81,20 @@ def test_job_converts_measures_and_retention_purges(fmt, tmp_path, session_facto
     missing = add_call("answered", seconds=60, record=True)
     not_recorded = add_call("missed", seconds=20)
 
+    def exported(cid):      # `calls list`, the API and the journal CSV name this file
+        with session_factory() as s:
+            lid = s.get(Call, cid).linkedid
+            return {d["linkedid"]: d["recording"] for d in
+                    (export.call_to_dict(c, with_legs=False) for c in export.query_calls(s))}[lid]
+    wav = exported(linked)
+    assert wav.endswith(".wav") and Path(wav).is_file()             # Asterisk's, before conversion
+    assert exported(found) is None
+
     stats = recordings.process_pending(cfg, session_factory)
     assert stats == {"ok": 2, "missing": 1}
+    for cid in (linked, found):                                      # the converted file, not the
+        assert exported(cid).endswith("." + fmt) and Path(exported(cid)).is_file()     # deleted WAV
+    assert not Path(wav).exists()
     with session_factory() as s:
         for cid in (linked, found):
             info = s.get(RecordingInfo, cid)

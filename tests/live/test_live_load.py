@@ -54,9 +54,9 @@ def test_recordings_in_the_same_second_stay_apart(load, world):
         bad = check(world, p, records.get(p.linkedid), status="answered", queue="q_rec", source="Radio")
         assert not bad, "\n".join(bad)
 
-    def converted():
+    def converted():        # [recordings] format = mp3: the converted file, its originals deleted
         r = world.records(rec, timeout=1)
-        return r if all(r[p.linkedid]["recording"] for p in rec) else None
+        return r if all((r[p.linkedid]["recording"] or "").endswith(".mp3") for p in rec) else None
     records = poll(converted, 90, "the recordings job to convert the three recordings", interval=2)
     files = [records[p.linkedid]["recording"] for p in rec]
     assert len(set(files)) == 3, files
