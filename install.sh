@@ -196,6 +196,7 @@ if [ ! -f "$CONF" ]; then
       sed -e "s|^secret_key = .*|secret_key = ${WEB_SECRET}|" \
           -e "s|^secret =.*|secret = ${AMI_SECRET}|" \
           -e "s|^url = sqlite:.*|url = ${DB_URL}|" \
+          -e "s|^spool_dir = .*|spool_dir = ${VARLIB}/agi-spool|" \
           -e "s|^config_dir = .*|config_dir = ${AST_ETC}|" \
           -e "s|^agi_bin_dir = .*|agi_bin_dir = ${AGI_BIN}|" \
           "$SRC/config.example.ini" > "$CONF.tmp" )

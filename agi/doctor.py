@@ -1,4 +1,5 @@
-"""`calltracking doctor` checks of the AGI part: the FastAGI port answers, the dialplan is included."""
+"""`calltracking doctor` checks of the AGI part: the FastAGI port answers, the dialplan is included,
+the call-row spool is usable and holds nothing a stopped server left."""
 from __future__ import annotations
 
 import os
@@ -6,6 +7,7 @@ import re
 import socket
 
 from calltracking.doctor import FAIL, OK, WARN, Result, check, reachable
+from calltracking.hooks.spool import Spool
 
 INCLUDE = "extensions_calltracking.conf"
 _INCLUDE_RE = re.compile(r'^\s*#include\s+"?([^"\s;]*extensions_calltracking\.conf)"?', re.M)
@@ -67,3 +69,30 @@ def include_status(config_dir: str) -> Result:
 @check("dialplan include")
 def _dialplan(ctx):
     return [include_status(ctx.config.asterisk.config_dir)]
+
+
+def spool_status(directory: str) -> Result:
+    """``[agi] spool_dir``: set, writable, and no rows left by a server that stopped."""
+    name = "agi spool"
+    if not directory:
+        return Result(WARN, name, "[agi] spool_dir is empty: a FastAGI server that is killed loses "
+                      "the call rows it had not yet committed, and each hook waits for its commit",
+                      "set [agi] spool_dir (default /var/lib/calltracking/agi-spool)")
+    if not os.path.isdir(directory):
+        return Result(OK, name, f"{directory} does not exist yet (the FastAGI server creates it)")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return Result(FAIL, name, f"{directory} is not writable by this user",
+                      "make it the service user's (install.sh does: owner calltracking, mode 0700)")
+    left = [(p, n) for p, n in Spool.left(directory) if n]
+    if left:
+        rows = sum(n for _, n in left)
+        return Result(WARN, name, f"{rows} call row(s) left by a stopped FastAGI server in "
+                      f"{len(left)} file(s) of {directory}, not yet in the database",
+                      "start the FastAGI server (`calltracking run` or `calltracking agi`): it "
+                      "writes them before it listens")
+    return Result(OK, name, f"{directory}: nothing waiting to be written")
+
+
+@check("agi spool")
+def _spool(ctx):
+    return [spool_status(ctx.config.agi.spool_dir)]

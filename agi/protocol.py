@@ -174,9 +174,10 @@ class Work:
 
 @dataclass
 class Write:
-    """The call row to upsert (FastAGI). The server queues it at once and, when the dialog
-    ends (before the channel goes on in the dialplan), waits for its commit at most
-    ``[agi] write_wait_ms``: the commit overlaps the commands that set the variables."""
+    """The call row to upsert (FastAGI). The server queues it at once (and spools it in the
+    same pass of its loop); when the dialog ends, before the channel goes on in the dialplan,
+    the row is in the spool, and the server waits for its commit at most ``[agi]
+    write_wait_ms`` (0 by default: :mod:`calltracking.hooks.spool`)."""
 
     values: dict
     overwrite: tuple

@@ -28,6 +28,8 @@ from typing import Optional
 
 from calltracking import metrics
 from calltracking import hooks
+from calltracking.hooks.env import commit_wait_ms
+from calltracking.hooks.spool import Spool
 from calltracking.hooks.writer import CallWriter
 from calltracking.logsetup import CURRENT_LINKEDID
 
@@ -115,6 +117,7 @@ class AgiServer:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        self._open_spool()
         # Listening once the catalogue is read (at most PRELOAD_WAIT s: a database that does
         # not answer then gets the defaults): the first calls must not each wait for that read.
         preload = asyncio.get_running_loop().run_in_executor(self.pool, self._preload)
@@ -127,6 +130,28 @@ class AgiServer:
                                                  reuse_port=self.reuse_port or None)
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%s", self.host, self.port)
+
+    def _open_spool(self) -> None:
+        """This process's call-row spool, after queueing the rows that stopped servers left
+        in theirs (before any new call's). A directory we cannot use: no spool (logged), the
+        hooks then wait for their commits."""
+        where = self.config.agi.spool_dir
+        if not where:
+            return
+        writer = self.env.writer
+        try:
+            adopted = Spool.adopt(where)
+            writer.spool = Spool.open(where)
+        except OSError as e:
+            log.warning("FastAGI: no call-row spool (%s: %s); each hook waits up to %d ms for "
+                        "its row's commit instead", where, e.strerror or e,
+                        commit_wait_ms(self.config, spooled=False))
+            return
+        for spool, rows in adopted:
+            writer.replay(spool, rows)
+        if adopted:
+            log.info("FastAGI: writing %d call row(s) left in %d spool file(s) by a stopped "
+                     "server", sum(len(r) for _, r in adopted), len(adopted))
 
     def _preload(self) -> None:
         try:
@@ -367,21 +392,27 @@ class AgiServer:
                                type(e).__name__, str(e).splitlines()[0] if str(e) else "")
         return step.fallback()
 
-    def _submit(self, step: p.Write) -> "asyncio.Future":
-        """Queue the call row for the writer thread's next batch; its commit is awaited
-        (:meth:`_wait_written`) only once the variables are set, so that the commit and the
-        last round trips to Asterisk overlap."""
-        fut = self.env.writer.submit(step.values, step.overwrite, asyncio.get_running_loop())
-        fut.add_done_callback(_retrieve)
-        return fut
+    def _submit(self, step: p.Write):
+        """Queue the call row for the writer thread's next batch (and the spool, in the same
+        pass of the loop); its commit is awaited (:meth:`_wait_written`) only once the
+        variables are set, so that the commit and the last round trips to Asterisk overlap."""
+        job = self.env.writer.submit(step.values, step.overwrite, asyncio.get_running_loop())
+        job.afut.add_done_callback(_retrieve)
+        return job
 
-    async def _wait_written(self, fut: "asyncio.Future", since: float) -> bool:
-        """Before the channel goes on: the row committed, or ``[agi] write_wait_ms`` (counted
-        from the submission) passed and it is written in the background. (A waiter future and
-        one timer: ``wait_for`` over ``shield`` cost three futures and their callbacks a call.)"""
+    async def _wait_written(self, job, since: float) -> bool:
+        """Before the channel goes on: the row in the spool (written now if this pass of the
+        loop has not yet), then committed or ``[agi] write_wait_ms`` (counted from the
+        submission; :func:`~calltracking.hooks.env.commit_wait_ms`) passed and it is
+        written in the background. (A waiter future and one timer: ``wait_for`` over
+        ``shield`` cost three futures and their callbacks a call.)"""
+        loop = asyncio.get_running_loop()
+        self.env.writer.hand_over(loop)
+        fut = job.afut
         if not fut.done():
-            wait = self.config.agi.write_wait_ms / 1000.0 - (time.monotonic() - since)
-            loop = asyncio.get_running_loop()
+            wait = commit_wait_ms(self.config, job.spooled) / 1000.0 - (time.monotonic() - since)
+            if wait <= 0 and job.spooled:
+                return True             # on disk; committed in the background
             waiter = loop.create_future()
             timer = loop.call_later(max(wait, 0.0), _wake, waiter)
             fut.add_done_callback(lambda _f: _wake(waiter))

@@ -557,7 +557,8 @@ def floor_run(a, env, load: Load, tmp: Path) -> bool:
 
     exe = build_c_client(tmp) if a.client == "c" else None
     print(f"floor: a trivial FastAGI server on {a.floor_loop} (reads the header, one EXEC MSet, "
-          f"closes; no database); ours on uvloop; database {a.db}")
+          f"closes; no database); ours on uvloop; database {a.db}; call rows spooled, "
+          f"write_wait_ms {a.write_wait_ms if a.write_wait_ms is not None else 'default (0)'}")
     print(f"client: {'C (bench/fastagi_load.c)' if exe else 'Python asyncio (uvloop)'}; "
           f"{a.rounds} rounds of: open loop {a.rate:.0f}/s for {a.seconds:g} s, closed loop "
           f"{a.concurrency} at a time for {a.closed_seconds:g} s", flush=True)
@@ -658,7 +659,8 @@ def main():
     ap.add_argument("--classic-calls", type=int, default=40, help="calls to the classic script (0: none)")
     ap.add_argument("--workers", type=int, default=4, help="`calltracking agi --workers`")
     ap.add_argument("--processes", type=int, default=1, help="FastAGI server processes on the port")
-    ap.add_argument("--write-wait-ms", type=int, default=50, help="[agi] write_wait_ms of the server")
+    ap.add_argument("--write-wait-ms", type=int, default=None, help="[agi] write_wait_ms of the server "
+                    "(default: the server's)")
     ap.add_argument("--timeout-ms", type=int, default=300, help="[agi] timeout_ms of the server")
     ap.add_argument("--client", choices=["c", "python"], default=None,
                     help="the load generator: bench/fastagi_load.c (falls back to python without gcc) "
@@ -709,7 +711,9 @@ def main():
         env.update(CALLTRACKING_DATABASE_URL=url, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}",
                    CALLTRACKING_GENERAL_DEFAULT_QUEUE="sales", CALLTRACKING_AGI_TIMEOUT_MS=str(a.timeout_ms),
                    CALLTRACKING_LOG_LEVEL="warning", CALLTRACKING_DATABASE_POOL_SIZE="10",
-                   CALLTRACKING_AGI_WRITE_WAIT_MS=str(a.write_wait_ms))
+                   CALLTRACKING_AGI_SPOOL_DIR=str(tmp / "agi-spool"))
+        if a.write_wait_ms is not None:
+            env["CALLTRACKING_AGI_WRITE_WAIT_MS"] = str(a.write_wait_ms)
         if a.floor:
             ok = floor_run(a, env, Load(static, pooled, callers), tmp)
             raise SystemExit(0 if ok else 1)

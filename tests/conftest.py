@@ -31,6 +31,16 @@ def pytest_report_header(config):
     return f"calltracking test database: {BACKEND}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_writes_to_the_hosts_spool():
+    """No test server spools its call rows in the host's default ``[agi] spool_dir``: each
+    test gives its own (support.config.make_config does; a test's own config file must)."""
+    default = Path("/var/lib/calltracking/agi-spool")
+    existed = default.exists()
+    yield
+    assert existed or not default.exists(), f"a test server wrote {default}: give it a spool_dir"
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url():
     """URL of the ``postgres`` database of the test server (PostgreSQL runs only)."""

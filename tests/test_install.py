@@ -114,6 +114,7 @@ def test_install_creates_everything(installed):
     assert len(cp["ami"]["secret"]) >= 16
     assert oct(conf.stat().st_mode & 0o777) == "0o640"
     assert cp["database"]["url"] == f"sqlite:///{root}/var/lib/calltracking/calltracking.db"
+    assert cp["agi"]["spool_dir"] == f"{root}/var/lib/calltracking/agi-spool"   # under the service's data
     assert (root / "var/lib/calltracking/calltracking.db").exists()
     assert (root / "opt/calltracking/bin/calltracking").exists()
     assert os.readlink(root / "usr/local/bin/calltracking") == "/opt/calltracking/bin/calltracking"

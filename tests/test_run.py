@@ -78,6 +78,7 @@ reconnect_max = 1
 [agi]
 listen = 127.0.0.1:{self.agi_port}
 timeout_ms = 3000
+spool_dir = {tmp / "agi-spool"}
 processes = {agi_processes}
 [web]
 listen = 127.0.0.1:{self.web_port}

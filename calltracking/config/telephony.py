@@ -31,9 +31,12 @@ class AgiConfig:
     promo_retries: int = opt(2, integer(0, 10), "Extra attempts for a wrong promo code")
     processes: int = opt(1, integer(1, 32), "FastAGI server processes sharing the port "
                          "(SO_REUSEPORT; one per CPU core on a busy PBX)")
-    write_wait_ms: int = opt(50, integer(0, 60000), "How long a hook waits for its call row to be "
-                             "committed before answering anyway (the row is written in the "
-                             "background then)")
+    write_wait_ms: int = opt(0, integer(0, 60000), "How long a hook waits for its call row to be "
+                             "committed before answering anyway (the row is in the spool and "
+                             "written in the background then; without a spool at least 50)")
+    spool_dir: str = opt("/var/lib/calltracking/agi-spool", text, "Where each FastAGI process "
+                           "spools its call rows before answering (replayed after a crash; "
+                           "empty: no spool)")
     mset: bool = opt(True, yes_no, "Set the plain CT_* variables with one EXEC MSet instead of one "
                      "SET VARIABLE each (turn off with [compat] res_agi = 1.4 in asterisk.conf)")
     max_connections: int = opt(256, integer(1, 65536), "Open FastAGI connections per server process; "

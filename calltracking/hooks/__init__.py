@@ -9,7 +9,8 @@ of leaving the channel waiting.
 
 One module per hook (:mod:`.route`, :mod:`.promo`, :mod:`.tag`, :mod:`.lookup`); what they
 answer: :mod:`.answer`; their environment, time budget and budgeted write: :mod:`.env`;
-the call row's upsert: :mod:`.call_row`; the FastAGI writer thread: :mod:`.writer`. How a
+the call row's upsert: :mod:`.call_row`; the FastAGI writer thread: :mod:`.writer` (its jobs
+:mod:`.write_job`), and the spool that keeps its rows safe until committed: :mod:`.spool`. How a
 call is attributed and routed is :mod:`calltracking.attribution`.
 
 This package re-exports what the adapters use. The hook functions shadow their modules'

@@ -6,7 +6,8 @@ when the work fails or is late; the late work is told not to write (:class:`Canc
 
 Writes: under the FastAGI server every write goes to its writer thread
 (:mod:`calltracking.hooks.writer`), which retries a locked database until the write is
-done; a hook waits for the commit at most :func:`write_wait` and answers anyway. The
+done; a call row is in the spool first (:mod:`calltracking.hooks.spool`); a hook waits
+for the commit at most :func:`write_wait` and answers anyway. The
 classic script writes itself, in one transaction within the budget
 (:func:`write_in_budget`).
 """
@@ -25,6 +26,7 @@ from calltracking import db
 from calltracking.attribution import lookup, routing
 from calltracking.attribution.catalogue import HookCache
 from calltracking.attribution.rawsql import autocommit, discard, disconnected
+from calltracking.hooks.spool import NO_SPOOL_WAIT_MS
 from calltracking.models import utcnow
 
 if TYPE_CHECKING:
@@ -159,10 +161,19 @@ class HookEnv:
 
 
 # ------------------------------------------------------------------ writes
-def write_wait(env: HookEnv, budget: Optional[Budget]) -> float:
-    """Seconds a hook waits for its queued write to commit: ``[agi] write_wait_ms``, and at
+def commit_wait_ms(config, spooled: bool) -> int:
+    """Milliseconds a hook waits for its row's commit before the channel goes on: ``[agi]
+    write_wait_ms``; for a row that is not in the spool (none is configured or usable) at
+    least :data:`~calltracking.hooks.spool.NO_SPOOL_WAIT_MS`, since a row still queued in
+    memory is lost if the process dies."""
+    wait_ms = config.agi.write_wait_ms
+    return wait_ms if spooled else max(wait_ms, NO_SPOOL_WAIT_MS)
+
+
+def write_wait(env: HookEnv, budget: Optional[Budget], spooled: bool = True) -> float:
+    """Seconds a hook waits for its queued write to commit: :func:`commit_wait_ms`, and at
     most four fifths of the budget left (the rest is for answering the channel)."""
-    wait = env.config.agi.write_wait_ms / 1000.0
+    wait = commit_wait_ms(env.config, spooled) / 1000.0
     if budget is not None:
         wait = min(wait, budget.remaining() * 0.8)
     return max(wait, 0.0)

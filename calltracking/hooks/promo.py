@@ -87,7 +87,8 @@ def promo(env: HookEnv, linkedid: str, code: str, budget: Optional[Budget] = Non
         session.close()
     if linkedid:
         if env.writer is not None:      # FastAGI: the writer thread, retried until written
-            env.writer.write(values, PROMO_OVERWRITE, wait=write_wait(env, budget))
+            env.writer.write(values, PROMO_OVERWRITE, wait=write_wait(env, budget),
+                             unspooled_wait=write_wait(env, budget, spooled=False))
         else:
             write_in_budget(env.session_factory, budget,
                             lambda s: call_row.upsert(s, values, overwrite=PROMO_OVERWRITE))

@@ -2,7 +2,10 @@
 
 The tag name is the argument with its whitespace collapsed, at most 100 characters; it is
 created in the call's project (or, for a call not recorded yet, the only project) when
-missing. A call no other hook and not the AMI listener created yet is created bare.
+missing. A call no other hook and not the AMI listener created yet is created bare. With
+several projects, a call not recorded yet is waited for up to
+:data:`~calltracking.hooks.write_job.ROW_WAIT` seconds (its ``route`` may be in another
+server process's spool, committed a few milliseconds later), then the tag fails.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from calltracking.hooks import call_row
 from calltracking.hooks.answer import TAG_VARIABLES, Answer, defaults
 from calltracking.hooks.env import Budget, HookEnv, Unreachable, write_in_budget, write_wait
 from calltracking.hooks.inputs import clean_linkedid
+from calltracking.hooks.write_job import NotYetWritten
 from calltracking.models import Call, Tag, call_tags
 
 log = logging.getLogger("calltracking.hooks")
@@ -34,6 +38,8 @@ def _tag_work(env: HookEnv, linkedid: str, name: str, now) -> Callable[[Session]
             only = only_project(s)
             project_id = only.id if only else None
         if project_id is None:
+            if call is None:    # its route may be in another FastAGI process's spool
+                raise NotYetWritten(f"call {linkedid}: not recorded yet, and no project to tag in")
             raise LookupError(f"call {linkedid}: no project to tag in")
         if call is None:
             call_row.upsert(s, dict(pbx_id=env.pbx_id, linkedid=linkedid, project_id=project_id,
@@ -94,7 +100,8 @@ class TagRequest:
                                 _tag_work(self.env, self.linkedid, self.name, self.now))
             else:
                 try:
-                    self._hand_over().result(write_wait(self.env, budget))
+                    # a tag is a transaction, not a spooled row: it waits for its commit
+                    self._hand_over().result(write_wait(self.env, budget, spooled=False))
                 except TimeoutError:    # queued: the writer writes it as soon as it can
                     self.env.writer.stats["late"] += 1
                     if self.env.writer.unreachable:

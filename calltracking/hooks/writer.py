@@ -7,13 +7,20 @@ the same upsert), which keeps the FastAGI server fast under a burst. The other h
 writes (``promo``'s upsert, ``tag``'s transaction: :meth:`CallWriter.submit_work`)
 go through the same thread, in the order they were queued.
 
-A hook waits for its commit at most ``[agi] write_wait_ms``. Normally the row is
-committed well before that; when the database is slow to write (SQLite locked by
-a long transaction, a disk stall) the channel goes on anyway and the write is done
-in the background as soon as the database allows: **a locked database is retried
-until the write is done, never given up**; a database that cannot be reached at all
-is given up after ``retry_seconds`` (logged as an error). A failing batch is retried
-row by row, so one bad row fails alone.
+With a spool (:mod:`calltracking.hooks.spool`), each call row is first a line of this
+process's spool file, written in the same pass of the event loop: the hook answers
+without waiting for the commit (``[agi] write_wait_ms``, 0 by default), the writer marks the
+rows done once committed, and rows that are not done are replayed by the next server to
+start. A spooled row is retried until it is written, however long the database stays away.
+
+A hook waits for its commit at most ``[agi] write_wait_ms`` (without a spool at least
+:data:`calltracking.hooks.spool.NO_SPOOL_WAIT_MS`). When the database is slow to write
+(SQLite locked by a long transaction, a disk stall) the channel goes on anyway and the
+write is done in the background as soon as the database allows: **a locked database is
+retried until the write is done, never given up**; a database that cannot be reached at
+all is given up after ``retry_seconds`` (logged as an error), except for spooled rows
+(kept until written, or replayed at the next start). A failing batch is retried row by
+row, so one bad row fails alone.
 
 PostgreSQL: the writer's connection is in autocommit mode with
 ``synchronous_commit = off``: a batch of one shape is one statement, one round
@@ -31,12 +38,14 @@ from typing import Callable, Optional
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from calltracking import db
 from calltracking.hooks import call_row
 from calltracking.hooks.checkpoint import Checkpointer
+from calltracking.hooks.spool import Spool
+from calltracking.hooks.write_job import (ROW_WAIT, NotYetWritten, Unavailable, WriteJob, first_line,
+                                          transient)
 from calltracking.futures import settle_batch
 
 log = logging.getLogger("calltracking.hooks")
@@ -44,32 +53,15 @@ log = logging.getLogger("calltracking.hooks")
 _STOP = object()
 
 
-class _Job:
-    """A call row to upsert (``values``, ``overwrite``), or a ``work(session)`` transaction."""
-
-    __slots__ = ("values", "overwrite", "work", "what", "future", "give_up_at", "afut", "loop",
-                 "settled")
-
-    def __init__(self, values: Optional[dict], overwrite: tuple, retry_seconds: float, loop=None,
-                 work: Optional[Callable[[Session], object]] = None, what: str = ""):
-        self.values, self.overwrite = values, overwrite
-        self.work = work
-        self.what = what or f"call {(values or {}).get('linkedid')}: its row"
-        self.give_up_at = time.monotonic() + retry_seconds
-        self.loop = loop                # asyncio caller: settled on its loop, in bulk
-        # a thread's job gets a concurrent future (0.7 µs with its condition and lock); an event
-        # loop's only its asyncio future
-        self.afut = loop.create_future() if loop is not None else None
-        self.future: Optional[Future] = Future() if loop is None else None
-        self.settled = False
-
-
 class CallWriter:
     """The writer thread (started on first use); :meth:`close` drains and stops it."""
 
     def __init__(self, engine: Engine, max_batch: int = 200, retry_seconds: float = 60.0,
-                 busy_ms: int = 2000, checkpoint_interval: float = 1.0):
+                 busy_ms: int = 2000, checkpoint_interval: float = 1.0,
+                 spool: Optional[Spool] = None):
         self.engine = engine
+        self.spool = spool          # this process's own; None: rows are not spooled
+        self.row_wait = ROW_WAIT        # seconds a work waits for a call row not yet written
         self.max_batch = max_batch
         self.retry_seconds = retry_seconds
         self.busy_ms = busy_ms          # how long one attempt may wait for a lock
@@ -91,15 +83,22 @@ class CallWriter:
         self._checkpointer: Optional[Checkpointer] = None      # SQLite
         self.checkpoint_interval = checkpoint_interval  # SQLite: seconds between checkpoints
         self._to_settle: list = []      # (event loop, asyncio future, result, exception or None)
+        self._done: dict = {}           # spool -> sequence numbers of its rows settled this batch
+        self._adopted: list[Spool] = []   # spool files of stopped servers being replayed
         self._outbox: dict = {}         # event loop -> its jobs not yet handed to the thread
 
     # ----------------------------------------------------------------- API
-    def write(self, values: dict, overwrite: tuple, wait: float = 5.0) -> bool:
+    def write(self, values: dict, overwrite: tuple, wait: float = 5.0,
+              unspooled_wait: Optional[float] = None) -> bool:
         """From a thread: upsert one call row. True once committed; False when still pending
-        after ``wait`` seconds: it is then written in the background. Raises when the write
-        failed for good within the wait."""
-        job = _Job(values, overwrite, self.retry_seconds)
+        after ``wait`` seconds (``unspooled_wait`` when given and the row could not be
+        spooled): it is then written in the background. Raises when the write failed for
+        good within the wait."""
+        job = WriteJob(values, overwrite, self.retry_seconds)
         self._start()
+        self._spool([job])
+        if not job.spooled and unspooled_wait is not None:
+            wait = unspooled_wait
         self.queue.put(job)
         try:
             job.future.result(wait)
@@ -108,24 +107,52 @@ class CallWriter:
             return False
         return True
 
-    def submit(self, values: dict, overwrite: tuple, loop) -> "asyncio.Future":
-        """From an event loop: queue the upsert, return an asyncio future of its commit. The
-        futures of a batch are settled with one ``call_soon_threadsafe`` per loop (waking the
-        loop once per batch, not once per call)."""
-        job = _Job(values, overwrite, self.retry_seconds, loop)
+    def submit(self, values: dict, overwrite: tuple, loop) -> WriteJob:
+        """From an event loop: queue the upsert; its ``afut`` is an asyncio future of its commit.
+        The rows of one pass of the loop go to the spool in one write and to the thread in
+        one ``put`` (:meth:`hand_over`); the futures of a batch are settled with one
+        ``call_soon_threadsafe`` per loop (waking the loop once per batch, not once per call)."""
+        job = WriteJob(values, overwrite, self.retry_seconds, loop)
         self._start()
         box = self._outbox.get(loop)
         if box is None:
             box = self._outbox[loop] = []
-            loop.call_soon(self._hand_over, loop)
+            loop.call_soon(self.hand_over, loop)
         box.append(job)
-        return job.afut
+        return job
 
-    def _hand_over(self, loop) -> None:
-        """On ``loop``: what it submitted during one pass, to the thread in one ``put`` (one
-        wake-up of the writer thread for the calls that reached their write together)."""
+    def hand_over(self, loop) -> None:
+        """On ``loop``: what it submitted during this pass, to the spool in one write and to
+        the thread in one ``put`` (one wake-up of the writer thread for the calls that reached
+        their write together). Called again before a channel goes on: then a no-op."""
         jobs = self._outbox.pop(loop, None)
         if jobs:
+            self._spool(jobs)
+            self.queue.put(jobs)
+
+    def _spool(self, jobs: list[WriteJob]) -> None:
+        """Their lines in the spool, in one write (left unspooled when it fails)."""
+        spool = self.spool
+        if spool is None:
+            return
+        seqs = spool.append((j.values, j.overwrite) for j in jobs)
+        if seqs is None:
+            return
+        for j, seq in zip(jobs, seqs):
+            j.spool, j.seq = spool, seq
+            j.give_up_at = float("inf")      # on disk: kept until written, never given up
+
+    def replay(self, spool: Spool, rows: list[tuple[int, dict, tuple]]) -> None:
+        """Queue the rows of an adopted spool file (:meth:`Spool.adopt`), in their order,
+        before anything queued later; each is marked done in that file once written."""
+        self._adopted.append(spool)
+        jobs = []
+        for seq, values, overwrite in rows:
+            job = WriteJob(values, overwrite, self.retry_seconds)
+            job.spool, job.seq, job.give_up_at = spool, seq, float("inf")
+            jobs.append(job)
+        if jobs:
+            self._start()
             self.queue.put(jobs)
 
     def submit_work(self, work: Callable[[Session], object], what: str) -> Future:
@@ -134,17 +161,26 @@ class CallWriter:
         returns the future of its commit (its result: ``work``'s). A locked database is retried
         until it is done; an exception of ``work`` that is not about the database (a
         ``LookupError``, say) fails it for good. ``what`` names it in the log."""
-        job = _Job(None, (), self.retry_seconds, work=work, what=what)
+        job = WriteJob(None, (), self.retry_seconds, work=work, what=what)
         self._start()
         try:        # on an event loop: its rows submitted before go first
-            self._hand_over(asyncio.get_running_loop())
+            self.hand_over(asyncio.get_running_loop())
         except RuntimeError:
             pass
         self.queue.put(job)
         return job.future
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued (within ``timeout``) and stop the thread."""
+        """Write what is queued (within ``timeout``) and stop the thread; close the spools
+        (what is not written stays in them for the next start)."""
+        try:
+            self._close(timeout)
+        finally:
+            for spool in [self.spool] + self._adopted:
+                if spool is not None:
+                    spool.close()
+
+    def _close(self, timeout: float) -> None:
         with self.lock:
             thread, self.thread = self.thread, None
         if thread is not None:
@@ -166,7 +202,7 @@ class CallWriter:
                     self.thread.start()
 
     def _run(self) -> None:
-        pending: list[_Job] = []
+        pending: list[WriteJob] = []
         stop = False
         while not (stop and not pending):
             if not pending:
@@ -211,22 +247,30 @@ class CallWriter:
             log.warning("call writer: %d write(s) waiting for the database for %.0f s; retrying",
                         n, now - self._stuck_since)
 
-    def _settle(self, job: _Job, exc: Optional[BaseException], result=None) -> None:
+    def _settle(self, job: WriteJob, exc: Optional[BaseException], result=None) -> None:
         if job.settled:
             return
         job.settled = True
-        if job.loop is None:
-            if exc is None:
-                job.future.set_result(result)
-            else:
-                job.future.set_exception(exc)
-        else:
-            self._to_settle.append((job.loop, job.afut, result, exc))
+        if job.spool is not None:
+            self._done.setdefault(job.spool, []).append(job.seq)
+        self._to_settle.append((job.loop, job.future if job.loop is None else job.afut, result, exc))
 
     def _flush(self) -> None:
-        """Settle the asyncio futures of this batch: one wake-up per event loop."""
+        """Mark this batch's rows done in their spools; settle its asyncio futures: one
+        wake-up per event loop."""
+        done, self._done = self._done, {}
+        for spool, seqs in done.items():
+            spool.done(seqs)
         pending, self._to_settle = self._to_settle, []
-        settle_batch(pending)
+        on_loops = []
+        for item in pending:
+            if item[0] is not None:
+                on_loops.append(item)
+            elif item[3] is None:           # a thread's concurrent future
+                item[1].set_result(item[2])
+            else:
+                item[1].set_exception(item[3])
+        settle_batch(on_loops)
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -239,7 +283,7 @@ class CallWriter:
                 except Exception:  # noqa: BLE001
                     pass
 
-    def _write(self, batch: list[_Job]) -> list[_Job]:
+    def _write(self, batch: list[WriteJob]) -> list[WriteJob]:
         """Commit ``batch`` in its order: runs of call rows together, each work alone. Returns
         the jobs to try again (the database was busy or down): from the first run that could
         not be written, so that nothing overtakes a write queued before it."""
@@ -259,14 +303,14 @@ class CallWriter:
                 return self._keep_or_drop(jobs, why, locked) + batch[i:]
         return []
 
-    def _write_rows(self, batch: list[_Job]):
+    def _write_rows(self, batch: list[WriteJob]):
         """None when every row is settled, else ``(jobs to retry, why, locked)``."""
         try:
             self._commit(batch)
             return None
         except Exception as e:  # noqa: BLE001 - sorted out below
-            if _transient(e):
-                return batch, _first_line(e), db.is_locked(e)
+            if transient(e):
+                return batch, first_line(e), db.is_locked(e)
             if len(batch) == 1:         # this row itself is bad
                 self._fail(batch[0], e)
                 return None
@@ -275,30 +319,35 @@ class CallWriter:
             try:
                 self._commit([j])
             except Exception as e1:  # noqa: BLE001
-                if _transient(e1):
+                if transient(e1):
                     retry.append(j)
                     locked = locked and db.is_locked(e1)
                 else:
                     self._fail(j, e1)
         return (retry, "database busy", locked) if retry else None
 
-    def _write_work(self, job: _Job):
+    def _write_work(self, job: WriteJob):
         """``job.work`` in its own write transaction (IMMEDIATE on SQLite)."""
         try:
             with db.session_scope(self._sessions) as s:
                 if s.get_bind().dialect.name == "postgresql":
                     s.execute(text(f"SET LOCAL lock_timeout = {int(self.busy_ms)}"))
                 result = job.work(s)
+        except NotYetWritten as e:
+            if time.monotonic() - job.queued_at < self.row_wait:
+                return [job], str(e), True      # kept (as behind a lock) and tried again
+            self._fail(job, e)
+            return None
         except Exception as e:  # noqa: BLE001 - sorted out below
-            if _transient(e):
-                return [job], _first_line(e), db.is_locked(e)
+            if transient(e):
+                return [job], first_line(e), db.is_locked(e)
             self._fail(job, e)
             return None
         self.stats["works"] += 1
         self._settle(job, None, result)
         return None
 
-    def _keep_or_drop(self, jobs: list[_Job], why: str, locked: bool) -> list[_Job]:
+    def _keep_or_drop(self, jobs: list[WriteJob], why: str, locked: bool) -> list[WriteJob]:
         """The jobs to try again. A locked database only delays a write: kept until done. One
         that cannot be reached: kept for ``retry_seconds``, then failed (logged)."""
         self.unreachable = not locked
@@ -313,7 +362,7 @@ class CallWriter:
                 self._fail(j, RuntimeError(f"gave up after {self.retry_seconds:.0f} s: {why}"))
         return keep
 
-    def _fail(self, job: _Job, e: Exception) -> None:
+    def _fail(self, job: WriteJob, e: Exception) -> None:
         self.stats["failed"] += 1
         why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if job.work is None:
@@ -323,7 +372,7 @@ class CallWriter:
             log.error("%s: not written (%s)", job.what, why)
         self._settle(job, e)
 
-    def _commit(self, jobs: list[_Job]) -> None:
+    def _commit(self, jobs: list[WriteJob]) -> None:
         """Write ``jobs`` in one transaction (PostgreSQL: one statement per shape)."""
         self._transaction(jobs)
         self.stats["batches"] += 1
@@ -331,7 +380,7 @@ class CallWriter:
         for j in jobs:
             self._settle(j, None)
 
-    def _transaction(self, jobs: list[_Job]) -> None:
+    def _transaction(self, jobs: list[WriteJob]) -> None:
         groups: dict[tuple, list[dict]] = {}
         for j in jobs:
             groups.setdefault((tuple(sorted(j.values)), j.overwrite), []).append(j.values)
@@ -357,7 +406,7 @@ class CallWriter:
                 self._drop()
                 if db.is_locked(e):
                     raise
-                raise Unavailable(_first_line(e)) from e
+                raise Unavailable(first_line(e)) from e
         dialect = conn.dialect
         try:
             for (keys, overwrite), rows in groups.items():
@@ -374,24 +423,3 @@ class CallWriter:
             except Exception:  # noqa: BLE001 - a broken connection: open a new one next time
                 self._drop()
             raise
-
-
-class Unavailable(Exception):
-    """The database could not be reached at all."""
-
-
-def _transient(e: Exception) -> bool:
-    """Locked, busy, timed out, connection trouble: worth another try (a bad row is not)."""
-    if isinstance(e, Unavailable):
-        return True
-    if not isinstance(e, DBAPIError):
-        return False
-    if e.connection_invalidated or isinstance(e, OperationalError):
-        return True
-    code = getattr(e.orig, "sqlstate", None) or ""
-    return code.startswith(("40", "55P03", "57014", "08"))    # serialization, lock, cancel, connection
-
-
-def _first_line(e: Exception) -> str:
-    text = str(getattr(e, "orig", None) or e)
-    return text.splitlines()[0] if text else type(e).__name__

@@ -23,7 +23,7 @@ def test_calltracking_agi_serves_and_stops_on_sigterm(db_url, data, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}
     env.update(CALLTRACKING_DATABASE_URL=db_url, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}",
-               CALLTRACKING_AGI_TIMEOUT_MS="3000")
+               CALLTRACKING_AGI_TIMEOUT_MS="3000", CALLTRACKING_AGI_SPOOL_DIR=str(tmp_path / "spool"))
     proc = subprocess.Popen([sys.executable, "-c", "from calltracking.cli import main; main(['agi'])"],
                             cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
     try:

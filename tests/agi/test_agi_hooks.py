@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from calltracking.db import session_scope
 from calltracking.models import Call, PromoCode, RoutingRule, Tag, VisitorSession
 
 from support.agi_server import ServerThread
+from support.db_locks import WriteLock
 from support.config import make_config
 from support.fastagi_client import call, headers
 
@@ -174,30 +176,6 @@ def quick_agi(db_url, session_factory, clock):
     srv.stop()
 
 
-class WriteLock:
-    """Another transaction holds the write lock for as long as the ``with`` block lasts:
-    SQLite's (a long write transaction elsewhere), PostgreSQL's EXCLUSIVE lock on the calls
-    and their tags (reads go on, writes wait)."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def __enter__(self):
-        from calltracking.db import writer
-
-        self.conn = writer(self.engine).connect()
-        self.tx = self.conn.begin()
-        if self.engine.dialect.name == "postgresql":
-            self.conn.exec_driver_sql("LOCK TABLE calls, call_tags IN EXCLUSIVE MODE")
-        else:
-            self.conn.exec_driver_sql("UPDATE projects SET name = name")
-        return self
-
-    def __exit__(self, *exc):
-        self.tx.commit()
-        self.conn.close()
-
-
 def _tags_of(session_factory, linkedid):
     with session_scope(session_factory) as s:
         return sorted(s.scalars(select(Tag.name).join(Call.tags).where(Call.linkedid == linkedid)))
@@ -249,10 +227,35 @@ def test_tag_without_a_project_to_tag_in_is_an_error(agi, data, session_factory)
         from calltracking import entities as svc
 
         svc.add_project(s, "other", "Other")       # two projects, and the call is unknown
+    agi.server.env.writer.row_wait = 0.3            # (2 s: another process may spool its row)
     v = call(agi.port, headers("tag", args=("10.1", "vip"))).vars
     assert v == {"CT_TAG": "", "CT_STATUS": "error"}
     with session_scope(session_factory) as s:
         assert s.scalars(select(Call).where(Call.linkedid == "10.1")).first() is None
+
+
+def test_tag_waits_for_a_call_row_another_process_has_not_committed_yet(agi, data, db_url, session_factory):
+    """Two projects; the tag reaches this server before the call's route row, spooled by
+    another server process, is committed: the tag waits for the row and lands on it."""
+    with session_scope(session_factory) as s:
+        from calltracking import entities as svc
+
+        svc.add_project(s, "other", "Other")
+    other = ServerThread(make_config(db_url), session_factory)
+    try:
+        def route_later():
+            time.sleep(0.4)
+            call(other.port, headers(args=("74950001001", "10.2")))
+        t = threading.Thread(target=route_later)
+        t.start()
+        v = call(agi.port, headers("tag", args=("10.2", "vip"))).vars
+        t.join()
+    finally:
+        other.stop()
+    assert v == {"CT_TAG": "vip", "CT_STATUS": "ok"}
+    with session_scope(session_factory) as s:
+        row = s.scalars(select(Call).where(Call.linkedid == "10.2")).one()
+        assert row.project_id == data["project"] and [t.name for t in row.tags] == ["vip"]
 
 
 def test_promo_while_the_database_is_locked_is_written_after(quick_agi, data, engine, session_factory):

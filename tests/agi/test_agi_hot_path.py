@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 
 from calltracking import hooks
 from calltracking.hooks import call_row

@@ -473,7 +473,7 @@ def test_server_processes_get_the_settings(db_url, data, tmp_path):
     landing on the first process would happen once in 2**30 runs."""
     port = free_port()
     ini = tmp_path / "config.ini"
-    ini.write_text("[agi]\nallowed_peers = 127.0.0.1/32\nprocesses = 2\n")
+    ini.write_text(f"[agi]\nallowed_peers = 127.0.0.1/32\nprocesses = 2\nspool_dir = {tmp_path / 'spool'}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}
     env.update(CALLTRACKING_DATABASE_URL=db_url, CALLTRACKING_AGI_TIMEOUT_MS="3000",
                CALLTRACKING_AGI_WRITE_WAIT_MS="3000", CALLTRACKING_GENERAL_DEFAULT_QUEUE="general-q")

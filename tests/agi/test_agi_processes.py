@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from calltracking.db import session_scope
 from calltracking.models import Call
 
+from support.config import spool_dir
 from support.fastagi_client import call, headers
 from support.net import free_port, listeners
 
@@ -40,7 +41,8 @@ def test_two_processes_share_the_port(db_url, data, session_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}
     env.update(CALLTRACKING_DATABASE_URL=db_url, CALLTRACKING_AGI_LISTEN=f"127.0.0.1:{port}",
                CALLTRACKING_AGI_TIMEOUT_MS="3000", CALLTRACKING_AGI_WRITE_WAIT_MS="3000",
-               CALLTRACKING_AGI_PROCESSES="2", CALLTRACKING_GENERAL_DEFAULT_QUEUE="general-q")
+               CALLTRACKING_AGI_PROCESSES="2", CALLTRACKING_GENERAL_DEFAULT_QUEUE="general-q",
+               CALLTRACKING_AGI_SPOOL_DIR=spool_dir())
     proc = subprocess.Popen([sys.executable, "-c", "from calltracking.cli import main; main(['agi'])"],
                             cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from calltracking.db import make_engine, session_scope
 from calltracking.hooks.route import ROUTE_OVERWRITE
-from calltracking.hooks.writer import CallWriter, _Job
+from calltracking.hooks.writer import CallWriter
+from calltracking.hooks.write_job import WriteJob
 from calltracking.models import Call
 
 T0 = dt.datetime(2026, 3, 4, 9, 30, tzinfo=dt.timezone.utc)
@@ -31,7 +32,7 @@ def _linkedids(session_factory):
 
 def test_calls_arriving_together_share_one_transaction(engine, session_factory, data):
     w = CallWriter(engine)
-    jobs = [_Job(_row(f"g.{i}", data["project"]), ROUTE_OVERWRITE, 60) for i in range(5)]
+    jobs = [WriteJob(_row(f"g.{i}", data["project"]), ROUTE_OVERWRITE, 60) for i in range(5)]
     for j in jobs:                       # queued before the thread starts: one batch
         w.queue.put(j)
     w._start()
@@ -44,9 +45,9 @@ def test_calls_arriving_together_share_one_transaction(engine, session_factory, 
 
 def test_a_bad_row_fails_alone(engine, session_factory, data, caplog):
     w = CallWriter(engine)
-    jobs = [_Job(_row("b.1", data["project"]), ROUTE_OVERWRITE, 60),
-            _Job(_row("b.2", data["project"], attribution="bogus"), ROUTE_OVERWRITE, 60),
-            _Job(_row("b.3", data["project"]), ROUTE_OVERWRITE, 60)]
+    jobs = [WriteJob(_row("b.1", data["project"]), ROUTE_OVERWRITE, 60),
+            WriteJob(_row("b.2", data["project"], attribution="bogus"), ROUTE_OVERWRITE, 60),
+            WriteJob(_row("b.3", data["project"]), ROUTE_OVERWRITE, 60)]
     for j in jobs:
         w.queue.put(j)
     with caplog.at_level(logging.ERROR, "calltracking.hooks"):

@@ -304,6 +304,7 @@ reconnect_max = 2
 queue_log = {a.run_dir}/log/queue_log
 [agi]
 listen = 127.0.0.1:{a.agi_port}
+spool_dir = {work / "agi-spool"}
 [log]
 level = info
 """)

@@ -9,7 +9,12 @@ import signal
 import time
 
 import pytest
+from sqlalchemy import select
 
+from calltracking.db import make_engine
+from calltracking.hooks.spool import Spool, read_rows
+from calltracking.models import Call
+from support.db_locks import WriteLock
 from support.live_verdict import check, ts
 
 pytestmark = pytest.mark.live
@@ -66,6 +71,51 @@ def test_listener_killed_mid_call_and_restarted(world):
     bad = check(w, c, rec, status="answered", operator="Roman", queue="q_restart", legs=[("Roman", 6)],
                 talk=6, wait=2)
     assert not bad, "\n".join(bad)
+
+
+def test_run_killed_while_the_database_refuses_writes(world):
+    """Another transaction holds the database's write lock when a call arrives: the route hook
+    answers at once (its row in the spool, not committed), ``calltracking run`` is killed with
+    SIGKILL while the operator rings, the lock is released, and the next run writes that row
+    once: one record, exact, carrying what the hook decided."""
+    w = world
+    w.db_put(**{"ring/101": 2, "talk/101": 4})
+    spool_dir = w.tmp / "agi-spool"
+    eng = make_engine(w.db_url)
+    try:
+        with WriteLock(eng):
+            c = w.call("74950001001", "79160000409", tag="killed-locked", stay=30)
+            status = w.driver.wait_event(lambda e: e.get("Event") == "VarSet" and e.get("Linkedid") == c.linkedid
+                                         and e.get("Variable") == "CT_STATUS" and e.get("Value"), timeout=10)
+            assert status["Value"] == "ok", status
+            born = min(float(e["Timestamp"]) for e in w.channels_of(c.linkedid))
+            assert float(status["Timestamp"]) - born < 0.5          # the caller did not wait for the lock
+            answer = {e["Variable"]: e["Value"] for e in w.driver.find(
+                lambda e: e.get("Event") == "VarSet" and e.get("Linkedid") == c.linkedid
+                and e.get("Variable", "").startswith("CT_"))}
+            # its routing rule's queue (the dialplan's fallback would be 'sales')
+            assert (answer["CT_SOURCE"], answer["CT_QUEUE"]) == ("Google Ads", "q_answer"), answer
+            w.operator_channel(c.linkedid, "101")                    # ringing
+            assert w.stop_run(signal.SIGKILL) == -signal.SIGKILL
+            spooled = [r for p in spool_dir.glob("*.spool") for r in read_rows(p.read_bytes())]
+            assert [r[1]["linkedid"] for r in spooled] == [c.linkedid], spooled
+        if w.db_url.startswith("sqlite"):       # only the spool has it (on PostgreSQL the dead writer's
+            with w.session() as s:              # statement, queued behind the lock in its backend, may
+                # still run once the lock goes: the replay then merges with it)
+                assert s.scalars(select(Call).where(Call.linkedid == c.linkedid)).all() == []
+        w.start_run()
+        assert "writing 1 call row(s) left in 1 spool file(s)" in w.run_log(w.runs)
+        w.wait_hungup([c])
+        rec = w.records([c]).get(c.linkedid)
+        bad = check(w, c, rec, status="answered", operator="Anna", queue="q_answer", source="Google Ads",
+                    attribution="static", legs=[("Anna", 4)], talk=4, wait=2)
+        assert not bad, "\n".join(bad)
+        with w.session() as s:
+            rows = s.scalars(select(Call).where(Call.linkedid == c.linkedid)).all()
+            assert [(r.via_agi, r.caller_number) for r in rows] == [(True, "+79160000409")]
+        assert Spool.left(spool_dir) == []           # replayed and removed; only the new run's own file
+    finally:
+        eng.dispose()
 
 
 def test_listener_started_after_the_call_began(world):

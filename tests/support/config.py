@@ -11,7 +11,19 @@ hold), checked by the product's own :func:`calltracking.config.load_config` exac
 """
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+
 from calltracking.config import Config, load_config
+
+_SPOOLS = tempfile.mkdtemp(prefix="ct-test-spools-")
+atexit.register(shutil.rmtree, _SPOOLS, True)
+
+
+def spool_dir() -> str:
+    """A new, empty ``[agi] spool_dir`` (removed when the test run ends)."""
+    return tempfile.mkdtemp(dir=_SPOOLS)
 
 #: What every test component runs with unless a test says otherwise.
 DEFAULTS = {
@@ -40,8 +52,10 @@ DEFAULTS = {
 
 def make_config(db_url: str = "sqlite://", **settings) -> Config:
     """The product's configuration on ``db_url``: :data:`DEFAULTS`, then ``settings``
-    (``section__key=value``). A bad value raises :class:`calltracking.config.ConfigError`."""
-    overrides = dict(DEFAULTS, **{"database.url": db_url})
+    (``section__key=value``). A bad value raises :class:`calltracking.config.ConfigError`.
+    Each configuration gets its own FastAGI spool directory (a server started with it
+    adopts only what a server of the same configuration left)."""
+    overrides = dict(DEFAULTS, **{"database.url": db_url, "agi.spool_dir": spool_dir()})
     for name, value in settings.items():
         section, sep, key = name.partition("__")
         if not sep or not key:

@@ -146,6 +146,7 @@ parser_process = {self.parser_process}
 [agi]
 listen = 127.0.0.1:{self.agi_port}
 timeout_ms = 1000
+spool_dir = {self.tmp / "agi-spool"}
 [web]
 listen = 127.0.0.1:{self.web_port}
 secret_key = {secrets.token_hex(24)}
