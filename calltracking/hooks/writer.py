@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from calltracking import db
 from calltracking.hooks import call_row
 from calltracking.hooks.checkpoint import Checkpointer
-from calltracking.hooks.spool import Spool
+from calltracking.hooks.spool import RETRY_SECONDS, Spool
 from calltracking.hooks.write_job import (ROW_WAIT, NotYetWritten, Unavailable, WriteJob, first_line,
                                           transient)
 from calltracking.futures import settle_batch
@@ -84,7 +84,9 @@ class CallWriter:
         self.checkpoint_interval = checkpoint_interval  # SQLite: seconds between checkpoints
         self._to_settle: list = []      # (event loop, asyncio future, result, exception or None)
         self._done: dict = {}           # spool -> sequence numbers of its rows settled this batch
-        self._adopted: list[Spool] = []   # spool files of stopped servers being replayed
+        self._no_rotation_until = 0.0     # monotonic time: a new spool file could not be made
+        self._adopted: list[Spool] = []   # spool files of stopped servers being replayed, and
+        #                                   this process's own rotated out (:meth:`Spool.rotate`)
         self._outbox: dict = {}         # event loop -> its jobs not yet handed to the thread
 
     # ----------------------------------------------------------------- API
@@ -141,6 +143,23 @@ class CallWriter:
         for j, seq in zip(jobs, seqs):
             j.spool, j.seq = spool, seq
             j.give_up_at = float("inf")      # on disk: kept until written, never given up
+        if spool.full():
+            self._rotate(spool)
+
+    def _rotate(self, spool: Spool) -> None:
+        """This process's spool file is large: the next rows go to a new one (the old one is
+        deleted once its rows are done). A hook's thread and the event loop may both get here."""
+        with self.lock:
+            if self.spool is not spool or time.monotonic() < self._no_rotation_until:
+                return
+            try:
+                self.spool = spool.rotate()
+            except OSError as e:
+                self._no_rotation_until = time.monotonic() + RETRY_SECONDS
+                log.warning("call spool %s: cannot start a new file (%s); going on with this one",
+                            spool.path, e.strerror or e)
+                return
+            self._adopted = [s for s in self._adopted if s.fd >= 0] + [spool]
 
     def replay(self, spool: Spool, rows: list[tuple[int, dict, tuple]]) -> None:
         """Queue the rows of an adopted spool file (:meth:`Spool.adopt`), in their order,

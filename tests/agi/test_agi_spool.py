@@ -160,6 +160,49 @@ def test_writer_marks_rows_done_and_a_new_writer_replays_what_was_left(db_url, d
     assert _spools(tmp_path) == []                             # replayed files are deleted
 
 
+def test_a_large_spool_is_rotated_and_the_old_files_go_once_written(db_url, data, session_factory, tmp_path,
+                                                                     monkeypatch):
+    """Under a steady load some row is always in flight, so the file is never emptied: past
+    ROTATE_BYTES the rows go to a new file, and the old one is deleted once its rows are done
+    (at a server's saturation the one file grew 2.6 MB a second). Files left by a stop are
+    replayed whole, one after the other."""
+    from calltracking.hooks import spool as spool_mod
+    monkeypatch.setattr(spool_mod, "ROTATE_BYTES", 3000)             # ~3 rows a file
+    engine = session_factory.kw["bind"]
+    w = CallWriter(engine, busy_ms=100, spool=Spool.open(tmp_path))
+    first = w.spool.path
+    with WriteLock(engine):
+        for i in range(12):
+            assert not w.write(_row(f"r.{i}", project_id=data["project"]), ROUTE_OVERWRITE, wait=0.01)
+        files = _spools(tmp_path)
+        line = len(row_line(99, _row("r.99", project_id=data["project"]), ROUTE_OVERWRITE))   # ~670 bytes
+        assert len(files) >= 12 * line // 3000 and first in files, files
+        assert all(f.stat().st_size < 3000 + line + 10 for f in files)   # rows go in until it is past the limit
+        assert stat.S_IMODE(files[-1].stat().st_mode) == 0o600
+        spooled = sorted(r[1]["linkedid"] for f in files for r in read_rows(f.read_bytes()))
+        assert spooled == sorted(f"r.{i}" for i in range(12))         # each row in exactly one file
+    assert _wait(lambda: len(_call_rows(session_factory)) == 12)
+    assert _wait(lambda: _spools(tmp_path) == [w.spool.path])         # the rotated-out files are gone
+    assert w.spool.path.stat().st_size == 0
+    w.close()
+    assert _spools(tmp_path) == []
+
+    # stopped with rows in several files: the next writer replays them all, once
+    w = CallWriter(engine, busy_ms=100, spool=Spool.open(tmp_path))
+    with WriteLock(engine):
+        for i in range(12, 20):
+            assert not w.write(_row(f"r.{i}", project_id=data["project"]), ROUTE_OVERWRITE, wait=0.01)
+        w.close(timeout=0.3)
+    left = Spool.left(tmp_path)
+    assert len(left) >= 2 and sum(n for _, n in left) == 8, left
+    w2 = CallWriter(engine, busy_ms=100)
+    for j, rows in Spool.adopt(tmp_path):
+        w2.replay(j, rows)
+    assert _wait(lambda: len(_call_rows(session_factory)) == 20)
+    w2.close()
+    assert _spools(tmp_path) == []
+
+
 # ------------------------------------------------------------------ a real server, killed
 def _server(db_url: str, spool: Path, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLTRACKING_")}
