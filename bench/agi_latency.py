@@ -557,8 +557,14 @@ async def measure(server: Server, load: Load, a, exe, tmp) -> dict:
 async def drained(spool: Path, timeout: float = 300.0) -> float:
     """Seconds until every call row in ``spool`` is committed (each server process's spool
     file is emptied, a rotated-out one deleted, once all its rows are)."""
+    def size(p: Path) -> int:
+        try:
+            return p.stat().st_size
+        except FileNotFoundError:   # a rotated-out file, deleted as its last row was done
+            return 0
+
     t0 = time.perf_counter()
-    while any(p.stat().st_size for p in spool.glob("*.spool") if p.exists()):
+    while any(size(p) for p in spool.glob("*.spool")):
         if time.perf_counter() - t0 > timeout:
             raise SystemExit(f"the call rows in {spool} were not committed within {timeout:.0f} s")
         await asyncio.sleep(0.005)

@@ -119,7 +119,7 @@ class Spool:
         self.lock = threading.Lock()
         self.seq = next_seq - 1
         self.unfinished = 0             # rows in the file with no done line yet
-        self.size = 0                   # bytes written since the file was last emptied
+        self.size = 0                   # the file's size after the last append (for full())
         self.retired = False            # rotated out: deleted once its rows are done
         self.broken_at: Optional[float] = None    # when a write last failed (None: it works)
 
@@ -144,8 +144,7 @@ class Spool:
         return cls(path, fd)
 
     @classmethod
-    def adopt(cls, directory: str | os.PathLike, own: Optional["Spool"] = None
-              ) -> list[tuple["Spool", list[tuple[int, dict, tuple]]]]:
+    def adopt(cls, directory: str | os.PathLike) -> list[tuple["Spool", list[tuple[int, dict, tuple]]]]:
         """The spool files of ``directory`` whose process is gone, locked by us: each with its
         rows to replay. A file with none is deleted at once."""
         found = []
@@ -153,16 +152,13 @@ class Spool:
         for tmp in d.glob(f".*{SUFFIX}.new") if d.is_dir() else []:
             _remove_if_unlocked(tmp)    # a process that died while creating its spool
         for path in sorted(d.glob(f"*{SUFFIX}")) if d.is_dir() else []:
-            if own is not None and path == own.path:
-                continue
             fd = _lock(path, os.O_RDWR | os.O_APPEND)
             if fd is None:
                 continue            # a live process's, or deleted meanwhile by another adopter
             if os.fstat(fd).st_nlink == 0:
                 os.close(fd)        # adopted and finished by another process meanwhile
                 continue
-            with open(fd, "rb", closefd=False) as fh:
-                rows = read_rows(fh.read(), str(path))
+            rows = _rows_in(fd, path)
             j = cls(path, fd, adopted=True, next_seq=max((r[0] for r in rows), default=0) + 1)
             if not rows:
                 j.close()
@@ -182,11 +178,9 @@ class Spool:
             if fd is None:
                 continue                # a running server's
             try:
-                with open(fd, "rb", closefd=False) as fh:
-                    n = len(read_rows(fh.read(), str(path)))
+                out.append((path, len(_rows_in(fd, path))))
             finally:
                 os.close(fd)
-            out.append((path, n))
         return out
 
     # ------------------------------------------------------------ writing
@@ -227,7 +221,7 @@ class Spool:
             return seqs
 
     def full(self) -> bool:
-        """Past :data:`ROTATE_BYTES`: time for :meth:`rotate`."""
+        """Past :data:`ROTATE_BYTES` at the last append: time for :meth:`rotate`."""
         return self.size >= ROTATE_BYTES
 
     def rotate(self) -> "Spool":
@@ -235,7 +229,6 @@ class Spool:
         one takes no more rows and is deleted once its last row is done. Raises OSError (this
         file then goes on being used)."""
         new = Spool.open(self.path.parent)
-        new.seq = self.seq              # sequence numbers go on rising across the files
         with self.lock:
             self.retired = True
             if self.unfinished == 0:
@@ -258,11 +251,8 @@ class Spool:
                         self._remove()
                     else:
                         os.ftruncate(self.fd, 0)
-                        self.size = 0
                 else:
-                    line = (_dumps({"done": seqs}) + "\n").encode()
-                    _write_all(self.fd, line)
-                    self.size += len(line)
+                    _write_all(self.fd, (_dumps({"done": seqs}) + "\n").encode())
             except OSError as e:
                 # not fatal: at worst these rows are upserted again at the next start
                 log.warning("call spool %s: cannot mark rows done (%s)", self.path, e)
@@ -291,6 +281,12 @@ class Spool:
         finally:
             os.close(self.fd)
             self.fd = -1
+
+
+def _rows_in(fd: int, path: Path) -> list[tuple[int, dict, tuple]]:
+    """:func:`read_rows` of the file just opened as ``fd``."""
+    with open(fd, "rb", closefd=False) as fh:
+        return read_rows(fh.read(), str(path))
 
 
 def _write_all(fd: int, data: bytes) -> None:
