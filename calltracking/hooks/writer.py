@@ -85,8 +85,9 @@ class CallWriter:
         self._to_settle: list = []      # (event loop, asyncio future, result, exception or None)
         self._done: dict = {}           # spool -> sequence numbers of its rows settled this batch
         self._no_rotation_until = 0.0     # monotonic time: a new spool file could not be made
-        self._adopted: list[Spool] = []   # spool files of stopped servers being replayed, and
-        #                                   this process's own rotated out (:meth:`Spool.rotate`)
+        # spool files other than self.spool still in use: stopped servers' being replayed, and
+        # this process's own rotated out (:meth:`Spool.rotate`); closed with the writer
+        self._older: list[Spool] = []
         self._outbox: dict = {}         # event loop -> its jobs not yet handed to the thread
 
     # ----------------------------------------------------------------- API
@@ -159,12 +160,12 @@ class CallWriter:
                 log.warning("call spool %s: cannot start a new file (%s); going on with this one",
                             spool.path, e.strerror or e)
                 return
-            self._adopted = [s for s in self._adopted if s.fd >= 0] + [spool]
+            self._older = [s for s in self._older if s.fd >= 0] + [spool]
 
     def replay(self, spool: Spool, rows: list[tuple[int, dict, tuple]]) -> None:
         """Queue the rows of an adopted spool file (:meth:`Spool.adopt`), in their order,
         before anything queued later; each is marked done in that file once written."""
-        self._adopted.append(spool)
+        self._older.append(spool)
         jobs = []
         for seq, values, overwrite in rows:
             job = WriteJob(values, overwrite, self.retry_seconds)
@@ -195,7 +196,7 @@ class CallWriter:
         try:
             self._close(timeout)
         finally:
-            for spool in [self.spool] + self._adopted:
+            for spool in [self.spool] + self._older:
                 if spool is not None:
                     spool.close()
 

@@ -124,9 +124,7 @@ class FakeAsterisk:
         while self.cursor < end:
             stop = min(end, self.cursor + 500)
             block = self.frames[self.cursor:stop]
-            for f in block:
-                self._track(f)
-            self.cursor = stop
+            self._advance(stop)
             payload = b"".join(block)
             for w in list(self.clients):
                 try:
@@ -164,6 +162,7 @@ class FakeAsterisk:
         self._call(_drop())
 
     def _advance(self, position: int) -> None:
+        """The script up to ``position`` has happened (its state tracked); sending is the caller's."""
         for f in self.frames[self.cursor:position]:
             self._track(f)
         self.cursor = max(self.cursor, min(position, len(self.frames)))
