@@ -171,6 +171,9 @@ class AgiServer:
             await asyncio.gather(*self.connections, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
+        loop = asyncio.get_running_loop()
+        self.env.writer.hand_over(loop)
+        self.env.writer.release(loop)
         self.pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.get_running_loop().run_in_executor(None, self.env.writer.close)
         self.env.close_connections()
@@ -273,6 +276,8 @@ class AgiServer:
                     await writer.wait_closed()
                 except (ConnectionError, OSError):
                     pass
+            # the channel went on: now the writer thread's turn (CallWriter.release)
+            self.env.writer.release(loop)
 
     async def _read_header(self, reader, writer) -> Optional[dict]:
         """The ``agi_*`` header (the connection's timer bounds it: ``header_timeout``)."""
@@ -393,39 +398,36 @@ class AgiServer:
         return step.fallback()
 
     def _submit(self, step: p.Write):
-        """Queue the call row for the writer thread's next batch (and the spool, in the same
-        pass of the loop); its commit is awaited (:meth:`_wait_written`) only once the
-        variables are set, so that the commit and the last round trips to Asterisk overlap."""
-        job = self.env.writer.submit(step.values, step.overwrite, asyncio.get_running_loop())
-        job.afut.add_done_callback(_retrieve)
-        return job
+        """Queue the call row for the writer thread (and the spool, in the same pass of the
+        loop); whether the channel waits for its commit is decided once the variables are set
+        (:meth:`_wait_written`)."""
+        return self.env.writer.submit(step.values, step.overwrite, asyncio.get_running_loop())
 
     async def _wait_written(self, job, since: float) -> bool:
         """Before the channel goes on: the row in the spool (written now if this pass of the
         loop has not yet), then committed or ``[agi] write_wait_ms`` (counted from the
         submission; :func:`~calltracking.hooks.env.commit_wait_ms`) passed and it is
-        written in the background. (A waiter future and one timer: ``wait_for`` over
-        ``shield`` cost three futures and their callbacks a call.)"""
+        written in the background. With the spool and ``write_wait_ms = 0`` nothing waits:
+        the writer thread gets the row once the connection is closed (:meth:`_handle`)."""
         loop = asyncio.get_running_loop()
-        self.env.writer.hand_over(loop)
-        fut = job.afut
-        if not fut.done():
+        writer = self.env.writer
+        writer.hand_over(loop)
+        if not job.finished:
             wait = commit_wait_ms(self.config, job.spooled) / 1000.0 - (time.monotonic() - since)
             if wait <= 0 and job.spooled:
                 return True             # on disk; committed in the background
-            waiter = loop.create_future()
-            timer = loop.call_later(max(wait, 0.0), _wake, waiter)
-            fut.add_done_callback(lambda _f: _wake(waiter))
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-            if not fut.done():
-                self.env.writer.stats["late"] += 1       # written in the background
+            writer.release(loop)        # waited for: the thread gets it now
+            waiter = job.wait_on()
+            if waiter is not None:
+                timer = loop.call_later(max(wait, 0.0), _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+            if not job.finished:
+                writer.stats["late"] += 1       # written in the background
                 return False
-        if fut.cancelled() or fut.exception() is not None:
-            return False                # the writer logged it; the routing stands
-        return True
+        return job.error is None        # a failure: the writer logged it; the routing stands
 
     def _done(self, fut) -> None:
         self.inflight -= 1
@@ -526,11 +528,6 @@ def _requests(hook: str, outcome: str):
 @functools.lru_cache(maxsize=None)
 def _latency(hook: str):
     return metrics.AGI_LATENCY.labels(hook)
-
-
-def _retrieve(fut) -> None:
-    if not fut.cancelled():
-        fut.exception()                       # a failure is logged by the writer
 
 
 def _guarded(fn, budget: hooks.Budget):

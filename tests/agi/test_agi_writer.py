@@ -2,6 +2,7 @@
 written, a database that stays down is given up on with an error (both databases)."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -12,8 +13,9 @@ from sqlalchemy import select
 
 from calltracking.db import make_engine, session_scope
 from calltracking.hooks.route import ROUTE_OVERWRITE
+from calltracking.hooks.spool import Spool
 from calltracking.hooks.writer import CallWriter
-from calltracking.hooks.write_job import WriteJob
+from calltracking.hooks.write_job import RELEASE_AFTER, WriteJob
 from calltracking.models import Call
 
 T0 = dt.datetime(2026, 3, 4, 9, 30, tzinfo=dt.timezone.utc)
@@ -60,6 +62,57 @@ def test_a_bad_row_fails_alone(engine, session_factory, data, caplog):
     assert _linkedids(session_factory) == ["b.1", "b.3"]
     assert "call b.2: could not write its row" in caplog.text
     assert w.stats["failed"] == 1
+
+
+async def _until(cond, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, "not in time"
+        await asyncio.sleep(0.005)
+
+
+def test_a_loops_rows_go_to_the_thread_when_released_and_wake_the_loop_only_for_a_waiter(
+        engine, session_factory, data, tmp_path):
+    """An event loop's rows are in the spool at the end of its pass, but the writer thread gets
+    them only at release() (the server: once the connection is closed), at the latest
+    RELEASE_AFTER later. Nobody waits for them: no future is made and the loop is not woken;
+    a hook that waits gets its commit, or the failure of a bad row."""
+    w = CallWriter(engine, spool=Spool.open(tmp_path))
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        job = w.submit(_row("r.1", data["project"]), ROUTE_OVERWRITE, loop)
+        await asyncio.sleep(0)                       # the end of the pass: hand_over
+        assert w.spool.path.stat().st_size > 0       # on disk...
+        time.sleep(0.1)                              # ...and held back, however long the loop is busy
+        assert not job.settled and _linkedids(session_factory) == []
+        w.release(loop)
+        await _until(lambda: job.finished)
+        assert job.error is None and job.waiter is None
+        assert _linkedids(session_factory) == ["r.1"]
+
+        late = w.submit(_row("r.2", data["project"]), ROUTE_OVERWRITE, loop)   # never released
+        started = time.monotonic()
+        await _until(lambda: late.finished)
+        assert RELEASE_AFTER * 0.9 <= time.monotonic() - started < 5
+
+        waited = w.submit(_row("r.3", data["project"]), ROUTE_OVERWRITE, loop)
+        bad = w.submit(_row("r.4", data["project"], attribution="bogus"), ROUTE_OVERWRITE, loop)
+        w.hand_over(loop)
+        w.release(loop)
+        for j in (waited, bad):
+            fut = j.wait_on()
+            if fut is not None:
+                await asyncio.wait_for(fut, 10)
+            assert j.finished
+        assert waited.error is None and bad.error is not None
+
+    try:
+        asyncio.run(main())
+    finally:
+        w.close()
+    assert _linkedids(session_factory) == ["r.1", "r.2", "r.3"]
+    assert w.spool is None or not w.spool.path.exists() or w.spool.path.stat().st_size == 0
 
 
 def test_write_returns_at_once_when_committed(engine, session_factory, data):
