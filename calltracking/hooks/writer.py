@@ -20,11 +20,8 @@ write is done in the background as soon as the database allows: **a locked datab
 retried until the write is done, never given up**; a database that cannot be reached at
 all is given up after ``retry_seconds`` (logged as an error), except for spooled rows
 (kept until written, or replayed at the next start). A failing batch is retried row by
-row, so one bad row fails alone.
-
-PostgreSQL: the writer's connection is in autocommit mode with
-``synchronous_commit = off``: a batch of one shape is one statement, one round
-trip, no flush to wait for. SQLite: see :class:`calltracking.hooks.checkpoint.Checkpointer`.
+row, so one bad row fails alone. How a batch is committed on each database:
+:mod:`calltracking.hooks.batch_commit`.
 """
 from __future__ import annotations
 
@@ -41,7 +38,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from calltracking import db
-from calltracking.hooks import call_row
+from calltracking.attribution.rawsql import discard
+from calltracking.hooks import batch_commit
 from calltracking.hooks.checkpoint import Checkpointer
 from calltracking.hooks.spool import RETRY_SECONDS, Spool
 from calltracking.hooks.write_job import (RELEASE_AFTER, ROW_WAIT, NotYetWritten, Unavailable,
@@ -334,13 +332,7 @@ class CallWriter:
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                try:
-                    conn.invalidate()
-                except Exception:  # noqa: BLE001
-                    pass
+            discard(conn)           # maybe broken: a new connection for the next attempt
 
     def _write(self, batch: list[WriteJob]) -> list[WriteJob]:
         """Commit ``batch`` in its order: runs of call rows together, each work alone. Returns
@@ -440,45 +432,17 @@ class CallWriter:
             self._settle(j, None)
 
     def _transaction(self, jobs: list[WriteJob]) -> None:
-        groups: dict[tuple, list[dict]] = {}
-        for j in jobs:
-            groups.setdefault((tuple(sorted(j.values)), j.overwrite), []).append(j.values)
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
-            try:        # kept open between batches: no pool checkout, no pre-ping round trip
-                conn = self._conn = self._engine.connect()
-                if conn.dialect.name == "postgresql":
-                    # the commit returns before the WAL reaches the disk: a crash of the
-                    # database server may lose the last fraction of a second of these rows
-                    # (never corrupts anything; the AMI listener still records the calls)
-                    conn.exec_driver_sql(f"SET lock_timeout = {self.busy_ms}")
-                    conn.exec_driver_sql("SET synchronous_commit = off")
-                    conn.commit()
-                    conn.execution_options(isolation_level="AUTOCOMMIT")    # no COMMIT round trip
-                else:
-                    # SQLite: a commit that crosses the WAL's auto-checkpoint size copies the
-                    # WAL into the database and syncs it (~10 ms) while the whole batch
-                    # waits: the p99. Our checkpointer thread does that beside the commits.
-                    conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
-                    self._checkpointer = self._checkpointer or Checkpointer(self.engine, self.checkpoint_interval)
+            try:
+                conn = self._conn = batch_commit.connect(self._engine, self.busy_ms)
             except Exception as e:  # noqa: BLE001 - not this row's fault: the database is away
-                self._drop()
+                self._conn = None
                 if db.is_locked(e):
                     raise
                 raise Unavailable(first_line(e)) from e
-        dialect = conn.dialect
-        try:
-            for (keys, overwrite), rows in groups.items():
-                if dialect.name == "sqlite":
-                    call_row.executemany(conn, *call_row.driver_statement(dialect, keys, overwrite), rows)
-                else:       # PostgreSQL: one autocommit statement per batch already
-                    conn.execute(call_row.statement(dialect.name, keys, overwrite), rows)
-            conn.commit()
-            if self._checkpointer is not None:
-                self._checkpointer.wrote()
-        except BaseException:
-            try:
-                conn.rollback()
-            except Exception:  # noqa: BLE001 - a broken connection: open a new one next time
-                self._drop()
-            raise
+            if conn.dialect.name == "sqlite" and self._checkpointer is None:
+                self._checkpointer = Checkpointer(self.engine, self.checkpoint_interval)
+        batch_commit.write_rows(conn, [(j.values, j.overwrite) for j in jobs])
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
