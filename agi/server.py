@@ -171,9 +171,6 @@ class AgiServer:
             await asyncio.gather(*self.connections, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
-        loop = asyncio.get_running_loop()
-        self.env.writer.hand_over(loop)
-        self.env.writer.release(loop)
         self.pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.get_running_loop().run_in_executor(None, self.env.writer.close)
         self.env.close_connections()

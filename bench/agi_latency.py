@@ -546,12 +546,17 @@ async def measure(server: Server, load: Load, a, exe, tmp) -> dict:
         # ahead of the writer thread. Saturation counts what was also committed: the loop's
         # calls over its time plus the time the writer then needed to catch up.
         lag = await drained(tmp / "agi-spool")
-        if cl["rate"]:
-            sat = cl["calls"] / (cl["calls"] / cl["rate"] + lag)
+        sat = committed_rate(cl["calls"], cl["rate"], lag)
     cpu_ms = (server.cpu() - c0) * 1000 / max(cl["calls"], 1)
     return dict(p50=ol["p50"], p99=ol["p99"], max=ol["max"], sat=sat, answered=cl["rate"], lag=lag,
                 sat_p99=cl["p99"], cpu_ms=cpu_ms, failed=ol["failed"] + cl["failed"],
                 calls=ol["calls"] + cl["calls"], errors=ol["errors"] + cl["errors"])
+
+
+def committed_rate(calls: int, answered: float, lag: float) -> float:
+    """Calls per second counting their rows' commits: ``calls`` answered at ``answered`` per
+    second, the writer done ``lag`` seconds after the last."""
+    return calls / (calls / answered + lag) if answered else answered
 
 
 async def drained(spool: Path, timeout: float = 300.0) -> float:
@@ -786,9 +791,8 @@ def main():
             else:
                 cl = await closed_loop(port, load, a.concurrency, max(0, a.total - ol["calls"]),
                                        a.max_closed_seconds)
-            answered, lag = cl["rate"], await drained(tmp / "agi-spool")     # as in measure()
-            if answered:
-                cl["rate"] = cl["calls"] / (cl["calls"] / answered + lag)
+            answered, lag = cl["rate"], await drained(tmp / "agi-spool")
+            cl["rate"] = committed_rate(cl["calls"], answered, lag)
             cl["cpu_ms"] = (sum(cpu_seconds(x) for x in pids) - c0) * 1000 / max(cl["calls"], 1)
             print(f"closed loop {cl['calls']:>7,} calls, {a.concurrency} at a time: {cl['rate']:.0f} calls/s "
                   f"committed (answered {answered:.0f}/s, the rows {lag:.2f} s later)  "

@@ -80,7 +80,8 @@ class CallWriter:
         self._warned_at = 0.0
         self._checkpointer: Optional[Checkpointer] = None      # SQLite
         self.checkpoint_interval = checkpoint_interval  # SQLite: seconds between checkpoints
-        self._to_settle: list = []      # a loop's WriteJob, or (None, future, result, exception)
+        self._to_settle: list = []      # a thread's jobs of this batch: (future, result, exception)
+        self._finished: list[WriteJob] = []     # an event loop's jobs of this batch
         self._done: dict = {}           # spool -> sequence numbers of its rows settled this batch
         self._no_rotation_until = 0.0     # monotonic time: a new spool file could not be made
         # spool files other than self.spool still in use: stopped servers' being replayed, and
@@ -223,14 +224,17 @@ class CallWriter:
                     spool.close()
 
     def _close(self, timeout: float) -> None:
-        # what a loop had not given to the thread yet (the FastAGI server releases its own
-        # before closing the writer; its loop is idle now), spooled rows first
+        # what a loop had not given to the thread yet (its server is stopping: no new rows;
+        # a release timer may still pop its own), the spooled rows first
         for loop in list(self._ready):
-            self.queue.put(self._ready.pop(loop))
+            jobs = self._ready.pop(loop, None)
+            if jobs:
+                self.queue.put(jobs)
         for loop in list(self._outbox):
-            jobs = self._outbox.pop(loop)
-            self._spool(jobs)
-            self.queue.put(jobs)
+            jobs = self._outbox.pop(loop, None)
+            if jobs:
+                self._spool(jobs)
+                self.queue.put(jobs)
         with self.lock:
             thread, self.thread = self.thread, None
         if thread is not None:
@@ -304,10 +308,10 @@ class CallWriter:
         if job.spool is not None:
             self._done.setdefault(job.spool, []).append(job.seq)
         if job.loop is None:
-            self._to_settle.append((None, job.future, result, exc))
+            self._to_settle.append((job.future, result, exc))
         else:
             job.error = exc
-            self._to_settle.append(job)
+            self._finished.append(job)
 
     def _flush(self) -> None:
         """Mark this batch's rows done in their spools; then settle its jobs: a thread's
@@ -316,18 +320,16 @@ class CallWriter:
         done, self._done = self._done, {}
         for spool, seqs in done.items():
             spool.done(seqs)
-        pending, self._to_settle = self._to_settle, []
-        on_loops = []
-        for item in pending:
-            if isinstance(item, WriteJob):
-                item.finished = True        # before looking for a waiter: see wait_on
-                if item.waiter is not None:
-                    on_loops.append((item.loop, item.waiter, None, None))
-            elif item[3] is None:           # a thread's concurrent future
-                item[1].set_result(item[2])
+        settled, self._to_settle = self._to_settle, []
+        for future, result, exc in settled:
+            if exc is None:
+                future.set_result(result)
             else:
-                item[1].set_exception(item[3])
-        settle_batch(on_loops)
+                future.set_exception(exc)
+        finished, self._finished = self._finished, []
+        for job in finished:
+            job.finished = True             # before looking for a waiter: see wait_on
+        settle_batch((j.loop, j.waiter, None, None) for j in finished if j.waiter is not None)
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
