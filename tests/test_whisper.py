@@ -3,8 +3,10 @@ and the scheduler job, on the database under test (SQLite or PostgreSQL)."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
+import time
 import wave
 from pathlib import Path
 
@@ -56,6 +58,25 @@ def test_lookup_prefers_the_campaign_file(tmp_path):
     assert rules.lookup(str(tmp_path), None, 7) == ""
     assert rules.lookup(str(tmp_path / "missing"), 3, 7) == ""
     assert rules.lookup("", 3, 7) == ""
+
+
+def test_lookup_lists_a_settled_directory_once_and_sees_each_change(tmp_path, monkeypatch):
+    (tmp_path / "s3.wav").write_bytes(b"x")
+    (tmp_path / "s3-c7.wav").mkdir()                 # not a file: never answered
+    old = time.time() - 60
+    os.utime(tmp_path, (old, old))                   # changed a minute ago: settled
+    listed = []
+    real = os.scandir
+    monkeypatch.setattr(rules.os, "scandir", lambda d: listed.append(d) or real(d))
+    for _ in range(3):
+        assert rules.lookup(str(tmp_path), 3, 7) == str(tmp_path / "s3")
+    assert len(listed) == 1
+    (tmp_path / "s3.wav").unlink()                   # a change: listed again (not settled yet)
+    assert rules.lookup(str(tmp_path), 3, 7) == ""
+    (tmp_path / "s3.wav").write_bytes(b"x")
+    assert rules.lookup(str(tmp_path), 3, None) == str(tmp_path / "s3")
+    assert rules.lookup(str(tmp_path), 3, None) == str(tmp_path / "s3")
+    assert len(listed) == 4                          # changed within the second: each time
 
 
 # ------------------------------------------------------------------------------- the audio

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import string
+import time
 from typing import Optional
 
 FIELDS = ("source", "campaign", "label", "project")
@@ -80,17 +81,39 @@ def is_whisper_name(stem: str) -> bool:
 
 def lookup(directory: str, source_id: Optional[int], campaign_id: Optional[int]) -> str:
     """``CT_WHISPER``: the path without extension (as ``Playback()`` wants it) of the campaign's
-    file, else the source's; '' when neither exists (no whisper). Two ``stat()`` calls at most,
-    never an exception."""
+    file, else the source's; '' when neither exists (no whisper). Never an exception."""
     if not directory or not source_id:
         return ""
-    names = [file_name(source_id, campaign_id)] if campaign_id else []
-    names.append(file_name(source_id))
-    for name in names:
-        path = os.path.join(directory, name)
-        try:
-            if os.path.isfile(path + EXT):
-                return path
-        except (OSError, ValueError):
-            return ""
+    names = _files(directory)
+    if campaign_id and file_name(source_id, campaign_id) + EXT in names:
+        return os.path.join(directory, file_name(source_id, campaign_id))
+    if file_name(source_id) + EXT in names:
+        return os.path.join(directory, file_name(source_id))
     return ""
+
+
+#: A directory changed this recently (ns) is listed again at each lookup: a second change
+#: within the file system's clock tick would leave its modification time as it was.
+_SETTLED_NS = 1_000_000_000
+_listed: dict[str, tuple[int, frozenset[str]]] = {}
+
+
+def _files(directory: str) -> frozenset[str]:
+    """The regular files in ``directory`` (none when it cannot be read), listed again only when
+    its modification time changed (a file added, removed or renamed). One ``stat()`` a call
+    instead of one per candidate file: those were 3 % of the FastAGI event loop's time at
+    saturation."""
+    try:
+        mtime = os.stat(directory).st_mtime_ns
+        seen = _listed.get(directory)
+        if seen is not None and seen[0] == mtime:
+            return seen[1]
+        with os.scandir(directory) as entries:
+            names = frozenset(e.name for e in entries if e.is_file())
+    except (OSError, ValueError):
+        return frozenset()
+    if time.time_ns() - mtime > _SETTLED_NS:
+        if len(_listed) > 64:
+            _listed.clear()
+        _listed[directory] = (mtime, names)
+    return names

@@ -504,3 +504,83 @@ def test_server_processes_get_the_settings(db_url, data, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         proc.stderr.close()
+
+
+# ---------------------------------------------- the connection's timer
+def _clock_run(body, step=0.2):
+    """``body(clock)`` inside a connection's :class:`_Clock` on a fresh loop; what it raised
+    (None) and how many timer handles the clock made."""
+    from agi.server import _Clock
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        made = []
+        real_call_at = loop.call_at
+
+        def call_at(when, cb, *args, **kwargs):
+            handle = real_call_at(when, cb, *args, **kwargs)
+            if getattr(cb, "__self__", None).__class__ is _Clock:
+                made.append(when)
+            return handle
+        loop.call_at = call_at
+        clock = _Clock(loop, step)
+        t0 = loop.time()
+
+        async def connection():
+            async with clock:
+                await body(clock)
+        task = asyncio.create_task(connection())
+        try:
+            await task
+        except BaseException as e:  # noqa: BLE001 - what the test looks at
+            return e, made, loop.time() - t0
+        return None, made, loop.time() - t0
+
+    return asyncio.run(main())
+
+
+def test_the_connection_timer_is_armed_once_for_a_quick_call():
+    async def quick(clock):
+        clock.dialog()
+        for _ in range(3):
+            clock.reply("EXEC MSet a=b")
+            await asyncio.sleep(0)
+            clock.dialog()
+    err, made, _ = _clock_run(quick)
+    assert err is None and len(made) == 1
+
+
+def test_the_connection_timer_follows_a_deadline_moved_later_and_sooner():
+    async def later(clock):          # each reply within 0.2 s, three of them 0.15 s apart
+        clock.dialog()
+        for _ in range(3):
+            clock.reply("EXEC MSet a=b")
+            await asyncio.sleep(0.15)
+            clock.dialog()
+    err, made, took = _clock_run(later)
+    assert err is None and took >= 0.45 and len(made) >= 2      # fired early, set itself again
+
+    async def silent(clock):         # the reply never comes: TimeoutError at its deadline
+        clock.dialog()
+        await asyncio.sleep(0.05)
+        clock.reply("EXEC MSet a=b")
+        await asyncio.sleep(5)
+    err, _, took = _clock_run(silent)
+    assert isinstance(err, TimeoutError) and 0.24 <= took < 0.5, (err, took)
+
+    async def sooner(clock):         # a deadline moved sooner than the armed timer moves it
+        clock.end = clock.loop.time() + 0.05
+        clock.reply("EXEC MSet a=b")
+        await asyncio.sleep(5)
+    err, made, took = _clock_run(sooner)
+    assert isinstance(err, TimeoutError) and took < 0.15 and len(made) == 2, (err, took, made)
+
+
+def test_a_cancellation_from_outside_stays_a_cancellation():
+    async def cancelled(clock):      # the server's close() cancels a connection's task
+        clock.dialog()
+        task = asyncio.current_task()
+        asyncio.get_running_loop().call_later(0.05, task.cancel)
+        await asyncio.sleep(1)
+    err, _, took = _clock_run(cancelled)
+    assert isinstance(err, asyncio.CancelledError) and took < 0.5
