@@ -10,6 +10,7 @@ adapter drives the same generator with its own I/O.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Generator
@@ -55,6 +56,28 @@ def parse_header_line(line: bytes, env: dict[str, str]) -> bool:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         text = line.decode("latin-1")
+    return _header_text(text, env)
+
+
+def parse_header_lines(block: bytes, env: dict[str, str]) -> None:
+    """:func:`parse_header_line` for each line of ``block`` (lines without the closing blank
+    one), the block decoded at once (per line when it is not all UTF-8): Asterisk's ~25
+    lines a call, one at a time, were 3 % of the event loop's time at saturation."""
+    try:
+        lines = block.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        for line in block.split(b"\n"):
+            parse_header_line(line, env)
+        return
+    for text in lines:
+        _header_text(text, env)
+
+
+#: header keys seen valid (Asterisk's ~25 and the arguments'): no pattern match for them
+_VALID_KEYS: set[str] = set()
+
+
+def _header_text(text: str, env: dict[str, str]) -> bool:
     text = text.rstrip("\r\n")
     if text == "":
         if not env:
@@ -62,12 +85,20 @@ def parse_header_line(line: bytes, env: dict[str, str]) -> bool:
         return True
     key, sep, value = text.partition(":")
     key = key.strip()
-    if not sep or not _KEY.fullmatch(key):
+    if not sep or (key not in _VALID_KEYS and not _valid_key(key)):
         raise HeaderError(f"not an AGI header line: {text[:60]!r}")
     if len(env) >= MAX_LINES:
         raise HeaderError("too many header lines")
     env[key] = value.strip()
     return False
+
+
+def _valid_key(key: str) -> bool:
+    if not _KEY.fullmatch(key):
+        return False
+    if len(_VALID_KEYS) < 1000:
+        _VALID_KEYS.add(key)
+    return True
 
 
 @dataclass
@@ -194,8 +225,14 @@ def mset_safe(name: str, value: object) -> bool:
     if len(s) > MAX_VALUE:
         return False
     if name.startswith("CT_"):
-        return _KEY_SAFE.fullmatch(name) is not None and _MSET_SAFE.fullmatch(s) is not None
+        return _ct_name(name) and _MSET_SAFE.fullmatch(s) is not None
     return name == CALLERID_NAME and _NAME_SAFE.fullmatch(s) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _ct_name(name: str) -> bool:
+    """A ``CT_*`` name MSet can set (the hooks send the same dozen on every call)."""
+    return _KEY_SAFE.fullmatch(name) is not None
 
 
 def mset_lines(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:

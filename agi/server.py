@@ -299,8 +299,7 @@ class AgiServer:
                 except asyncio.LimitOverrunError:
                     rest = first        # longer: left buffered, read line by line below
                 if rest.endswith(b"\n\n"):
-                    for line in rest.split(b"\n")[:-2]:
-                        p.parse_header_line(line, env)
+                    p.parse_header_lines(rest[:-2], env)
                     return env
                 line = rest + await reader.readuntil(b"\n")
                 total += len(line)

@@ -231,8 +231,8 @@ class HookCache:
         self._cat = None
 
     def remember_queue(self, did: str, queue: str) -> None:
-        if not did or not queue:
-            return
+        if not did or not queue or self._queues.get(did) == queue:
+            return          # known (every call of a DID after its first): no lock, no reorder
         with self._lock:
             self._queues[did] = queue
             self._queues.move_to_end(did)

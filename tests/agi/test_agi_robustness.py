@@ -54,6 +54,9 @@ def test_half_sent_header_does_not_stall(agi, data):
     (b"agi_request: " + b"a" * 10000 + b"\n\n", "header line too long"),
     (b"".join(b"agi_arg_%d: %s\n" % (i, b"x" * 200) for i in range(1, 200)) + b"\n", "header too large"),
     (b"\n", "empty header"),
+    (b"agi_network: yes\nagi_channel: Local/1@x\nAGI_Bad Key: 1\n\n", "not an AGI header line"),
+    (b"agi_network: yes\n" + b"".join(b"agi_arg_%d: x\n" % i for i in range(1, 302)) + b"\n",
+     "too many header lines"),
 ])
 def test_garbage_and_oversized_headers_get_an_error_answer(agi, data, payload, reason):
     with socket.create_connection(("127.0.0.1", agi.port), timeout=5) as s:
@@ -205,3 +208,21 @@ def test_database_locked_never_holds_the_caller(db_url, data, session_factory, c
         assert all(rows[k].attribution == "static" and rows[k].queue == "sales" for k in rows)
     else:
         assert sorted(rows) == ["l.0", "l.9"]
+
+
+def test_a_header_block_is_read_as_its_lines_are():
+    """The block read at once (UTF-8, or line by line when some line is not: latin-1 then)
+    gives what reading its lines one by one gives; a bad key anywhere in it is refused."""
+    from agi import protocol as p
+
+    block = "agi_request: agi://h/route\nagi_calleridname: Пётр\r\nagi_arg_1: 7495\n".encode()
+    for data in (block, block + "agi_rdnis: Jos\xe9\n".encode("latin-1")):
+        one_by_one: dict = {}
+        for line in data.split(b"\n")[:-1]:
+            p.parse_header_line(line, one_by_one)
+        at_once: dict = {}
+        p.parse_header_lines(data[:-1], at_once)
+        assert at_once == one_by_one and at_once["agi_calleridname"] == "Пётр"
+    assert at_once["agi_rdnis"] == "José"
+    with pytest.raises(p.HeaderError, match="not an AGI header line"):
+        p.parse_header_lines(b"agi_request: x\nagi_Request: y", {})
