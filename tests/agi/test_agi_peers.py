@@ -539,25 +539,25 @@ def _clock_run(body, step=0.2):
     return asyncio.run(main())
 
 
-def test_the_connection_timer_is_armed_once_for_a_quick_call():
-    async def quick(clock):
+def _three_replies(after: float):
+    """A dialog of three commands, each answered ``after`` seconds later."""
+    async def body(clock):
         clock.dialog()
         for _ in range(3):
             clock.reply("EXEC MSet a=b")
-            await asyncio.sleep(0)
+            await asyncio.sleep(after)
             clock.dialog()
-    err, made, _ = _clock_run(quick)
+    return body
+
+
+def test_the_connection_timer_is_armed_once_for_a_quick_call():
+    err, made, _ = _clock_run(_three_replies(0))
     assert err is None and len(made) == 1
 
 
 def test_the_connection_timer_follows_a_deadline_moved_later_and_sooner():
-    async def later(clock):          # each reply within 0.2 s, three of them 0.15 s apart
-        clock.dialog()
-        for _ in range(3):
-            clock.reply("EXEC MSet a=b")
-            await asyncio.sleep(0.15)
-            clock.dialog()
-    err, made, took = _clock_run(later)
+    # each reply within 0.2 s, three of them 0.15 s apart
+    err, made, took = _clock_run(_three_replies(0.15))
     assert err is None and took >= 0.45 and len(made) >= 2      # fired early, set itself again
 
     async def silent(clock):         # the reply never comes: TimeoutError at its deadline
