@@ -84,11 +84,12 @@ def lookup(directory: str, source_id: Optional[int], campaign_id: Optional[int])
     file, else the source's; '' when neither exists (no whisper). Never an exception."""
     if not directory or not source_id:
         return ""
-    names = _files(directory)
-    if campaign_id and file_name(source_id, campaign_id) + EXT in names:
-        return os.path.join(directory, file_name(source_id, campaign_id))
-    if file_name(source_id) + EXT in names:
-        return os.path.join(directory, file_name(source_id))
+    files = _files(directory)
+    names = [file_name(source_id, campaign_id)] if campaign_id else []
+    names.append(file_name(source_id))
+    for name in names:
+        if name + EXT in files:
+            return os.path.join(directory, name)
     return ""
 
 
