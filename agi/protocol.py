@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Generator
+from typing import Callable, Generator, Optional
 
 from calltracking import hooks
 
@@ -189,12 +189,15 @@ class Command:
 class Work:
     """Database work ``fn(budget) -> dict``; ``fallback()`` answers when it fails or is late.
     ``reads_only``: ``fn`` only reads (through :meth:`hooks.HookEnv.read`), so the FastAGI server
-    may run it on its event loop when the database is a local SQLite file."""
+    may run it on its event loop when the database is a local SQLite file. ``steps``: the same
+    reads and result as steps (:data:`calltracking.attribution.rawsql.Reads`), which the server
+    runs on its event loop's PostgreSQL connections (:mod:`agi.pg_reads`)."""
 
     fn: Callable[[hooks.Budget], dict]
     fallback: Callable[[], dict]
     what: str = ""
     reads_only: bool = False
+    steps: Optional[Callable[[], object]] = None
 
 
 @dataclass
@@ -288,7 +291,9 @@ def dialog(env: hooks.HookEnv, req: Request) -> Dialog:
         else:                           # FastAGI: the server writes the row in a batch
             result, values = yield Work(
                 lambda b: hooks.plan_route(env, did, linkedid, caller, req.caller_name, req.rdnis),
-                lambda: (hooks.defaults(env, "route", did, linkedid), None), "route", reads_only=True)
+                lambda: (hooks.defaults(env, "route", did, linkedid), None), "route", reads_only=True,
+                steps=lambda: hooks.plan_route_steps(env, did, linkedid, caller, req.caller_name,
+                                                     req.rdnis))
             if values is not None and values["linkedid"]:
                 yield Write(values, hooks.ROUTE_OVERWRITE)
         yield from set_all(result, env.config.agi.mset)

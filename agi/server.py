@@ -3,8 +3,10 @@
 Every connection: check the peer (``[agi] allowed_peers``, ``[agi] max_connections``),
 read the ``agi_*`` header (size-limited, with a timeout), run the hook's dialog
 (``agi/protocol.py``), close. Database work runs in a thread pool under
-``asyncio.wait_for`` with the ``[agi] timeout_ms`` budget; when it fails or is late the
-channel gets the safe defaults and the late work is told not to write (``Budget.cancelled``).
+``asyncio.wait_for`` with the ``[agi] timeout_ms`` budget (the route hook's reads: on the
+loop itself, SQLite's inline, PostgreSQL's on the loop's own connections, ``agi/pg_reads.py``);
+when it fails or is late the channel gets the safe defaults and the late work is told not to
+write (``Budget.cancelled``).
 
 The peer is not trusted. Every read ends the session at end of file, is bounded in size
 (:data:`agi.protocol.MAX_LINE` per line, :data:`MAX_REPLY` per reply) and in time: the
@@ -34,6 +36,7 @@ from calltracking.hooks.writer import CallWriter
 from calltracking.logsetup import CURRENT_LINKEDID
 
 from agi import protocol as p
+from agi.pg_reads import Lost, PgReads
 
 log = logging.getLogger("calltracking.agi")
 
@@ -97,8 +100,11 @@ class AgiServer:
         # SQLite: the route hook's reads and decisions (0.125 ms of CPU per call measured, on a
         # local file that never makes a reader wait for a lock in WAL mode) run on the event
         # loop, bounded by the budget (HookEnv.deadline), without a hand-off to a thread and
-        # back. PostgreSQL's reads are network round trips: they stay in the thread pool.
+        # back. PostgreSQL's reads are network round trips, which must not hold the loop: the
+        # route hook's run on the loop's own asynchronous connections (agi/pg_reads.py), the
+        # other hooks' in the thread pool.
         self.inline_reads = self.env.engine.dialect.name == "sqlite"
+        self.pg_reads: Optional[PgReads] = None
         self.preloaded = False      # the catalogue is read (never read on the loop: ~0.1 s)
         self.server: Optional[asyncio.AbstractServer] = None
         # the loop it serves on (asyncio.get_running_loop() is a getpid() system call each time)
@@ -128,6 +134,10 @@ class AgiServer:
             await asyncio.wait_for(asyncio.shield(preload), PRELOAD_WAIT)
         except asyncio.TimeoutError:
             log.warning("FastAGI: the catalogue was not read within %.0f s; serving anyway", PRELOAD_WAIT)
+        if self.env.dialect == "postgresql":
+            self.pg_reads = PgReads(self.env.engine, self.workers, self.config.agi.timeout_ms,
+                                    sync=lambda fn: self.loop.run_in_executor(self.pool, self.env.read, fn))
+            await self.pg_reads.open(PRELOAD_WAIT)
         self.server = await asyncio.start_server(self._accept, self.host, self.port,
                                                  limit=p.MAX_LINE, reuse_address=True, backlog=1024,
                                                  reuse_port=self.reuse_port or None)
@@ -174,6 +184,8 @@ class AgiServer:
             await asyncio.gather(*self.connections, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
+        if self.pg_reads is not None:
+            await self.pg_reads.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.get_running_loop().run_in_executor(None, self.env.writer.close)
         self.env.close_connections()
@@ -375,6 +387,18 @@ class AgiServer:
                     return step.fn(budget)
             except Exception as e:  # noqa: BLE001 - interrupted at the deadline, DB gone, bug
                 return self._fell_back(step, budget, e)
+        if step.steps is not None and self.pg_reads is not None:
+            task = self.pg_reads.start(step.steps, budget)
+            if task is not None:
+                self.inflight += 1
+                try:
+                    return await asyncio.wait_for(asyncio.shield(task), max(budget.remaining(), 0.001))
+                except Lost:
+                    pass                    # its connection broke: read through a thread
+                except Exception as e:  # noqa: BLE001 - late, DB gone, bug: fail open
+                    return self._fell_back(step, budget, e)
+                finally:
+                    self.inflight -= 1
         self.inflight += 1
         fut = loop.run_in_executor(self.pool, _guarded, step.fn, budget)
         try:

@@ -531,11 +531,13 @@ async def measure(server: Server, load: Load, a, exe, tmp) -> dict:
     """One round against one server: the open loop (p50, p99, max), then the closed loop
     (saturation: --closed-seconds with the Python client, --closed-calls with the C one); the
     server's CPU per call in the closed loop."""
+    o0 = server.cpu()
     if exe:
         ol = await c_run(exe, tmp, server.port, load, "open", a.rate, int(a.rate * a.seconds))
     else:
         ol = await open_loop(server.port, load, a.rate, a.seconds)
     c0 = server.cpu()
+    open_cpu_ms = (c0 - o0) * 1000 / max(ol["calls"], 1)
     if exe:
         cl = await c_run(exe, tmp, server.port, load, "closed", a.concurrency, a.closed_calls)
     else:
@@ -549,7 +551,7 @@ async def measure(server: Server, load: Load, a, exe, tmp) -> dict:
         sat = committed_rate(cl["calls"], cl["rate"], lag)
     cpu_ms = (server.cpu() - c0) * 1000 / max(cl["calls"], 1)
     return dict(p50=ol["p50"], p99=ol["p99"], max=ol["max"], sat=sat, answered=cl["rate"], lag=lag,
-                sat_p99=cl["p99"], cpu_ms=cpu_ms, failed=ol["failed"] + cl["failed"],
+                sat_p99=cl["p99"], cpu_ms=cpu_ms, open_cpu_ms=open_cpu_ms, failed=ol["failed"] + cl["failed"],
                 calls=ol["calls"] + cl["calls"], errors=ol["errors"] + cl["errors"])
 
 
@@ -618,7 +620,8 @@ def floor_run(a, env, load: Load, tmp: Path) -> bool:
                                   f"{m['p99']:6.2f}  max {m['max']:6.2f} ms  saturation {m['sat']:6.0f}/s "
                                   + (f"(answered {m['answered']:.0f}/s, rows committed {m['lag']:.2f} s "
                                      f"later) " if name == "ours" else "")
-                                  + f"(p99 {m['sat_p99']:.1f} ms)  server CPU {m['cpu_ms']:.3f} ms/call  "
+                                  + f"(p99 {m['sat_p99']:.1f} ms)  server CPU {m['cpu_ms']:.3f} ms/call "
+                                  f"({m['open_cpu_ms']:.3f} at {a.rate:g}/s)  "
                                   f"failed {m['failed']}  (load {la:.1f})", flush=True)
                 finally:
                     gc.enable()
@@ -635,7 +638,8 @@ def floor_run(a, env, load: Load, tmp: Path) -> bool:
         print(f"{procs} process{'es' if procs > 1 else ''}: medians over {a.rounds} rounds "
               f"(ours / floor = ratio)")
         for key, label in (("p50", "p50 ms"), ("p99", "p99 ms"), ("max", "max ms"),
-                           ("sat", "saturation/s"), ("cpu_ms", "CPU ms/call")):
+                           ("sat", "saturation/s"), ("cpu_ms", "CPU ms/call"),
+                           ("open_cpu_ms", f"CPU at {a.rate:g}/s")):
             mo, mf = _median([m[key] for m in o]), _median([m[key] for m in f])
             print(f"  {label:13} {mo:9.2f} / {mf:9.2f} = {mo / mf:5.2f}x")
         per_round = [oo["p99"] / ff["p99"] for oo, ff in zip(o, f)]

@@ -186,6 +186,18 @@ class HookCache:
                 return fresh, fresh.number(e164, did)
         return cat, info
 
+    def known(self, session_factory, e164: Optional[str], did: str):
+        """:meth:`number` when the snapshot answers it alone, else None (no snapshot yet, no
+        caching, or a DID the snapshot does not know: :meth:`number` reads the database)."""
+        cat = self._cat
+        if cat is None or self.rules_ttl <= 0:
+            return None
+        cat = self.catalogue(None, session_factory)
+        info = cat.number(e164, did)
+        if info.tn_id is None and e164:
+            return None
+        return cat, info
+
     def _refresh(self, session_factory) -> None:
         try:
             cat = self._cat

@@ -17,7 +17,9 @@ as a call to that number: :func:`forwarded_mapping`.
 
 :func:`first_call` is :func:`lookup.is_first_call` in one query. Each copies its ORM
 counterpart for speed (two queries instead of a dozen ORM loads per call);
-``tests/agi/test_agi_core.py`` proves each pair agrees.
+``tests/agi/test_agi_core.py`` proves each pair agrees. Each is also written as steps
+(``*_steps``, :data:`~calltracking.attribution.rawsql.Reads`), which the FastAGI server runs
+on its event loop's PostgreSQL connections.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from typing import NamedTuple, Optional
 
 from calltracking.attribution.catalogue import NumberInfo
 from calltracking.attribution.lookup import CERTAIN, confidence
-from calltracking.attribution.rawsql import bind_time, read_time, run_sql
+from calltracking.attribution.rawsql import Query, Reads, bind_time, read_time, run_reads
 from calltracking.enums import AttributionKind, NumberKind
 
 
@@ -70,6 +72,11 @@ def forwarded_mapping(cat, info: NumberInfo, fwd_cat, fwd: NumberInfo):
 
 def attribute_number(conn, info: NumberInfo, now: dt.datetime) -> NumberAttribution:
     """The attribution of a call to the DID ``info`` at ``now`` (rules: the module docstring)."""
+    return run_reads(conn, attribute_steps(conn.dialect.name, info, now))
+
+
+def attribute_steps(dialect: str, info: NumberInfo, now: dt.datetime) -> Reads:
+    """:func:`attribute_number` as steps (:data:`~calltracking.attribution.rawsql.Reads`)."""
     if info.tn_id is None or not info.active:
         return NOT_ATTRIBUTED                        # unknown or retired: keeps ringing
     if info.kind == NumberKind.STATIC:
@@ -77,7 +84,7 @@ def attribute_number(conn, info: NumberInfo, now: dt.datetime) -> NumberAttribut
             return NOT_ATTRIBUTED                    # unassigned
         return NumberAttribution(AttributionKind.STATIC, info.source_id, info.campaign_id,
                                  confidence=CERTAIN)
-    holder, candidates = pool_holder(conn, info.tn_id, info.hold_seconds, now)
+    holder, candidates = yield from pool_holder_steps(dialect, info.tn_id, info.hold_seconds, now)
     if holder is None:
         return NumberAttribution(source_id=info.pool_source_id, candidates=candidates)
     return NumberAttribution(AttributionKind.DYNAMIC, holder.source_id or info.pool_source_id,
@@ -94,14 +101,14 @@ _HOLDER_SQL = (
 
 def pool_holder(conn, tn_id: int, hold_seconds: int, at: dt.datetime) -> tuple[Optional[Holder], int]:
     """:func:`lookup.pool_holder` in one query: ``(holder or None, candidate count)``."""
-    dialect = conn.dialect.name
-    cur = run_sql(conn, _HOLDER_SQL, {
+    return run_reads(conn, pool_holder_steps(conn.dialect.name, tn_id, hold_seconds, at))
+
+
+def pool_holder_steps(dialect: str, tn_id: int, hold_seconds: int, at: dt.datetime) -> Reads:
+    """:func:`pool_holder` as steps."""
+    rows = yield Query(_HOLDER_SQL, {
         "tn": tn_id, "at": bind_time(at, dialect),
-        "since": bind_time(at - dt.timedelta(seconds=hold_seconds), dialect)})
-    try:
-        rows = cur.fetchall()
-    finally:
-        cur.close()
+        "since": bind_time(at - dt.timedelta(seconds=hold_seconds), dialect)}, many=True)
     if not rows:
         return None, 0
     r = rows[0]
@@ -113,9 +120,15 @@ def first_call(conn, pbx_id: str, project_id: Optional[int], number: str, now: d
                window_days: int, linkedid: str) -> Optional[bool]:
     """:func:`lookup.is_first_call` in one query that skips this call's own row
     (``pbx_id``, ``linkedid``)."""
+    return run_reads(conn, first_call_steps(conn.dialect.name, pbx_id, project_id, number, now,
+                                            window_days, linkedid))
+
+
+def first_call_steps(dialect: str, pbx_id: str, project_id: Optional[int], number: str,
+                     now: dt.datetime, window_days: int, linkedid: str) -> Reads:
+    """:func:`first_call` as steps."""
     if not number or not number.strip("+").isdigit():
         return None
-    dialect = conn.dialect.name
     params = {"number": number, "now": bind_time(now, dialect), "pbx": pbx_id, "linkedid": linkedid}
     sql = ("SELECT 1 FROM calls WHERE caller_number = :number AND started_at < :now"
            " AND NOT (pbx_id = :pbx AND linkedid = :linkedid)")
@@ -125,8 +138,4 @@ def first_call(conn, pbx_id: str, project_id: Optional[int], number: str, now: d
     if window_days:
         params["since"] = bind_time(now - dt.timedelta(days=window_days), dialect)
         sql += " AND started_at >= :since"
-    cur = run_sql(conn, sql + " LIMIT 1", params)
-    try:
-        return cur.fetchone() is None
-    finally:
-        cur.close()
+    return (yield Query(sql + " LIMIT 1", params)) is None

@@ -15,7 +15,8 @@ from calltracking.cli._common import pass_ctx, run_loop
 @click.command("agi")
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Override [agi] listen.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64),
-              help="Database threads (more helps PostgreSQL over a network, not SQLite).")
+              help="Database threads, and on PostgreSQL the event loop's connections for "
+                   "route's reads (more helps PostgreSQL over a network, not SQLite).")
 @click.option("--processes", default=None, type=click.IntRange(1, 32),
               help="Server processes sharing the port (default: [agi] processes).")
 @click.option("--reuse-port", is_flag=True, hidden=True,

@@ -23,8 +23,9 @@ from calltracking.hooks.env import Budget, HookEnv
 from calltracking.hooks.inputs import normalize
 from calltracking.hooks.lookup import lookup
 from calltracking.hooks.promo import promo
-from calltracking.hooks.route import ROUTE_OVERWRITE, plan_route, preload_fallback_queues, route
+from calltracking.hooks.route import (ROUTE_OVERWRITE, plan_route, plan_route_steps,
+                                     preload_fallback_queues, route)
 from calltracking.hooks.tag import TagRequest, tag
 
 __all__ = ["HOOKS", "Budget", "HookCache", "HookEnv", "ROUTE_OVERWRITE", "TagRequest", "defaults",
-           "lookup", "normalize", "plan_route", "preload_fallback_queues", "promo", "route", "tag"]
+           "lookup", "normalize", "plan_route", "plan_route_steps", "preload_fallback_queues", "promo", "route", "tag"]

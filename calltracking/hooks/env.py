@@ -80,6 +80,11 @@ class HookEnv:
         return self.session_factory.kw["bind"]
 
     @property
+    def dialect(self) -> str:
+        """The database's dialect name: ``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
     def region(self) -> str:
         return self.config.general.default_region
 

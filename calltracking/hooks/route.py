@@ -3,7 +3,7 @@
 ``AGI(agi://.../route,${EXTEN},${CHANNEL(linkedid)})``: the DID's mapping comes from the
 catalogue (:mod:`calltracking.attribution.catalogue`), the attribution from
 :func:`calltracking.attribution.fast.attribute_number`, first or repeat caller from
-:func:`calltracking.attribution.fast.first_call`, the queue from the project's routing
+:func:`calltracking.attribution.fast.first_call` (both read in :func:`route_steps`), the queue from the project's routing
 rules (:mod:`calltracking.attribution.routing`), which may look at the number that forwarded
 the call (``agi_rdnis``, kept on the row as ``forwarded_from``); a call forwarded from one of the
 project's own static tracking numbers is attributed by that number
@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Optional
 
 from calltracking.attribution import routing
-from calltracking.attribution.fast import attribute_number, first_call, forwarded_mapping
+from calltracking.attribution.fast import attribute_steps, first_call_steps, forwarded_mapping
 from calltracking.attribution.lookup import time_to_call
+from calltracking.attribution.rawsql import Reads, Sync, run_reads
 from calltracking.enums import AttributionKind
 from calltracking.hooks import call_row, inputs
 from calltracking.hooks.answer import Answer, call_id, prefixed_name
@@ -51,13 +52,29 @@ def plan_route(env: HookEnv, did: str, linkedid: str, caller: str = "",
                caller_name: str = "", rdnis: str = "") -> tuple[dict[str, str], dict]:
     """The reads and decisions of :func:`route`: ``(CT_* variables, the call row to upsert)``.
     ``rdnis``: the forwarding number as Asterisk gives it (``agi_rdnis``), cleaned here."""
-    answer, values = route_answer(env, did, linkedid, caller, caller_name, rdnis)
+    return env.read(lambda conn: run_reads(conn, plan_route_steps(env, did, linkedid, caller,
+                                                                  caller_name, rdnis)))
+
+
+def plan_route_steps(env: HookEnv, did: str, linkedid: str, caller: str = "",
+                     caller_name: str = "", rdnis: str = "") -> Reads:
+    """:func:`plan_route` as steps (:data:`~calltracking.attribution.rawsql.Reads`): the FastAGI
+    server runs them on its event loop's PostgreSQL connections."""
+    answer, values = yield from route_steps(env, did, linkedid, caller, caller_name, rdnis)
     return answer.variables(), values
 
 
 def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
                  raw_name: str, rdnis: str = "") -> tuple[Answer, dict]:
     """:func:`plan_route` with the :class:`Answer` itself (``lookup`` answers a part of it)."""
+    return env.read(lambda conn: run_reads(conn, route_steps(env, did, linkedid, caller,
+                                                             raw_name, rdnis)))
+
+
+def route_steps(env: HookEnv, did: str, linkedid: str, caller: str,
+                raw_name: str, rdnis: str = "") -> Reads:
+    """:func:`route_answer` as steps: the number's mapping from the catalogue's snapshot, then
+    the attribution's and the caller's one statement each, then the decisions."""
     now = env.clock()
     linkedid = inputs.clean_linkedid(linkedid)
     number = inputs.caller_number(caller, env.region)
@@ -65,18 +82,13 @@ def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
     forwarded = inputs.forwarded_from(rdnis, env.region)
     e164, did_text = inputs.dialled(did, env.region)
 
-    def read(conn):
-        cat, info = env.cache.number(conn, env.session_factory, e164, did_text)
-        if forwarded.startswith("+"):    # forwarded from one of the project's own numbers?
-            cat, info = forwarded_mapping(cat, info, *env.cache.number(conn, env.session_factory,
-                                                                       forwarded, forwarded))
-        att = attribute_number(conn, info, now)
-        project = info.project
-        first = first_call(conn, env.pbx_id, project.id if project else None, number, now,
-                           env.first_call_window(project), linkedid)
-        return cat, info, att, first
-
-    cat, info, att, first = env.read(read)
+    cat, info = yield from _mapping(env, e164, did_text)
+    if forwarded.startswith("+"):        # forwarded from one of the project's own numbers?
+        cat, info = forwarded_mapping(cat, info, *(yield from _mapping(env, forwarded, forwarded)))
+    dialect = env.dialect
+    att = yield from attribute_steps(dialect, info, now)
+    first = yield from first_call_steps(dialect, env.pbx_id, info.project.id if info.project else None,
+                                        number, now, env.first_call_window(info.project), linkedid)
     project, vs = info.project, att.session
     rule = None
     if project is not None:
@@ -108,6 +120,14 @@ def route_answer(env: HookEnv, did: str, linkedid: str, caller: str,
                     whisper=whisper_file(env.config.asterisk.whisper_dir, att.source_id, att.campaign_id),
                     callerid_name=prefixed_name(label, name) if prefix else None)
     return answer, values
+
+
+def _mapping(env: HookEnv, e164, did: str) -> Reads:
+    """``(catalogue, NumberInfo)`` of a DID: from the snapshot, else read (a :class:`Sync` step)."""
+    found = env.cache.known(env.session_factory, e164, did)
+    if found is None:
+        found = yield Sync(lambda conn: env.cache.number(conn, env.session_factory, e164, did))
+    return found
 
 
 def preload_fallback_queues(env: HookEnv) -> int:
