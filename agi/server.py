@@ -390,15 +390,14 @@ class AgiServer:
         if step.steps is not None and self.pg_reads is not None:
             task = self.pg_reads.start(step.steps, budget)
             if task is not None:
-                self.inflight += 1
+                self.inflight += 1          # until the read ends, late or not (max_backlog)
+                task.add_done_callback(self._done)
                 try:
                     return await asyncio.wait_for(asyncio.shield(task), max(budget.remaining(), 0.001))
                 except Lost:
                     pass                    # its connection broke: read through a thread
                 except Exception as e:  # noqa: BLE001 - late, DB gone, bug: fail open
                     return self._fell_back(step, budget, e)
-                finally:
-                    self.inflight -= 1
         self.inflight += 1
         fut = loop.run_in_executor(self.pool, _guarded, step.fn, budget)
         try:

@@ -18,6 +18,7 @@ from calltracking.attribution.rawsql import Query, Sync
 from calltracking.db import make_engine, session_scope
 from calltracking.models import Call, PoolReservation, Project, Source, TrackingNumber, VisitorSession
 from support.agi_server import ServerThread
+from support.config import make_config
 from support.fastagi_client import call, headers
 
 pytestmark = pytest.mark.db
@@ -222,3 +223,32 @@ def test_a_broken_connection_raises_lost(pg_only, engine):
         assert reads.start(_steps, _Budget()) is None        # none open: the threads read
         await reads.close()
     asyncio.run(main())
+
+
+def test_reads_stuck_behind_a_lock_count_until_they_end(pg_only, db_url, session_factory, clock,
+                                                        data, engine):
+    """A late read stays in flight until its statement ends: past ``max_backlog`` of them a
+    call gets the defaults at once instead of waiting out its budget behind them. (The budget
+    is 0.85 of timeout_ms less 5 ms; the statement stops at timeout_ms: 0.23 s after the
+    first call's answer, the second call's time to find it still in flight.)"""
+    srv = ServerThread(make_config(db_url, agi__timeout_ms=1500), session_factory, clock=clock,
+                       header_timeout=1.0)
+    try:
+        server = srv.server
+        server.max_backlog = 1
+        locker = engine.connect()
+        tx = locker.begin()
+        locker.execute(text("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE"))
+        try:
+            first = _route(srv.port, "b.1")
+            assert first["CT_STATUS"] == "fallback" and server.inflight == 1
+            t0 = time.monotonic()
+            second = _route(srv.port, "b.2")
+            assert second["CT_STATUS"] == "fallback" and time.monotonic() - t0 < 0.2
+        finally:
+            tx.rollback()
+            locker.close()
+        _wait(lambda: server.inflight == 0)
+        assert _route(srv.port, "b.3")["CT_STATUS"] == "ok"
+    finally:
+        srv.stop()
