@@ -130,14 +130,17 @@ class AgiServer:
         # Listening once the catalogue is read (at most PRELOAD_WAIT s: a database that does
         # not answer then gets the defaults): the first calls must not each wait for that read.
         preload = self.loop.run_in_executor(self.pool, self._preload)
+        opening = None          # PostgreSQL: the loop's connections, opened meanwhile
+        if self.env.dialect == "postgresql":
+            self.pg_reads = PgReads(self.env.engine, self.workers, self.config.agi.timeout_ms,
+                                    sync=lambda fn: self.loop.run_in_executor(self.pool, self.env.read, fn))
+            opening = self.loop.create_task(self.pg_reads.open(PRELOAD_WAIT))
         try:
             await asyncio.wait_for(asyncio.shield(preload), PRELOAD_WAIT)
         except asyncio.TimeoutError:
             log.warning("FastAGI: the catalogue was not read within %.0f s; serving anyway", PRELOAD_WAIT)
-        if self.env.dialect == "postgresql":
-            self.pg_reads = PgReads(self.env.engine, self.workers, self.config.agi.timeout_ms,
-                                    sync=lambda fn: self.loop.run_in_executor(self.pool, self.env.read, fn))
-            await self.pg_reads.open(PRELOAD_WAIT)
+        if opening is not None:
+            await opening
         self.server = await asyncio.start_server(self._accept, self.host, self.port,
                                                  limit=p.MAX_LINE, reuse_address=True, backlog=1024,
                                                  reuse_port=self.reuse_port or None)

@@ -28,4 +28,5 @@ from calltracking.hooks.route import (ROUTE_OVERWRITE, plan_route, plan_route_st
 from calltracking.hooks.tag import TagRequest, tag
 
 __all__ = ["HOOKS", "Budget", "HookCache", "HookEnv", "ROUTE_OVERWRITE", "TagRequest", "defaults",
-           "lookup", "normalize", "plan_route", "plan_route_steps", "preload_fallback_queues", "promo", "route", "tag"]
+           "lookup", "normalize", "plan_route", "plan_route_steps", "preload_fallback_queues",
+           "promo", "route", "tag"]
