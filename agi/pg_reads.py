@@ -60,7 +60,8 @@ class PgReads:
         params.pop("context", None)         # SQLAlchemy's adapters; psycopg's own do here
         params.setdefault("application_name", APPLICATION_NAME)
         self.statement_timeout_ms = max(1, int(statement_timeout_ms))
-        params["options"] = f"{params.get('options', '')} -c statement_timeout={self.statement_timeout_ms}".strip()
+        timeout = f"-c statement_timeout={self.statement_timeout_ms}"
+        params["options"] = f"{params.get('options', '')} {timeout}".strip()
         self.params = params
         self.size = max(1, size)
         self.sync = sync

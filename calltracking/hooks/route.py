@@ -4,13 +4,13 @@
 catalogue (:mod:`calltracking.attribution.catalogue`), the attribution from
 :func:`calltracking.attribution.fast.attribute_number`, first or repeat caller from
 :func:`calltracking.attribution.fast.first_call` (both read as steps in :func:`route_steps`),
-the queue from the project's routing rules (:mod:`calltracking.attribution.routing`), which
-may look at the number that forwarded the call (``agi_rdnis``, kept on the row as
+the queue from the project's routing rules (:mod:`calltracking.attribution.routing`), which may
+look at the number that forwarded the call (``agi_rdnis``, kept on the row as
 ``forwarded_from``); a call forwarded from one of the project's own static tracking numbers is
-attributed by that number (:func:`calltracking.attribution.fast.forwarded_mapping`). The call is recorded when the matching
-rule says so, else when its number records and the call is attributed. With
-``[agi] callerid_prefix`` (and the number's ``callerid_prefix``) an attributed call's
-``CALLERID(name)`` gets the source's short label in front. ``CT_WHISPER`` names the
+attributed by that number (:func:`calltracking.attribution.fast.forwarded_mapping`). The call
+is recorded when the matching rule says so, else when its number records and the call is
+attributed. With ``[agi] callerid_prefix`` (and the number's ``callerid_prefix``) an attributed
+call's ``CALLERID(name)`` gets the source's short label in front. ``CT_WHISPER`` names the
 operator's whisper file when it exists (:func:`calltracking.whisper.rules.lookup`).
 """
 from __future__ import annotations
