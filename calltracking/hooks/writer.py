@@ -142,10 +142,10 @@ class CallWriter:
 
     def release(self, loop) -> None:
         """On ``loop``: the rows it handed over, to the writer thread in one ``put``. The FastAGI
-        server calls it once a connection is closed, so that the thread's turn (its share of
-        the interpreter lock) comes after the channel went on, not during the call's last round
-        trip (SQLite, 200 calls/s, alternating with the build before it: p50 0.54-0.60 ms
-        instead of 0.73-0.83, p99 0.87-1.39 ms instead of 1.06-2.09)."""
+        server calls it once a connection closes with no other call open, so that the thread's
+        turn (its share of the interpreter lock) comes after the channel went on, not during a
+        call's round trip (SQLite, 200 calls/s, alternating with the build before it: p50
+        0.54-0.60 ms instead of 0.73-0.83, p99 0.87-1.39 ms instead of 1.06-2.09)."""
         jobs = self._ready.pop(loop, None)
         timer = self._release_timer.pop(loop, None)
         if timer is not None:
