@@ -3,9 +3,10 @@
 A hook whose reads are written as steps (:data:`calltracking.attribution.rawsql.Reads`, the
 ``route`` hook) has them run here instead of in a thread of the server's pool: each query is
 sent and its rows awaited on the loop, with no hand-off to a thread and back and no thread
-holding the interpreter lock while the loop has calls to answer. Measured on this project's
-2-core machine, one query of the route hook at 16 at a time: 0.034-0.040 ms of CPU a query
-and a p99 of 1.0-1.2 ms, against 0.064-0.076 ms and 2.2-2.5 ms through a thread.
+holding the interpreter lock while the loop has calls to answer. Measured by
+``bench/pg_reads.py`` on this project's 2-core machine (the route hook's first-call read, 16 at
+a time): 0.049-0.061 ms of CPU a read and a p99 of 1.04-1.42 ms, against 0.156-0.165 ms and
+5.07-6.12 ms through a thread pool.
 
 The rules:
 
