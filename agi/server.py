@@ -381,7 +381,6 @@ class AgiServer:
             return reply
 
     async def _work(self, step: p.Work, started: float) -> dict:
-        loop = self.loop
         if self.inflight >= self.max_backlog:
             self.stats["fallbacks"] += 1
             self._warn.warning("FastAGI: %d database jobs waiting; answering %s with defaults",
@@ -397,22 +396,24 @@ class AgiServer:
         if step.steps is not None and self.pg_reads is not None:
             task = self.pg_reads.start(step.steps, budget)
             if task is not None:
-                self.inflight += 1          # until the read ends, late or not (max_backlog)
-                task.add_done_callback(self._done)
                 try:
-                    return await asyncio.wait_for(asyncio.shield(task), max(budget.remaining(), 0.001))
+                    return await self._within(task, budget)
                 except Lost:
                     pass                    # its connection broke: read through a thread
                 except Exception as e:  # noqa: BLE001 - late, DB gone, bug: fail open
                     return self._fell_back(step, budget, e)
-        self.inflight += 1
-        fut = loop.run_in_executor(self.pool, _guarded, step.fn, budget)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), max(budget.remaining(), 0.001))
+            return await self._within(self.loop.run_in_executor(self.pool, _guarded, step.fn, budget),
+                                      budget)
         except Exception as e:  # noqa: BLE001 - late, DB down, locked, bug: fail open
             return self._fell_back(step, budget, e)
-        finally:
-            fut.add_done_callback(self._done)
+
+    async def _within(self, job: asyncio.Future, budget: hooks.Budget):
+        """``job``'s result, waited for at most the time ``budget`` has left (TimeoutError).
+        The job counts as in flight until it ends, late or not (``max_backlog``)."""
+        self.inflight += 1
+        job.add_done_callback(self._done)
+        return await asyncio.wait_for(asyncio.shield(job), max(budget.remaining(), 0.001))
 
     def _fell_back(self, step: p.Work, budget: hooks.Budget, e: Exception) -> dict:
         """The defaults instead of ``step``'s answer (``e``: why); its late work writes nothing."""

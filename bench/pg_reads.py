@@ -41,16 +41,10 @@ from agi.pg_reads import PgReads  # noqa: E402
 from calltracking.attribution.fast import first_call_steps  # noqa: E402
 from calltracking.attribution.rawsql import autocommit, run_reads  # noqa: E402
 from calltracking.db import make_engine  # noqa: E402
+from calltracking.hooks import Budget  # noqa: E402
 from dni import Pg  # noqa: E402
 
 NOW = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.timezone.utc)
-
-
-class _Budget:
-    cancelled = False
-
-    def check(self) -> None:
-        pass
 
 
 def fill(engine, calls: int) -> None:
@@ -95,7 +89,7 @@ async def run(kind: str, engine, queries: int, concurrency: int) -> dict:
         await reads.open(10)
 
         def start(i):
-            return reads.start(lambda: steps(i), _Budget())
+            return reads.start(lambda: steps(i), Budget(60))
     times: list[float] = []
 
     async def worker(k: int) -> None:

@@ -52,8 +52,8 @@ def plan_route(env: HookEnv, did: str, linkedid: str, caller: str = "",
                caller_name: str = "", rdnis: str = "") -> tuple[dict[str, str], dict]:
     """The reads and decisions of :func:`route`: ``(CT_* variables, the call row to upsert)``.
     ``rdnis``: the forwarding number as Asterisk gives it (``agi_rdnis``), cleaned here."""
-    return env.read(lambda conn: run_reads(conn, plan_route_steps(env, did, linkedid, caller,
-                                                                  caller_name, rdnis)))
+    answer, values = route_answer(env, did, linkedid, caller, caller_name, rdnis)
+    return answer.variables(), values
 
 
 def plan_route_steps(env: HookEnv, did: str, linkedid: str, caller: str = "",

@@ -9,15 +9,11 @@ import time
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from calltracking import hooks
-from calltracking.db import session_scope
 from calltracking.hooks import call_row
 from calltracking.hooks.route import ROUTE_OVERWRITE
-from calltracking.models import Call
-from support.agi_server import ServerThread
-from support.config import make_config
 from support.fastagi_client import call, headers
 
 pytestmark = pytest.mark.db
@@ -135,40 +131,3 @@ def test_driver_statement_writes_what_sqlalchemy_writes(engine, db_url):
     for i in range(3):
         assert got[f"a{i}"] == got[f"b{i}"]
     assert got["b1"]["caller_name"] == "Ivan 'O\"Brien'" and got["b1"]["attribution_confidence"] == 0.333
-
-
-
-def test_a_closed_calls_row_goes_to_the_writer_at_once_only_when_no_other_call_is_open(
-        db_url, session_factory, clock, data, monkeypatch):
-    """With ``write_wait_ms = 0`` (production's default) a call's row goes to the writer
-    thread when its connection closes if no other connection is open; with another one open
-    it waits for the writer's release timer (made 30 s here), taken with the rows after it."""
-    monkeypatch.setattr("calltracking.hooks.writer.RELEASE_AFTER", 30.0)
-    srv = ServerThread(make_config(db_url, agi__write_wait_ms=0), session_factory, clock=clock,
-                       header_timeout=30.0)
-    try:
-        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as other:
-            other.sendall(b"agi_network_script: route\n")           # a header still coming
-            _wait_for(lambda: len(srv.server.connections) == 1)
-            v = call(srv.port, headers(args=("74950001001", "busy.1"))).vars
-            assert v["CT_STATUS"] == "ok"
-            time.sleep(0.3)
-            assert _linkedids(session_factory) == [], "held while the other call is open"
-        _wait_for(lambda: len(srv.server.connections) == 0)
-        v = call(srv.port, headers(args=("74950001001", "alone.1"))).vars
-        assert v["CT_STATUS"] == "ok"
-        _wait_for(lambda: _linkedids(session_factory) == ["alone.1", "busy.1"])
-    finally:
-        srv.stop()
-
-
-def _wait_for(cond, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
-def _linkedids(session_factory) -> list[str]:
-    with session_scope(session_factory) as s:
-        return sorted(s.scalars(select(Call.linkedid)))

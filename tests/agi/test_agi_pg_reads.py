@@ -20,6 +20,7 @@ from calltracking.models import Call, PoolReservation, Project, Source, Tracking
 from support.agi_server import ServerThread
 from support.config import make_config
 from support.fastagi_client import call, headers
+from support.polling import poll
 
 pytestmark = pytest.mark.db
 
@@ -46,13 +47,6 @@ def _loop_backends(engine) -> list[int]:
     with engine.connect() as c:
         return list(c.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
                               {"n": APPLICATION_NAME}).scalars())
-
-
-def _wait(cond, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_route_reads_go_through_the_loops_connections(loop_agi, data, engine, session_factory, clock):
@@ -112,7 +106,7 @@ def test_a_locked_table_answers_defaults_within_the_budget(loop_agi, data, engin
     assert v["CT_STATUS"] == "fallback" and v["CT_QUEUE"] == "sales"
     assert took < budget + 0.5
     # the late read ended on its own (statement_timeout) and gave its connection back
-    _wait(lambda: not reads.running and len(reads.idle) == reads.size)
+    poll(lambda: not reads.running and len(reads.idle) == reads.size, 5, "the late read's end", 0.02)
     assert reads.open_count == reads.size
     assert _route(loop_agi.port, "lock.2")["CT_STATUS"] == "ok"
 
@@ -128,7 +122,8 @@ def test_killed_connections_fall_back_to_threads_and_are_reopened(loop_agi, data
     for i in range(2, 2 + reads.size + 2):             # every dead connection met by a call
         v = _route(loop_agi.port, f"k.{i}")
         assert v["CT_STATUS"] == "ok" and v["CT_SOURCE"] == "Google Ads", v
-    _wait(lambda: reads.open_count == reads.size and len(_loop_backends(engine)) == reads.size)
+    poll(lambda: reads.open_count == reads.size and len(_loop_backends(engine)) == reads.size,
+         5, "the connections reopened", 0.02)
     assert reads.stats["lost"] >= 1 and reads.stats["opened"] >= reads.size + 1
     before = reads.stats["reads"]
     assert _route(loop_agi.port, "k.99")["CT_STATUS"] == "ok"
@@ -146,14 +141,6 @@ def _steps():
     return one[0], [r[0] for r in rows], synced
 
 
-class _Budget:
-    cancelled = False
-
-    def check(self):
-        if self.cancelled:
-            raise hooks.env.Cancelled()
-
-
 def _reads(engine, url=None, size=2, timeout_ms=300):
     async def sync(fn):
         return fn(None)
@@ -165,12 +152,12 @@ def test_steps_run_and_connections_are_shared(pg_only, engine):
         reads = _reads(engine, size=2)
         await reads.open(5)
         assert reads.open_count == 2 and len(reads.idle) == 2
-        tasks = [reads.start(_steps, _Budget()) for _ in range(10)]   # more reads than connections
+        tasks = [reads.start(_steps, hooks.Budget(60)) for _ in range(10)]   # more reads than connections
         got = await asyncio.gather(*tasks)
         assert got == [(42, [1, 2, 3], "from a thread")] * 10
         assert reads.stats["reads"] == 10 and len(reads.idle) == 2 and not reads.waiters
         await reads.close()
-        assert reads.idle == [] and reads.start(_steps, _Budget()) is None
+        assert reads.idle == [] and reads.start(_steps, hooks.Budget(60)) is None
     asyncio.run(main())
 
 
@@ -178,7 +165,7 @@ def test_a_read_whose_call_already_answered_does_nothing(pg_only, engine):
     async def main():
         reads = _reads(engine, size=1)
         await reads.open(5)
-        spent = _Budget()
+        spent = hooks.Budget(60)
         spent.cancelled = True
         with pytest.raises(hooks.env.Cancelled):
             await reads.start(_steps, spent)
@@ -196,14 +183,14 @@ def test_an_unreachable_database_leaves_the_reads_to_threads_until_it_answers(pg
     async def main():
         reads = _reads(None, url=bad.render_as_string(hide_password=False), size=2)
         await reads.open(5)
-        assert reads.open_count == 0 and reads.start(_steps, _Budget()) is None
+        assert reads.open_count == 0 and reads.start(_steps, hooks.Budget(60)) is None
         assert reads._reopening is not None                # tries again in the background
         reads.params = PgReads(engine, 2, 300, None).params      # the database is back
         deadline = time.monotonic() + 5
         while reads.open_count < 2:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
-        assert await reads.start(_steps, _Budget()) == (42, [1, 2, 3], "from a thread")
+        assert await reads.start(_steps, hooks.Budget(60)) == (42, [1, 2, 3], "from a thread")
         await reads.close()
         done.set()
     asyncio.run(main())
@@ -218,9 +205,9 @@ def test_a_broken_connection_raises_lost(pg_only, engine):
             c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE application_name = :n"), {"n": APPLICATION_NAME})
         with pytest.raises(Lost):
-            await reads.start(_steps, _Budget())
+            await reads.start(_steps, hooks.Budget(60))
         assert reads.open_count == 0 and reads.stats["lost"] == 1
-        assert reads.start(_steps, _Budget()) is None        # none open: the threads read
+        assert reads.start(_steps, hooks.Budget(60)) is None        # none open: the threads read
         await reads.close()
     asyncio.run(main())
 
@@ -248,7 +235,7 @@ def test_reads_stuck_behind_a_lock_count_until_they_end(pg_only, db_url, session
         finally:
             tx.rollback()
             locker.close()
-        _wait(lambda: server.inflight == 0)
+        poll(lambda: server.inflight == 0, 5, "the late reads' end", 0.02)
         assert _route(srv.port, "b.3")["CT_STATUS"] == "ok"
     finally:
         srv.stop()

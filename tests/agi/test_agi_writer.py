@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import socket
 import threading
 import time
 
@@ -17,6 +18,10 @@ from calltracking.hooks.spool import Spool
 from calltracking.hooks.writer import CallWriter
 from calltracking.hooks.write_job import RELEASE_AFTER, WriteJob
 from calltracking.models import Call
+from support.agi_server import ServerThread
+from support.config import make_config
+from support.fastagi_client import call, headers
+from support.polling import poll
 
 T0 = dt.datetime(2026, 3, 4, 9, 30, tzinfo=dt.timezone.utc)
 
@@ -113,6 +118,30 @@ def test_a_loops_rows_go_to_the_thread_when_released_and_wake_the_loop_only_for_
         w.close()
     assert _linkedids(session_factory) == ["r.1", "r.2", "r.3"]
     assert w.spool is None or not w.spool.path.exists() or w.spool.path.stat().st_size == 0
+
+
+def test_a_closed_calls_row_goes_to_the_writer_at_once_only_when_no_other_call_is_open(
+        db_url, session_factory, clock, data, monkeypatch):
+    """With ``write_wait_ms = 0`` (production's default) a call's row goes to the writer
+    thread when its connection closes if no other connection is open; with another one open
+    it waits for the writer's release timer (made 30 s here), taken with the rows after it."""
+    monkeypatch.setattr("calltracking.hooks.writer.RELEASE_AFTER", 30.0)
+    srv = ServerThread(make_config(db_url, agi__write_wait_ms=0), session_factory, clock=clock,
+                       header_timeout=30.0)
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as other:
+            other.sendall(b"agi_network_script: route\n")           # a header still coming
+            poll(lambda: len(srv.server.connections) == 1, 5, "the other connection", 0.01)
+            v = call(srv.port, headers(args=("74950001001", "busy.1"))).vars
+            assert v["CT_STATUS"] == "ok"
+            time.sleep(0.3)
+            assert _linkedids(session_factory) == [], "held while the other call is open"
+        poll(lambda: not srv.server.connections, 5, "the other connection closed", 0.01)
+        v = call(srv.port, headers(args=("74950001001", "alone.1"))).vars
+        assert v["CT_STATUS"] == "ok"
+        poll(lambda: _linkedids(session_factory) == ["alone.1", "busy.1"], 5, "both rows", 0.01)
+    finally:
+        srv.stop()
 
 
 def test_write_returns_at_once_when_committed(engine, session_factory, data):
